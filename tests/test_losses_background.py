@@ -68,3 +68,24 @@ def test_bad_input():
         background_penalty(logits, torch.ones(1, 3))
     with pytest.raises(ValueError, match=r"logits must have shape \(B, A, C\)"):
         background_penalty(torch.zeros(3, 2), torch.ones(3, dtype=torch.bool))
+
+
+def test_fused_sums_equal_bce_and_penalty_values_and_gradients():
+    import torch.nn.functional as F
+
+    from semiyolo.losses import bce_and_background_sums
+
+    gen = torch.Generator().manual_seed(2)
+    x1 = (torch.randn(2, 40, 5, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    x2 = x1.detach().clone().requires_grad_()
+    y = torch.rand(2, 40, 5, generator=gen, dtype=torch.float64) * (torch.rand(2, 40, 1, generator=gen) > 0.7)
+    mask = y.sum(-1) == 0
+    bce, pen = bce_and_background_sums(x1, y, mask)
+    ref_bce = F.binary_cross_entropy_with_logits(x2, y, reduction="sum")
+    ref_pen = background_penalty(x2, mask, reduction="sum")
+    torch.testing.assert_close(bce, ref_bce)
+    torch.testing.assert_close(pen, ref_pen)
+    (0.7 * bce + 1.3 * pen).backward()
+    (0.7 * ref_bce + 1.3 * ref_pen).backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+    assert torch.autograd.gradcheck(lambda t: bce_and_background_sums(t, y, mask), (x1.detach().requires_grad_(),))

@@ -65,3 +65,63 @@ def background_penalty(
     if reduction == "sum":
         return total
     return total / background_mask.sum().clamp(min=1)
+
+
+class _BCEAndMaxPenaltySums(torch.autograd.Function):
+    """``(sum BCE(x, y), sum_bg max_c sigmoid(x))`` in one forward and one dense backward.
+
+    The penalty's gradient is non-zero at one class per anchor (the arg-max), so the backward scatters it
+    into BCE's dense gradient ``(p - y) g`` instead of materialising a second dense tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, probs: Tensor, targets: Tensor, background: Tensor):
+        flat_logits = logits.reshape(-1)
+        bce_sum = F.softplus(flat_logits).sum() - torch.dot(flat_logits, targets.reshape(-1))
+        top_prob, top_class = probs.max(dim=-1)
+        penalty_sum = torch.dot(top_prob.reshape(-1), background.reshape(-1))
+        ctx.save_for_backward(probs, targets, top_prob, top_class, background)
+        return bce_sum, penalty_sum
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_bce: Tensor, grad_penalty: Tensor):
+        probs, targets, top_prob, top_class, background = ctx.saved_tensors
+        grad = torch.sub(probs, targets).mul_(grad_bce)
+        penalty_grad = top_prob * (1 - top_prob) * background * grad_penalty
+        grad.scatter_add_(-1, top_class.unsqueeze(-1), penalty_grad.unsqueeze(-1))
+        return grad, None, None, None
+
+
+def bce_and_background_sums(
+    logits: Tensor, targets: Tensor, background_mask: Tensor, probs: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Summed BCE of ``logits`` against ``targets`` and the summed ``max``-mode background penalty, fused.
+
+    The classification pass of a dense detector with document 000's penalty: equal to
+    ``binary_cross_entropy_with_logits(logits, targets, reduction="sum")`` and
+    ``background_penalty(logits, background_mask, "max", reduction="sum")`` in value and gradient, at about
+    the cost of the BCE alone.
+
+    Args:
+        logits: ``Tensor[B, A, C]`` (float32 or float64; no conversion is made here).
+        targets: ``Tensor[B, A, C]`` soft targets (e.g. TAL's target scores).
+        background_mask: ``Tensor[B, A]`` bool.
+        probs: ``sigmoid(logits)`` if the caller already has it (a detector's assigner needs it too).
+
+    Returns:
+        ``(bce_sum, penalty_sum)``, two scalars attached to the graph of ``logits``.
+    """
+    check_ndim("logits", logits, 3, "(B, A, C)")
+    if targets.shape != logits.shape or background_mask.shape != logits.shape[:2]:
+        raise ValueError(
+            f"targets must have shape {tuple(logits.shape)} and background_mask {tuple(logits.shape[:2])}, "
+            f"got {tuple(targets.shape)} and {tuple(background_mask.shape)}"
+        )
+    if logits.numel() == 0:
+        zero = logits.sum() * 0.0
+        return zero, zero.clone()
+    if probs is None:
+        probs = torch.sigmoid(logits.detach())
+    background = background_mask.to(logits.dtype)
+    return _BCEAndMaxPenaltySums.apply(logits.contiguous(), probs.detach(), targets.to(logits.dtype), background)
