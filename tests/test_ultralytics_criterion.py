@@ -92,7 +92,7 @@ def test_penalty_positive_on_all_background_batch_and_zero_on_all_foreground():
     assert items["bg_loss"] > 0 and torch.isfinite(loss).all()
     crit = BackgroundPenaltyDetectionLoss(model, lambda_bg=1.0)
     logits = torch.randn(1, 10, 4, requires_grad=True)
-    cls, bg = crit.loss_classification(
+    _, bg = crit.loss_classification(
         logits, logits.detach().sigmoid(), torch.zeros(1, 10, 4), torch.ones(1, 10, dtype=torch.bool), torch.tensor(1.0)
     )
     assert bg.item() == 0.0
