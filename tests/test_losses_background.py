@@ -76,16 +76,31 @@ def test_fused_sums_equal_bce_and_penalty_values_and_gradients():
     from semiyolo.losses import bce_and_background_sums
 
     gen = torch.Generator().manual_seed(2)
-    x1 = (torch.randn(2, 40, 5, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    # logits as a strided view, like Ultralytics' (B, C, A) scores seen as (B, A, C)
+    x1 = (torch.randn(2, 5, 40, generator=gen, dtype=torch.float64) * 3).requires_grad_()
     x2 = x1.detach().clone().requires_grad_()
-    y = torch.rand(2, 40, 5, generator=gen, dtype=torch.float64) * (torch.rand(2, 40, 1, generator=gen) > 0.7)
-    mask = y.sum(-1) == 0
-    bce, pen = bce_and_background_sums(x1, y, mask)
-    ref_bce = F.binary_cross_entropy_with_logits(x2, y, reduction="sum")
-    ref_pen = background_penalty(x2, mask, reduction="sum")
+    fg = torch.rand(2, 40, generator=gen) > 0.7
+    dense = torch.rand(2, 40, 5, generator=gen, dtype=torch.float64) * fg[..., None]
+    bce, pen = bce_and_background_sums(x1.permute(0, 2, 1), fg, dense[fg])
+    ref_bce = F.binary_cross_entropy_with_logits(x2.permute(0, 2, 1), dense, reduction="sum")
+    ref_pen = background_penalty(x2.permute(0, 2, 1), ~fg, reduction="sum")
     torch.testing.assert_close(bce, ref_bce)
     torch.testing.assert_close(pen, ref_pen)
     (0.7 * bce + 1.3 * pen).backward()
     (0.7 * ref_bce + 1.3 * ref_pen).backward()
     torch.testing.assert_close(x1.grad, x2.grad)
-    assert torch.autograd.gradcheck(lambda t: bce_and_background_sums(t, y, mask), (x1.detach().requires_grad_(),))
+    leaf = x1.detach().permute(0, 2, 1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: bce_and_background_sums(t, fg, dense[fg]), (leaf,))
+    bce_only, zero = bce_and_background_sums(x1.permute(0, 2, 1), fg, dense[fg], with_penalty=False)
+    torch.testing.assert_close(bce_only, ref_bce)
+    assert zero.item() == 0.0
+
+
+def test_fused_sums_reject_mismatched_targets():
+    from semiyolo.losses import bce_and_background_sums
+
+    fg = torch.tensor([[True, False, True]])
+    with pytest.raises(ValueError, match=r"foreground_targets must have shape \(N_fg, C\) = \(2, 4\)"):
+        bce_and_background_sums(torch.zeros(1, 3, 4), fg, torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="foreground_mask must be a bool tensor"):
+        bce_and_background_sums(torch.zeros(1, 3, 4), fg.float(), torch.zeros(2, 4))

@@ -68,60 +68,80 @@ def background_penalty(
 
 
 class _BCEAndMaxPenaltySums(torch.autograd.Function):
-    """``(sum BCE(x, y), sum_bg max_c sigmoid(x))`` in one forward and one dense backward.
+    """``(sum BCE(x, y), sum_bg max_c sigmoid(x))`` with ``y`` non-zero on foreground rows only.
 
-    The penalty's gradient is non-zero at one class per anchor (the arg-max), so the backward scatters it
-    into BCE's dense gradient ``(p - y) g`` instead of materialising a second dense tensor.
+    Works on any memory layout of ``x`` (Ultralytics' scores are a ``(B, C, A)`` tensor seen as ``(B, A, C)``):
+    the dense work is ``softplus(x)`` forward and ``p g`` backward, both in ``x``'s layout; the targets and the
+    penalty's gradient (one class per anchor, the arg-max) are applied sparsely.
     """
 
     @staticmethod
-    def forward(ctx, logits: Tensor, probs: Tensor, targets: Tensor, background: Tensor):
-        flat_logits = logits.reshape(-1)
-        bce_sum = F.softplus(flat_logits).sum() - torch.dot(flat_logits, targets.reshape(-1))
-        top_prob, top_class = probs.max(dim=-1)
-        penalty_sum = torch.dot(top_prob.reshape(-1), background.reshape(-1))
-        ctx.save_for_backward(probs, targets, top_prob, top_class, background)
+    def forward(ctx, logits, probs, fg_index, fg_targets, background, with_penalty):
+        fg_logits = logits[fg_index]
+        bce_sum = F.softplus(logits).sum() - (fg_logits * fg_targets).sum()
+        if with_penalty:
+            top_prob, top_class = probs.max(dim=-1)
+            penalty_sum = torch.dot(top_prob.reshape(-1), background.reshape(-1))
+        else:
+            top_prob = top_class = None
+            penalty_sum = bce_sum.new_zeros(())
+        ctx.fg_index = fg_index
+        ctx.save_for_backward(probs, fg_targets, top_prob, top_class, background)
         return bce_sum, penalty_sum
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_bce: Tensor, grad_penalty: Tensor):
-        probs, targets, top_prob, top_class, background = ctx.saved_tensors
-        grad = torch.sub(probs, targets).mul_(grad_bce)
-        penalty_grad = top_prob * (1 - top_prob) * background * grad_penalty
-        grad.scatter_add_(-1, top_class.unsqueeze(-1), penalty_grad.unsqueeze(-1))
-        return grad, None, None, None
+    def backward(ctx, grad_bce, grad_penalty):
+        probs, fg_targets, top_prob, top_class, background = ctx.saved_tensors
+        grad = probs * grad_bce
+        grad[ctx.fg_index] = (probs[ctx.fg_index] - fg_targets) * grad_bce
+        if top_prob is not None:
+            penalty_grad = top_prob * (1 - top_prob) * background * grad_penalty
+            grad.scatter_add_(-1, top_class.unsqueeze(-1), penalty_grad.unsqueeze(-1))
+        return grad, None, None, None, None, None
 
 
 def bce_and_background_sums(
-    logits: Tensor, targets: Tensor, background_mask: Tensor, probs: Tensor | None = None
+    logits: Tensor,
+    foreground_mask: Tensor,
+    foreground_targets: Tensor,
+    probs: Tensor | None = None,
+    with_penalty: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """Summed BCE of ``logits`` against ``targets`` and the summed ``max``-mode background penalty, fused.
+    """Summed BCE of a dense detector's class logits and the summed ``max``-mode background penalty, fused.
 
-    The classification pass of a dense detector with document 000's penalty: equal to
-    ``binary_cross_entropy_with_logits(logits, targets, reduction="sum")`` and
-    ``background_penalty(logits, background_mask, "max", reduction="sum")`` in value and gradient, at about
-    the cost of the BCE alone.
+    The target is ``foreground_targets`` on foreground anchors and 0 elsewhere (a TAL target); the penalty
+    applies to the other anchors. Equal in value and gradient to
+    ``binary_cross_entropy_with_logits(logits, dense_targets, reduction="sum")`` and
+    ``background_penalty(logits, ~foreground_mask, "max", reduction="sum")``, at less than the cost of the
+    BCE alone: no dense target is read, and ``logits`` may be a strided view (no contiguous copy is made).
 
     Args:
-        logits: ``Tensor[B, A, C]`` (float32 or float64; no conversion is made here).
-        targets: ``Tensor[B, A, C]`` soft targets (e.g. TAL's target scores).
-        background_mask: ``Tensor[B, A]`` bool.
+        logits: ``Tensor[B, A, C]``, any strides; half and bfloat16 are computed in float32.
+        foreground_mask: ``Tensor[B, A]`` bool.
+        foreground_targets: ``Tensor[N_fg, C]``, the targets of the foreground anchors in the order of
+            ``foreground_mask.nonzero()`` (i.e. ``dense_targets[foreground_mask]``).
         probs: ``sigmoid(logits)`` if the caller already has it (a detector's assigner needs it too).
+        with_penalty: ``False`` skips the penalty's pass (its sum is then 0).
 
     Returns:
         ``(bce_sum, penalty_sum)``, two scalars attached to the graph of ``logits``.
     """
     check_ndim("logits", logits, 3, "(B, A, C)")
-    if targets.shape != logits.shape or background_mask.shape != logits.shape[:2]:
+    if foreground_mask.shape != logits.shape[:2] or foreground_mask.dtype != torch.bool:
         raise ValueError(
-            f"targets must have shape {tuple(logits.shape)} and background_mask {tuple(logits.shape[:2])}, "
-            f"got {tuple(targets.shape)} and {tuple(background_mask.shape)}"
+            f"foreground_mask must be a bool tensor of shape {tuple(logits.shape[:2])}, "
+            f"got {foreground_mask.dtype} {tuple(foreground_mask.shape)}"
         )
-    if logits.numel() == 0:
-        zero = logits.sum() * 0.0
-        return zero, zero.clone()
-    if probs is None:
-        probs = torch.sigmoid(logits.detach())
-    background = background_mask.to(logits.dtype)
-    return _BCEAndMaxPenaltySums.apply(logits.contiguous(), probs.detach(), targets.to(logits.dtype), background)
+    fg_index = foreground_mask.nonzero(as_tuple=True)
+    if foreground_targets.shape != (fg_index[0].numel(), logits.shape[-1]):
+        raise ValueError(
+            f"foreground_targets must have shape (N_fg, C) = ({fg_index[0].numel()}, {logits.shape[-1]}), "
+            f"got {tuple(foreground_targets.shape)}"
+        )
+    logits = as_float32(logits)  # a custom function is not autocast: half logits would be summed in half
+    probs = torch.sigmoid(logits.detach()) if probs is None else probs.to(logits.dtype)
+    background = (~foreground_mask).to(logits.dtype)
+    return _BCEAndMaxPenaltySums.apply(
+        logits, probs.detach(), fg_index, foreground_targets.to(logits.dtype), background, with_penalty
+    )

@@ -72,7 +72,7 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         Returns the same structure as ``v8DetectionLoss.get_assigned_targets_and_loss`` with a fourth item.
         """
         pred_distri = preds["boxes"].permute(0, 2, 1).contiguous()
-        pred_scores = preds["scores"].permute(0, 2, 1).contiguous()
+        pred_scores = preds["scores"].permute(0, 2, 1)  # a (B, A, C) view: the fused pass needs no copy
         if self.logit_clamp is not None:
             pred_scores = pred_scores.clamp(-self.logit_clamp, self.logit_clamp)
         anchor_points, stride_tensor = make_anchors(preds["feats"], self.stride, 0.5)
@@ -96,7 +96,7 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             **assign_kwargs,
         )
         target_scores_sum = target_scores.sum().clamp_(min=1)
-        cls, bg = self.loss_classification(pred_scores, probs, target_scores.to(dtype), fg_mask, target_scores_sum)
+        cls, bg = self.loss_classification(pred_scores, probs, target_scores, fg_mask, target_scores_sum)
         box, dfl = self.bbox_loss(
             pred_distri,
             pred_bboxes,
@@ -119,9 +119,11 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         background = ~fg_mask
         penalized = self.mode != "none" and self.lambda_bg > 0
         if self.class_weights is None and self.mode in ("max", "none"):
-            bce_sum, penalty_sum = bce_and_background_sums(logits, target_scores, background, probs)
+            bce_sum, penalty_sum = bce_and_background_sums(
+                logits, fg_mask, target_scores[fg_mask], probs, with_penalty=penalized
+            )
         else:
-            bce = F.binary_cross_entropy_with_logits(logits, target_scores, reduction="none")
+            bce = F.binary_cross_entropy_with_logits(logits, target_scores.to(logits.dtype), reduction="none")
             bce_sum = (bce * self.class_weights).sum() if self.class_weights is not None else bce.sum()
             penalty_sum = (
                 background_penalty(logits, background, self.mode, self.gamma, reduction="sum")
