@@ -1,0 +1,184 @@
+"""The run configuration: one YAML file, validated, with ``key=value`` overrides (dotted for nested keys).
+
+Layout::
+
+    model: yolov8n.yaml          # an Ultralytics model .yaml (built from scratch) or a .pt checkpoint
+    data: path/to/data.yaml      # an Ultralytics dataset
+    train: {epochs: 50, imgsz: 320, batch: 16}   # any Ultralytics training argument
+    semi:                        # semi-supervised and background-penalty settings (SPEC sections 3 and 4)
+      mode: supervised
+      burn_in: 5
+      lambda_bg: 1.0
+      lambda_bg_warmup: 5
+      lambda_bg_schedule: linear
+
+Unknown keys are rejected; every error names the key, the expected type or range, and the value given.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+from .schedules import SCHEDULES
+
+FILTER_NAMES = ("score", "dsat", "dfl_entropy", "nms_unc", "cap")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FilterSpec(_Strict):
+    """One pseudo-label filter of the chain: ``{name: dsat, params: {init_threshold: 0.5}}``."""
+
+    name: Literal[FILTER_NAMES]  # type: ignore[valid-type]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SemiConfig(_Strict):
+    """The ``semi:`` block. Document 000's block (burn_in, lambda_unsup, lambda_bg, lambda_bg_warmup,
+    lambda_bg_schedule, filters) loads as it is."""
+
+    mode: Literal["supervised", "online", "offline"] = "supervised"
+    burn_in: int = Field(5, ge=0, description="epochs with lambda_bg = 0 (and, online, labeled data only)")
+    lambda_unsup: float = Field(1.0, ge=0)
+    lambda_bg: float = Field(1.0, ge=0, description="background-penalty weight after warm-up")
+    lambda_bg_warmup: int = Field(5, ge=0)
+    lambda_bg_schedule: Literal[SCHEDULES] = "linear"  # type: ignore[valid-type]
+    bg_mode: Literal["max", "focal", "none"] = "max"
+    bg_normalize: Literal["bg_mean", "joint"] = "bg_mean"
+    bg_gamma: float = Field(2.0, ge=0)
+    logit_clamp: float | None = Field(None, gt=0, description="clamp class logits to [-c, c]; document 000: 10")
+    max_grad_norm: float = Field(10.0, gt=0)
+    bg_fp_conf: float = Field(0.25, gt=0, lt=1, description="confidence of the background-FP metric")
+    filters: list[FilterSpec] = Field(default_factory=list)
+    unlabeled: str | None = None
+
+
+class RunConfig(_Strict):
+    model: str = "yolov8n.yaml"
+    data: str
+    train: dict[str, Any] = Field(default_factory=dict)
+    semi: SemiConfig = Field(default_factory=SemiConfig)
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        parent = error["loc"][:-1]
+        known = _known_keys(parent)
+        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+        hint = f"; did you mean {'.'.join([*map(str, parent), close[0]])!r}?" if close else ""
+        return f"{where}: unknown key{hint} (known: {', '.join(known)})"
+    if error["type"] == "missing":
+        return f"{where}: required key is missing"
+    return f"{where}: {error['msg']} (got {error.get('input')!r})"
+
+
+def _known_keys(loc: Sequence[Any]) -> list[str]:
+    """Field names of the model at ``loc`` (list indices are skipped, ``list[Model]`` is looked into)."""
+    model: Any = RunConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        if field is None:
+            return []
+        model = field.annotation
+        inner = getattr(model, "__args__", ())
+        if getattr(model, "__origin__", None) is list and inner:
+            model = inner[0]
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def validate_config(raw: Mapping[str, Any], source: str = "config") -> RunConfig:
+    """Validate a mapping; raises :class:`ConfigError` listing every problem."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
+    try:
+        return RunConfig.model_validate(dict(raw))
+    except ValidationError as err:
+        problems = "\n  ".join(_describe(e) for e in err.errors())
+        raise ConfigError(f"{source}: invalid configuration:\n  {problems}") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; errors name the file and the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: YAML syntax error{line}: {err.problem}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot be read as YAML: {err}") from None
+
+
+def parse_overrides(overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """``["semi.lambda_bg=0.5", "train.epochs=3"]`` (or a mapping) to ``{"semi.lambda_bg": 0.5, ...}``;
+    values are parsed as YAML scalars (``3`` -> int, ``true`` -> bool, ``null`` -> None)."""
+    if isinstance(overrides, Mapping):
+        return dict(overrides)
+    parsed = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r}: expected key=value, for example semi.lambda_bg=0.5")
+        try:
+            parsed[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            parsed[key.strip()] = value
+    return parsed
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``raw`` with dotted keys set (intermediate mappings are created)."""
+    result: dict[str, Any] = _deep_copy(raw)
+    for dotted, value in overrides.items():
+        node = result
+        *parents, leaf = dotted.split(".")
+        for i, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {dotted}: {'.'.join(parents[: i + 1])} is not a mapping")
+            node = child
+        node[leaf] = value
+    return result
+
+
+def _deep_copy(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+
+
+def load_config(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] = ()) -> RunConfig:
+    """Read (if a path), apply overrides and validate. Relative ``data`` and ``semi.unlabeled`` paths in a
+    file are taken relative to the file's folder when they exist there."""
+    if isinstance(config, Mapping):
+        raw, source, base = config, "config", None
+    else:
+        raw, source, base = read_yaml(config), str(config), Path(config).resolve().parent
+        if raw is None:
+            raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
+    cfg = validate_config(apply_overrides(raw, parse_overrides(overrides)), source)
+    if base is not None:
+        cfg.data = _relative_to(base, cfg.data)
+        if cfg.semi.unlabeled:
+            cfg.semi.unlabeled = _relative_to(base, cfg.semi.unlabeled)
+    return cfg
+
+
+def _relative_to(base: Path, value: str) -> str:
+    path = Path(value)
+    return str(base / path) if not path.is_absolute() and (base / path).exists() else value

@@ -1,0 +1,61 @@
+"""Checks of an Ultralytics detection dataset, run before any training starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..config import read_yaml
+from ..errors import DataError
+
+IMAGE_SUFFIXES = frozenset({".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"})
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files under ``folder`` (recursively), sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _split_images(root: Path, entry: Any, data_yaml: Path, split: str) -> list[Path]:
+    entries = entry if isinstance(entry, list) else [entry]
+    images: list[Path] = []
+    for item in entries:
+        path = Path(str(item))
+        path = path if path.is_absolute() else root / path
+        if path.is_dir():
+            images += list_images(path)
+        elif path.is_file() and path.suffix == ".txt":
+            images += [Path(line.strip()) for line in path.read_text().splitlines() if line.strip()]
+        else:
+            raise DataError(f"{data_yaml}: {split}: {path} does not exist (expected an image folder or a .txt list)")
+    return images
+
+
+def check_detection_dataset(data_yaml: str | Path) -> dict[str, Any]:
+    """Read ``data_yaml`` and check that ``train`` and ``val`` name existing image folders with images and
+    that ``names`` is given; returns the parsed mapping with ``nc`` and the image counts added.
+
+    Raises:
+        DataError: naming the file, the key and the path at fault.
+    """
+    data_yaml = Path(data_yaml)
+    if not data_yaml.is_file():
+        raise DataError(f"{data_yaml}: dataset file not found")
+    data = read_yaml(data_yaml)
+    if not isinstance(data, dict):
+        raise DataError(f"{data_yaml}: expected a mapping with train, val and names")
+    missing = [k for k in ("train", "val", "names") if k not in data]
+    if missing:
+        raise DataError(f"{data_yaml}: missing key(s) {', '.join(missing)}")
+    names = data["names"]
+    if not isinstance(names, (dict, list)) or not names:
+        raise DataError(f"{data_yaml}: names must be a non-empty list or mapping of class names")
+    root = Path(data.get("path") or data_yaml.parent)
+    root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
+    for split in ("train", "val"):
+        images = _split_images(root, data[split], data_yaml, split)
+        if not images:
+            raise DataError(f"{data_yaml}: {split}: no images found under {data[split]!r} (relative to {root})")
+        data[f"n_{split}"] = len(images)
+    data["nc"] = len(names)
+    return data

@@ -1,0 +1,102 @@
+"""Supervised Ultralytics training with the background-penalty criterion, its lambda_bg schedule and a
+configurable gradient clip, through Ultralytics' seams (a ``DetectionTrainer`` subclass and callbacks)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from ultralytics.cfg import DEFAULT_CFG
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import LOGGER, RANK
+from ultralytics.utils.torch_utils import unwrap_model
+
+from ...config import SemiConfig
+from ...data import list_images
+from ...schedules import ramp_weight
+from .criterion import build_criterion, set_lambda_bg
+from .evaluate import background_false_positives
+
+SUMMARY_FILE = "summary.json"
+
+
+class BackgroundPenaltyTrainer(DetectionTrainer):
+    """A ``DetectionTrainer`` whose model (and EMA) use :class:`BackgroundPenaltyDetectionLoss`.
+
+    ``semi`` holds the penalty settings (Ultralytics rejects unknown training arguments, so they live in
+    their own namespace). ``lambda_bg`` follows :func:`semiyolo.schedules.ramp_weight` per epoch and is
+    written to results.csv as ``semi/lambda_bg``; ``bg_loss`` appears there as a training and validation
+    loss. At the end, background false positives per validation image are measured with the best weights
+    and written, with Ultralytics' final metrics, to ``summary.json`` in the run folder.
+    """
+
+    def __init__(
+        self, cfg=DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks=None, semi: SemiConfig | None = None
+    ) -> None:
+        super().__init__(cfg, overrides, _callbacks)
+        self.semi = semi or SemiConfig()
+        self.lambda_bg = 0.0
+        self.add_callback("on_pretrain_routine_end", _install_criterion)
+        self.add_callback("on_train_epoch_start", _step_lambda_bg)
+        self.add_callback("on_train_end", _write_summary)
+
+    def current_lambda_bg(self, epoch: int) -> float:
+        s = self.semi
+        return ramp_weight(epoch, s.lambda_bg, s.burn_in, s.lambda_bg_warmup, s.lambda_bg_schedule)
+
+    def build_criterion(self, model):
+        s = self.semi
+        return build_criterion(
+            model,
+            lambda_bg=self.current_lambda_bg(self.start_epoch),
+            mode=s.bg_mode,
+            normalize=s.bg_normalize,
+            gamma=s.bg_gamma,
+            logit_clamp=s.logit_clamp,
+        )
+
+    def optimizer_step(self) -> None:
+        """Ultralytics' step, with ``semi.max_grad_norm`` in place of its fixed clip of 10."""
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=self.semi.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad()
+        if self.ema:
+            self.ema.update(self.model)
+
+    def save_metrics(self, metrics: dict) -> None:
+        super().save_metrics({**metrics, "semi/lambda_bg": self.lambda_bg})
+
+
+def _install_criterion(trainer: BackgroundPenaltyTrainer) -> None:
+    """After setup (model, EMA, resume): the model and its EMA share one penalised criterion, so training and
+    validation report the same loss items."""
+    model = unwrap_model(trainer.model)
+    criterion = trainer.build_criterion(model)
+    model.criterion = criterion
+    if trainer.ema is not None:
+        trainer.ema.ema.criterion = criterion
+
+
+def _step_lambda_bg(trainer: BackgroundPenaltyTrainer) -> None:
+    trainer.lambda_bg = trainer.current_lambda_bg(trainer.epoch)
+    set_lambda_bg(unwrap_model(trainer.model).criterion, trainer.lambda_bg)
+
+
+def _write_summary(trainer: BackgroundPenaltyTrainer) -> None:
+    if RANK not in {-1, 0}:
+        return
+    weights = trainer.best if trainer.best.exists() else trainer.last
+    images = list_images(trainer.data["val"]) if isinstance(trainer.data["val"], str) else []
+    summary: dict[str, Any] = {k: round(float(v), 5) for k, v in (trainer.metrics or {}).items()}
+    if weights.exists() and images:
+        bg = background_false_positives(weights, images, conf=trainer.semi.bg_fp_conf, imgsz=trainer.args.imgsz)
+        summary.update({f"bg_fp/{k}": v for k, v in bg.items()})
+        LOGGER.info(
+            f"Background false positives (conf > {bg['conf']}, IoU < {bg['iou']} with every object): "
+            f"{bg['background_fp_per_image']:.3f} per image over {bg['images']} validation images"
+        )
+    summary["semi"] = trainer.semi.model_dump()
+    (trainer.save_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))

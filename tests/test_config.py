@@ -1,0 +1,89 @@
+import pytest
+
+from semiyolo.config import load_config, parse_overrides
+from semiyolo.errors import ConfigError
+
+DOCUMENT_000_BLOCK = """
+data: data.yaml
+semi:
+  burn_in: 5
+  lambda_unsup: 1.0
+  lambda_bg: 1.0
+  lambda_bg_warmup: 5
+  lambda_bg_schedule: linear     # linear | step (| constant | cosine)
+  filters:
+    - name: dsat
+      params: {num_classes: 7, init_threshold: 0.5}
+    - name: dfl_entropy
+      params: {threshold: 0.5}
+"""
+
+
+def _write(tmp_path, text, name="run.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_document_000_block_loads_as_is(tmp_path):
+    cfg = load_config(_write(tmp_path, DOCUMENT_000_BLOCK))
+    assert cfg.semi.burn_in == 5 and cfg.semi.lambda_bg_schedule == "linear"
+    assert [f.name for f in cfg.semi.filters] == ["dsat", "dfl_entropy"]
+    assert cfg.semi.filters[0].params == {"num_classes": 7, "init_threshold": 0.5}
+    assert cfg.model == "yolov8n.yaml" and cfg.semi.mode == "supervised"
+
+
+def test_dotted_overrides_with_yaml_typed_values(tmp_path):
+    cfg = load_config(
+        _write(tmp_path, DOCUMENT_000_BLOCK),
+        ["semi.lambda_bg=0.5", "train.epochs=3", "train.cache=false", "semi.logit_clamp=10", "model=yolo11n.yaml"],
+    )
+    assert cfg.semi.lambda_bg == 0.5 and cfg.semi.logit_clamp == 10.0
+    assert cfg.train == {"epochs": 3, "cache": False}
+    assert cfg.model == "yolo11n.yaml"
+    assert parse_overrides({"semi.burn_in": 2}) == {"semi.burn_in": 2}
+
+
+def test_relative_data_path_is_taken_from_the_config_folder(tmp_path):
+    (tmp_path / "data.yaml").write_text("names: [a]\n")
+    cfg = load_config(_write(tmp_path, DOCUMENT_000_BLOCK))
+    assert cfg.data == str(tmp_path / "data.yaml")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["semi.lamda_bg=1"], r"semi.lamda_bg: unknown key; did you mean 'semi.lambda_bg'\?"),
+        (["modle=x.yaml"], r"modle: unknown key; did you mean 'model'\?"),
+        (["semi.lambda_bg=-1"], r"semi.lambda_bg: Input should be greater than or equal to 0 \(got -1\)"),
+        (["semi.burn_in=two"], r"semi.burn_in: Input should be a valid integer.*\(got 'two'\)"),
+        (["semi.lambda_bg_schedule=exp"], r"semi.lambda_bg_schedule: Input should be 'constant', 'linear', 'step'"),
+        (["semi.bg_mode=hinge"], r"semi.bg_mode: Input should be 'max', 'focal' or 'none'"),
+        (["semi.mode=weak"], r"semi.mode: Input should be 'supervised', 'online' or 'offline'"),
+        (["semi.filters=[{name: dsatt}]"], r"semi.filters.0.name: Input should be 'score', 'dsat'"),
+        (["semi.filters=[{name: dsat, parms: {}}]"], r"semi.filters.0.parms: unknown key; did you mean"),
+        (["semi.lambda_bg"], r"override 'semi.lambda_bg': expected key=value"),
+        (["semi.burn_in.x=1"], r"override semi.burn_in.x: semi.burn_in is not a mapping"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_expectation(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, DOCUMENT_000_BLOCK), overrides)
+
+
+def test_every_problem_is_listed_at_once(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, DOCUMENT_000_BLOCK), ["semi.lambda_bg=-1", "semi.burn_in=-2"])
+    assert "semi.lambda_bg" in str(err.value) and "semi.burn_in" in str(err.value)
+
+
+def test_missing_data_key_and_yaml_syntax_errors(tmp_path):
+    with pytest.raises(ConfigError, match="data: required key is missing"):
+        load_config(_write(tmp_path, "semi: {lambda_bg: 1}\n"))
+    bad = _write(tmp_path, "data: d.yaml\nsemi:\n  lambda_bg: [1\n", "bad.yaml")
+    with pytest.raises(ConfigError, match=r"bad.yaml: YAML syntax error at line 4"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match=r"nope.yaml: no such file"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(_write(tmp_path, "- a\n- b\n", "list.yaml"))

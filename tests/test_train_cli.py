@@ -1,0 +1,119 @@
+"""End-to-end: the CLI on generated data (a 2-epoch CPU training) and its answers to bad input."""
+
+import csv
+
+import pytest
+import torch
+import yaml
+
+from semiyolo.cli import main
+from semiyolo.data import SynthSpec, write_dataset
+from semiyolo.metrics import count_background_false_positives
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("data"), SynthSpec(images=12, imgsz=64, seed=0))
+
+
+def _config(tmp_path, data, **semi):
+    cfg = {
+        "model": "yolov8n.yaml",
+        "data": str(data),
+        "train": {
+            "epochs": 2,
+            "imgsz": 64,
+            "batch": 4,
+            "workers": 0,
+            "project": str(tmp_path / "runs"),
+            "name": "r",
+            "plots": False,
+        },
+        "semi": {"burn_in": 0, "lambda_bg": 1.0, "lambda_bg_warmup": 1, **semi},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_two_epoch_training_logs_bg_loss_and_the_checkpoint_works_in_plain_ultralytics(tmp_path, tiny_data, capsys):
+    from ultralytics import YOLO
+
+    assert main(["train", str(_config(tmp_path, tiny_data)), "semi.logit_clamp=10"]) == 0
+    run = tmp_path / "runs" / "r"
+    rows = list(csv.DictReader((run / "results.csv").open()))
+    assert len(rows) == 2
+    for row in rows:
+        assert float(row["train/bg_loss"]) > 0 and "val/bg_loss" in row
+        assert float(row["semi/lambda_bg"]) == 1.0
+    summary = yaml.safe_load((run / "summary.json").read_text())
+    assert summary["bg_fp/images"] == 2 and "metrics/mAP50-95(B)" in summary
+    model = YOLO(str(run / "weights" / "best.pt"))  # a plain Ultralytics detection checkpoint
+    assert type(model.model).__name__ == "DetectionModel" and model.model.criterion is None
+    results = model.predict(str(tiny_data.parent / "images" / "val"), imgsz=64, conf=0.01, verbose=False)
+    assert len(results) == 2  # round(12 * 0.2) validation images
+
+
+def test_count_background_false_positives_by_hand():
+    gt = torch.tensor([[0.0, 0, 10, 10]])
+    # IoU 1 (a match), IoU 0.81 (a match), IoU 0 (background) -> 1
+    pred = torch.tensor([[0.0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]])
+    assert count_background_false_positives(pred, gt) == 1
+    assert count_background_false_positives(pred, torch.zeros(0, 4)) == 3
+    assert count_background_false_positives(torch.zeros(0, 4), gt) == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["semi.lamda_bg=1"], "semi.lamda_bg: unknown key; did you mean 'semi.lambda_bg'?"),
+        (["semi.lambda_bg=-1"], "semi.lambda_bg: Input should be greater than or equal to 0"),
+        (["semi.lambda_bg_schedule=exp"], "semi.lambda_bg_schedule: Input should be"),
+        (["semi.bg_mode=hinge"], "semi.bg_mode: Input should be"),
+        (["train.epoch=3"], "train.epoch: not an Ultralytics training argument; did you mean train.epochs?"),
+        (["train.epochs=abc"], "train:"),
+        (["train.data=x.yaml"], "train.data: set 'data' at the top level"),
+        (["data=/nonexistent/data.yaml"], "/nonexistent/data.yaml: dataset file not found"),
+        (["model=yolov8n.pt"], "model: yolov8n.pt not found (semiyolo never downloads weights"),
+        (["model=yolov99n.yaml"], "model: yolov99n.yaml is neither a file nor an Ultralytics model"),
+        (["semi.mode=online"], "semi.mode: 'online' is not available"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_nothing_starts(tmp_path, tiny_data, capsys, overrides, message):
+    assert main(["train", str(_config(tmp_path, tiny_data)), *overrides]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dataset_without_images_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "images" / "val").mkdir(parents=True)
+    data = tmp_path / "data.yaml"
+    data.write_text(f"path: {tmp_path}\ntrain: images/train\nval: images/val\nnames: [a]\n")
+    assert main(["train", str(_config(tmp_path, data))]) == 2
+    assert "train: no images found" in capsys.readouterr().err
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: x\nsemi:\n  lambda_bg: [1\n")
+    assert main(["train", str(bad)]) == 2
+    assert "bad.yaml: YAML syntax error at line" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["demo"], ["train"], ["data"], ["data", "synth"], ["plot"], ["plot", "losses"]]
+)
+def test_every_command_answers_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: semiyolo" in capsys.readouterr().out
+
+
+def test_data_synth_command(tmp_path, capsys):
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--images", "5", "--imgsz", "64", "--seed", "2"]) == 0
+    assert (tmp_path / "d" / "data.yaml").is_file()
+    assert main(["data", "synth", "--out", str(tmp_path / "e"), "--images", "1"]) == 2
+    assert "images must be >= 2" in capsys.readouterr().err
