@@ -39,13 +39,13 @@ def _config(tmp_path, data, **semi):
 def test_two_epoch_training_logs_bg_loss_and_the_checkpoint_works_in_plain_ultralytics(tmp_path, tiny_data, capsys):
     from ultralytics import YOLO
 
-    assert main(["train", str(_config(tmp_path, tiny_data)), "semi.logit_clamp=10"]) == 0
+    # burn-in of one epoch: lambda_bg 0 on epoch 1, then 1 (warm-up of one epoch)
+    assert main(["train", str(_config(tmp_path, tiny_data)), "semi.logit_clamp=10", "semi.burn_in=1"]) == 0
     run = tmp_path / "runs" / "r"
     rows = list(csv.DictReader((run / "results.csv").open()))
-    assert len(rows) == 2
-    for row in rows:
-        assert float(row["train/bg_loss"]) > 0 and "val/bg_loss" in row
-        assert float(row["semi/lambda_bg"]) == 1.0
+    assert [float(r["semi/lambda_bg"]) for r in rows] == [0.0, 1.0]
+    assert float(rows[0]["train/bg_loss"]) == 0 and float(rows[1]["train/bg_loss"]) > 0
+    assert "val/bg_loss" in rows[0]
     summary = yaml.safe_load((run / "summary.json").read_text())
     assert summary["bg_fp/images"] == 2 and "metrics/mAP50-95(B)" in summary
     model = YOLO(str(run / "weights" / "best.pt"))  # a plain Ultralytics detection checkpoint
@@ -117,3 +117,18 @@ def test_data_synth_command(tmp_path, capsys):
     assert (tmp_path / "d" / "data.yaml").is_file()
     assert main(["data", "synth", "--out", str(tmp_path / "e"), "--images", "1"]) == 2
     assert "images must be >= 2" in capsys.readouterr().err
+
+
+def test_gradient_clipping_uses_semi_max_grad_norm(tiny_data):
+    from semiyolo.config import SemiConfig
+    from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
+
+    trainer = BackgroundPenaltyTrainer(overrides={"model": "yolov8n.yaml", "data": str(tiny_data), "plots": False},
+                                       semi=SemiConfig(max_grad_norm=0.5))
+    weight = torch.nn.Parameter(torch.zeros(3))
+    trainer.model, trainer.ema = torch.nn.ParameterList([weight]), None
+    trainer.optimizer = torch.optim.SGD([weight], lr=1.0)
+    trainer.scaler = torch.amp.GradScaler("cpu", enabled=False)
+    weight.grad = torch.tensor([3.0, 4.0, 0.0])  # norm 5, clipped to 0.5: the SGD step moves 0.5
+    trainer.optimizer_step()
+    assert weight.detach().norm().item() == pytest.approx(0.5, rel=1e-4)
