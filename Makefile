@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/semiyolo plot losses --out runs/loss-figures
+	$(VENV)/bin/semiyolo demo
 
 lint: install
 	$(PY) -m ruff check src tests benchmarks
@@ -23,3 +23,4 @@ test: lint
 
 bench: install
 	$(PY) benchmarks/losses.py
+	$(PY) benchmarks/bg_penalty_overhead.py

@@ -24,6 +24,10 @@ import statistics
 import sys
 import time
 
+STABLE_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
+if __name__ == "__main__" and any(os.environ.get(k) != v for k, v in STABLE_MALLOC.items()):
+    # before importing ultralytics, which sets OMP_NUM_THREADS=1 in the environment a child would inherit
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **STABLE_MALLOC})
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 import torch
@@ -75,12 +79,7 @@ def time_once(criterion, preds: dict, batch: dict) -> float:
     return time.perf_counter() - start
 
 
-STABLE_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
-
-
 def main() -> None:
-    if any(os.environ.get(k) != v for k, v in STABLE_MALLOC.items()):
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **STABLE_MALLOC})
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=40)
     args = parser.parse_args()

@@ -123,8 +123,9 @@ def test_gradient_clipping_uses_semi_max_grad_norm(tiny_data):
     from semiyolo.config import SemiConfig
     from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
 
-    trainer = BackgroundPenaltyTrainer(overrides={"model": "yolov8n.yaml", "data": str(tiny_data), "plots": False},
-                                       semi=SemiConfig(max_grad_norm=0.5))
+    trainer = BackgroundPenaltyTrainer(
+        overrides={"model": "yolov8n.yaml", "data": str(tiny_data), "plots": False}, semi=SemiConfig(max_grad_norm=0.5)
+    )
     weight = torch.nn.Parameter(torch.zeros(3))
     trainer.model, trainer.ema = torch.nn.ParameterList([weight]), None
     trainer.optimizer = torch.optim.SGD([weight], lr=1.0)

@@ -101,6 +101,33 @@ def test_joint_normalisation_matches_document_formula():
     torch.testing.assert_close(loss[3], expected_bg)
 
 
+@pytest.mark.parametrize(
+    ("normalize", "cls_divisor", "bg_expected"),
+    [
+        # 4 anchors, C = 2; background anchors 0, 1, 3 have max sigmoid 0.75, 0.75, 0.5: sum 2.0;
+        # lambda 2; target-score sum 5; N_bg 3; N_pos + N_bg = 4
+        ("bg_mean", 5.0, 2 * 2.0 / 3),
+        ("bce", 5.0, 2 * 2.0 / 5),
+        ("joint", 2 * 4.0, 2 * 2.0 / 4),  # BCE_i is the mean over the 2 classes
+    ],
+)
+def test_normalisations_by_hand(normalize, cls_divisor, bg_expected):
+    import math
+
+    import torch.nn.functional as F
+
+    crit = BackgroundPenaltyDetectionLoss(_model("yolov8n.yaml"), lambda_bg=2.0, normalize=normalize)
+    ln3 = math.log(3)
+    logits = torch.tensor([[[0.0, ln3], [ln3, 0.0], [2.0, 2.0], [0.0, 0.0]]])
+    fg = torch.tensor([[False, False, True, False]])
+    targets = torch.zeros(1, 4, 2)
+    targets[0, 2, 0] = 0.5
+    cls, bg = crit.loss_classification(logits, logits.sigmoid(), targets, fg, torch.tensor(5.0))
+    bce_sum = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
+    torch.testing.assert_close(cls, bce_sum / cls_divisor)
+    torch.testing.assert_close(bg, torch.tensor(bg_expected))
+
+
 def test_penalty_positive_on_all_background_batch_and_zero_on_all_foreground():
     model = _model("yolov8n.yaml")
     empty = {

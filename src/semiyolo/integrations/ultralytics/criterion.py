@@ -14,7 +14,7 @@ from ultralytics.utils.tal import make_anchors
 from ...losses import background_penalty, bce_and_background_sums
 
 PENALTY_MODES = ("max", "focal", "none")
-NORMALIZATIONS = ("bg_mean", "joint")
+NORMALIZATIONS = ("bg_mean", "joint", "bce")
 
 
 class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
@@ -31,12 +31,16 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
       gains were tuned for, and the penalty lies in [0, lambda_bg] whatever the image size.
     - ``joint`` (document 000's formula): ``1 / (N_pos + N_bg) * [sum_i BCE_i + lambda_bg sum_bg L_bg_i]``
       with ``BCE_i`` the mean over classes, ``N_pos + N_bg`` all anchors of the batch.
+    - ``bce``: ``[sum BCE + lambda_bg sum_bg L_bg] / max(sum target_scores, 1)``: the penalty summed and
+      normalised like Ultralytics' BCE, so that on a background anchor it weighs as much as that anchor's BCE.
+      With ``bg_mean`` the penalty's gradient on one anchor is ``1 / N_bg`` (thousands of anchors) of
+      ``lambda_bg``, two to three orders of magnitude below BCE's; see docs/background-penalty.md.
 
     Args:
         model: a de-paralleled Ultralytics ``DetectionModel`` with ``args`` (hyperparameters) set.
         lambda_bg: penalty weight (>= 0); a schedule may change ``self.lambda_bg`` between epochs.
         mode: ``max`` (document 000), ``focal`` (hard-negative focal form) or ``none`` (plain Ultralytics).
-        normalize: ``bg_mean`` or ``joint``.
+        normalize: ``bg_mean``, ``joint`` or ``bce``.
         gamma: exponent of the ``focal`` mode.
         logit_clamp: clamp class logits to ``[-c, c]`` before the classification losses (document 000 uses
             10); ``None`` for no clamp.
@@ -134,6 +138,8 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         if self.normalize == "joint":
             num_anchors = fg_mask.numel()
             return bce_sum / (logits.shape[-1] * num_anchors), weight * penalty_sum / num_anchors
+        if self.normalize == "bce":
+            return bce_sum / target_scores_sum, weight * penalty_sum / target_scores_sum
         return bce_sum / target_scores_sum, weight * penalty_sum / background.sum().clamp(min=1)
 
 
