@@ -78,7 +78,7 @@ def test_penalty_adds_exactly_lambda_times_the_mean_background_score():
     model, batch = _model("yolov8n.yaml"), _batch()
     preds = model(batch["img"])
     base = BackgroundPenaltyDetectionLoss(model, lambda_bg=0.0)
-    crit = BackgroundPenaltyDetectionLoss(model, lambda_bg=1.5)
+    crit = BackgroundPenaltyDetectionLoss(model, lambda_bg=1.5, normalize="bg_mean")
     (fg_mask, *_), loss0, _ = base.get_assigned_targets_and_loss(preds, batch)
     _, loss1, items = crit.get_assigned_targets_and_loss(preds, batch)
     scores = preds["scores"].detach().permute(0, 2, 1)

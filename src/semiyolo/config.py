@@ -53,7 +53,7 @@ class SemiConfig(_Strict):
     lambda_bg_warmup: int = Field(5, ge=0)
     lambda_bg_schedule: Literal[SCHEDULES] = "linear"  # type: ignore[valid-type]
     bg_mode: Literal["max", "focal", "none"] = "max"
-    bg_normalize: Literal["bg_mean", "joint", "bce"] = "bg_mean"
+    bg_normalize: Literal["bce", "bg_mean", "joint"] = "bce"
     bg_gamma: float = Field(2.0, ge=0)
     logit_clamp: float | None = Field(None, gt=0, description="clamp class logits to [-c, c]; document 000: 10")
     max_grad_norm: float = Field(10.0, gt=0)

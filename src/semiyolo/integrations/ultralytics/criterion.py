@@ -14,7 +14,7 @@ from ultralytics.utils.tal import make_anchors
 from ...losses import background_penalty, bce_and_background_sums
 
 PENALTY_MODES = ("max", "focal", "none")
-NORMALIZATIONS = ("bg_mean", "joint", "bce")
+NORMALIZATIONS = ("bce", "bg_mean", "joint")
 
 
 class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
@@ -26,21 +26,22 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
 
     Normalisations of the classification term (SPEC section 3):
 
-    - ``bg_mean`` (default, document 000's code): Ultralytics' BCE, ``sum / max(sum target_scores, 1)``,
-      plus ``lambda_bg`` times the penalty *averaged over background anchors*. BCE keeps the scale the
-      gains were tuned for, and the penalty lies in [0, lambda_bg] whatever the image size.
+    - ``bce`` (default): ``[sum BCE + lambda_bg sum_bg L_bg] / max(sum target_scores, 1)``: the penalty is
+      summed and normalised like Ultralytics' BCE, so on a background anchor it weighs as much as that
+      anchor's BCE, and Ultralytics' classification term is unchanged.
+    - ``bg_mean`` (document 000's code): Ultralytics' BCE plus ``lambda_bg`` times the penalty *averaged over
+      background anchors*. The penalty's gradient on one anchor is then ``lambda_bg / N_bg`` (thousands of
+      anchors per batch), two to three orders of magnitude below BCE's: at ``lambda_bg = 1`` it changed
+      nothing measurable in the demo (docs/BENCHMARKS.md), which is why it is not the default.
     - ``joint`` (document 000's formula): ``1 / (N_pos + N_bg) * [sum_i BCE_i + lambda_bg sum_bg L_bg_i]``
-      with ``BCE_i`` the mean over classes, ``N_pos + N_bg`` all anchors of the batch.
-    - ``bce``: ``[sum BCE + lambda_bg sum_bg L_bg] / max(sum target_scores, 1)``: the penalty summed and
-      normalised like Ultralytics' BCE, so that on a background anchor it weighs as much as that anchor's BCE.
-      With ``bg_mean`` the penalty's gradient on one anchor is ``1 / N_bg`` (thousands of anchors) of
-      ``lambda_bg``, two to three orders of magnitude below BCE's; see docs/background-penalty.md.
+      with ``BCE_i`` the mean over classes, ``N_pos + N_bg`` all anchors of the batch; this also shrinks the
+      BCE by the same factor against the box terms.
 
     Args:
         model: a de-paralleled Ultralytics ``DetectionModel`` with ``args`` (hyperparameters) set.
         lambda_bg: penalty weight (>= 0); a schedule may change ``self.lambda_bg`` between epochs.
         mode: ``max`` (document 000), ``focal`` (hard-negative focal form) or ``none`` (plain Ultralytics).
-        normalize: ``bg_mean``, ``joint`` or ``bce``.
+        normalize: ``bce``, ``bg_mean`` or ``joint``.
         gamma: exponent of the ``focal`` mode.
         logit_clamp: clamp class logits to ``[-c, c]`` before the classification losses (document 000 uses
             10); ``None`` for no clamp.
@@ -51,7 +52,7 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         model,
         lambda_bg: float = 1.0,
         mode: str = "max",
-        normalize: str = "bg_mean",
+        normalize: str = "bce",
         gamma: float = 2.0,
         logit_clamp: float | None = None,
         tal_topk: int = 10,
