@@ -1,0 +1,275 @@
+"""Pseudo-label filters: each a small unit with ``state_dict()``, chained as configured.
+
+A filter maps :class:`Detections` to a keep mask and counts what it kept and dropped. Configuration::
+
+    filters:
+      - {name: score, params: {threshold: 0.5}}
+      - {name: dsat, params: {num_classes: 7, init_threshold: 0.5}}
+      - {name: dfl_entropy, params: {threshold: 0.5}}
+      - {name: nms_unc, params: {threshold: 0.15}}
+      - {name: cap, params: {max_per_image: 30}}
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from .dsat import f1_optimal_threshold
+from .predictions import Detections
+
+
+class PseudoLabelFilter:
+    """Base: ``keep_mask(dets) -> Tensor[N] bool``; ``__call__`` applies it and counts."""
+
+    name = "filter"
+
+    def __init__(self) -> None:
+        self.kept = 0
+        self.dropped = 0
+
+    def keep_mask(self, dets: Detections) -> Tensor:
+        raise NotImplementedError  # every concrete filter defines it
+
+    def __call__(self, dets: Detections) -> Detections:
+        keep = self.keep_mask(dets)
+        n_kept = int(keep.sum())
+        self.kept += n_kept
+        self.dropped += len(dets) - n_kept
+        return dets.select(keep)
+
+    def reset_counts(self) -> None:
+        self.kept = self.dropped = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kept": self.kept, "dropped": self.dropped}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.kept, self.dropped = int(state["kept"]), int(state["dropped"])
+
+
+def _check_unit(name: str, value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{name} must lie in [0, 1], got {value!r}")
+    return float(value)
+
+
+class ScoreFilter(PseudoLabelFilter):
+    """Keep detections whose score is at least ``threshold``."""
+
+    name = "score"
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        super().__init__()
+        self.threshold = _check_unit("score.threshold", threshold)
+
+    def keep_mask(self, dets: Detections) -> Tensor:
+        return dets.scores >= self.threshold
+
+
+class DSATFilter(PseudoLabelFilter):
+    """Dynamic self-adaptive threshold (S4OD): a per-class score threshold chosen, on labeled images held out
+    for it, as the one that maximises the F1 of teacher predictions against the labels; re-estimated every
+    ``update_every`` epochs, smoothed by ``momentum`` and kept in ``[min_threshold, max_threshold]``.
+
+    Until the first estimate every class uses ``init_threshold``. :meth:`update` takes per-class scored
+    predictions with their true-positive flags and the number of labeled objects.
+    """
+
+    name = "dsat"
+
+    def __init__(
+        self,
+        num_classes: int,
+        init_threshold: float = 0.5,
+        momentum: float = 0.5,
+        min_threshold: float = 0.2,
+        max_threshold: float = 0.9,
+        update_every: int = 1,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ConfigError(f"dsat.num_classes must be >= 1, got {num_classes!r}")
+        _check_unit("dsat.momentum", momentum)
+        if not 0 <= min_threshold <= init_threshold <= max_threshold <= 1:
+            raise ConfigError(
+                "dsat thresholds must satisfy 0 <= min_threshold <= init_threshold <= max_threshold <= 1, got "
+                f"{min_threshold}, {init_threshold}, {max_threshold}"
+            )
+        if update_every < 1:
+            raise ConfigError(f"dsat.update_every must be >= 1, got {update_every!r}")
+        self.momentum, self.bounds, self.update_every = momentum, (min_threshold, max_threshold), update_every
+        self.thresholds = torch.full((num_classes,), float(init_threshold))
+
+    def keep_mask(self, dets: Detections) -> Tensor:
+        return dets.scores >= self.thresholds.to(dets.scores.device)[dets.classes]
+
+    def update(self, scores: Tensor, classes: Tensor, is_tp: Tensor, gt_classes: Tensor) -> Tensor:
+        """Move each class's threshold towards its F1-optimal score; classes without labels keep theirs.
+
+        Args:
+            scores, classes, is_tp: ``Tensor[P]``: teacher predictions on the held-out labeled images, and
+                whether each matches an unmatched object of its class (IoU >= 0.5, best score first).
+            gt_classes: ``Tensor[G]``, the classes of the held-out objects.
+        Returns:
+            The new thresholds, ``Tensor[C]``.
+        """
+        for c in range(self.thresholds.numel()):
+            n_gt = int((gt_classes == c).sum())
+            if n_gt == 0:
+                continue
+            best = f1_optimal_threshold(scores[classes == c], is_tp[classes == c], n_gt)
+            if best is None:
+                continue
+            smoothed = self.momentum * float(self.thresholds[c]) + (1 - self.momentum) * best
+            self.thresholds[c] = min(max(smoothed, self.bounds[0]), self.bounds[1])
+        return self.thresholds.clone()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "thresholds": self.thresholds.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.thresholds = torch.tensor(state["thresholds"], dtype=torch.float32)
+
+
+def dfl_entropy(bin_logits: Tensor) -> Tensor:
+    """Localisation uncertainty of DFL boxes: the softmax entropy of each side's distribution divided by
+    ``log(n_bins)`` (so uniform = 1, one-hot = 0), averaged over the 4 sides. ``Tensor[N, 4, n_bins] -> [N]``."""
+    if bin_logits.ndim != 3 or bin_logits.shape[1] != 4 or bin_logits.shape[2] < 2:
+        raise ValueError(f"bin_logits must have shape (N, 4, n_bins >= 2), got {tuple(bin_logits.shape)}")
+    log_p = torch.log_softmax(bin_logits.float(), dim=-1)
+    entropy = -(log_p.exp() * log_p).sum(-1)
+    return (entropy / math.log(bin_logits.shape[-1])).mean(-1)
+
+
+class DFLEntropyFilter(PseudoLabelFilter):
+    """Drop boxes whose normalised DFL entropy (:func:`dfl_entropy`) exceeds ``threshold``; needs a DFL head."""
+
+    name = "dfl_entropy"
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        super().__init__()
+        self.threshold = _check_unit("dfl_entropy.threshold", threshold)
+
+    def keep_mask(self, dets: Detections) -> Tensor:
+        if dets.bin_logits is None:
+            raise ConfigError("dfl_entropy needs a head with DFL box distributions (reg_max > 1)")
+        return dfl_entropy(dets.bin_logits) <= self.threshold
+
+
+class NMSUncertaintyFilter(PseudoLabelFilter):
+    """S4OD's NMS-UNC: drop boxes whose NMS cluster (the kept box and those it suppressed) spreads more than
+    ``threshold`` (see :func:`semiyolo.pseudo.nms.nms_with_spread`)."""
+
+    name = "nms_unc"
+
+    def __init__(self, threshold: float = 0.15) -> None:
+        super().__init__()
+        if not threshold >= 0:
+            raise ConfigError(f"nms_unc.threshold must be >= 0, got {threshold!r}")
+        self.threshold = float(threshold)
+
+    def keep_mask(self, dets: Detections) -> Tensor:
+        if dets.cluster_spread is None:
+            raise ValueError("nms_unc needs detections from nms_with_spread (cluster_spread is missing)")
+        return dets.cluster_spread <= self.threshold
+
+
+class CapFilter(PseudoLabelFilter):
+    """Keep at most ``max_per_image`` detections, the best scores first (bounds memory on floods)."""
+
+    name = "cap"
+
+    def __init__(self, max_per_image: int = 100) -> None:
+        super().__init__()
+        if max_per_image < 1:
+            raise ConfigError(f"cap.max_per_image must be >= 1, got {max_per_image!r}")
+        self.max_per_image = int(max_per_image)
+
+    def keep_mask(self, dets: Detections) -> Tensor:
+        keep = torch.zeros(len(dets), dtype=torch.bool, device=dets.scores.device)
+        keep[dets.scores.argsort(descending=True)[: self.max_per_image]] = True
+        return keep
+
+
+FILTERS: dict[str, type[PseudoLabelFilter]] = {
+    f.name: f for f in (ScoreFilter, DSATFilter, DFLEntropyFilter, NMSUncertaintyFilter, CapFilter)
+}
+
+
+class FilterChain:
+    """Filters applied in order; ``stats()`` gives kept / dropped per filter (and DSAT's thresholds)."""
+
+    def __init__(self, filters: Sequence[PseudoLabelFilter]) -> None:
+        self.filters = list(filters)
+
+    def __call__(self, dets: Detections) -> Detections:
+        for f in self.filters:
+            dets = f(dets)
+        return dets
+
+    def __iter__(self):
+        return iter(self.filters)
+
+    def find(self, cls: type[PseudoLabelFilter]) -> PseudoLabelFilter | None:
+        return next((f for f in self.filters if isinstance(f, cls)), None)
+
+    def stats(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for i, f in enumerate(self.filters):
+            out[f"{i}_{f.name}/kept"], out[f"{i}_{f.name}/dropped"] = f.kept, f.dropped
+        return out
+
+    def reset_counts(self) -> None:
+        for f in self.filters:
+            f.reset_counts()
+
+    def state_dict(self) -> list[dict[str, Any]]:
+        return [{"name": f.name, **f.state_dict()} for f in self.filters]
+
+    def load_state_dict(self, states: list[dict[str, Any]]) -> None:
+        names = [s["name"] for s in states]
+        if names != [f.name for f in self.filters]:
+            raise ValueError(f"filter state is for {names}, this chain is {[f.name for f in self.filters]}")
+        for f, s in zip(self.filters, states, strict=True):
+            f.load_state_dict(s)
+
+
+def build_filters(specs: Sequence[Any], num_classes: int, has_dfl: bool) -> FilterChain:
+    """A chain from config specs (objects or dicts with ``name`` and ``params``).
+
+    ``dsat`` gets ``num_classes`` unless given; ``dfl_entropy`` on a head without DFL, unknown names and bad
+    parameters raise :class:`ConfigError` naming ``semi.filters.<i>``.
+    """
+    filters = []
+    for i, spec in enumerate(specs):
+        name = spec["name"] if isinstance(spec, dict) else spec.name
+        params = dict(spec.get("params", {}) if isinstance(spec, dict) else spec.params)
+        where = f"semi.filters.{i} ({name})"
+        if name not in FILTERS:
+            raise ConfigError(f"{where}: unknown filter; known: {', '.join(FILTERS)}")
+        cls = FILTERS[name]
+        if cls is DSATFilter:
+            params.setdefault("num_classes", num_classes)
+            if params["num_classes"] != num_classes:
+                raise ConfigError(f"{where}: num_classes is {params['num_classes']}, the dataset has {num_classes}")
+        if cls is DFLEntropyFilter and not has_dfl:
+            raise ConfigError(f"{where}: the model's head has no DFL distributions (reg_max = 1)")
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = set(params) - accepted
+        if unknown:
+            raise ConfigError(f"{where}: unknown parameter(s) {sorted(unknown)}; accepted: {sorted(accepted)}")
+        try:
+            filters.append(cls(**params))
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        except TypeError as err:
+            raise ConfigError(f"{where}: {err}") from None
+    return FilterChain(filters)
