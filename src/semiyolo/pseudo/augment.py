@@ -1,0 +1,93 @@
+"""The student's strong view of an unlabeled batch, with the pseudo-boxes carried through it (torch only).
+
+Geometric: a random horizontal flip and a random scale and translation (one affine map per image, applied
+with ``grid_sample``; the boxes' corners go through the same map, are clipped to the image, and boxes that
+lose most of their area are dropped). Photometric: brightness, contrast and saturation jitter and a little
+Gaussian noise, which do not move boxes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class StrongAugment:
+    flip: float = 0.5
+    scale: tuple[float, float] = (0.6, 1.4)
+    translate: float = 0.15
+    brightness: float = 0.3
+    contrast: float = 0.3
+    saturation: float = 0.4
+    noise: float = 0.03
+    min_area_kept: float = 0.3  # a box keeps at least this share of its area after clipping, or is dropped
+
+    def __call__(self, images: Tensor, boxes: list[Tensor], generator: torch.Generator | None = None):
+        """``images: Tensor[B, 3, H, W]`` in [0, 1]; ``boxes[i]: Tensor[n_i, 4]`` xyxy pixels.
+
+        Returns ``(images, boxes, kept)`` with ``kept[i]`` the indices of image ``i``'s boxes that survive.
+        """
+        b, _, h, w = images.shape
+        dev = images.device
+
+        def uniform(lo: float, hi: float, n: int = b) -> Tensor:
+            return torch.rand(n, generator=generator, device="cpu").to(dev) * (hi - lo) + lo
+
+        flip = torch.where(uniform(0, 1) < self.flip, -1.0, 1.0)
+        scale = uniform(*self.scale)
+        shift = torch.stack((uniform(-self.translate, self.translate), uniform(-self.translate, self.translate)), 1)
+        geometric = self._warp(images, flip, scale, shift)
+        out_boxes, kept = [], []
+        for i, bx in enumerate(boxes):
+            moved, keep = self._move_boxes(bx, float(flip[i]), float(scale[i]), shift[i].tolist(), w, h)
+            out_boxes.append(moved)
+            kept.append(keep)
+        return self._photometric(geometric, generator), out_boxes, kept
+
+    @staticmethod
+    def _warp(images: Tensor, flip: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+        # forward map u_out = flip (s u_in + t); grid_sample wants its inverse, u_in = (flip u_out - t) / s
+        theta = torch.zeros(images.shape[0], 2, 3, device=images.device, dtype=images.dtype)
+        theta[:, 0, 0] = flip / scale
+        theta[:, 1, 1] = 1 / scale
+        theta[:, 0, 2] = -shift[:, 0] / scale
+        theta[:, 1, 2] = -shift[:, 1] / scale
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def _move_boxes(self, boxes: Tensor, flip: float, scale: float, shift: list[float], w: int, h: int):
+        if boxes.numel() == 0:
+            return boxes.reshape(0, 4), torch.zeros(0, dtype=torch.long, device=boxes.device)
+        # forward map in normalised coordinates u in [-1, 1]: u_out = flip * (s * u_in + t)
+        half = boxes.new_tensor([w / 2, h / 2, w / 2, h / 2])
+        u = boxes / half - 1
+        u = u * scale + boxes.new_tensor([shift[0], shift[1], shift[0], shift[1]])
+        if flip < 0:
+            u = torch.stack((-u[:, 2], u[:, 1], -u[:, 0], u[:, 3]), 1)
+        moved = (u + 1) * half
+        area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
+        moved = torch.stack((moved[:, 0].clamp(0, w), moved[:, 1].clamp(0, h), moved[:, 2].clamp(0, w),
+                             moved[:, 3].clamp(0, h)), 1)
+        clipped = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
+        keep = ((clipped >= self.min_area_kept * area) & (moved[:, 2] - moved[:, 0] >= 2)
+                & (moved[:, 3] - moved[:, 1] >= 2)).nonzero().squeeze(1)
+        return moved[keep], keep
+
+    def _photometric(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
+        b = images.shape[0]
+
+        def factor(strength: float) -> Tensor:
+            return (1 + (torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1) * strength).to(images)
+
+        gray = images.mean(1, keepdim=True)
+        images = gray + (images - gray) * factor(self.saturation)
+        mean = images.mean((1, 2, 3), keepdim=True)
+        images = mean + (images - mean) * factor(self.contrast)
+        images = images * factor(self.brightness)
+        if self.noise > 0:
+            images = images + torch.randn(images.shape, generator=generator).to(images) * self.noise
+        return images.clamp(0, 1)

@@ -1,0 +1,40 @@
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from semiyolo.pseudo.augment import StrongAugment
+
+
+def _mask_box(image: torch.Tensor) -> torch.Tensor:
+    ys, xs = torch.nonzero(image[0] > 0.5, as_tuple=True)
+    return torch.tensor([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], dtype=torch.float32)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_boxes_follow_the_pixels(seed):
+    images = torch.zeros(1, 3, 64, 96)
+    images[:, :, 20:40, 30:50] = 1.0  # one bright box: x 30..50, y 20..40
+    box = torch.tensor([[30.0, 20.0, 50.0, 40.0]])
+    aug = StrongAugment(brightness=0, contrast=0, saturation=0, noise=0, translate=0.1)
+    out, boxes, kept = aug(images, [box], torch.Generator().manual_seed(seed))
+    assert out.shape == images.shape
+    if kept[0].numel():
+        assert box_iou(boxes[0], _mask_box(out[0])).item() > 0.85
+
+
+def test_flip_only_mirrors_x():
+    images = torch.zeros(1, 3, 32, 32)
+    aug = StrongAugment(flip=1.0, scale=(1.0, 1.0), translate=0.0, brightness=0, contrast=0, saturation=0, noise=0)
+    images[:, :, 4:10, 2:8] = 1.0
+    out, boxes, _ = aug(images, [torch.tensor([[2.0, 4.0, 8.0, 10.0]])], torch.Generator().manual_seed(0))
+    # x -> 32 - x: [2, 8] becomes [24, 30]
+    torch.testing.assert_close(boxes[0], torch.tensor([[24.0, 4.0, 30.0, 10.0]]))
+    torch.testing.assert_close(out, images.flip(-1))
+
+
+def test_boxes_pushed_out_of_the_image_are_dropped_and_empty_lists_pass():
+    aug = StrongAugment(flip=0.0, scale=(1.0, 1.0), translate=0.0)
+    images = torch.rand(2, 3, 32, 32)
+    out, boxes, kept = aug(images, [torch.zeros(0, 4), torch.tensor([[1.0, 1.0, 1.5, 1.5]])])
+    assert boxes[0].shape == (0, 4) and kept[1].numel() == 0  # a 0.5 px box is too small to keep
+    assert out.min() >= 0 and out.max() <= 1
