@@ -58,8 +58,21 @@ class SemiConfig(_Strict):
     logit_clamp: float | None = Field(None, gt=0, description="clamp class logits to [-c, c]; document 000: 10")
     max_grad_norm: float = Field(10.0, gt=0)
     bg_fp_conf: float = Field(0.25, gt=0, lt=1, description="confidence of the background-FP metric")
-    filters: list[FilterSpec] = Field(default_factory=list)
-    unlabeled: str | None = None
+    # online and offline semi-supervised training (SPEC section 4)
+    unlabeled: str | None = Field(None, description="folder of unlabeled images (online mode)")
+    unlabeled_ratio: float = Field(1.0, gt=0, le=8, description="unlabeled images per labeled image in a step")
+    lambda_unsup_warmup: int = Field(0, ge=0, description="epochs of linear ramp of lambda_unsup after burn-in")
+    teacher_decay: float = Field(0.999, gt=0, lt=1, description="EMA decay of the teacher")
+    teacher_tau: float = Field(100.0, gt=0, description="EMA warm-up: decay * (1 - exp(-updates / tau))")
+    pseudo_min_score: float = Field(0.1, ge=0, lt=1, description="candidates below never reach NMS")
+    pseudo_nms_iou: float = Field(0.7, gt=0, le=1)
+    dsat_holdout: float = Field(0.1, gt=0, lt=1, description="share of labeled train images held out for DSAT")
+    filters: list[FilterSpec] = Field(
+        default_factory=lambda: [
+            FilterSpec(name="score", params={"threshold": 0.5}),
+            FilterSpec(name="cap", params={"max_per_image": 100}),
+        ]
+    )
 
 
 class RunConfig(_Strict):

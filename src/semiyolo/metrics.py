@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
@@ -17,3 +18,27 @@ def count_background_false_positives(pred_boxes: Tensor, gt_boxes: Tensor, iou_t
     if gt_boxes.shape[0] == 0:
         return int(pred_boxes.shape[0])
     return int((box_iou(pred_boxes.float(), gt_boxes.float()).amax(dim=1) < iou_threshold).sum())
+
+
+def match_detections(
+    boxes: Tensor, scores: Tensor, classes: Tensor, gt_boxes: Tensor, gt_classes: Tensor, iou_threshold: float = 0.5
+) -> Tensor:
+    """True-positive flags of detections against ground truth, class-aware and greedy by score: each object
+    matches at most one detection, the best-scoring one that overlaps it by ``iou_threshold`` or more.
+
+    Shapes: ``boxes: Tensor[N, 4]`` xyxy, ``scores, classes: Tensor[N]``, ``gt_boxes: Tensor[M, 4]``,
+    ``gt_classes: Tensor[M]``. Returns ``Tensor[N]`` bool.
+    """
+    is_tp = torch.zeros(boxes.shape[0], dtype=torch.bool, device=boxes.device)
+    if boxes.shape[0] == 0 or gt_boxes.shape[0] == 0:
+        return is_tp
+    iou = box_iou(boxes.float(), gt_boxes.float())
+    iou = torch.where(classes[:, None] == gt_classes[None, :].to(classes), iou, -1.0)
+    taken = torch.zeros(gt_boxes.shape[0], dtype=torch.bool, device=boxes.device)
+    for i in scores.argsort(descending=True).tolist():
+        candidates = torch.where(taken, -1.0, iou[i])
+        best = int(candidates.argmax())
+        if candidates[best] >= iou_threshold:
+            taken[best] = True
+            is_tp[i] = True
+    return is_tp

@@ -70,11 +70,19 @@ class StrongAugment:
             u = torch.stack((-u[:, 2], u[:, 1], -u[:, 0], u[:, 3]), 1)
         moved = (u + 1) * half
         area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
-        moved = torch.stack((moved[:, 0].clamp(0, w), moved[:, 1].clamp(0, h), moved[:, 2].clamp(0, w),
-                             moved[:, 3].clamp(0, h)), 1)
+        moved = torch.stack(
+            (moved[:, 0].clamp(0, w), moved[:, 1].clamp(0, h), moved[:, 2].clamp(0, w), moved[:, 3].clamp(0, h)), 1
+        )
         clipped = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
-        keep = ((clipped >= self.min_area_kept * area) & (moved[:, 2] - moved[:, 0] >= 2)
-                & (moved[:, 3] - moved[:, 1] >= 2)).nonzero().squeeze(1)
+        keep = (
+            (
+                (clipped >= self.min_area_kept * area)
+                & (moved[:, 2] - moved[:, 0] >= 2)
+                & (moved[:, 3] - moved[:, 1] >= 2)
+            )
+            .nonzero()
+            .squeeze(1)
+        )
         return moved[keep], keep
 
     def _photometric(self, images: Tensor, generator: torch.Generator | None) -> Tensor:

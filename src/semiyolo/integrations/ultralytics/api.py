@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from ultralytics.cfg import DEFAULT_CFG, DEFAULT_CFG_DICT, get_cfg
-from ultralytics.nn.tasks import yaml_model_load
+from ultralytics.nn.tasks import DetectionModel, load_checkpoint, yaml_model_load
 
 from ...config import RunConfig, load_config
 from ...data import check_detection_dataset
 from ...errors import ConfigError
+from ...pseudo import build_filters
+from .semi_trainer import SemiSupervisedTrainer
 from .trainer import SUMMARY_FILE, BackgroundPenaltyTrainer
+from .unlabeled import UnlabeledImages
 
 TOP_LEVEL_ONLY = ("model", "data")
 
@@ -50,14 +53,28 @@ def check_model(model: str) -> None:
         raise ConfigError(f"model: expected a .yaml model definition or a .pt checkpoint, got {model!r}")
 
 
+def head_has_dfl(model: str, nc: int) -> bool:
+    """Whether the model's detection head predicts DFL distributions (``reg_max > 1``)."""
+    if model.endswith(".pt"):
+        net, _ = load_checkpoint(model)
+    else:
+        net = DetectionModel(model, nc=nc, verbose=False)
+    return getattr(net.model[-1], "reg_max", 1) > 1
+
+
 def prepare(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] = ()) -> RunConfig:
     """Load and check everything a run needs; raises a :class:`~semiyolo.errors.UserInputError` on bad input."""
     cfg = load_config(config, overrides)
-    if cfg.semi.mode != "supervised":
-        raise ConfigError(f"semi.mode: {cfg.semi.mode!r} is not available in this version (use supervised)")
+    if cfg.semi.mode == "offline":
+        raise ConfigError("semi.mode: 'offline' is not available in this version (use supervised or online)")
     check_model(cfg.model)
     check_train_args(cfg.train)
-    check_detection_dataset(cfg.data)
+    data = check_detection_dataset(cfg.data)
+    if cfg.semi.mode == "online":
+        if not cfg.semi.unlabeled:
+            raise ConfigError("semi.unlabeled: online mode needs a folder of unlabeled images")
+        UnlabeledImages.from_folder(cfg.semi.unlabeled, imgsz=32)
+        build_filters(cfg.semi.filters, num_classes=data["nc"], has_dfl=head_has_dfl(cfg.model, data["nc"]))
     return cfg
 
 
@@ -65,7 +82,8 @@ def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Map
     """Train as configured; returns the run's summary (final metrics, background false positives) and
     ``save_dir``."""
     cfg = prepare(config, overrides)
-    trainer = BackgroundPenaltyTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    trainer_cls = SemiSupervisedTrainer if cfg.semi.mode == "online" else BackgroundPenaltyTrainer
+    trainer = trainer_cls(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     trainer.train()
     summary_path = Path(trainer.save_dir) / SUMMARY_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}

@@ -150,7 +150,8 @@ def penalized_criteria(criterion) -> list[BackgroundPenaltyDetectionLoss]:
         return [criterion]
     if isinstance(criterion, E2ELoss):
         return [c for c in (criterion.one2many, criterion.one2one) if isinstance(c, BackgroundPenaltyDetectionLoss)]
-    return []
+    inner = getattr(criterion, "criterion", None)  # wrappers such as SemiSupervisedLoss
+    return penalized_criteria(inner) if inner is not None else []
 
 
 def build_criterion(model, **penalty_kwargs):

@@ -1,0 +1,63 @@
+"""The semi-supervised loss: the penalised criterion on the labeled images of a batch, plus ``lambda_unsup``
+times the same criterion on the pseudo-labeled ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+UNSUPERVISED_PREFIX = "u_"
+
+
+def _slice(obj: Any, part: slice) -> Any:
+    """The batch rows ``part`` of a (nested) head output: tensors, lists and dicts of them."""
+    if isinstance(obj, Tensor):
+        return obj[part]
+    if isinstance(obj, dict):
+        return {k: _slice(v, part) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_slice(v, part) for v in obj)
+    return obj
+
+
+def split_batch(batch: dict[str, Tensor], num_labeled: int) -> tuple[dict, dict]:
+    """Targets of the labeled images and of the pseudo-labeled ones (their image indices restarted at 0)."""
+    labeled = batch["batch_idx"] < num_labeled
+    parts = []
+    for mask, offset in ((labeled, 0), (~labeled, num_labeled)):
+        parts.append(
+            {"batch_idx": batch["batch_idx"][mask] - offset, "cls": batch["cls"][mask], "bboxes": batch["bboxes"][mask]}
+        )
+    return parts[0], parts[1]
+
+
+class SemiSupervisedLoss:
+    """``criterion(labeled) + lambda_unsup * criterion(pseudo-labeled)``.
+
+    A batch carries ``num_labeled``: the first ``num_labeled`` images are labeled, the rest are the strong
+    views of unlabeled images with the teacher's pseudo-labels. Without it (burn-in, validation) the whole batch
+    is labeled. Loss items are the criterion's, then the same names prefixed ``u_`` for the pseudo-labeled part,
+    unweighted (zeros when there is none), so that results.csv keeps one set of columns for the whole run.
+    """
+
+    def __init__(self, criterion, lambda_unsup: float = 1.0) -> None:
+        self.criterion, self.lambda_unsup = criterion, float(lambda_unsup)
+
+    def update(self) -> None:  # Ultralytics calls this on E2E criteria once per epoch
+        if hasattr(self.criterion, "update"):
+            self.criterion.update()
+
+    def __call__(self, preds: Any, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        preds = preds[1] if isinstance(preds, tuple) else preds
+        total = batch["img"].shape[0]
+        num_labeled = int(batch.get("num_labeled", total))
+        if num_labeled >= total:
+            loss, items = self.criterion(preds, batch)
+            return loss, {**items, **{UNSUPERVISED_PREFIX + k: torch.zeros_like(v) for k, v in items.items()}}
+        labeled, pseudo = split_batch(batch, num_labeled)
+        loss, items = self.criterion(_slice(preds, slice(0, num_labeled)), labeled)
+        u_loss, u_items = self.criterion(_slice(preds, slice(num_labeled, total)), pseudo)
+        items = {**items, **{UNSUPERVISED_PREFIX + k: v for k, v in u_items.items()}}
+        return loss + self.lambda_unsup * u_loss, items

@@ -1,0 +1,245 @@
+"""Online semi-supervised training: an EMA teacher pseudo-labels unlabeled images for the student.
+
+Each step after ``burn_in`` epochs: a labeled batch as Ultralytics loads it, plus an unlabeled batch whose
+weak (letterboxed) view the teacher labels (NMS, then the filter chain); the strong view of those images,
+with the pseudo-boxes carried through it, joins the labeled images in the student's one forward, and
+:class:`SemiSupervisedLoss` weighs the two parts. The teacher is an EMA of the student, updated after each
+optimizer step. Seams: ``get_dataset``, ``build_criterion``, ``preprocess_batch``, ``optimizer_step``,
+``save_metrics`` and callbacks; no Ultralytics code is patched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from ultralytics.cfg import DEFAULT_CFG
+from ultralytics.utils import LOGGER, RANK
+from ultralytics.utils.torch_utils import ModelEMA, unwrap_model
+
+from ...config import SemiConfig
+from ...data import list_images
+from ...errors import ConfigError
+from ...metrics import match_detections
+from ...pseudo import DSATFilter, build_filters
+from ...pseudo.augment import StrongAugment
+from ...schedules import ramp_weight
+from .pseudo_labeler import TeacherPseudoLabeler
+from .semi_criterion import SemiSupervisedLoss
+from .trainer import BackgroundPenaltyTrainer
+from .unlabeled import UnlabeledImages, unlabeled_batches
+
+STATE_FILE = "semi_state.pt"
+
+
+class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
+    """``semi.mode: online``. Importable by module path (Ultralytics' DDP launcher needs that); the ``semi``
+    settings reach DDP workers through the ``SEMIYOLO_SEMI`` environment variable (JSON)."""
+
+    def __init__(
+        self, cfg=DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks=None, semi: SemiConfig | None = None
+    ) -> None:
+        if semi is None and os.environ.get("SEMIYOLO_SEMI"):
+            semi = SemiConfig.model_validate_json(os.environ["SEMIYOLO_SEMI"])
+        self.semi = semi or SemiConfig(mode="online")
+        if not self.semi.unlabeled:
+            raise ConfigError("semi.unlabeled: online mode needs a folder of unlabeled images")
+        self.dsat_holdout: list[Path] = []
+        super().__init__(cfg, overrides, _callbacks, self.semi)
+        os.environ["SEMIYOLO_SEMI"] = self.semi.model_dump_json()
+        self.teacher: ModelEMA | None = None
+        self.lambda_unsup = 0.0
+        self.epoch_stats: dict[str, float] = defaultdict(float)
+        self.add_callback("on_pretrain_routine_end", _setup_semi)
+        self.add_callback("on_train_epoch_start", _start_epoch)
+        self.add_callback("on_train_epoch_end", _update_dsat)
+        self.add_callback("on_model_save", _save_state)
+
+    # --- data -----------------------------------------------------------------------------------------
+    def get_dataset(self) -> dict:
+        """Ultralytics' dataset; with a ``dsat`` filter, a slice of the labeled train images is held out from
+        training for DSAT's threshold estimates (lists written to the run folder)."""
+        data = super().get_dataset()
+        if not any(f.name == "dsat" for f in self.semi.filters):
+            return data
+        train = [
+            p
+            for entry in (data["train"] if isinstance(data["train"], list) else [data["train"]])
+            for p in (list_images(entry) if Path(entry).is_dir() else _read_list(entry))
+        ]
+        n_hold = min(200, max(1, round(len(train) * self.semi.dsat_holdout)))
+        if len(train) - n_hold < 1:
+            raise ConfigError(f"semi.dsat_holdout: {len(train)} labeled train images leave none to train on")
+        step = len(train) / n_hold
+        held = {int(i * step) for i in range(n_hold)}
+        self.dsat_holdout = [p for i, p in enumerate(train) if i in held]
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        kept = self.save_dir / "semi_train.txt"
+        kept.write_text("\n".join(str(p) for i, p in enumerate(train) if i not in held) + "\n")
+        (self.save_dir / "dsat_holdout.txt").write_text("\n".join(map(str, self.dsat_holdout)) + "\n")
+        data["train"] = str(kept)
+        return data
+
+    # --- the step ---------------------------------------------------------------------------------------
+    def build_criterion(self, model):
+        return SemiSupervisedLoss(super().build_criterion(model), lambda_unsup=0.0)
+
+    @property
+    def semi_active(self) -> bool:
+        return self.teacher is not None and self.epoch >= self.semi.burn_in
+
+    def preprocess_batch(self, batch: dict) -> dict:
+        batch = super().preprocess_batch(batch)
+        return self.add_pseudo_labeled(batch) if self.semi_active else batch
+
+    def add_pseudo_labeled(self, batch: dict) -> dict:
+        """Append the strong views of an unlabeled batch, with the teacher's pseudo-labels, to ``batch``."""
+        images, hidden, _ = next(self.unlabeled)
+        weak = images.to(self.device, non_blocking=True).float() / 255
+        dets = self.labeler(self.teacher.ema, weak)
+        self._audit(dets, hidden)
+        strong, boxes, kept = self.augment(weak, [d.boxes for d in dets], self.augment_generator)
+        height, width = batch["img"].shape[-2:]
+        if strong.shape[-2:] != (height, width):  # Ultralytics' multi-scale resized the labeled batch
+            sx, sy = width / strong.shape[-1], height / strong.shape[-2]
+            strong = torch.nn.functional.interpolate(strong, size=(height, width), mode="bilinear", align_corners=False)
+            boxes = [b * b.new_tensor([sx, sy, sx, sy]) for b in boxes]
+        n_labeled = batch["img"].shape[0]
+        scale = torch.tensor([width, height, width, height], device=self.device, dtype=torch.float32)
+        idx, cls, xywh = [batch["batch_idx"]], [batch["cls"]], [batch["bboxes"]]
+        for i, (b, k, d) in enumerate(zip(boxes, kept, dets, strict=True)):
+            b = b.to(self.device).float() / scale
+            idx.append(torch.full((b.shape[0],), n_labeled + i, device=self.device, dtype=batch["batch_idx"].dtype))
+            cls.append(d.classes[k].to(self.device).view(-1, 1).to(batch["cls"].dtype))
+            xywh.append(torch.cat(((b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]), 1).to(batch["bboxes"].dtype))
+        batch.update(
+            img=torch.cat((batch["img"], strong.to(batch["img"].dtype))),
+            batch_idx=torch.cat(idx),
+            cls=torch.cat(cls),
+            bboxes=torch.cat(xywh),
+            num_labeled=n_labeled,
+        )
+        return batch
+
+    def _audit(self, dets, hidden) -> None:
+        s = self.epoch_stats
+        s["images"] += len(dets)
+        for d, gt in zip(dets, hidden, strict=True):
+            s["pseudo_labels"] += len(d)
+            s["confidence_sum"] += float(d.scores.sum())
+            if gt.numel():
+                tp = match_detections(d.boxes.cpu(), d.scores.cpu(), d.classes.cpu(), gt[:, 1:], gt[:, 0].long())
+                s["hidden_tp"] += int(tp.sum())
+                s["hidden_pl"] += len(d)
+                s["hidden_gt"] += gt.shape[0]
+
+    def optimizer_step(self) -> None:
+        super().optimizer_step()
+        if self.teacher is not None:
+            self.teacher.update(self.model)
+
+    # --- logging ----------------------------------------------------------------------------------------
+    def semi_metrics(self) -> dict[str, float]:
+        s, n = self.epoch_stats, max(self.epoch_stats["images"], 1)
+        metrics = {
+            "semi/lambda_unsup": self.lambda_unsup,
+            "semi/pseudo_per_image": s["pseudo_labels"] / n,
+            "semi/teacher_conf": s["confidence_sum"] / max(s["pseudo_labels"], 1),
+            "semi/pl_precision": s["hidden_tp"] / s["hidden_pl"] if s["hidden_pl"] else float("nan"),
+            "semi/pl_recall": s["hidden_tp"] / s["hidden_gt"] if s["hidden_gt"] else float("nan"),
+        }
+        for key, value in self.labeler.filters.stats().items():
+            metrics[f"semi/{key}"] = value
+        dsat = self.labeler.filters.find(DSATFilter)
+        if dsat is not None:
+            metrics.update({f"semi/thr_{self.data['names'][c]}": float(t) for c, t in enumerate(dsat.thresholds)})
+        return metrics
+
+    def save_metrics(self, metrics: dict) -> None:
+        super().save_metrics({**metrics, **self.semi_metrics()})
+
+    # --- state --------------------------------------------------------------------------------------------
+    def semi_state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "teacher": self.teacher.ema.state_dict(),
+            "teacher_updates": self.teacher.updates,
+            "filters": self.labeler.filters.state_dict(),
+            "semi": self.semi.model_dump(),
+        }
+
+    def load_semi_state(self, state: dict[str, Any]) -> None:
+        self.teacher.ema.load_state_dict(state["teacher"])
+        self.teacher.updates = state["teacher_updates"]
+        self.labeler.filters.load_state_dict(state["filters"])
+
+
+def _read_list(path: str) -> list[Path]:
+    return [Path(line.strip()) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _setup_semi(trainer: SemiSupervisedTrainer) -> None:
+    """After Ultralytics' setup and resume: teacher, pseudo-labeler, unlabeled stream, restored state."""
+    s = trainer.semi
+    model = unwrap_model(trainer.model)
+    head = model.model[-1]
+    trainer.labeler = TeacherPseudoLabeler(
+        build_filters(s.filters, num_classes=trainer.data["nc"], has_dfl=getattr(head, "reg_max", 1) > 1),
+        min_score=s.pseudo_min_score,
+        nms_iou=s.pseudo_nms_iou,
+    )
+    trainer.teacher = ModelEMA(model, decay=s.teacher_decay, tau=s.teacher_tau)
+    trainer.teacher.ema.criterion = None
+    trainer.augment = StrongAugment()
+    trainer.augment_generator = torch.Generator().manual_seed(trainer.args.seed + max(RANK, 0))
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    unlabeled_batch = max(1, round(trainer.batch_size * s.unlabeled_ratio / max(world, 1)))
+    dataset = UnlabeledImages.from_folder(s.unlabeled, trainer.args.imgsz)
+    trainer.unlabeled = unlabeled_batches(dataset, unlabeled_batch, trainer.args.seed, RANK, world, trainer.start_epoch)
+    state_file = trainer.wdir / STATE_FILE
+    if trainer.resume and state_file.is_file():
+        state = torch.load(state_file, map_location=trainer.device, weights_only=False)
+        trainer.load_semi_state(state)
+        if state["epoch"] != trainer.start_epoch - 1:
+            LOGGER.warning(
+                f"{state_file} is from epoch {state['epoch'] + 1}, the checkpoint from {trainer.start_epoch}"
+            )
+        LOGGER.info(f"Resumed teacher, filters and thresholds from {state_file}")
+
+
+def _start_epoch(trainer: SemiSupervisedTrainer) -> None:
+    s = trainer.semi
+    trainer.lambda_unsup = ramp_weight(trainer.epoch, s.lambda_unsup, s.burn_in, s.lambda_unsup_warmup, "linear")
+    unwrap_model(trainer.model).criterion.lambda_unsup = trainer.lambda_unsup
+    trainer.epoch_stats.clear()
+    trainer.labeler.filters.reset_counts()
+
+
+def _update_dsat(trainer: SemiSupervisedTrainer) -> None:
+    """Re-estimate DSAT's thresholds from the teacher on the held-out labeled images."""
+    dsat = trainer.labeler.filters.find(DSATFilter)
+    if dsat is None or not trainer.dsat_holdout or (trainer.epoch + 1) % dsat.update_every:
+        return
+    holdout = UnlabeledImages(trainer.dsat_holdout, trainer.args.imgsz)
+    scores, classes, tps, gts = [], [], [], []
+    for images, labels, _ in unlabeled_batches(holdout, trainer.batch_size, 0, max_passes=1):
+        dets = trainer.labeler.detect(trainer.teacher.ema, images.to(trainer.device).float() / 255)
+        for d, gt in zip(dets, labels, strict=True):
+            tps.append(match_detections(d.boxes.cpu(), d.scores.cpu(), d.classes.cpu(), gt[:, 1:], gt[:, 0].long()))
+            scores.append(d.scores.cpu())
+            classes.append(d.classes.cpu())
+            gts.append(gt[:, 0].long())
+    dsat.update(torch.cat(scores), torch.cat(classes), torch.cat(tps), torch.cat(gts))
+
+
+def _save_state(trainer: SemiSupervisedTrainer) -> None:
+    """Next to last.pt, atomically: teacher, filter state and thresholds, for ``resume=True``."""
+    if RANK not in {-1, 0} or trainer.teacher is None:
+        return
+    path = trainer.wdir / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    torch.save(trainer.semi_state(), tmp)
+    os.replace(tmp, path)

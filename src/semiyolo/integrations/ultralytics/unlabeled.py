@@ -1,0 +1,110 @@
+"""Unlabeled images for online training: letterboxed weak views, batched, sharded by DDP rank.
+
+Hidden labels (a benchmark split whose unlabeled images still have YOLO label files) are loaded alongside,
+in the same letterboxed pixel frame, for auditing pseudo-labels only: they never reach a loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from ultralytics.data.utils import img2label_paths
+
+from ...data import list_images
+from ...errors import DataError
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Resize the longer side to ``size`` and pad to ``size x size`` (grey 114, centred, like Ultralytics).
+
+    Returns ``(image, ratio, (pad_x, pad_y))``: a point ``p`` of the original lands at ``p * ratio + pad``.
+    """
+    h, w = image.shape[:2]
+    ratio = size / max(h, w)
+    nw, nh = max(1, round(w * ratio)), max(1, round(h * ratio))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nw, nh) != (w, h) else image
+    pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
+    out = np.full((size, size, 3), 114, dtype=np.uint8)
+    out[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
+    return out, ratio, (pad_x, pad_y)
+
+
+class UnlabeledImages(Dataset):
+    """``(image uint8 Tensor[3, S, S] RGB, hidden labels Tensor[n, 5] (class, x1, y1, x2, y2), path)``."""
+
+    def __init__(self, paths: list[Path], imgsz: int) -> None:
+        self.paths, self.imgsz = list(paths), imgsz
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, imgsz: int) -> UnlabeledImages:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DataError(f"semi.unlabeled: {folder} is not a folder of images")
+        paths = list_images(folder)
+        if not paths:
+            raise DataError(f"semi.unlabeled: no images found in {folder}")
+        return cls(paths, imgsz)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        path = self.paths[index]
+        image = cv2.imread(str(path))
+        if image is None:
+            raise DataError(f"semi.unlabeled: cannot read image {path}")
+        h, w = image.shape[:2]
+        boxed, ratio, (px, py) = letterbox(image, self.imgsz)
+        tensor = torch.from_numpy(np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)))
+        return tensor, self._hidden_labels(path, w, h, ratio, px, py), str(path)
+
+    @staticmethod
+    def _hidden_labels(path: Path, w: int, h: int, ratio: float, px: int, py: int) -> torch.Tensor:
+        label = Path(img2label_paths([str(path)])[0])
+        if not label.is_file() or label.stat().st_size == 0:
+            return torch.zeros(0, 5)
+        rows = torch.from_numpy(np.loadtxt(label, ndmin=2, dtype=np.float32))
+        cx, cy, bw, bh = rows[:, 1] * w, rows[:, 2] * h, rows[:, 3] * w, rows[:, 4] * h
+        xyxy = torch.stack((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), 1) * ratio
+        return torch.cat((rows[:, :1], xyxy + torch.tensor([px, py, px, py])), 1)
+
+
+def _collate(items):
+    images, labels, paths = zip(*items, strict=True)
+    return torch.stack(images), list(labels), list(paths)
+
+
+def unlabeled_batches(
+    dataset: UnlabeledImages,
+    batch: int,
+    seed: int,
+    rank: int = -1,
+    world_size: int = 1,
+    start_epoch: int = 0,
+    max_passes: int | None = None,
+) -> Iterator:
+    """Batches of ``dataset``, reshuffled every pass, endlessly (or for ``max_passes``); each DDP rank reads
+    its own shard."""
+    sampler = DistributedSampler(dataset, world_size, rank, shuffle=True, seed=seed) if world_size > 1 else None
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch,
+        shuffle=sampler is None,
+        sampler=sampler,
+        generator=generator,
+        collate_fn=_collate,
+        drop_last=len(dataset) >= batch,
+        num_workers=0,
+    )
+    epoch = start_epoch
+    while max_passes is None or epoch - start_epoch < max_passes:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
