@@ -76,7 +76,9 @@ def test_count_background_false_positives_by_hand():
         (["data=/nonexistent/data.yaml"], "/nonexistent/data.yaml: dataset file not found"),
         (["model=yolov8n.pt"], "model: yolov8n.pt not found (semiyolo never downloads weights"),
         (["model=yolov99n.yaml"], "model: yolov99n.yaml is neither a file nor an Ultralytics model"),
-        (["semi.mode=online"], "semi.mode: 'online' is not available"),
+        (["semi.mode=online"], "semi.unlabeled: online mode needs a folder of unlabeled images"),
+        (["semi.mode=online", "semi.unlabeled=/nonexistent"], "semi.unlabeled: /nonexistent is not a folder"),
+        (["semi.mode=offline"], "semi.mode: 'offline' is not available"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_nothing_starts(tmp_path, tiny_data, capsys, overrides, message):
