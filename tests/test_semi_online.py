@@ -1,0 +1,207 @@
+"""Online semi-supervised training on generated images: burn-in, pseudo-labels, logging, kill and resume."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from semiyolo.cli import main
+from semiyolo.data import SynthSpec, write_dataset
+from semiyolo.integrations.ultralytics.semi_criterion import SemiSupervisedLoss, split_batch
+from semiyolo.integrations.ultralytics.unlabeled import UnlabeledImages, unlabeled_batches
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("semi")
+    labeled = write_dataset(root / "labeled", SynthSpec(images=16, imgsz=64, seed=3))
+    write_dataset(root / "unlabeled", SynthSpec(images=24, imgsz=64, seed=7))  # its labels stay hidden
+    return labeled, root / "unlabeled" / "images" / "train"
+
+
+def _config(tmp_path, datasets, epochs=3, **semi):
+    labeled, unlabeled = datasets
+    cfg = {
+        "model": "yolov8n.yaml",
+        "data": str(labeled),
+        "train": {
+            "epochs": epochs,
+            "imgsz": 64,
+            "batch": 4,
+            "nbs": 4,
+            "workers": 0,
+            "plots": False,
+            "seed": 0,
+            "project": str(tmp_path / "runs"),
+            "name": "semi",
+        },
+        "semi": {
+            "mode": "online",
+            "unlabeled": str(unlabeled),
+            "burn_in": 1,
+            "lambda_bg_warmup": 1,
+            "pseudo_min_score": 1e-4,  # an untrained teacher scores low: let its candidates reach the filters
+            "filters": [
+                {"name": "dsat", "params": {"init_threshold": 0.5}},
+                {"name": "dfl_entropy"},
+                {"name": "cap", "params": {"max_per_image": 20}},
+            ],
+            **semi,
+        },
+    }
+    path = tmp_path / "semi.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_online_run_passes_burn_in_and_logs_the_unsupervised_side(tmp_path, datasets):
+    assert main(["train", str(_config(tmp_path, datasets))]) == 0
+    run = tmp_path / "runs" / "semi"
+    rows = list(csv.DictReader((run / "results.csv").open()))
+    assert [float(r["semi/lambda_unsup"]) for r in rows] == [0.0, 1.0, 1.0]
+    assert float(rows[0]["train/u_cls_loss"]) == 0.0
+    for row in rows[1:]:
+        # an untrained teacher's pseudo-labels mostly fail DSAT: the pseudo-labeled images still give a finite,
+        # non-zero classification loss (all background) and a background penalty
+        assert float(row["train/u_cls_loss"]) > 0 and float(row["train/u_bg_loss"]) > 0
+        kept, dropped = float(row["semi/0_dsat/kept"]), float(row["semi/0_dsat/dropped"])
+        assert kept + dropped > 0
+    for name in ("circle", "square", "triangle"):
+        assert 0.2 <= float(rows[-1][f"semi/thr_{name}"]) <= 0.9
+    assert {"semi/pl_precision", "semi/pl_recall", "semi/teacher_conf", "semi/pseudo_per_image"} <= set(rows[0])
+    held = (run / "dsat_holdout.txt").read_text().split()
+    trained = (run / "semi_train.txt").read_text().split()
+    assert held and not set(held) & set(trained)
+    state = torch.load(run / "weights" / "semi_state.pt", weights_only=False)
+    assert state["epoch"] == 2 and [f["name"] for f in state["filters"]] == ["dsat", "dfl_entropy", "cap"]
+
+
+def test_killed_run_resumes_teacher_and_thresholds(tmp_path, datasets):
+    from semiyolo.config import load_config
+    from semiyolo.integrations.ultralytics import SemiSupervisedTrainer
+
+    cfg_path = _config(tmp_path, datasets, epochs=30)
+    state_file = tmp_path / "runs" / "semi" / "weights" / "semi_state.pt"
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "semiyolo", "train", str(cfg_path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if state_file.is_file() and torch.load(state_file, weights_only=False)["epoch"] >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    saved = torch.load(state_file, weights_only=False)
+    restored = {}
+
+    def capture(trainer):  # right after setup and resume, before any step
+        restored.update(
+            teacher={k: v.clone() for k, v in trainer.teacher.ema.state_dict().items()},
+            teacher_updates=trainer.teacher.updates,
+            filters=trainer.labeler.filters.state_dict(),
+        )
+        trainer.stop = True  # what is checked is the restore; no need to train on
+
+    cfg = load_config(cfg_path)
+    last = tmp_path / "runs" / "semi" / "weights" / "last.pt"
+    trainer = SemiSupervisedTrainer(
+        overrides={**cfg.train, "model": cfg.model, "data": cfg.data, "resume": str(last)}, semi=cfg.semi
+    )
+    trainer.add_callback("on_train_start", capture)
+    trainer.train()
+    assert restored["filters"] == saved["filters"]
+    assert restored["teacher_updates"] == saved["teacher_updates"]
+    for key, value in saved["teacher"].items():
+        torch.testing.assert_close(restored["teacher"][key], value)
+
+
+def test_semi_loss_is_the_criterion_on_each_part():
+    from ultralytics.cfg import get_cfg
+    from ultralytics.nn.tasks import DetectionModel
+
+    from semiyolo.integrations.ultralytics import BackgroundPenaltyDetectionLoss
+
+    torch.manual_seed(0)
+    model = DetectionModel("yolov8n.yaml", nc=3, verbose=False).train()
+    model.args = get_cfg()
+    crit = BackgroundPenaltyDetectionLoss(model)
+    semi = SemiSupervisedLoss(crit, lambda_unsup=0.5)
+    batch = {
+        "img": torch.rand(3, 3, 64, 64),
+        "batch_idx": torch.tensor([0.0, 1.0, 2.0]),
+        "cls": torch.tensor([[0.0], [1.0], [2.0]]),
+        "bboxes": torch.tensor([[0.3, 0.3, 0.2, 0.2], [0.6, 0.6, 0.3, 0.3], [0.5, 0.5, 0.4, 0.4]]),
+        "num_labeled": 2,
+    }
+    preds = model(batch["img"])
+    loss, items = semi(preds, batch)
+    labeled, pseudo = split_batch(batch, 2)
+    assert pseudo["batch_idx"].tolist() == [0.0] and labeled["batch_idx"].tolist() == [0.0, 1.0]
+    sup, _ = crit(
+        {k: (v[:2] if torch.is_tensor(v) else [t[:2] for t in v]) for k, v in preds.items()},
+        {**labeled, "img": batch["img"][:2]},
+    )
+    unsup, u_items = crit(
+        {k: (v[2:] if torch.is_tensor(v) else [t[2:] for t in v]) for k, v in preds.items()},
+        {**pseudo, "img": batch["img"][2:]},
+    )
+    torch.testing.assert_close(loss, sup + 0.5 * unsup)
+    torch.testing.assert_close(items["u_cls_loss"], u_items["cls_loss"])
+    # no pseudo-labels at all in the unlabeled image: still finite
+    empty = {**batch, "batch_idx": batch["batch_idx"][:2], "cls": batch["cls"][:2], "bboxes": batch["bboxes"][:2]}
+    loss, items = semi(preds, empty)
+    assert torch.isfinite(loss).all() and items["u_box_loss"] == 0 and items["u_cls_loss"] > 0
+
+
+def test_unlabeled_stream_shards_by_rank(datasets):
+    full = UnlabeledImages.from_folder(datasets[1], imgsz=64)
+    dataset = UnlabeledImages(full.paths[:18], imgsz=64)  # even, so that DistributedSampler pads nothing
+    seen = []
+    for rank in (0, 1):
+        paths = [
+            p
+            for _, _, batch_paths in unlabeled_batches(dataset, 3, seed=0, rank=rank, world_size=2, max_passes=1)
+            for p in batch_paths
+        ]
+        seen.append(set(paths))
+    assert seen[0] and seen[1] and not seen[0] & seen[1]
+    assert seen[0] | seen[1] == {str(p) for p in dataset.paths}
+    images, hidden, _ = next(unlabeled_batches(dataset, 4, seed=0, max_passes=1))
+    assert images.shape == (4, 3, 64, 64) and images.dtype == torch.uint8 and len(hidden) == 4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["semi.filters=[{name: dsat, params: {num_classes: 7}}]"], "num_classes is 7, the dataset has 3"),
+        (["semi.filters=[{name: score, params: {threshold: 2}}]"], r"score.threshold must lie in [0, 1]"),
+        (["model=yolo26n.yaml"], "the model's head has no DFL distributions"),
+    ],
+)
+def test_bad_semi_input_is_refused_before_training(tmp_path, datasets, capsys, overrides, message):
+    assert main(["train", str(_config(tmp_path, datasets)), *overrides]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_empty_unlabeled_folder_is_refused(tmp_path, datasets, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", str(_config(tmp_path, datasets)), f"semi.unlabeled={tmp_path / 'empty'}"]) == 2
+    assert "semi.unlabeled: no images found in" in capsys.readouterr().err
