@@ -38,17 +38,27 @@ class TeacherPseudoLabeler:
         self.max_candidates, self.max_det = max_candidates, max_det
 
     @torch.no_grad()
-    def detect(self, teacher: nn.Module, images: Tensor) -> list[Detections]:
-        """Detections after NMS, before the filters; ``images: Tensor[B, 3, H, W]`` in [0, 1]."""
+    def forward(self, teacher: nn.Module, images: Tensor) -> tuple[Tensor, dict]:
+        """The teacher's eval-mode head outputs on ``images: Tensor[B, 3, H, W]`` in [0, 1]."""
         was_training = teacher.training
         teacher.eval()
-        decoded, raw = _head_outputs(teacher(images))
-        teacher.train(was_training)
+        try:
+            return _head_outputs(teacher(images))
+        finally:
+            teacher.train(was_training)
+
+    @torch.no_grad()
+    def postprocess(self, decoded: Tensor, raw: dict) -> list[Detections]:
+        """Per image: candidates above ``min_score``, class-aware NMS with cluster spread, DFL logits kept."""
         reg_max = raw["boxes"].shape[1] // 4 if isinstance(raw, dict) and "boxes" in raw else 1
         xywh, class_scores = decoded[:, :4].float(), decoded[:, 4:].float()
         boxes = torch.cat((xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2), 1)  # (B, 4, A)
         scores, classes = class_scores.max(1)
-        return [self._image(boxes[i].T, scores[i], classes[i], raw, i, reg_max) for i in range(images.shape[0])]
+        return [self._image(boxes[i].T, scores[i], classes[i], raw, i, reg_max) for i in range(decoded.shape[0])]
+
+    def detect(self, teacher: nn.Module, images: Tensor) -> list[Detections]:
+        """Detections after NMS, before the filters."""
+        return self.postprocess(*self.forward(teacher, images))
 
     def _image(self, boxes: Tensor, scores: Tensor, classes: Tensor, raw: dict, i: int, reg_max: int) -> Detections:
         candidates = (scores > self.min_score).nonzero().squeeze(1)

@@ -1,0 +1,140 @@
+"""One online semi-supervised step against one supervised step pushing as many images through the student.
+
+Supervised: forward + backward + SGD step of YOLOv8n on ``2B`` labeled images. Online: the teacher's no-grad
+forward on ``B`` unlabeled weak views, NMS + the filter chain (score, DFL entropy, NMS spread, cap), the
+strong view, then the student's step on ``B`` labeled + ``B`` pseudo-labeled images, then the teacher's EMA
+update. Interleaved rounds, medians; the pseudo-label pipeline's share (NMS + filters) is reported apart.
+The untrained teacher's candidates all pass ``min_score = 0`` (every anchor reaches NMS): a worst case for NMS.
+
+    python benchmarks/ssod_step.py [--batch 8] [--imgsz 256] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import torch
+from ultralytics.cfg import get_cfg
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils.torch_utils import ModelEMA
+
+from semiyolo.integrations.ultralytics import BackgroundPenaltyDetectionLoss, SemiSupervisedLoss
+from semiyolo.integrations.ultralytics.pseudo_labeler import TeacherPseudoLabeler
+from semiyolo.pseudo import build_filters
+from semiyolo.pseudo.augment import StrongAugment
+
+FILTERS = [
+    {"name": "score", "params": {"threshold": 0.0}},
+    {"name": "dfl_entropy", "params": {"threshold": 1.0}},
+    {"name": "nms_unc", "params": {"threshold": 10.0}},
+    {"name": "cap", "params": {"max_per_image": 50}},
+]
+
+
+def labeled_batch(n: int, imgsz: int, gen: torch.Generator) -> dict:
+    per = 4
+    xy = torch.rand(n * per, 2, generator=gen) * 0.6 + 0.2
+    wh = torch.rand(n * per, 2, generator=gen) * 0.2 + 0.05
+    return {
+        "img": torch.rand(n, 3, imgsz, imgsz, generator=gen),
+        "batch_idx": torch.arange(n).repeat_interleave(per).float(),
+        "cls": torch.randint(0, 3, (n * per, 1), generator=gen).float(),
+        "bboxes": torch.cat((xy, wh), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8, help="B: labeled (and unlabeled) images per online step")
+    parser.add_argument("--imgsz", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    student = DetectionModel("yolov8n.yaml", nc=3, verbose=False).train()
+    student.args = get_cfg()
+    criterion = SemiSupervisedLoss(BackgroundPenaltyDetectionLoss(student), lambda_unsup=1.0)
+    optimizer = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
+    teacher = ModelEMA(student, decay=0.999, tau=100)
+    labeler = TeacherPseudoLabeler(build_filters(FILTERS, num_classes=3, has_dfl=True), min_score=0.0)
+    augment = StrongAugment()
+
+    def student_step(batch: dict) -> None:
+        loss, _ = criterion(student(batch["img"]), batch)
+        optimizer.zero_grad()
+        loss.sum().backward()
+        optimizer.step()
+
+    def supervised() -> dict[str, float]:
+        batch = labeled_batch(2 * args.batch, args.imgsz, gen)
+        start = time.perf_counter()
+        student_step(batch)
+        return {"total": time.perf_counter() - start}
+
+    def online() -> dict[str, float]:
+        batch, weak = (
+            labeled_batch(args.batch, args.imgsz, gen),
+            torch.rand(args.batch, 3, args.imgsz, args.imgsz, generator=gen),
+        )
+        t = {"start": time.perf_counter()}
+        outputs = labeler.forward(teacher.ema, weak)
+        t["teacher"] = time.perf_counter()
+        dets = labeler.postprocess(*outputs)
+        t["detect"] = time.perf_counter()
+        dets = [labeler.filters(d) for d in dets]
+        t["filters"] = time.perf_counter()
+        strong, boxes, kept = augment(weak, [d.boxes for d in dets], gen)
+        s = args.imgsz
+        idx, cls, xywh = [batch["batch_idx"]], [batch["cls"]], [batch["bboxes"]]
+        for i, (b, k, d) in enumerate(zip(boxes, kept, dets, strict=True)):
+            b = b / s
+            idx.append(torch.full((b.shape[0],), float(args.batch + i)))
+            cls.append(d.classes[k].float().view(-1, 1))
+            xywh.append(torch.cat(((b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]), 1))
+        batch = {
+            "img": torch.cat((batch["img"], strong)),
+            "batch_idx": torch.cat(idx),
+            "cls": torch.cat(cls),
+            "bboxes": torch.cat(xywh),
+            "num_labeled": args.batch,
+        }
+        t["augment"] = time.perf_counter()
+        student_step(batch)
+        t["student"] = time.perf_counter()
+        teacher.update(student)
+        t["ema"] = time.perf_counter()
+        return {
+            "total": t["ema"] - t["start"],
+            "teacher forward": t["teacher"] - t["start"],
+            "NMS + filters": t["filters"] - t["teacher"],
+            "augment": t["augment"] - t["filters"],
+            "student step": t["student"] - t["augment"],
+            "ema": t["ema"] - t["student"],
+        }
+
+    supervised(), online()  # warm-up
+    sup, onl = [], []
+    for _ in range(args.rounds):
+        sup.append(supervised())
+        onl.append(online())
+    med = {k: statistics.median(r[k] for r in onl) for k in onl[0]}
+    base = statistics.median(r["total"] for r in sup)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; YOLOv8n, {args.imgsz} px, "
+        f"supervised {2 * args.batch} labeled vs online {args.batch} labeled + {args.batch} unlabeled, "
+        f"{args.rounds} rounds"
+    )
+    print(f"{'supervised step':<26}{base * 1e3:>10.0f} ms")
+    print(f"{'online step':<26}{med['total'] * 1e3:>10.0f} ms   ratio {med['total'] / base:.3f}")
+    for k, v in med.items():
+        if k != "total":
+            print(f"  {k:<24}{v * 1e3:>10.1f} ms   {100 * v / med['total']:5.1f} % of the online step")
+
+
+if __name__ == "__main__":
+    main()
