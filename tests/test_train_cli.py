@@ -78,7 +78,7 @@ def test_count_background_false_positives_by_hand():
         (["model=yolov99n.yaml"], "model: yolov99n.yaml is neither a file nor an Ultralytics model"),
         (["semi.mode=online"], "semi.unlabeled: online mode needs a folder of unlabeled images"),
         (["semi.mode=online", "semi.unlabeled=/nonexistent"], "semi.unlabeled: /nonexistent is not a folder"),
-        (["semi.mode=offline"], "semi.mode: 'offline' is not available"),
+        (["semi.mode=offline"], "semi.pseudo_labels: offline mode needs the folder"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_nothing_starts(tmp_path, tiny_data, capsys, overrides, message):

@@ -34,6 +34,22 @@ def _data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pseudo_label(args: argparse.Namespace) -> int:
+    from .config import read_yaml
+    from .integrations.ultralytics.offline import DEFAULT_FILTERS, pseudo_label_folder
+
+    filters = DEFAULT_FILTERS
+    if args.filters:
+        filters = read_yaml(args.filters)
+        if isinstance(filters, dict):  # a run config: take its semi.filters
+            filters = filters.get("semi", {}).get("filters", DEFAULT_FILTERS)
+    summary = pseudo_label_folder(
+        args.weights, args.source, args.out, filters, imgsz=args.imgsz, batch=args.batch, min_score=args.min_score
+    )
+    print(f"{summary['pseudo_labels']} pseudo-labels on {summary['images']} images written to {args.out}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .integrations.ultralytics.demo import run_demo
 
@@ -75,6 +91,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="overrides, dotted for nested keys: semi.lambda_bg=0.5 train.epochs=3",
     )
     train.set_defaults(handler=_train)
+
+    pseudo = commands.add_parser(
+        "pseudo-label",
+        help="label a folder of images with a trained model (offline mode)",
+        description="Run a trained Ultralytics detector on every image under SOURCE, keep what the filters keep, "
+        "and write YOLO labels, links to the images and a manifest of scores under OUT.",
+    )
+    pseudo.add_argument("--weights", type=Path, required=True, help="an Ultralytics detection checkpoint (.pt)")
+    pseudo.add_argument("--source", type=Path, required=True, help="folder of unlabeled images")
+    pseudo.add_argument("--out", type=Path, required=True, help="output folder")
+    pseudo.add_argument(
+        "--filters",
+        type=Path,
+        help="YAML: a list of filters, or a run config (its semi.filters); "
+        "default: score >= 0.5, at most 100 per image",
+    )
+    pseudo.add_argument("--imgsz", type=int, default=640, help="inference size (default: 640)")
+    pseudo.add_argument("--batch", type=int, default=8, help="images per forward (default: 8)")
+    pseudo.add_argument("--min-score", type=float, default=0.1, help="candidates below never reach NMS (0.1)")
+    pseudo.set_defaults(handler=_pseudo_label)
 
     data = commands.add_parser("data", help="datasets", description="Dataset tools.")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")

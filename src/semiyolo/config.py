@@ -60,6 +60,7 @@ class SemiConfig(_Strict):
     bg_fp_conf: float = Field(0.25, gt=0, lt=1, description="confidence of the background-FP metric")
     # online and offline semi-supervised training (SPEC section 4)
     unlabeled: str | None = Field(None, description="folder of unlabeled images (online mode)")
+    pseudo_labels: str | None = Field(None, description="output of 'semiyolo pseudo-label' (offline mode)")
     unlabeled_ratio: float = Field(1.0, gt=0, le=8, description="unlabeled images per labeled image in a step")
     lambda_unsup_warmup: int = Field(0, ge=0, description="epochs of linear ramp of lambda_unsup after burn-in")
     teacher_decay: float = Field(0.999, gt=0, lt=1, description="EMA decay of the teacher")
@@ -187,8 +188,9 @@ def load_config(config: str | Path | Mapping[str, Any], overrides: Sequence[str]
     cfg = validate_config(apply_overrides(raw, parse_overrides(overrides)), source)
     if base is not None:
         cfg.data = _relative_to(base, cfg.data)
-        if cfg.semi.unlabeled:
-            cfg.semi.unlabeled = _relative_to(base, cfg.semi.unlabeled)
+        for key in ("unlabeled", "pseudo_labels"):
+            if getattr(cfg.semi, key):
+                setattr(cfg.semi, key, _relative_to(base, getattr(cfg.semi, key)))
     return cfg
 
 

@@ -15,6 +15,7 @@ from ...config import RunConfig, load_config
 from ...data import check_detection_dataset
 from ...errors import ConfigError
 from ...pseudo import build_filters
+from .offline import offline_train_entries
 from .semi_trainer import SemiSupervisedTrainer
 from .trainer import SUMMARY_FILE, BackgroundPenaltyTrainer
 from .unlabeled import UnlabeledImages
@@ -65,8 +66,6 @@ def head_has_dfl(model: str, nc: int) -> bool:
 def prepare(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] = ()) -> RunConfig:
     """Load and check everything a run needs; raises a :class:`~semiyolo.errors.UserInputError` on bad input."""
     cfg = load_config(config, overrides)
-    if cfg.semi.mode == "offline":
-        raise ConfigError("semi.mode: 'offline' is not available in this version (use supervised or online)")
     check_model(cfg.model)
     check_train_args(cfg.train)
     data = check_detection_dataset(cfg.data)
@@ -75,6 +74,13 @@ def prepare(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | M
             raise ConfigError("semi.unlabeled: online mode needs a folder of unlabeled images")
         UnlabeledImages.from_folder(cfg.semi.unlabeled, imgsz=32)
         build_filters(cfg.semi.filters, num_classes=data["nc"], has_dfl=head_has_dfl(cfg.model, data["nc"]))
+    if cfg.semi.mode == "offline":
+        if not cfg.semi.pseudo_labels:
+            raise ConfigError("semi.pseudo_labels: offline mode needs the folder written by 'semiyolo pseudo-label'")
+        offline_train_entries(data, cfg.semi.pseudo_labels)
+        names = json.loads((Path(cfg.semi.pseudo_labels) / "summary.json").read_text()).get("names", {})
+        if len(names) != data["nc"]:
+            raise ConfigError(f"semi.pseudo_labels: labeled with {len(names)} classes, the dataset has {data['nc']}")
     return cfg
 
 

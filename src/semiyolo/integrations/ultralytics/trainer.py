@@ -17,6 +17,7 @@ from ...data import list_images
 from ...schedules import ramp_weight
 from .criterion import build_criterion, set_lambda_bg
 from .evaluate import background_false_positives
+from .offline import offline_train_entries
 
 SUMMARY_FILE = "summary.json"
 
@@ -34,12 +35,19 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
     def __init__(
         self, cfg=DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks=None, semi: SemiConfig | None = None
     ) -> None:
+        self.semi = semi or SemiConfig()  # before Ultralytics' __init__, which calls get_dataset
         super().__init__(cfg, overrides, _callbacks)
-        self.semi = semi or SemiConfig()
         self.lambda_bg = 0.0
         self.add_callback("on_pretrain_routine_end", _install_criterion)
         self.add_callback("on_train_epoch_start", _step_lambda_bg)
         self.add_callback("on_train_end", _write_summary)
+
+    def get_dataset(self) -> dict:
+        """Ultralytics' dataset; in offline mode the pseudo-labeled images join the training images."""
+        data = super().get_dataset()
+        if self.semi.mode == "offline":
+            data["train"] = offline_train_entries(data, self.semi.pseudo_labels)
+        return data
 
     def current_lambda_bg(self, epoch: int) -> float:
         s = self.semi

@@ -19,16 +19,22 @@ from ...data import list_images
 from ...errors import DataError
 
 
+def letterbox_geometry(w: int, h: int, size: int) -> tuple[tuple[int, int], float, tuple[int, int]]:
+    """``((new_w, new_h), ratio, (pad_x, pad_y))`` of :func:`letterbox` for a ``w x h`` image: a point ``p`` of
+    the original lands at ``p * ratio + pad``."""
+    ratio = size / max(h, w)
+    nw, nh = max(1, round(w * ratio)), max(1, round(h * ratio))
+    return (nw, nh), ratio, ((size - nw) // 2, (size - nh) // 2)
+
+
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Resize the longer side to ``size`` and pad to ``size x size`` (grey 114, centred, like Ultralytics).
 
-    Returns ``(image, ratio, (pad_x, pad_y))``: a point ``p`` of the original lands at ``p * ratio + pad``.
+    Returns ``(image, ratio, (pad_x, pad_y))``.
     """
     h, w = image.shape[:2]
-    ratio = size / max(h, w)
-    nw, nh = max(1, round(w * ratio)), max(1, round(h * ratio))
+    (nw, nh), ratio, (pad_x, pad_y) = letterbox_geometry(w, h, size)
     resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nw, nh) != (w, h) else image
-    pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
     out = np.full((size, size, 3), 114, dtype=np.uint8)
     out[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
     return out, ratio, (pad_x, pad_y)
@@ -87,19 +93,20 @@ def unlabeled_batches(
     world_size: int = 1,
     start_epoch: int = 0,
     max_passes: int | None = None,
+    shuffle: bool = True,
 ) -> Iterator:
-    """Batches of ``dataset``, reshuffled every pass, endlessly (or for ``max_passes``); each DDP rank reads
-    its own shard."""
-    sampler = DistributedSampler(dataset, world_size, rank, shuffle=True, seed=seed) if world_size > 1 else None
+    """Batches of ``dataset``, reshuffled every pass (unless ``shuffle`` is off), endlessly (or for
+    ``max_passes``); each DDP rank reads its own shard."""
+    sampler = DistributedSampler(dataset, world_size, rank, shuffle=shuffle, seed=seed) if world_size > 1 else None
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(
         dataset,
         batch_size=batch,
-        shuffle=sampler is None,
+        shuffle=shuffle and sampler is None,
         sampler=sampler,
         generator=generator,
         collate_fn=_collate,
-        drop_last=len(dataset) >= batch,
+        drop_last=shuffle and len(dataset) >= batch,
         num_workers=0,
     )
     epoch = start_epoch

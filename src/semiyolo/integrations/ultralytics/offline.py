@@ -1,0 +1,118 @@
+"""Offline pseudo-labelling: a trained model labels a folder of images once, in YOLO format.
+
+``semiyolo pseudo-label --weights W --source DIR --out DIR`` writes ``DIR/images`` (links to the source
+images), ``DIR/labels`` (one YOLO label file per image, empty when nothing survives the filters) and
+``DIR/manifest.jsonl`` (per image: the kept boxes' classes and scores, and the filters' counts). A run with
+``semi.mode: offline`` and ``semi.pseudo_labels: DIR`` then trains on the labeled and these images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from ultralytics.nn.tasks import load_checkpoint
+
+from ...errors import ConfigError, DataError
+from ...pseudo import build_filters
+from .pseudo_labeler import TeacherPseudoLabeler
+from .unlabeled import UnlabeledImages, letterbox_geometry, unlabeled_batches
+
+DEFAULT_FILTERS = ({"name": "score", "params": {"threshold": 0.5}}, {"name": "cap", "params": {"max_per_image": 100}})
+
+
+def load_detector(weights: str | Path):
+    """An Ultralytics detection checkpoint as an eval-mode float32 model; a clear error otherwise."""
+    path = Path(weights)
+    if not path.is_file():
+        raise DataError(f"--weights: {path} not found")
+    try:
+        model, _ = load_checkpoint(str(path))
+    except Exception as err:  # torch.load raises many kinds on a file that is not a checkpoint
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"--weights: {path} is not an Ultralytics checkpoint ({reason})") from None
+    if getattr(model, "task", "detect") != "detect" or not hasattr(model.model[-1], "stride"):
+        raise DataError(f"--weights: {path} is not a detection model (task {getattr(model, 'task', '?')!r})")
+    return model.float().eval()
+
+
+def pseudo_label_folder(
+    weights: str | Path,
+    source: str | Path,
+    out: str | Path,
+    filters: Sequence[Any] = DEFAULT_FILTERS,
+    imgsz: int = 640,
+    batch: int = 8,
+    min_score: float = 0.1,
+    nms_iou: float = 0.7,
+) -> dict:
+    """Label every image under ``source``; returns the counts written to ``out/summary.json``."""
+    model = load_detector(weights)
+    names = model.names
+    chain = build_filters(filters, num_classes=len(names), has_dfl=getattr(model.model[-1], "reg_max", 1) > 1)
+    labeler = TeacherPseudoLabeler(chain, min_score=min_score, nms_iou=nms_iou)
+    dataset = UnlabeledImages.from_folder(source, imgsz)
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    total = 0
+    with open(out / "manifest.jsonl", "w") as manifest:
+        for images, _, paths in unlabeled_batches(dataset, batch, seed=0, max_passes=1, shuffle=False):
+            for det, path in zip(labeler(model, images.float() / 255), paths, strict=True):
+                rows = _yolo_rows(det, Path(path), imgsz)
+                total += len(rows)
+                _link(Path(path), out / "images" / Path(path).name)
+                (out / "labels" / f"{Path(path).stem}.txt").write_text("".join(rows))
+                manifest.write(
+                    json.dumps(
+                        {
+                            "image": path,
+                            "classes": det.classes.tolist(),
+                            "scores": [round(s, 5) for s in det.scores.tolist()],
+                        }
+                    )
+                    + "\n"
+                )
+    summary = {"images": len(dataset), "pseudo_labels": total, "filters": chain.stats(), "names": names}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _yolo_rows(det, path: Path, imgsz: int) -> list[str]:
+    """Kept boxes, from the letterboxed frame back to the image, as YOLO label rows."""
+    with Image.open(path) as image:
+        w, h = image.size
+    _, ratio, (px, py) = letterbox_geometry(w, h, imgsz)
+    rows = []
+    for (x1, y1, x2, y2), c in zip(det.boxes.tolist(), det.classes.tolist(), strict=True):
+        x1, x2 = [min(max((x - px) / ratio, 0), w) for x in (x1, x2)]
+        y1, y2 = [min(max((y - py) / ratio, 0), h) for y in (y1, y2)]
+        if x2 - x1 > 1 and y2 - y1 > 1:
+            rows.append(
+                f"{c} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n"
+            )
+    return rows
+
+
+def _link(src: Path, dst: Path) -> None:
+    if dst.exists() or dst.is_symlink():
+        dst.unlink()
+    try:
+        os.symlink(src.resolve(), dst)
+    except OSError:
+        import shutil
+
+        shutil.copy2(src, dst)
+
+
+def offline_train_entries(data: dict, pseudo_labels: str | Path) -> list[str]:
+    """The ``train`` entries of a dataset with the pseudo-labeled images added."""
+    folder = Path(pseudo_labels) / "images"
+    if not folder.is_dir():
+        raise ConfigError(f"semi.pseudo_labels: {folder} not found (write it with 'semiyolo pseudo-label')")
+    train = data["train"] if isinstance(data["train"], list) else [data["train"]]
+    return [*map(str, train), str(folder)]

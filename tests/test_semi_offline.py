@@ -1,0 +1,131 @@
+"""Offline mode: pseudo-label a folder with a trained checkpoint, then train on labeled + pseudo-labeled."""
+
+import json
+
+import pytest
+import yaml
+
+from semiyolo.cli import main
+from semiyolo.data import SynthSpec, write_dataset
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("offline")
+    labeled = write_dataset(root / "labeled", SynthSpec(images=12, imgsz=64, seed=3))
+    write_dataset(root / "unlabeled", SynthSpec(images=10, imgsz=64, seed=9))
+    cfg = {
+        "model": "yolov8n.yaml",
+        "data": str(labeled),
+        "train": {
+            "epochs": 1,
+            "imgsz": 64,
+            "batch": 4,
+            "workers": 0,
+            "plots": False,
+            "project": str(root / "runs"),
+            "name": "teacher",
+        },
+    }
+    (root / "teacher.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(root / "teacher.yaml")]) == 0
+    return root, labeled, root / "runs" / "teacher" / "weights" / "best.pt"
+
+
+def test_pseudo_label_writes_yolo_labels_and_a_manifest(trained, tmp_path):
+    root, _, weights = trained
+    filters = tmp_path / "filters.yaml"
+    filters.write_text(
+        yaml.safe_dump(
+            [{"name": "score", "params": {"threshold": 0.0}}, {"name": "cap", "params": {"max_per_image": 3}}]
+        )
+    )
+    out = tmp_path / "pl"
+    source = root / "unlabeled" / "images" / "train"
+    assert (
+        main(
+            [
+                "pseudo-label",
+                "--weights",
+                str(weights),
+                "--source",
+                str(source),
+                "--out",
+                str(out),
+                "--imgsz",
+                "64",
+                "--min-score",
+                "0",
+                "--filters",
+                str(filters),
+            ]
+        )
+        == 0
+    )
+    images = sorted(source.glob("*.png"))
+    assert sorted(p.name for p in (out / "images").iterdir()) == [p.name for p in images]
+    labels = sorted((out / "labels").glob("*.txt"))
+    assert len(labels) == len(images)
+    rows = [r.split() for p in labels for r in p.read_text().splitlines()]
+    assert rows and all(len(r) == 5 and 0 <= float(r[3]) <= 1 for r in rows)
+    assert max(len(p.read_text().splitlines()) for p in labels) <= 3  # the cap
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(manifest) == len(images) and all(len(m["scores"]) == len(m["classes"]) for m in manifest)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == len(images) and summary["filters"]["1_cap/kept"] == len(rows)
+
+
+def test_offline_mode_trains_on_labeled_and_pseudo_labeled_images(trained, tmp_path):
+    root, labeled, weights = trained
+    out = tmp_path / "pl"
+    assert (
+        main(
+            [
+                "pseudo-label",
+                "--weights",
+                str(weights),
+                "--source",
+                str(root / "unlabeled" / "images" / "train"),
+                "--out",
+                str(out),
+                "--imgsz",
+                "64",
+            ]
+        )
+        == 0
+    )
+    cfg = {
+        "model": "yolov8n.yaml",
+        "data": str(labeled),
+        "train": {
+            "epochs": 1,
+            "imgsz": 64,
+            "batch": 4,
+            "workers": 0,
+            "plots": False,
+            "project": str(tmp_path / "runs"),
+            "name": "offline",
+        },
+        "semi": {"mode": "offline", "pseudo_labels": str(out), "burn_in": 0, "lambda_bg_warmup": 0},
+    }
+    path = tmp_path / "offline.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path)]) == 0
+    args = yaml.safe_load((tmp_path / "runs" / "offline" / "args.yaml").read_text())
+    assert args["data"] == str(labeled)
+    rows = (tmp_path / "runs" / "offline" / "results.csv").read_text().splitlines()
+    assert len(rows) == 2 and "train/bg_loss" in rows[0]
+
+
+def test_offline_input_errors(trained, tmp_path, capsys):
+    root, labeled, _ = trained
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    assert main(["pseudo-label", "--weights", str(bad), "--source", str(root), "--out", str(tmp_path / "x")]) == 2
+    assert "is not an Ultralytics checkpoint" in capsys.readouterr().err
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"data": str(labeled), "semi": {"mode": "offline"}}))
+    assert main(["train", str(cfg)]) == 2
+    assert "semi.pseudo_labels: offline mode needs" in capsys.readouterr().err
+    assert main(["train", str(cfg), f"semi.pseudo_labels={tmp_path / 'none'}"]) == 2
+    assert "not found (write it with 'semiyolo pseudo-label')" in capsys.readouterr().err
