@@ -113,6 +113,7 @@ def test_offline_mode_trains_on_labeled_and_pseudo_labeled_images(trained, tmp_p
     assert main(["train", str(path)]) == 0
     args = yaml.safe_load((tmp_path / "runs" / "offline" / "args.yaml").read_text())
     assert args["data"] == str(labeled)
+    assert (out / "labels.cache").is_file()  # Ultralytics read the pseudo-labeled images as training data
     rows = (tmp_path / "runs" / "offline" / "results.csv").read_text().splitlines()
     assert len(rows) == 2 and "train/bg_loss" in rows[0]
 
