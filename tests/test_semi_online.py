@@ -75,6 +75,7 @@ def test_online_run_passes_burn_in_and_logs_the_unsupervised_side(tmp_path, data
     for name in ("circle", "square", "triangle"):
         assert 0.2 <= float(rows[-1][f"semi/thr_{name}"]) <= 0.9
     assert {"semi/pl_precision", "semi/pl_recall", "semi/teacher_conf", "semi/pseudo_per_image"} <= set(rows[0])
+    assert {"teacher/mAP50-95(B)", "teacher/precision(B)", "metrics/mAP50-95(B)"} <= set(rows[0])
     held = (run / "dsat_holdout.txt").read_text().split()
     trained = (run / "semi_train.txt").read_text().split()
     assert held and not set(held) & set(trained)

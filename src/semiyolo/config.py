@@ -68,6 +68,7 @@ class SemiConfig(_Strict):
     pseudo_min_score: float = Field(0.1, ge=0, lt=1, description="candidates below never reach NMS")
     pseudo_nms_iou: float = Field(0.7, gt=0, le=1)
     dsat_holdout: float = Field(0.1, gt=0, lt=1, description="share of labeled train images held out for DSAT")
+    validate_teacher: bool = Field(True, description="validate the teacher too each epoch (teacher/... columns)")
     filters: list[FilterSpec] = Field(
         default_factory=lambda: [
             FilterSpec(name="score", params={"threshold": 0.5}),

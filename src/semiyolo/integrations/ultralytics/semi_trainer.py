@@ -161,6 +161,22 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
     def save_metrics(self, metrics: dict) -> None:
         super().save_metrics({**metrics, **self.semi_metrics()})
 
+    def validate(self):
+        """Ultralytics' validation of the student (its EMA), and the teacher's metrics as ``teacher/...``."""
+        teacher = self.validate_teacher() if self.teacher is not None and self.semi.validate_teacher else {}
+        metrics, fitness = super().validate()
+        return (None, fitness) if metrics is None else ({**metrics, **teacher}, fitness)
+
+    def validate_teacher(self) -> dict[str, float]:
+        """The validator runs on ``trainer.ema.ema``: hand it the teacher for one pass."""
+        student_ema, self.ema.ema = self.ema.ema, self.teacher.ema
+        self.teacher.ema.criterion = unwrap_model(self.model).criterion
+        try:
+            metrics = self.validator(self) or {}
+        finally:
+            self.ema.ema, self.teacher.ema.criterion = student_ema, None
+        return {f"teacher/{k.split('/', 1)[1]}": v for k, v in metrics.items() if k.startswith("metrics/")}
+
     # --- state --------------------------------------------------------------------------------------------
     def semi_state(self) -> dict[str, Any]:
         return {
