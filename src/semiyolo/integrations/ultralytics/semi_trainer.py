@@ -27,6 +27,7 @@ from ...metrics import match_detections
 from ...pseudo import DSATFilter, build_filters
 from ...pseudo.augment import StrongAugment
 from ...schedules import ramp_weight
+from .distributed import broadcast_filters, broadcast_module, sum_counts
 from .pseudo_labeler import TeacherPseudoLabeler
 from .semi_criterion import SemiSupervisedLoss
 from .trainer import BackgroundPenaltyTrainer
@@ -151,7 +152,7 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
             "semi/pl_precision": s["hidden_tp"] / s["hidden_pl"] if s["hidden_pl"] else float("nan"),
             "semi/pl_recall": s["hidden_tp"] / s["hidden_gt"] if s["hidden_gt"] else float("nan"),
         }
-        for key, value in self.labeler.filters.stats().items():
+        for key, value in sum_counts(self.labeler.filters).items():
             metrics[f"semi/{key}"] = value
         dsat = self.labeler.filters.find(DSATFilter)
         if dsat is not None:
@@ -224,6 +225,8 @@ def _setup_semi(trainer: SemiSupervisedTrainer) -> None:
                 f"{state_file} is from epoch {state['epoch'] + 1}, the checkpoint from {trainer.start_epoch}"
             )
         LOGGER.info(f"Resumed teacher, filters and thresholds from {state_file}")
+    broadcast_module(trainer.teacher.ema)
+    broadcast_filters(trainer.labeler.filters)
 
 
 def _start_epoch(trainer: SemiSupervisedTrainer) -> None:
@@ -249,6 +252,7 @@ def _update_dsat(trainer: SemiSupervisedTrainer) -> None:
             classes.append(d.classes.cpu())
             gts.append(gt[:, 0].long())
     dsat.update(torch.cat(scores), torch.cat(classes), torch.cat(tps), torch.cat(gts))
+    broadcast_filters(trainer.labeler.filters)  # every rank filters with rank 0's thresholds
 
 
 def _save_state(trainer: SemiSupervisedTrainer) -> None:
