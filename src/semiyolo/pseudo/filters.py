@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from .dsat import f1_optimal_threshold
 from .predictions import Detections
 
 
-class PseudoLabelFilter:
+class PseudoLabelFilter(ABC):
     """Base: ``keep_mask(dets) -> Tensor[N] bool``; ``__call__`` applies it and counts."""
 
     name = "filter"
@@ -34,8 +35,9 @@ class PseudoLabelFilter:
         self.kept = 0
         self.dropped = 0
 
+    @abstractmethod
     def keep_mask(self, dets: Detections) -> Tensor:
-        raise NotImplementedError  # every concrete filter defines it
+        """Which detections to keep."""
 
     def __call__(self, dets: Detections) -> Detections:
         keep = self.keep_mask(dets)
