@@ -206,3 +206,25 @@ def test_empty_unlabeled_folder_is_refused(tmp_path, datasets, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["train", str(_config(tmp_path, datasets)), f"semi.unlabeled={tmp_path / 'empty'}"]) == 2
     assert "semi.unlabeled: no images found in" in capsys.readouterr().err
+
+
+def test_an_epoch_without_pseudo_labels_is_reported(tmp_path, datasets):
+    import logging
+
+    from ultralytics.utils import LOGGER
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    level = LOGGER.level
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.WARNING)  # the tests run Ultralytics quiet
+    try:
+        # a score threshold no untrained teacher reaches: every pseudo-label is dropped
+        cfg = _config(tmp_path, datasets, epochs=2, filters=[{"name": "score", "params": {"threshold": 0.99}}])
+        assert main(["train", str(cfg)]) == 0
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(level)
+    report = [m for m in messages if "no pseudo-label survived" in m]
+    assert report and "0_score/dropped" in report[0] and "epoch 2" in report[0]

@@ -56,6 +56,7 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
         self.epoch_stats: dict[str, float] = defaultdict(float)
         self.add_callback("on_pretrain_routine_end", _setup_semi)
         self.add_callback("on_train_epoch_start", _start_epoch)
+        self.add_callback("on_train_epoch_end", _report_empty_pseudo_labels)
         self.add_callback("on_train_epoch_end", _update_dsat)
         self.add_callback("on_model_save", _save_state)
 
@@ -235,6 +236,20 @@ def _start_epoch(trainer: SemiSupervisedTrainer) -> None:
     unwrap_model(trainer.model).criterion.lambda_unsup = trainer.lambda_unsup
     trainer.epoch_stats.clear()
     trainer.labeler.filters.reset_counts()
+
+
+def _report_empty_pseudo_labels(trainer: SemiSupervisedTrainer) -> None:
+    """The commonest question about teacher-student training: why is the unsupervised loss all background?"""
+    if not trainer.semi_active or trainer.epoch_stats["pseudo_labels"] or RANK not in {-1, 0}:
+        return
+    counts = ", ".join(f"{k} {v:g}" for k, v in sum_counts(trainer.labeler.filters).items())
+    dsat = trainer.labeler.filters.find(DSATFilter)
+    thresholds = f"; DSAT thresholds {[round(float(t), 3) for t in dsat.thresholds]}" if dsat is not None else ""
+    LOGGER.warning(
+        f"epoch {trainer.epoch + 1}: no pseudo-label survived on {trainer.epoch_stats['images']:g} unlabeled images "
+        f"(filters: {counts or 'no candidate above semi.pseudo_min_score'}{thresholds}); the unsupervised loss "
+        f"only taught background. The teacher may need a longer burn_in, or the filters lower thresholds."
+    )
 
 
 def _update_dsat(trainer: SemiSupervisedTrainer) -> None:
