@@ -63,7 +63,8 @@ def test_pseudo_label_writes_yolo_labels_and_a_manifest(trained, tmp_path):
         == 0
     )
     images = sorted(source.glob("*.png"))
-    assert sorted(p.name for p in (out / "images").iterdir()) == [p.name for p in images]
+    # flat, collision-free names: a/x.png -> a__x_png.png (here all images sit at the top of source)
+    assert sorted(p.name for p in (out / "images").iterdir()) == [f"{p.stem}_png.png" for p in images]
     labels = sorted((out / "labels").glob("*.txt"))
     assert len(labels) == len(images)
     rows = [r.split() for p in labels for r in p.read_text().splitlines()]
@@ -136,3 +137,13 @@ def test_offline_input_errors(trained, tmp_path, capsys):
     assert "semi.pseudo_labels: offline mode needs" in capsys.readouterr().err
     assert main(["train", str(cfg), f"semi.pseudo_labels={tmp_path / 'none'}"]) == 2
     assert "not found (write it with 'semiyolo pseudo-label')" in capsys.readouterr().err
+
+
+def test_flat_names_keep_images_apart():
+    from pathlib import Path
+
+    from semiyolo.integrations.ultralytics.offline import _flat_name
+
+    src = Path("/data/unlabeled")
+    names = {_flat_name(src / p, src) for p in ("a/x.jpg", "b/x.jpg", "x.jpg", "x.png")}
+    assert names == {"a__x_jpg.jpg", "b__x_jpg.jpg", "x_jpg.jpg", "x_png.png"}

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -228,3 +229,36 @@ def test_an_epoch_without_pseudo_labels_is_reported(tmp_path, datasets):
         LOGGER.setLevel(level)
     report = [m for m in messages if "no pseudo-label survived" in m]
     assert report and "0_score/dropped" in report[0] and "epoch 2" in report[0]
+
+
+def test_dataset_list_files_resolve_dot_slash_against_their_folder(tmp_path):
+    from semiyolo.integrations.ultralytics.semi_trainer import _read_list
+
+    listing = tmp_path / "lists" / "train.txt"
+    listing.parent.mkdir()
+    listing.write_text("./images/a.png\n/abs/b.png\n\n")
+    assert _read_list(str(listing)) == [tmp_path / "lists" / "images" / "a.png", Path("/abs/b.png")]
+
+
+def test_a_rank_with_a_shard_smaller_than_the_batch_still_gets_images(datasets):
+    full = UnlabeledImages.from_folder(datasets[1], imgsz=64)
+    dataset = UnlabeledImages(full.paths[:6], imgsz=64)  # 4 ranks: shards of 2 images, batch 4
+    batches = list(unlabeled_batches(dataset, 4, seed=0, rank=3, world_size=4, max_passes=1))
+    assert len(batches) == 1 and batches[0][0].shape[0] == 2
+
+
+def test_resume_advances_the_end_to_end_loss_schedule():
+    from ultralytics.cfg import get_cfg
+    from ultralytics.nn.tasks import DetectionModel
+
+    from semiyolo.integrations.ultralytics import build_criterion
+    from semiyolo.integrations.ultralytics.criterion import resume_e2e_schedule
+
+    model = DetectionModel("yolo26n.yaml", nc=3, verbose=False)
+    model.args = get_cfg(overrides={"epochs": 10})
+    criterion = SemiSupervisedLoss(build_criterion(model))
+    resume_e2e_schedule(criterion, start_epoch=5)
+    e2e = criterion.criterion
+    # as Ultralytics' own resume: updates = start_epoch - 1, then one update();
+    # o2m = max(1 - 5 / (10 - 1), 0) * (0.8 - 0.1) + 0.1
+    assert e2e.updates == 5 and e2e.o2m == pytest.approx((1 - 5 / 9) * 0.7 + 0.1)

@@ -90,7 +90,8 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
         pred_bboxes = self.bbox_decode(anchor_points, pred_distri)
 
-        probs = pred_scores.detach().sigmoid()  # the assigner's input, reused by the fused classification pass
+        # the assigner's input, reused by the fused pass's backward: float32 so that p - y keeps its precision
+        probs = pred_scores.detach().float().sigmoid()
         _, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assigner(
             probs,
             (pred_bboxes.detach() * stride_tensor).type(gt_bboxes.dtype),
@@ -160,6 +161,16 @@ def build_criterion(model, **penalty_kwargs):
     if getattr(model.model[-1], "one2one_cv2", None) is not None:
         return E2ELoss(model, loss_fn=partial(BackgroundPenaltyDetectionLoss, **penalty_kwargs))
     return BackgroundPenaltyDetectionLoss(model, **penalty_kwargs)
+
+
+def resume_e2e_schedule(criterion, start_epoch: int) -> None:
+    """Advance an end-to-end criterion's one-to-many / one-to-one weights to ``start_epoch`` (as Ultralytics
+    does for its own on resume); other criteria are left alone."""
+    while criterion is not None and not isinstance(criterion, E2ELoss):
+        criterion = getattr(criterion, "criterion", None)
+    if criterion is not None:
+        criterion.updates = start_epoch - 1
+        criterion.update()
 
 
 def set_lambda_bg(criterion, value: float) -> None:

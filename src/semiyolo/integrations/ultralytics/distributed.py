@@ -31,11 +31,12 @@ def broadcast_filters(chain: FilterChain, src: int = 0) -> None:
     chain.load_state_dict(payload[0])
 
 
-def sum_counts(chain: FilterChain) -> dict[str, float]:
-    """Kept / dropped per filter summed over ranks (for the log on rank 0)."""
+def sum_counts(chain: FilterChain, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Kept / dropped per filter summed over ranks. A collective: every rank must call it (NCCL needs
+    ``device`` to be the rank's GPU)."""
     stats = chain.stats()
     if not is_distributed():
         return stats
-    values = torch.tensor(list(stats.values()), dtype=torch.float64)
+    values = torch.tensor(list(stats.values()), dtype=torch.float64, device=device)
     dist.all_reduce(values)
     return dict(zip(stats, values.tolist(), strict=True))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from ultralytics.data.utils import exif_size
 from ultralytics.nn.tasks import load_checkpoint
 
 from ...errors import ConfigError, DataError
@@ -65,8 +66,9 @@ def pseudo_label_folder(
             for det, path in zip(labeler(model, images.float() / 255), paths, strict=True):
                 rows = _yolo_rows(det, Path(path), imgsz)
                 total += len(rows)
-                _link(Path(path), out / "images" / Path(path).name)
-                (out / "labels" / f"{Path(path).stem}.txt").write_text("".join(rows))
+                name = _flat_name(Path(path), Path(source))
+                _link(Path(path), out / "images" / name)
+                (out / "labels" / f"{Path(name).stem}.txt").write_text("".join(rows))
                 manifest.write(
                     json.dumps(
                         {
@@ -85,7 +87,7 @@ def pseudo_label_folder(
 def _yolo_rows(det, path: Path, imgsz: int) -> list[str]:
     """Kept boxes, from the letterboxed frame back to the image, as YOLO label rows."""
     with Image.open(path) as image:
-        w, h = image.size
+        w, h = exif_size(image)  # cv2.imread applies EXIF rotation: so must the size
     _, ratio, (px, py) = letterbox_geometry(w, h, imgsz)
     rows = []
     for (x1, y1, x2, y2), c in zip(det.boxes.tolist(), det.classes.tolist(), strict=True):
@@ -96,6 +98,13 @@ def _yolo_rows(det, path: Path, imgsz: int) -> list[str]:
                 f"{c} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n"
             )
     return rows
+
+
+def _flat_name(path: Path, source: Path) -> str:
+    """A unique file name for an image found anywhere under ``source``: its relative path joined by ``__``,
+    the suffix folded into the stem (``a/x.jpg`` and ``b/x.jpg``, or ``x.jpg`` and ``x.png``, stay apart)."""
+    relative = path.relative_to(source)
+    return "__".join((*relative.parent.parts, f"{relative.stem}_{relative.suffix.lstrip('.')}")) + relative.suffix
 
 
 def _link(src: Path, dst: Path) -> None:

@@ -30,7 +30,7 @@ from ...schedules import ramp_weight
 from .distributed import broadcast_filters, broadcast_module, sum_counts
 from .pseudo_labeler import TeacherPseudoLabeler
 from .semi_criterion import SemiSupervisedLoss
-from .trainer import BackgroundPenaltyTrainer
+from .trainer import SEMI_ENV, BackgroundPenaltyTrainer
 from .unlabeled import UnlabeledImages, unlabeled_batches
 
 STATE_FILE = "semi_state.pt"
@@ -43,22 +43,23 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
     def __init__(
         self, cfg=DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks=None, semi: SemiConfig | None = None
     ) -> None:
-        if semi is None and os.environ.get("SEMIYOLO_SEMI"):
-            semi = SemiConfig.model_validate_json(os.environ["SEMIYOLO_SEMI"])
-        self.semi = semi or SemiConfig(mode="online")
-        if not self.semi.unlabeled:
+        if semi is None and RANK != -1 and os.environ.get(SEMI_ENV):  # a DDP worker
+            semi = SemiConfig.model_validate_json(os.environ[SEMI_ENV])
+        semi = semi or SemiConfig(mode="online")
+        if not semi.unlabeled:
             raise ConfigError("semi.unlabeled: online mode needs a folder of unlabeled images")
         self.dsat_holdout: list[Path] = []
-        super().__init__(cfg, overrides, _callbacks, self.semi)
-        os.environ["SEMIYOLO_SEMI"] = self.semi.model_dump_json()
+        super().__init__(cfg, overrides, _callbacks, semi)
         self.teacher: ModelEMA | None = None
         self.lambda_unsup = 0.0
         self.epoch_stats: dict[str, float] = defaultdict(float)
-        self.add_callback("on_pretrain_routine_end", _setup_semi)
-        self.add_callback("on_train_epoch_start", _start_epoch)
-        self.add_callback("on_train_epoch_end", _report_empty_pseudo_labels)
-        self.add_callback("on_train_epoch_end", _update_dsat)
-        self.add_callback("on_model_save", _save_state)
+        self.filter_counts: dict[str, float] = {}
+        self.add_callback_once("on_pretrain_routine_end", _setup_semi)
+        self.add_callback_once("on_train_epoch_start", _start_epoch)
+        self.add_callback_once("on_train_epoch_end", _gather_counts)
+        self.add_callback_once("on_train_epoch_end", _report_empty_pseudo_labels)
+        self.add_callback_once("on_train_epoch_end", _update_dsat)
+        self.add_callback_once("on_model_save", _save_state)
 
     # --- data -----------------------------------------------------------------------------------------
     def get_dataset(self) -> dict:
@@ -153,7 +154,7 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
             "semi/pl_precision": s["hidden_tp"] / s["hidden_pl"] if s["hidden_pl"] else float("nan"),
             "semi/pl_recall": s["hidden_tp"] / s["hidden_gt"] if s["hidden_gt"] else float("nan"),
         }
-        for key, value in sum_counts(self.labeler.filters).items():
+        for key, value in (self.filter_counts or self.labeler.filters.stats()).items():
             metrics[f"semi/{key}"] = value
         dsat = self.labeler.filters.find(DSATFilter)
         if dsat is not None:
@@ -173,10 +174,13 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
         """The validator runs on ``trainer.ema.ema``: hand it the teacher for one pass."""
         student_ema, self.ema.ema = self.ema.ema, self.teacher.ema
         self.teacher.ema.criterion = unwrap_model(self.model).criterion
+        end2end = getattr(self.teacher.ema, "end2end", None)  # the validator may switch it; pseudo-labels need it
         try:
             metrics = self.validator(self) or {}
         finally:
             self.ema.ema, self.teacher.ema.criterion = student_ema, None
+            if end2end is not None:
+                self.teacher.ema.end2end = end2end
         return {f"teacher/{k.split('/', 1)[1]}": v for k, v in metrics.items() if k.startswith("metrics/")}
 
     # --- state --------------------------------------------------------------------------------------------
@@ -196,7 +200,9 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
 
 
 def _read_list(path: str) -> list[Path]:
-    return [Path(line.strip()) for line in Path(path).read_text().splitlines() if line.strip()]
+    """Image paths of a dataset list file; ``./`` lines are relative to the file's folder, as in Ultralytics."""
+    lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    return [Path(path).parent / line[2:] if line.startswith("./") else Path(line) for line in lines]
 
 
 def _setup_semi(trainer: SemiSupervisedTrainer) -> None:
@@ -238,11 +244,16 @@ def _start_epoch(trainer: SemiSupervisedTrainer) -> None:
     trainer.labeler.filters.reset_counts()
 
 
+def _gather_counts(trainer: SemiSupervisedTrainer) -> None:
+    """Every rank: the epoch's kept / dropped counts summed over ranks, kept for the log."""
+    trainer.filter_counts = sum_counts(trainer.labeler.filters, trainer.device)
+
+
 def _report_empty_pseudo_labels(trainer: SemiSupervisedTrainer) -> None:
     """The commonest question about teacher-student training: why is the unsupervised loss all background?"""
     if not trainer.semi_active or trainer.epoch_stats["pseudo_labels"] or RANK not in {-1, 0}:
         return
-    counts = ", ".join(f"{k} {v:g}" for k, v in sum_counts(trainer.labeler.filters).items())
+    counts = ", ".join(f"{k} {v:g}" for k, v in trainer.filter_counts.items())
     dsat = trainer.labeler.filters.find(DSATFilter)
     thresholds = f"; DSAT thresholds {[round(float(t), 3) for t in dsat.thresholds]}" if dsat is not None else ""
     LOGGER.warning(
@@ -259,7 +270,7 @@ def _update_dsat(trainer: SemiSupervisedTrainer) -> None:
         return
     holdout = UnlabeledImages(trainer.dsat_holdout, trainer.args.imgsz)
     scores, classes, tps, gts = [], [], [], []
-    for images, labels, _ in unlabeled_batches(holdout, trainer.batch_size, 0, max_passes=1):
+    for images, labels, _ in unlabeled_batches(holdout, trainer.batch_size, 0, max_passes=1, shuffle=False):
         dets = trainer.labeler.detect(trainer.teacher.ema, images.to(trainer.device).float() / 255)
         for d, gt in zip(dets, labels, strict=True):
             tps.append(match_detections(d.boxes.cpu(), d.scores.cpu(), d.classes.cpu(), gt[:, 1:], gt[:, 0].long()))

@@ -4,6 +4,7 @@ configurable gradient clip, through Ultralytics' seams (a ``DetectionTrainer`` s
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import torch
@@ -15,11 +16,12 @@ from ultralytics.utils.torch_utils import unwrap_model
 from ...config import SemiConfig
 from ...data import list_images
 from ...schedules import ramp_weight
-from .criterion import build_criterion, set_lambda_bg
+from .criterion import build_criterion, resume_e2e_schedule, set_lambda_bg
 from .evaluate import background_false_positives
 from .offline import offline_train_entries
 
 SUMMARY_FILE = "summary.json"
+SEMI_ENV = "SEMIYOLO_SEMI"  # the semi settings, as JSON, for DDP workers
 
 
 class BackgroundPenaltyTrainer(DetectionTrainer):
@@ -35,12 +37,20 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
     def __init__(
         self, cfg=DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks=None, semi: SemiConfig | None = None
     ) -> None:
+        if semi is None and RANK != -1 and os.environ.get(SEMI_ENV):  # a DDP worker: Ultralytics passes no semi
+            semi = SemiConfig.model_validate_json(os.environ[SEMI_ENV])
         self.semi = semi or SemiConfig()  # before Ultralytics' __init__, which calls get_dataset
         super().__init__(cfg, overrides, _callbacks)
+        os.environ[SEMI_ENV] = self.semi.model_dump_json()  # for the DDP workers Ultralytics may launch
         self.lambda_bg = 0.0
-        self.add_callback("on_pretrain_routine_end", _install_criterion)
-        self.add_callback("on_train_epoch_start", _step_lambda_bg)
-        self.add_callback("on_train_end", _write_summary)
+        self.add_callback_once("on_pretrain_routine_end", _install_criterion)
+        self.add_callback_once("on_train_epoch_start", _step_lambda_bg)
+        self.add_callback_once("on_train_end", _write_summary)
+
+    def add_callback_once(self, event: str, callback) -> None:
+        """DDP workers receive the parent's callbacks already registered: do not run ours twice."""
+        if callback not in self.callbacks[event]:
+            self.add_callback(event, callback)
 
     def get_dataset(self) -> dict:
         """Ultralytics' dataset; in offline mode the pseudo-labeled images join the training images."""
@@ -83,6 +93,8 @@ def _install_criterion(trainer: BackgroundPenaltyTrainer) -> None:
     validation report the same loss items."""
     model = unwrap_model(trainer.model)
     criterion = trainer.build_criterion(model)
+    if trainer.start_epoch > 0:  # a resume: Ultralytics had advanced its E2E loss schedule; so do we
+        resume_e2e_schedule(criterion, trainer.start_epoch)
     model.criterion = criterion
     if trainer.ema is not None:
         trainer.ema.ema.criterion = criterion

@@ -106,7 +106,7 @@ def unlabeled_batches(
         sampler=sampler,
         generator=generator,
         collate_fn=_collate,
-        drop_last=shuffle and len(dataset) >= batch,
+        drop_last=shuffle and len(sampler if sampler is not None else dataset) >= batch,  # a rank's shard counts
         num_workers=0,
     )
     epoch = start_epoch
