@@ -135,3 +135,15 @@ def test_gradient_clipping_uses_semi_max_grad_norm(tiny_data):
     weight.grad = torch.tensor([3.0, 4.0, 0.0])  # norm 5, clipped to 0.5: the SGD step moves 0.5
     trainer.optimizer_step()
     assert weight.detach().norm().item() == pytest.approx(0.5, rel=1e-4)
+
+
+def test_demo_writes_its_table(tmp_path, capsys):
+    from semiyolo.integrations.ultralytics.demo import run_demo
+
+    rows = run_demo(tmp_path / "demo", images=12, imgsz=64, epochs=1, batch=4)
+    assert [r["lambda_bg"] for r in rows] == [0.0, 1.0]
+    table = (tmp_path / "demo" / "results.md").read_text().splitlines()
+    assert table[0].startswith("| lambda_bg | precision | recall | mAP50 | mAP50-95 | bg FP / image")
+    assert len(table) == 4 and table[2].startswith("| 0 |") and table[3].startswith("| 1 |")
+    assert len((tmp_path / "demo" / "results.csv").read_text().splitlines()) == 3
+    assert "bg FP / image" in capsys.readouterr().out
