@@ -147,3 +147,33 @@ def test_demo_writes_its_table(tmp_path, capsys):
     assert len(table) == 4 and table[2].startswith("| 0 |") and table[3].startswith("| 1 |")
     assert len((tmp_path / "demo" / "results.csv").read_text().splitlines()) == 3
     assert "bg FP / image" in capsys.readouterr().out
+
+
+def test_checkpoints_are_written_atomically(tmp_path, tiny_data, monkeypatch):
+    from pathlib import Path
+
+    from ultralytics import YOLO
+
+    from semiyolo.config import load_config
+    from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
+
+    cfg = load_config(_config(tmp_path, tiny_data), ["train.epochs=1"])
+    trainer = BackgroundPenaltyTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    trainer.train()
+    last = trainer.last
+    before = last.read_bytes()
+
+    real_write = Path.write_bytes
+
+    def torn_write(path, data):  # the process dies half way through writing a checkpoint
+        real_write(path, data[: len(data) // 2])
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(Path, "write_bytes", torn_write)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save_model()
+    monkeypatch.undo()
+    assert last.read_bytes() == before  # the previous checkpoint is intact
+    assert YOLO(str(last)).model is not None
+    trainer.save_model()  # the next save replaces the torn part file
+    assert not last.with_name("last.pt.part").exists()

@@ -87,6 +87,23 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
     def save_metrics(self, metrics: dict) -> None:
         super().save_metrics({**metrics, "semi/lambda_bg": self.lambda_bg})
 
+    def save_model(self):
+        """Ultralytics' checkpointing made atomic: ``last.pt`` and ``best.pt`` are written under ``.part``
+        names and renamed into place, so a run killed mid-write keeps its previous checkpoints loadable."""
+        final_last, final_best = self.last, self.best
+        parts = [p.with_name(p.name + ".part") for p in (final_last, final_best)]
+        for part in parts:
+            part.unlink(missing_ok=True)  # left by a run killed mid-write
+        self.last, self.best = parts
+        try:
+            saved = super().save_model()
+        finally:
+            self.last, self.best = final_last, final_best
+        for part, final in zip(parts, (final_last, final_best), strict=True):
+            if part.exists():
+                os.replace(part, final)
+        return saved
+
 
 def _install_criterion(trainer: BackgroundPenaltyTrainer) -> None:
     """After setup (model, EMA, resume): the model and its EMA share one penalised criterion, so training and
