@@ -177,3 +177,47 @@ def test_checkpoints_are_written_atomically(tmp_path, tiny_data, monkeypatch):
     assert YOLO(str(last)).model is not None
     trainer.save_model()  # the next save replaces the torn part file
     assert not last.with_name("last.pt.part").exists()
+
+
+class _NaNAfter:
+    """Wraps a criterion: its loss turns NaN from call ``start`` on (an injected divergence)."""
+
+    def __init__(self, criterion, start):
+        self.criterion, self.start, self.calls = criterion, start, 0
+
+    def __call__(self, preds, batch):
+        loss, items = self.criterion(preds, batch)
+        self.calls += 1
+        return (loss * float("nan"), items) if self.calls > self.start else (loss, items)
+
+
+def test_non_finite_steps_are_skipped_then_training_stops_with_the_files(tmp_path, tiny_data, capsys):
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    from semiyolo.config import load_config
+    from semiyolo.errors import TrainingDiverged
+    from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
+
+    cfg = load_config(_config(tmp_path, tiny_data), ["train.epochs=3", "train.nbs=4", "semi.nonfinite_patience=3"])
+    trainer = BackgroundPenaltyTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+
+    def inject(t):
+        model = unwrap_model(t.model)
+        model.criterion = _NaNAfter(model.criterion, start=2)
+
+    trainer.add_callback("on_train_start", inject)
+    weights_before = {}
+    trainer.add_callback(
+        "on_train_batch_start",
+        lambda t: (
+            weights_before.update({k: v.detach().clone() for k, v in unwrap_model(t.model).named_parameters()})
+            if t.consecutive_skips == 1
+            else None
+        ),
+    )
+    with pytest.raises(TrainingDiverged, match=r"3 consecutive steps had a non-finite loss.*\.png"):
+        trainer.train()
+    assert trainer.skipped_steps == 3
+    # the skipped steps did not touch the weights (BatchNorm's running statistics still follow the forwards)
+    after = dict(unwrap_model(trainer.model).named_parameters())
+    assert weights_before and all(torch.equal(after[k].detach(), v) for k, v in weights_before.items())

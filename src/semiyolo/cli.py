@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import UserInputError
+from .errors import TrainingDiverged, UserInputError
 
 
 def _plot_losses(args: argparse.Namespace) -> int:
@@ -146,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserInputError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
         print(f"semiyolo {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except TrainingDiverged as err:
+        print(f"semiyolo {args.command}: training stopped: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ class SemiConfig(_Strict):
     bg_gamma: float = Field(2.0, ge=0)
     logit_clamp: float | None = Field(None, gt=0, description="clamp class logits to [-c, c]; document 000: 10")
     max_grad_norm: float = Field(10.0, gt=0)
+    nonfinite_patience: int = Field(10, ge=1, description="consecutive non-finite steps skipped before stopping")
     bg_fp_conf: float = Field(0.25, gt=0, lt=1, description="confidence of the background-FP metric")
     # online and offline semi-supervised training (SPEC section 4)
     unlabeled: str | None = Field(None, description="folder of unlabeled images (online mode)")

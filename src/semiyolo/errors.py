@@ -11,3 +11,7 @@ class ConfigError(UserInputError):
 
 class DataError(UserInputError):
     """A dataset, image folder or label file is missing or malformed."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Training met too many consecutive non-finite losses; the message lists the last batch's files."""

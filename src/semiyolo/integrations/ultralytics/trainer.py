@@ -15,6 +15,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from ...config import SemiConfig
 from ...data import list_images
+from ...errors import TrainingDiverged
 from ...schedules import ramp_weight
 from .criterion import build_criterion, resume_e2e_schedule, set_lambda_bg
 from .evaluate import background_false_positives
@@ -43,6 +44,8 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
         super().__init__(cfg, overrides, _callbacks)
         os.environ[SEMI_ENV] = self.semi.model_dump_json()  # for the DDP workers Ultralytics may launch
         self.lambda_bg = 0.0
+        self.skipped_steps = self.consecutive_skips = 0
+        self.batch_files: tuple = ()
         self.add_callback_once("on_pretrain_routine_end", _install_criterion)
         self.add_callback_once("on_train_epoch_start", _step_lambda_bg)
         self.add_callback_once("on_train_end", _write_summary)
@@ -74,8 +77,18 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
             logit_clamp=s.logit_clamp,
         )
 
+    def preprocess_batch(self, batch: dict) -> dict:
+        self.batch_files = batch.get("im_file", ())
+        return super().preprocess_batch(batch)
+
     def optimizer_step(self) -> None:
-        """Ultralytics' step, with ``semi.max_grad_norm`` in place of its fixed clip of 10."""
+        """Ultralytics' step, with ``semi.max_grad_norm`` in place of its fixed clip of 10, and a guard: a step
+        whose loss or gradients are not finite is skipped, counted and logged with its files; after
+        ``semi.nonfinite_patience`` such steps in a row training stops with :class:`TrainingDiverged`."""
+        if not self.step_is_finite():
+            self.skip_step()
+            return
+        self.consecutive_skips = 0
         self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=self.semi.max_grad_norm)
         self.scaler.step(self.optimizer)
@@ -84,8 +97,28 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
         if self.ema:
             self.ema.update(self.model)
 
+    def step_is_finite(self) -> bool:
+        if self.loss is not None and not torch.isfinite(self.loss).all():
+            return False
+        if self.scaler.is_enabled():  # with AMP, overflowing gradients are the GradScaler's to handle
+            return True
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        return not grads or bool(torch.isfinite(torch.stack([g.detach().float().abs().sum() for g in grads])).all())
+
+    def skip_step(self) -> None:
+        self.optimizer.zero_grad()
+        self.skipped_steps += 1
+        self.consecutive_skips += 1
+        files = ", ".join(map(str, self.batch_files)) or "(unknown)"
+        LOGGER.warning(f"non-finite loss or gradient: step skipped ({self.consecutive_skips} in a row); batch: {files}")
+        if self.consecutive_skips >= self.semi.nonfinite_patience:
+            raise TrainingDiverged(
+                f"{self.consecutive_skips} consecutive steps had a non-finite loss or gradient; stopping. Last batch: "
+                f"{files}. Try a lower lr0, semi.logit_clamp (e.g. 10), or check these images and labels."
+            )
+
     def save_metrics(self, metrics: dict) -> None:
-        super().save_metrics({**metrics, "semi/lambda_bg": self.lambda_bg})
+        super().save_metrics({**metrics, "semi/lambda_bg": self.lambda_bg, "semi/skipped_steps": self.skipped_steps})
 
     def save_model(self):
         """Ultralytics' checkpointing made atomic: ``last.pt`` and ``best.pt`` are written under ``.part``
