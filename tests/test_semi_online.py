@@ -262,3 +262,22 @@ def test_resume_advances_the_end_to_end_loss_schedule():
     # as Ultralytics' own resume: updates = start_epoch - 1, then one update();
     # o2m = max(1 - 5 / (10 - 1), 0) * (0.8 - 0.1) + 0.1
     assert e2e.updates == 5 and e2e.o2m == pytest.approx((1 - 5 / 9) * 0.7 + 0.1)
+
+
+def test_corrupt_unlabeled_images_are_skipped_counted_and_listed(tmp_path, datasets):
+    import shutil
+
+    folder = tmp_path / "unlabeled"
+    shutil.copytree(datasets[1], folder)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "empty.jpg").write_bytes(b"")
+    dataset = UnlabeledImages.from_folder(folder, imgsz=64)
+    assert sorted(p.name for p in dataset.skipped) == ["broken.png", "empty.jpg"]
+    assert len(dataset) == len(list(datasets[1].glob("*.png")))
+    only_broken = tmp_path / "only_broken"
+    only_broken.mkdir()
+    (only_broken / "x.png").write_bytes(b"nope")
+    from semiyolo.errors import DataError
+
+    with pytest.raises(DataError, match="none of the 1 images"):
+        UnlabeledImages.from_folder(only_broken, imgsz=64)

@@ -1,4 +1,5 @@
 import hashlib
+import re
 
 import numpy as np
 import pytest
@@ -83,4 +84,22 @@ def test_dataset_checks_name_the_problem(tmp_path):
         check_detection_dataset(data_yaml)
     data_yaml.write_text("train: a\n")
     with pytest.raises(DataError, match="missing key"):
+        check_detection_dataset(data_yaml)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("0 0.5 0.5 0.2", "expected 5 values 'class cx cy w h', got 4"),
+        ("zero 0.5 0.5 0.2 0.2", "not numbers"),
+        ("3 0.5 0.5 0.2 0.2", "class 3 out of range: the dataset has 3 classes (0 to 2)"),
+        ("1.5 0.5 0.5 0.2 0.2", "class 1.5 out of range"),
+        ("0 0.5 0.5 1.2 0.2", "box 0.5 0.5 1.2 0.2 is not normalised to [0, 1]"),
+    ],
+)
+def test_bad_label_lines_name_file_and_line(tmp_path, line, message):
+    data_yaml = write_dataset(tmp_path, SynthSpec(images=4, imgsz=32, seed=0))
+    label = sorted((tmp_path / "labels" / "train").glob("*.txt"))[0]
+    label.write_text("0 0.5 0.5 0.2 0.2\n" + line + "\n")
+    with pytest.raises(DataError, match=re.escape(f"{label}:2: {message}")):
         check_detection_dataset(data_yaml)

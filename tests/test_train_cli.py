@@ -221,3 +221,10 @@ def test_non_finite_steps_are_skipped_then_training_stops_with_the_files(tmp_pat
     # the skipped steps did not touch the weights (BatchNorm's running statistics still follow the forwards)
     after = dict(unwrap_model(trainer.model).named_parameters())
     assert weights_before and all(torch.equal(after[k].detach(), v) for k, v in weights_before.items())
+
+
+def test_a_pt_that_is_not_a_checkpoint_is_refused(tmp_path, tiny_data, capsys):
+    bad = tmp_path / "weights.pt"
+    bad.write_text("not a checkpoint")
+    assert main(["train", str(_config(tmp_path, tiny_data)), f"model={bad}"]) == 2
+    assert f"model: {bad} is not an Ultralytics checkpoint" in capsys.readouterr().err

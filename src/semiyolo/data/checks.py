@@ -56,6 +56,43 @@ def check_detection_dataset(data_yaml: str | Path) -> dict[str, Any]:
         images = _split_images(root, data[split], data_yaml, split)
         if not images:
             raise DataError(f"{data_yaml}: {split}: no images found under {data[split]!r} (relative to {root})")
+        for image in images:
+            check_label_file(label_path(image), len(names))
         data[f"n_{split}"] = len(images)
     data["nc"] = len(names)
     return data
+
+
+def label_path(image: Path) -> Path:
+    """Ultralytics' convention: the last ``images`` folder of the path becomes ``labels``, suffix ``.txt``."""
+    parts = list(image.parts)
+    if "images" in parts:
+        i = len(parts) - 1 - parts[::-1].index("images")
+        parts[i] = "labels"
+    return Path(*parts).with_suffix(".txt")
+
+
+def check_label_file(path: Path, nc: int) -> None:
+    """A YOLO detection label file: each line ``class cx cy w h`` with an integer class in ``[0, nc)`` and
+    coordinates in [0, 1]. A missing or empty file is an image without objects.
+
+    Raises:
+        DataError: naming the file, the line and what is wrong with it.
+    """
+    if not path.is_file():
+        return
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{path}:{number}"
+        if len(fields) != 5:
+            raise DataError(f"{where}: expected 5 values 'class cx cy w h', got {len(fields)}: {line.strip()!r}")
+        try:
+            cls, *box = (float(v) for v in fields)
+        except ValueError:
+            raise DataError(f"{where}: not numbers: {line.strip()!r}") from None
+        if cls != int(cls) or not 0 <= cls < nc:
+            raise DataError(f"{where}: class {fields[0]} out of range: the dataset has {nc} classes (0 to {nc - 1})")
+        if not all(0 <= v <= 1 for v in box):
+            raise DataError(f"{where}: box {' '.join(fields[1:])} is not normalised to [0, 1]")

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from ultralytics.cfg import DEFAULT_CFG, DEFAULT_CFG_DICT, get_cfg
-from ultralytics.nn.tasks import DetectionModel, load_checkpoint, yaml_model_load
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
 from ...config import RunConfig, load_config
 from ...data import check_detection_dataset
-from ...errors import ConfigError
+from ...errors import ConfigError, DataError
 from ...pseudo import build_filters
-from .offline import offline_train_entries
+from .offline import load_detector, offline_train_entries
 from .semi_trainer import SemiSupervisedTrainer
 from .trainer import SUMMARY_FILE, BackgroundPenaltyTrainer
 from .unlabeled import UnlabeledImages
@@ -45,6 +45,10 @@ def check_model(model: str) -> None:
             raise ConfigError(
                 f"model: {model} not found (semiyolo never downloads weights; give a local .pt or a .yaml)"
             )
+        try:
+            load_detector(model)
+        except DataError as err:
+            raise ConfigError(f"model: {str(err).removeprefix('--weights: ')}") from None
     elif model.endswith((".yaml", ".yml")):
         try:
             yaml_model_load(model)
@@ -57,7 +61,7 @@ def check_model(model: str) -> None:
 def head_has_dfl(model: str, nc: int) -> bool:
     """Whether the model's detection head predicts DFL distributions (``reg_max > 1``)."""
     if model.endswith(".pt"):
-        net, _ = load_checkpoint(model)
+        net = load_detector(model)
     else:
         net = DetectionModel(model, nc=nc, verbose=False)
     return getattr(net.model[-1], "reg_max", 1) > 1

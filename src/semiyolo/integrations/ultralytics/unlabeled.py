@@ -12,8 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from ultralytics.data.utils import img2label_paths
+from ultralytics.utils import LOGGER
 
 from ...data import list_images
 from ...errors import DataError
@@ -45,16 +47,28 @@ class UnlabeledImages(Dataset):
 
     def __init__(self, paths: list[Path], imgsz: int) -> None:
         self.paths, self.imgsz = list(paths), imgsz
+        self.skipped: list[Path] = []
 
     @classmethod
     def from_folder(cls, folder: str | Path, imgsz: int) -> UnlabeledImages:
+        """The readable images under ``folder``; unreadable or corrupt ones are skipped, counted and listed
+        (``skipped``), with a warning. Raises :class:`DataError` if the folder is missing or has no image."""
         folder = Path(folder)
         if not folder.is_dir():
             raise DataError(f"semi.unlabeled: {folder} is not a folder of images")
-        paths = list_images(folder)
-        if not paths:
+        candidates = list_images(folder)
+        if not candidates:
             raise DataError(f"semi.unlabeled: no images found in {folder}")
-        return cls(paths, imgsz)
+        paths = [p for p in candidates if _readable(p)]
+        skipped = sorted(set(candidates) - set(paths))
+        if not paths:
+            raise DataError(f"semi.unlabeled: none of the {len(candidates)} images in {folder} can be read")
+        if skipped:
+            listed = ", ".join(str(p) for p in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+            LOGGER.warning(f"semi.unlabeled: skipping {len(skipped)} unreadable or corrupt image(s): {listed}")
+        dataset = cls(paths, imgsz)
+        dataset.skipped = skipped
+        return dataset
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -78,6 +92,15 @@ class UnlabeledImages(Dataset):
         cx, cy, bw, bh = rows[:, 1] * w, rows[:, 2] * h, rows[:, 3] * w, rows[:, 4] * h
         xyxy = torch.stack((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), 1) * ratio
         return torch.cat((rows[:, :1], xyxy + torch.tensor([px, py, px, py])), 1)
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except Exception:  # PIL raises many kinds on a broken file; any of them means "skip it"
+        return False
 
 
 def _collate(items):
