@@ -60,10 +60,7 @@ def check_model(model: str) -> None:
 
 def head_has_dfl(model: str, nc: int) -> bool:
     """Whether the model's detection head predicts DFL distributions (``reg_max > 1``)."""
-    if model.endswith(".pt"):
-        net = load_detector(model)
-    else:
-        net = DetectionModel(model, nc=nc, verbose=False)
+    net = load_detector(model) if model.endswith(".pt") else DetectionModel(model, nc=nc, verbose=False)
     return getattr(net.model[-1], "reg_max", 1) > 1
 
 
