@@ -281,3 +281,15 @@ def test_corrupt_unlabeled_images_are_skipped_counted_and_listed(tmp_path, datas
 
     with pytest.raises(DataError, match="none of the 1 images"):
         UnlabeledImages.from_folder(only_broken, imgsz=64)
+
+
+def test_same_seed_same_pseudo_labels_and_metrics(tmp_path, datasets):
+    def run(name):
+        (tmp_path / name).mkdir()
+        assert main(["train", str(_config(tmp_path / name, datasets, epochs=2))]) == 0
+        rows = list(csv.DictReader((tmp_path / name / "runs" / "semi" / "results.csv").open()))
+        return [{k: v for k, v in r.items() if k != "time"} for r in rows]
+
+    first, second = run("a"), run("b")
+    assert float(first[1]["semi/0_dsat/kept"]) + float(first[1]["semi/0_dsat/dropped"]) > 0
+    assert first == second
