@@ -79,7 +79,7 @@ def test_dfl_is_non_negative_and_minimal_at_its_target(n_bins, data):
     loss = distribution_focal_loss(logits[None], torch.tensor([target], dtype=torch.float64))
     assert torch.isfinite(loss).all() and loss.item() >= 0
     # the optimal distribution puts (1 - f) and f on the two neighbouring bins: its loss is the binary entropy
-    left = min(int(math.floor(target)), n_bins - 2)
+    left = min(math.floor(target), n_bins - 2)
     f = target - left
     best = torch.full((n_bins,), -1e9, dtype=torch.float64)
     best[left], best[left + 1] = math.log(max(1 - f, 1e-300)), math.log(max(f, 1e-300))
