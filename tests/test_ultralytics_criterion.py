@@ -179,3 +179,21 @@ def test_logit_clamp_and_bad_arguments():
     ]:
         with pytest.raises(ValueError, match=match):
             BackgroundPenaltyDetectionLoss(model, **kwargs)
+
+
+def test_degenerate_and_out_of_image_boxes_give_a_finite_loss_and_gradients():
+    model = _model("yolov8n.yaml")
+    batch = {
+        "img": torch.rand(2, 3, IMGSZ, IMGSZ),
+        "batch_idx": torch.tensor([0.0, 0.0, 1.0, 1.0]),
+        "cls": torch.tensor([[0.0], [1.0], [2.0], [3.0]]),
+        # zero width, zero area, a box sticking out of the image, a one-pixel box
+        "bboxes": torch.tensor(
+            [[0.5, 0.5, 0.0, 0.3], [0.2, 0.2, 0.0, 0.0], [0.95, 0.95, 0.5, 0.5], [0.5, 0.5, 0.01, 0.01]]
+        ),
+    }
+    preds = model(batch["img"])
+    loss, items = BackgroundPenaltyDetectionLoss(model, lambda_bg=1.0)(preds, batch)
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and all(torch.isfinite(v) for v in items.values())
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
