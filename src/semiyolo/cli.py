@@ -50,6 +50,14 @@ def _pseudo_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split(args: argparse.Namespace) -> int:
+    from .data import split_dataset
+
+    config = split_dataset(args.data, args.fraction, args.seed, args.out)
+    print(f"labeled / unlabeled split written; run it with: semiyolo train {config}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .integrations.ultralytics.demo import run_demo
 
@@ -111,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     pseudo.add_argument("--batch", type=int, default=8, help="images per forward (default: 8)")
     pseudo.add_argument("--min-score", type=float, default=0.1, help="candidates below never reach NMS (0.1)")
     pseudo.set_defaults(handler=_pseudo_label)
+
+    split = commands.add_parser(
+        "split",
+        help="a seeded, class-stratified labeled / unlabeled split of a YOLO dataset",
+        description="Keep FRACTION of the training images labeled (every class about that share, rarer classes "
+        "first), the rest unlabeled (their labels kept aside for auditing pseudo-labels); writes data.yaml, an "
+        "online config.yaml and split.json under OUT.",
+    )
+    split.add_argument("data", type=Path, help="the dataset's data.yaml")
+    split.add_argument("--fraction", type=float, required=True, help="share of labeled images, e.g. 0.1")
+    split.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    split.add_argument("--out", type=Path, required=True, help="output folder")
+    split.set_defaults(handler=_split)
 
     data = commands.add_parser("data", help="datasets", description="Dataset tools.")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
