@@ -103,3 +103,23 @@ def test_bad_label_lines_name_file_and_line(tmp_path, line, message):
     label.write_text("0 0.5 0.5 0.2 0.2\n" + line + "\n")
     with pytest.raises(DataError, match=re.escape(f"{label}:2: {message}")):
         check_detection_dataset(data_yaml)
+
+
+def test_digits_scenes_are_deterministic_and_labelled(tmp_path):
+    from semiyolo.cli import main
+    from semiyolo.data import DigitsSpec, write_digits_dataset
+
+    spec = DigitsSpec(images=20, imgsz=64, seed=1)
+    a = write_digits_dataset(tmp_path / "a", spec)
+    write_digits_dataset(tmp_path / "b", spec)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    data = yaml.safe_load(a.read_text())
+    assert data["names"] == {i: str(i) for i in range(10)}
+    checked = check_detection_dataset(a)  # every label line valid: 10 classes, boxes in [0, 1]
+    assert checked["nc"] == 10 and checked["n_train"] + checked["n_val"] == 20
+    classes = {
+        int(line.split()[0]) for p in (tmp_path / "a" / "labels").rglob("*.txt") for line in p.read_text().splitlines()
+    }
+    assert len(classes) >= 5
+    assert main(["data", "digits", "--out", str(tmp_path / "c"), "--images", "4", "--imgsz", "48"]) == 0
+    assert main(["data", "digits", "--out", str(tmp_path / "d"), "--images", "1"]) == 2

@@ -58,6 +58,14 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_digits(args: argparse.Namespace) -> int:
+    from .data import DigitsSpec, write_digits_dataset
+
+    spec = DigitsSpec(images=args.images, imgsz=args.imgsz, seed=args.seed, val_fraction=args.val_fraction)
+    print(write_digits_dataset(args.out, spec))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .integrations.ultralytics.demo import run_demo
 
@@ -147,6 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--imgsz", type=int, default=160, help="image side in pixels (default: 160)")
     synth.add_argument("--val-fraction", type=float, default=0.2, help="share of validation images (default: 0.2)")
     synth.set_defaults(handler=_data_synth)
+    digits = data_commands.add_parser(
+        "digits",
+        help="write a deterministic dataset of handwritten-digit scenes (10 classes)",
+        description="scikit-learn's bundled 8x8 handwritten digits, scaled and inked on paper-like backgrounds, with "
+        "unlabeled distractor strokes; writes images/, labels/ and data.yaml (train/val).",
+    )
+    for option, kwargs in (
+        ("--out", {"type": Path, "required": True, "help": "output folder"}),
+        ("--images", {"type": int, "default": 300, "help": "images, train + val (300)"}),
+        ("--seed", {"type": int, "default": 0, "help": "seed (0)"}),
+        ("--imgsz", {"type": int, "default": 160, "help": "image side in pixels (160)"}),
+        ("--val-fraction", {"type": float, "default": 0.2, "help": "validation share (0.2)"}),
+    ):
+        digits.add_argument(option, **kwargs)
+    digits.set_defaults(handler=_data_digits)
 
     plot = commands.add_parser("plot", help="write figures", description="Write figures as PNG files.")
     plots = plot.add_subparsers(dest="figure", required=True, metavar="FIGURE")

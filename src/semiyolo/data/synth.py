@@ -8,6 +8,7 @@ positives likely, which is what the background penalty is for. Every image is a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -154,17 +155,19 @@ def render(spec: SynthSpec, index: int) -> tuple[np.ndarray, list[tuple[int, flo
     return np.clip(image, 0, 255).astype(np.uint8), labels
 
 
-def write_dataset(out: str | Path, spec: SynthSpec = SynthSpec()) -> Path:
+def write_yolo_dataset(
+    out: str | Path, images: int, val_fraction: float, render_image, names: Sequence[str], meta: dict
+) -> Path:
     """Write ``images/{train,val}``, ``labels/{train,val}`` and ``data.yaml`` under ``out``; returns data.yaml.
 
-    Images without objects get an empty label file. The last ``round(images * val_fraction)`` images
-    (at least one) are the validation split.
+    ``render_image(index) -> (uint8 BGR image, [(class, cx, cy, w, h), ...])``. Images without objects get an
+    empty label file. The last ``round(images * val_fraction)`` images (at least one) are the validation split.
     """
     out = Path(out).resolve()
-    n_val = max(1, round(spec.images * spec.val_fraction))
-    for index in range(spec.images):
-        split = "val" if index >= spec.images - n_val else "train"
-        image, labels = render(spec, index)
+    n_val = max(1, round(images * val_fraction))
+    for index in range(images):
+        split = "val" if index >= images - n_val else "train"
+        image, labels = render_image(index)
         for sub in ("images", "labels"):
             (out / sub / split).mkdir(parents=True, exist_ok=True)
         stem = f"{index:06d}"
@@ -173,12 +176,13 @@ def write_dataset(out: str | Path, spec: SynthSpec = SynthSpec()) -> Path:
         rows = [f"{c} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}" for c, cx, cy, w, h in labels]
         (out / "labels" / split / f"{stem}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
     data_yaml = out / "data.yaml"
-    data = {
-        "path": str(out),
-        "train": "images/train",
-        "val": "images/val",
-        "names": dict(enumerate(CLASSES)),
-        "synth": asdict(spec),
-    }
+    data = {"path": str(out), "train": "images/train", "val": "images/val", "names": dict(enumerate(names)), **meta}
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     return data_yaml
+
+
+def write_dataset(out: str | Path, spec: SynthSpec = SynthSpec()) -> Path:
+    """The shapes dataset of ``spec`` (see :func:`write_yolo_dataset` for the layout)."""
+    return write_yolo_dataset(
+        out, spec.images, spec.val_fraction, lambda i: render(spec, i), CLASSES, {"synth": asdict(spec)}
+    )
