@@ -105,7 +105,19 @@ def test_yaml_syntax_error_names_the_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["demo"], ["train"], ["data"], ["data", "synth"], ["plot"], ["plot", "losses"]]
+    "command",
+    [
+        [],
+        ["demo"],
+        ["train"],
+        ["split"],
+        ["pseudo-label"],
+        ["data"],
+        ["data", "synth"],
+        ["data", "digits"],
+        ["plot"],
+        ["plot", "losses"],
+    ],
 )
 def test_every_command_answers_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
