@@ -66,6 +66,13 @@ def _data_digits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablate(args: argparse.Namespace) -> int:
+    from .integrations.ultralytics.ablate import run_ablation
+
+    run_ablation(args.config, args.out, lambdas=args.lambdas, focal=args.focal, overrides=args.overrides)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .integrations.ultralytics.demo import run_demo
 
@@ -127,6 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
     pseudo.add_argument("--batch", type=int, default=8, help="images per forward (default: 8)")
     pseudo.add_argument("--min-score", type=float, default=0.1, help="candidates below never reach NMS (0.1)")
     pseudo.set_defaults(handler=_pseudo_label)
+
+    ablate = commands.add_parser(
+        "ablate",
+        help="supervised vs offline vs online, lambda_bg 0 and more: tables and plots",
+        description="On CONFIG's dataset, label budget and seed: (a) supervised on the labeled images, (b) offline "
+        "pseudo-labels from (a), (c) online with lambda_bg 0, (d) online with each --lambdas, (e) with --focal, the "
+        "focal background mode. Writes ablation.md, ablation.csv and PNG plots; finished runs are skipped.",
+    )
+    ablate.add_argument("config", type=Path, help="an online run config, e.g. the one 'semiyolo split' writes")
+    ablate.add_argument("overrides", nargs="*", metavar="key=value", help="overrides, e.g. train.epochs=30")
+    ablate.add_argument("--out", type=Path, help="output folder (default: runs/ablate/<config name>)")
+    ablate.add_argument("--lambdas", type=float, nargs="+", default=[0.5, 1.0, 1.5], help="lambda_bg of (d)")
+    ablate.add_argument("--focal", action="store_true", help="add (e): the focal background mode, lambda_bg 1")
+    ablate.set_defaults(handler=_ablate)
 
     split = commands.add_parser(
         "split",

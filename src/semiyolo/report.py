@@ -1,0 +1,109 @@
+"""The ablation report: Markdown and CSV tables and PNG plots from the runs' results (matplotlib, no Ultralytics)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+COLUMNS = (
+    ("run", "run"),
+    ("lambda_bg", "lambda_bg"),
+    ("precision", "metrics/precision(B)"),
+    ("recall", "metrics/recall(B)"),
+    ("mAP50", "metrics/mAP50(B)"),
+    ("mAP50-95", "metrics/mAP50-95(B)"),
+    ("bg FP / image", "bg_fp/background_fp_per_image"),
+    ("PL precision", "semi/pl_precision"),
+    ("PL recall", "semi/pl_recall"),
+    ("minutes", "minutes"),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def write_tables(rows: Sequence[dict[str, Any]], out: str | Path) -> tuple[Path, Path]:
+    """``ablation.md`` and ``ablation.csv`` under ``out``, one row per run, columns as :data:`COLUMNS`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    lines += [
+        "| " + " | ".join(f"{row[key]:g}" if key == "lambda_bg" else _cell(row.get(key)) for _, key in COLUMNS) + " |"
+        for row in rows
+    ]
+    md = out / "ablation.md"
+    md.write_text("\n".join(lines) + "\n")
+    path = out / "ablation.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([name for name, _ in COLUMNS])
+        writer.writerows([[row.get(key, "") for _, key in COLUMNS] for row in rows])
+    return md, path
+
+
+def _figure() -> tuple[Figure, Any]:
+    fig = Figure(figsize=(6.4, 4.4), dpi=120, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
+
+
+def plot_against_lambda(rows: Sequence[dict[str, Any]], out: str | Path) -> list[Path]:
+    """Precision and recall, and background false positives per image, against lambda_bg (online runs)."""
+    online = sorted((r for r in rows if r.get("mode") == "online"), key=lambda r: r["lambda_bg"])
+    x = [r["lambda_bg"] for r in online]
+    paths = []
+    fig, ax = _figure()
+    for key, label in (("metrics/precision(B)", "precision"), ("metrics/recall(B)", "recall")):
+        ax.plot(x, [r.get(key, math.nan) for r in online], marker="o", label=label)
+    ax.set(
+        xlabel="lambda_bg (background-penalty weight)",
+        ylabel="validation precision / recall",
+        title="Precision and recall against lambda_bg (online)",
+    )
+    ax.legend()
+    paths.append(Path(out) / "precision_recall_vs_lambda.png")
+    fig.savefig(paths[-1])
+    fig, ax = _figure()
+    ax.plot(x, [r.get("bg_fp/background_fp_per_image", math.nan) for r in online], marker="o", color="C3")
+    ax.set(
+        xlabel="lambda_bg (background-penalty weight)",
+        ylabel="background false positives per image",
+        title="Background false positives against lambda_bg (online)",
+    )
+    paths.append(Path(out) / "bg_fp_vs_lambda.png")
+    fig.savefig(paths[-1])
+    return paths
+
+
+def plot_curves(histories: dict[str, list[dict[str, str]]], out: str | Path) -> list[Path]:
+    """Validation mAP50-95 per epoch of every run, and the teacher's mean pseudo-label confidence (online)."""
+    paths = []
+    for key, ylabel, name, title in (
+        ("metrics/mAP50-95(B)", "validation mAP50-95", "curves_map.png", "Training curves"),
+        (
+            "semi/teacher_conf",
+            "mean teacher score of kept pseudo-labels",
+            "teacher_confidence.png",
+            "Teacher confidence (online runs)",
+        ),
+    ):
+        fig, ax = _figure()
+        for run, rows in histories.items():
+            values = [float(r[key]) for r in rows if key in r and r[key] not in ("", "nan")]
+            if values:
+                ax.plot(range(1, len(values) + 1), values, label=run)
+        ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+        if ax.lines:
+            ax.legend(fontsize="small")
+        paths.append(Path(out) / name)
+        fig.savefig(paths[-1])
+    return paths
