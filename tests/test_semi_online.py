@@ -293,3 +293,14 @@ def test_same_seed_same_pseudo_labels_and_metrics(tmp_path, datasets):
     first, second = run("a"), run("b")
     assert float(first[1]["semi/0_dsat/kept"]) + float(first[1]["semi/0_dsat/dropped"]) > 0
     assert first == second
+
+
+def test_images_without_pseudo_labels_can_be_left_out(tmp_path, datasets):
+    # every pseudo-label is dropped: with "skip" the unlabeled images never reach the loss
+    cfg = _config(
+        tmp_path, datasets, epochs=2, filters=[{"name": "score", "params": {"threshold": 0.99}}], empty_unlabeled="skip"
+    )
+    assert main(["train", str(cfg)]) == 0
+    rows = list(csv.DictReader((tmp_path / "runs" / "semi" / "results.csv").open()))
+    assert float(rows[1]["semi/lambda_unsup"]) == 1.0
+    assert float(rows[1]["train/u_cls_loss"]) == 0.0 and float(rows[1]["train/u_bg_loss"]) == 0.0

@@ -69,6 +69,9 @@ class SemiConfig(_Strict):
     pseudo_min_score: float = Field(0.1, ge=0, lt=1, description="candidates below never reach NMS")
     pseudo_nms_iou: float = Field(0.7, gt=0, le=1)
     dsat_holdout: float = Field(0.1, gt=0, lt=1, description="share of labeled train images held out for DSAT")
+    empty_unlabeled: Literal["background", "skip"] = Field(
+        "background", description="unlabeled images without pseudo-labels: trained as background, or left out"
+    )
     validate_teacher: bool = Field(True, description="validate the teacher too each epoch (teacher/... columns)")
     filters: list[FilterSpec] = Field(
         default_factory=lambda: [

@@ -105,6 +105,16 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
         dets = self.labeler(self.teacher.ema, weak)
         self._audit(dets, hidden)
         strong, boxes, kept = self.augment(weak, [d.boxes for d in dets], self.augment_generator)
+        if self.semi.empty_unlabeled == "skip":  # images left without pseudo-labels stay out of the loss
+            keep = [i for i, k in enumerate(kept) if k.numel()]
+            if not keep:
+                return batch
+            strong, boxes, kept, dets = (
+                strong[keep],
+                [boxes[i] for i in keep],
+                [kept[i] for i in keep],
+                [dets[i] for i in keep],
+            )
         height, width = batch["img"].shape[-2:]
         if strong.shape[-2:] != (height, width):  # Ultralytics' multi-scale resized the labeled batch
             sx, sy = width / strong.shape[-1], height / strong.shape[-2]
