@@ -26,11 +26,15 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_synth(args: argparse.Namespace) -> int:
-    from .data import SynthSpec, write_dataset
+def _generate(args: argparse.Namespace) -> int:
+    from .data import DigitsSpec, SynthSpec, write_dataset, write_digits_dataset
 
-    spec = SynthSpec(images=args.images, imgsz=args.imgsz, seed=args.seed, val_fraction=args.val_fraction)
-    print(write_dataset(args.out, spec))
+    spec_cls, write = {"synth": (SynthSpec, write_dataset), "digits": (DigitsSpec, write_digits_dataset)}[
+        args.data_command
+    ]
+    print(
+        write(args.out, spec_cls(images=args.images, imgsz=args.imgsz, seed=args.seed, val_fraction=args.val_fraction))
+    )
     return 0
 
 
@@ -55,14 +59,6 @@ def _split(args: argparse.Namespace) -> int:
 
     config = split_dataset(args.data, args.fraction, args.seed, args.out)
     print(f"labeled / unlabeled split written; run it with: semiyolo train {config}")
-    return 0
-
-
-def _data_digits(args: argparse.Namespace) -> int:
-    from .data import DigitsSpec, write_digits_dataset
-
-    spec = DigitsSpec(images=args.images, imgsz=args.imgsz, seed=args.seed, val_fraction=args.val_fraction)
-    print(write_digits_dataset(args.out, spec))
     return 0
 
 
@@ -164,33 +160,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="datasets", description="Dataset tools.")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
-    synth = data_commands.add_parser(
-        "synth",
-        help="write a deterministic synthetic YOLO dataset",
-        description="Shapes (circle, square, triangle) on textured backgrounds with look-alike clutter; writes "
-        "images/, labels/ and data.yaml (train/val).",
-    )
-    synth.add_argument("--out", type=Path, required=True, help="output folder")
-    synth.add_argument("--images", type=int, default=300, help="number of images, train + val (default: 300)")
-    synth.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    synth.add_argument("--imgsz", type=int, default=160, help="image side in pixels (default: 160)")
-    synth.add_argument("--val-fraction", type=float, default=0.2, help="share of validation images (default: 0.2)")
-    synth.set_defaults(handler=_data_synth)
-    digits = data_commands.add_parser(
-        "digits",
-        help="write a deterministic dataset of handwritten-digit scenes (10 classes)",
-        description="scikit-learn's bundled 8x8 handwritten digits, scaled and inked on paper-like backgrounds, with "
-        "unlabeled distractor strokes; writes images/, labels/ and data.yaml (train/val).",
-    )
-    for option, kwargs in (
-        ("--out", {"type": Path, "required": True, "help": "output folder"}),
-        ("--images", {"type": int, "default": 300, "help": "images, train + val (300)"}),
-        ("--seed", {"type": int, "default": 0, "help": "seed (0)"}),
-        ("--imgsz", {"type": int, "default": 160, "help": "image side in pixels (160)"}),
-        ("--val-fraction", {"type": float, "default": 0.2, "help": "validation share (0.2)"}),
-    ):
-        digits.add_argument(option, **kwargs)
-    digits.set_defaults(handler=_data_digits)
+    generators = {
+        "synth": (
+            "write a deterministic synthetic YOLO dataset",
+            "Shapes (circle, square, triangle) on textured backgrounds with look-alike clutter",
+        ),
+        "digits": (
+            "write a deterministic dataset of handwritten-digit scenes (10 classes)",
+            "scikit-learn's bundled 8x8 handwritten digits, scaled and inked on paper-like backgrounds, with "
+            "unlabeled distractor strokes",
+        ),
+    }
+    for name, (summary, what) in generators.items():
+        sub = data_commands.add_parser(
+            name, help=summary, description=f"{what}; writes images/, labels/ and data.yaml (train/val)."
+        )
+        sub.add_argument("--out", type=Path, required=True, help="output folder")
+        sub.add_argument("--images", type=int, default=300, help="number of images, train + val (default: 300)")
+        sub.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+        sub.add_argument("--imgsz", type=int, default=160, help="image side in pixels (default: 160)")
+        sub.add_argument("--val-fraction", type=float, default=0.2, help="share of validation images (default: 0.2)")
+        sub.set_defaults(handler=_generate)
 
     plot = commands.add_parser("plot", help="write figures", description="Write figures as PNG files.")
     plots = plot.add_subparsers(dest="figure", required=True, metavar="FIGURE")

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserInputError
-from .synth import write_yolo_dataset
+from .synth import check_layout, write_yolo_dataset
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 
@@ -29,14 +29,9 @@ class DigitsSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.images < 2:
-            raise UserInputError(f"images must be >= 2 (one train, one val), got {self.images}")
-        if not 0 < self.val_fraction < 1:
-            raise UserInputError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
-        if self.imgsz < 32:
-            raise UserInputError(f"imgsz must be >= 32, got {self.imgsz}")
-        if not 0 < self.min_size <= self.max_size < 1 or self.max_digits < 1 or self.max_strokes < 0:
-            raise UserInputError("need 0 < min_size <= max_size < 1, max_digits >= 1 and max_strokes >= 0")
+        check_layout(self.images, self.val_fraction, self.imgsz, self.min_size, self.max_size)
+        if self.max_digits < 1 or self.max_strokes < 0:
+            raise UserInputError("need max_digits >= 1 and max_strokes >= 0")
 
 
 @cache

@@ -23,6 +23,18 @@ _CLASS_HUES = ((40, 90, 220), (60, 190, 70), (210, 120, 40))  # BGR base colours
 IMAGE_SUFFIX = ".png"
 
 
+def check_layout(images: int, val_fraction: float, imgsz: int, min_size: float, max_size: float) -> None:
+    """The checks every generated dataset's spec shares; :class:`UserInputError` names the bad value."""
+    if images < 2:
+        raise UserInputError(f"images must be >= 2 (one train, one val), got {images}")
+    if not 0 < val_fraction < 1:
+        raise UserInputError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    if imgsz < 32:
+        raise UserInputError(f"imgsz must be >= 32, got {imgsz}")
+    if not 0 < min_size <= max_size < 1:
+        raise UserInputError(f"need 0 < min_size <= max_size < 1, got {min_size}, {max_size}")
+
+
 @dataclass(frozen=True)
 class SynthSpec:
     """What to generate. Sizes are fractions of the image side."""
@@ -38,14 +50,7 @@ class SynthSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.images < 2:
-            raise UserInputError(f"images must be >= 2 (one train, one val), got {self.images}")
-        if not 0 < self.val_fraction < 1:
-            raise UserInputError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
-        if self.imgsz < 32:
-            raise UserInputError(f"imgsz must be >= 32, got {self.imgsz}")
-        if not 0 < self.min_size <= self.max_size < 1:
-            raise UserInputError(f"need 0 < min_size <= max_size < 1, got {self.min_size}, {self.max_size}")
+        check_layout(self.images, self.val_fraction, self.imgsz, self.min_size, self.max_size)
         if not 0 <= self.background_only <= 1:
             raise UserInputError(f"background_only must lie in [0, 1], got {self.background_only}")
         if self.max_objects < 1 or self.max_distractors < 0:
