@@ -28,12 +28,12 @@ TRAIN = [sys.executable, "-m", "semiyolo", "train"]
 ENV = {**os.environ, "YOLO_OFFLINE": "1"}
 
 
-def write_config(root: Path, data: Path, name: str, epochs: int, seed: int = 0) -> Path:
+def write_config(root: Path, data: Path, name: str, epochs: int, seed: int = 0, nbs: int = 4) -> Path:
     train = {
         "epochs": epochs,
         "imgsz": 64,
         "batch": 4,
-        "nbs": 4,
+        "nbs": nbs,  # nominal batch: Ultralytics accumulates nbs / batch batches per step
         "workers": 0,
         "plots": False,
         "seed": seed,
@@ -47,9 +47,10 @@ def write_config(root: Path, data: Path, name: str, epochs: int, seed: int = 0) 
     return path
 
 
-def final_weights(path: Path) -> dict[str, torch.Tensor]:
-    ckpt = torch.load(path, weights_only=False)
-    return (ckpt.get("ema") or ckpt["model"]).float().state_dict()
+def final_weights(wdir: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The final model and EMA weights in full precision (``train_state.pt``; ``last.pt`` holds the EMA in half)."""
+    state = torch.load(wdir / "train_state.pt", weights_only=False)
+    return {"model": state["model"], "ema": state["ema"]}
 
 
 def kill_after(config: Path, last: Path, epoch: int) -> None:
@@ -68,15 +69,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--kill-after", type=int, default=2)
+    parser.add_argument("--nbs", type=int, default=4, help="nominal batch (batch is 4): 8 accumulates 2 batches")
     parser.add_argument("--out", type=Path, default=Path("runs/resume-divergence"))
     args = parser.parse_args()
     root = args.out.resolve()
     data = write_dataset(root / "data", SynthSpec(images=24, imgsz=64, seed=0))
     for name, seed in (("straight", 0), ("other_seed", 1)):
         subprocess.run(
-            [*TRAIN, str(write_config(root, data, name, args.epochs, seed))], env=ENV, check=True, capture_output=True
+            [*TRAIN, str(write_config(root, data, name, args.epochs, seed, args.nbs))],
+            env=ENV,
+            check=True,
+            capture_output=True,
         )
-    killed = write_config(root, data, "killed", args.epochs)
+    killed = write_config(root, data, "killed", args.epochs, nbs=args.nbs)
     last = root / "runs" / "killed" / "weights" / "last.pt"
     kill_after(killed, last, args.kill_after)
     subprocess.run([*TRAIN, str(killed), f"train.resume={last}"], env=ENV, check=True, capture_output=True)
@@ -84,13 +89,14 @@ def main() -> None:
         with open(root / "runs" / name / "results.csv") as f:
             losses = " ".join(row["train/box_loss"] for row in csv.DictReader(f))
         print(f"{name:<11} train/box_loss per epoch: {losses}")
-    straight = final_weights(root / "runs" / "straight" / "weights" / "last.pt")
-    for name, other in (("resumed", last), ("seed 1", root / "runs" / "other_seed" / "weights" / "last.pt")):
-        weights = final_weights(other)
-        keys = [k for k in straight if straight[k].is_floating_point()]
-        diff = max((straight[k] - weights[k]).abs().max().item() for k in keys)
-        same = sum(torch.equal(straight[k], weights[k]) for k in keys)
-        print(f"final EMA weights, straight vs {name}: max |difference| {diff:.4g}; {same} of {len(keys)} identical")
+    weights = {name: final_weights(root / "runs" / name / "weights") for name in ("straight", "killed", "other_seed")}
+    for name, label in (("killed", "resumed"), ("other_seed", "seed 1")):
+        for part in ("model", "ema"):
+            a, b = weights["straight"][part], weights[name][part]
+            keys = [k for k in a if a[k].is_floating_point()]
+            diff = max((a[k] - b[k]).abs().max().item() for k in keys)
+            same = sum(torch.equal(a[k], b[k]) for k in keys)
+            print(f"final {part} weights, straight vs {label}: max |diff| {diff:.4g}; {same} of {len(keys)} identical")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,19 @@ def test_plan_covers_the_documented_runs():
     )
 
 
+def test_online_runs_start_from_the_supervised_run_unless_asked_otherwise():
+    cfg = {"model": "yolov8n.yaml", "semi": {"unlabeled": "u", "burn_in": 7, "teacher_tau": 100.0}}
+    runs = dict(plan(cfg, [1.0], focal=False))
+    online = runs["d_online_bg1"]
+    # model None: run_ablation puts run (a)'s best.pt there; (a) is the burn-in, and the teacher needs no ramp
+    assert online["model"] is None and online["semi"]["burn_in"] == 0 and online["semi"]["teacher_tau"] == 0
+    assert runs["a_supervised"]["model"] == runs["b_offline"]["model"] == "yolov8n.yaml"
+    assert runs["a_supervised"]["semi"]["burn_in"] == 7
+    scratch = dict(plan(cfg, [1.0], focal=False, online_from_supervised=False))["c_online_bg0"]
+    assert scratch["model"] == "yolov8n.yaml" and scratch["semi"]["burn_in"] == 7
+    assert scratch["semi"]["teacher_tau"] == 100.0
+
+
 def test_report_writer_on_fixture_results(tmp_path):
     md, path = write_tables(FIXTURE, tmp_path)
     lines = md.read_text().splitlines()

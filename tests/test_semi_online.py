@@ -304,3 +304,37 @@ def test_images_without_pseudo_labels_can_be_left_out(tmp_path, datasets):
     rows = list(csv.DictReader((tmp_path / "runs" / "semi" / "results.csv").open()))
     assert float(rows[1]["semi/lambda_unsup"]) == 1.0
     assert float(rows[1]["train/u_cls_loss"]) == 0.0 and float(rows[1]["train/u_bg_loss"]) == 0.0
+
+
+def test_pseudo_labeled_part_is_normalised_at_least_like_the_labeled_density():
+    from ultralytics.cfg import get_cfg
+    from ultralytics.nn.tasks import DetectionModel
+
+    from semiyolo.integrations.ultralytics import BackgroundPenaltyDetectionLoss
+
+    torch.manual_seed(0)
+    model = DetectionModel("yolov8n.yaml", nc=3, verbose=False).train()
+    model.args = get_cfg()
+    crit = BackgroundPenaltyDetectionLoss(model, lambda_bg=0.0)
+    grid = torch.tensor([[0.15 + 0.23 * i, 0.15 + 0.23 * j, 0.2, 0.2] for i in range(4) for j in range(4)])
+    batch = {  # one labeled image with 16 boxes; four unlabeled ones without any pseudo-label
+        "img": torch.rand(5, 3, 64, 64),
+        "batch_idx": torch.zeros(16),
+        "cls": (torch.arange(16) % 3).float().view(-1, 1),
+        "bboxes": grid,
+        "num_labeled": 1,
+    }
+    preds = model(batch["img"])
+    labeled, _ = split_batch(batch, 1)
+    crit({k: v[:1] if torch.is_tensor(v) else [t[:1] for t in v] for k, v in preds.items()}, labeled)
+    floor = float(crit.normalizer) * 4  # the labeled normaliser per image, times four images
+    assert floor >= 4  # Ultralytics' normaliser for the empty part is max(0, 1) = 1
+    background_bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        preds["scores"][1:], torch.zeros_like(preds["scores"][1:]), reduction="sum"
+    )
+    gain = model.args.cls
+    _, items = SemiSupervisedLoss(crit)(preds, batch)
+    torch.testing.assert_close(items["u_cls_loss"], (background_bce / floor * gain).detach())
+    _, items = SemiSupervisedLoss(crit, density_floor=False)(preds, batch)
+    torch.testing.assert_close(items["u_cls_loss"], (background_bce * gain).detach())
+    assert crit.normalizer_floor is None  # the floor is set for the unlabeled part's call only

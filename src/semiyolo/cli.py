@@ -65,7 +65,14 @@ def _split(args: argparse.Namespace) -> int:
 def _ablate(args: argparse.Namespace) -> int:
     from .integrations.ultralytics.ablate import run_ablation
 
-    run_ablation(args.config, args.out, lambdas=args.lambdas, focal=args.focal, overrides=args.overrides)
+    run_ablation(
+        args.config,
+        args.out,
+        lambdas=args.lambdas,
+        focal=args.focal,
+        overrides=args.overrides,
+        online_from_supervised=not args.online_from_scratch,
+    )
     return 0
 
 
@@ -143,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--out", type=Path, help="output folder (default: runs/ablate/<config name>)")
     ablate.add_argument("--lambdas", type=float, nargs="+", default=[0.5, 1.0, 1.5], help="lambda_bg of (d)")
     ablate.add_argument("--focal", action="store_true", help="add (e): the focal background mode, lambda_bg 1")
+    ablate.add_argument(
+        "--online-from-scratch",
+        action="store_true",
+        help="online runs train from the config's model with its burn_in (default: from run (a)'s weights)",
+    )
     ablate.set_defaults(handler=_ablate)
 
     split = commands.add_parser(

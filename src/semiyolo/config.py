@@ -65,7 +65,11 @@ class SemiConfig(_Strict):
     unlabeled_ratio: float = Field(1.0, gt=0, le=8, description="unlabeled images per labeled image in a step")
     lambda_unsup_warmup: int = Field(0, ge=0, description="epochs of linear ramp of lambda_unsup after burn-in")
     teacher_decay: float = Field(0.999, gt=0, lt=1, description="EMA decay of the teacher")
-    teacher_tau: float = Field(100.0, gt=0, description="EMA warm-up: decay * (1 - exp(-updates / tau))")
+    teacher_tau: float = Field(
+        100.0,
+        ge=0,
+        description="EMA warm-up: decay * (1 - exp(-updates / tau)); 0: none (a teacher from trained weights)",
+    )
     pseudo_min_score: float = Field(0.1, ge=0, lt=1, description="candidates below never reach NMS")
     pseudo_nms_iou: float = Field(0.7, gt=0, le=1)
     dsat_holdout: float = Field(0.1, gt=0, lt=1, description="share of labeled train images held out for DSAT")

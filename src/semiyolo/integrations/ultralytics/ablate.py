@@ -1,5 +1,12 @@
 """``semiyolo ablate CONFIG``: supervised, offline and online training with lambda_bg 0 and more, on one
-dataset, label budget and seed; a report with tables and plots. Finished runs are skipped on re-runs."""
+dataset, label budget and seed; a report with tables and plots. Finished runs are skipped on re-runs.
+
+Both semi-supervised baselines build on the supervised run (a): offline, its best weights label the unlabeled
+images once and a new model trains from scratch on both sets; online (by default), the student and the teacher
+start from those weights, so run (a) is their burn-in (``semi.burn_in`` 0, and no EMA warm-up ramp, which is
+meant for a teacher starting from random weights). ``online_from_supervised=False`` trains the online runs
+from the config's model with its own ``burn_in`` instead.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +24,25 @@ from ...report import plot_against_lambda, plot_curves, write_tables
 from .api import prepare, train
 from .offline import pseudo_label_folder
 
+SUPERVISED_RUN = "a_supervised"
 
-def plan(cfg: dict[str, Any], lambdas: Sequence[float], focal: bool) -> list[tuple[str, dict[str, Any]]]:
-    """``(name, config)`` of each run. ``cfg`` is an online run config (``semi.unlabeled`` set)."""
+
+def plan(
+    cfg: dict[str, Any], lambdas: Sequence[float], focal: bool, online_from_supervised: bool = True
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, config)`` of each run. ``cfg`` is an online run config (``semi.unlabeled`` set). Online runs
+    that start from run (a) have ``model`` set to ``None`` here; :func:`run_ablation` fills it in."""
 
     def variant(mode: str, lambda_bg: float, **semi) -> dict[str, Any]:
         run = copy.deepcopy(cfg)
         run["semi"] = {**run.get("semi", {}), "mode": mode, "lambda_bg": lambda_bg, **semi}
+        if mode == "online" and online_from_supervised:
+            run["model"] = None
+            run["semi"].update(burn_in=0, teacher_tau=0.0)
         return run
 
     runs = [
-        ("a_supervised", variant("supervised", 0.0)),
+        (SUPERVISED_RUN, variant("supervised", 0.0)),
         ("b_offline", variant("offline", 0.0)),
         ("c_online_bg0", variant("online", 0.0)),
     ]
@@ -51,6 +66,7 @@ def run_ablation(
     lambdas: Sequence[float] = (0.5, 1.0, 1.5),
     focal: bool = False,
     overrides: Sequence[str] = (),
+    online_from_supervised: bool = True,
 ) -> list[dict[str, Any]]:
     cfg = load_config(config, overrides)
     if not cfg.semi.unlabeled:
@@ -58,7 +74,7 @@ def run_ablation(
     out = Path(out or Path("runs") / "ablate" / Path(str(config)).stem).resolve()
     base = cfg.model_dump()
     base["train"] = {**base["train"], "project": str(out), "exist_ok": True}
-    runs = plan(base, lambdas, focal)
+    runs = plan(base, lambdas, focal, online_from_supervised)
     rows, histories = [], {}
     for i, (name, run_cfg) in enumerate(runs, 1):
         run_dir = out / name
@@ -67,6 +83,8 @@ def run_ablation(
         if not done.is_file():
             if name == "b_offline":
                 run_cfg["semi"]["pseudo_labels"] = str(_pseudo_labels(out, run_cfg))
+            if run_cfg["model"] is None:
+                run_cfg["model"] = str(out / SUPERVISED_RUN / "weights" / "best.pt")
             prepare(run_cfg)
             run_cfg["train"]["name"] = name
             start = time.time()
@@ -93,7 +111,7 @@ def run_ablation(
 
 def _pseudo_labels(out: Path, run_cfg: dict[str, Any]) -> Path:
     """Offline baseline: the supervised run's best weights label the unlabeled folder once."""
-    weights = out / "a_supervised" / "weights" / "best.pt"
+    weights = out / SUPERVISED_RUN / "weights" / "best.pt"
     target = out / "b_offline_pseudo_labels"
     if not (target / "summary.json").is_file():
         pseudo_label_folder(

@@ -45,6 +45,11 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         gamma: exponent of the ``focal`` mode.
         logit_clamp: clamp class logits to ``[-c, c]`` before the classification losses (document 000 uses
             10); ``None`` for no clamp.
+
+    Attributes:
+        normalizer: the last call's normaliser, ``max(sum target_scores, 1)`` (detached).
+        normalizer_floor: when set (a float or a 0-d tensor), the normaliser is at least this (a caller such as
+            :class:`~.semi_criterion.SemiSupervisedLoss` sets it for a batch whose targets are incomplete).
     """
 
     def __init__(
@@ -70,6 +75,8 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         self.lambda_bg, self.mode, self.normalize = float(lambda_bg), mode, normalize
         self.gamma, self.logit_clamp = gamma, logit_clamp
         self.loss_names = (*self.loss_names, "bg_loss")
+        self.normalizer: Tensor | None = None
+        self.normalizer_floor: float | None = None
 
     def get_assigned_targets_and_loss(self, preds: dict[str, Tensor], batch: dict[str, Any], **assign_kwargs):
         """Ultralytics' assignment and box losses, with the classification term of :meth:`loss_classification`.
@@ -102,6 +109,10 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             **assign_kwargs,
         )
         target_scores_sum = target_scores.sum().clamp_(min=1)
+        if self.normalizer_floor is not None:
+            floor = torch.as_tensor(self.normalizer_floor).to(target_scores_sum)
+            target_scores_sum = torch.maximum(target_scores_sum, floor)
+        self.normalizer = target_scores_sum.detach()
         cls, bg = self.loss_classification(pred_scores, probs, target_scores, fg_mask, target_scores_sum)
         box, dfl = self.bbox_loss(
             pred_distri,

@@ -29,6 +29,7 @@ from ...pseudo.augment import StrongAugment
 from ...schedules import ramp_weight
 from .distributed import broadcast_filters, broadcast_module, sum_counts
 from .pseudo_labeler import TeacherPseudoLabeler
+from .resume import read_state
 from .semi_criterion import SemiSupervisedLoss
 from .trainer import SEMI_ENV, BackgroundPenaltyTrainer
 from .unlabeled import UnlabeledImages, unlabeled_batches
@@ -52,6 +53,7 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
         super().__init__(cfg, overrides, _callbacks, semi)
         self.teacher: ModelEMA | None = None
         self.lambda_unsup = 0.0
+        self.unlabeled_consumed = 0  # batches drawn from the unlabeled stream, for an exact resume
         self.epoch_stats: dict[str, float] = defaultdict(float)
         self.filter_counts: dict[str, float] = {}
         self.add_callback_once("on_pretrain_routine_end", _setup_semi)
@@ -59,7 +61,6 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
         self.add_callback_once("on_train_epoch_end", _gather_counts)
         self.add_callback_once("on_train_epoch_end", _report_empty_pseudo_labels)
         self.add_callback_once("on_train_epoch_end", _update_dsat)
-        self.add_callback_once("on_model_save", _save_state)
 
     # --- data -----------------------------------------------------------------------------------------
     def get_dataset(self) -> dict:
@@ -101,6 +102,7 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
     def add_pseudo_labeled(self, batch: dict) -> dict:
         """Append the strong views of an unlabeled batch, with the teacher's pseudo-labels, to ``batch``."""
         images, hidden, _ = next(self.unlabeled)
+        self.unlabeled_consumed += 1
         weak = images.to(self.device, non_blocking=True).float() / 255
         dets = self.labeler(self.teacher.ema, weak)
         self._audit(dets, hidden)
@@ -200,13 +202,25 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
             "teacher": self.teacher.ema.state_dict(),
             "teacher_updates": self.teacher.updates,
             "filters": self.labeler.filters.state_dict(),
+            "unlabeled_consumed": self.unlabeled_consumed,
+            "augment_generator": self.augment_generator.get_state(),
             "semi": self.semi.model_dump(),
         }
+
+    def resume_states(self) -> dict[str, dict[str, Any]]:
+        """Ultralytics' and the base trainer's, plus the teacher, filters and unlabeled stream (``semi_state.pt``)."""
+        states = super().resume_states()
+        if self.teacher is not None:
+            states[STATE_FILE] = self.semi_state()
+        return states
 
     def load_semi_state(self, state: dict[str, Any]) -> None:
         self.teacher.ema.load_state_dict(state["teacher"])
         self.teacher.updates = state["teacher_updates"]
         self.labeler.filters.load_state_dict(state["filters"])
+        self.unlabeled_consumed = state.get("unlabeled_consumed", 0)
+        if "augment_generator" in state:
+            self.augment_generator.set_state(state["augment_generator"].cpu())
 
 
 def _read_list(path: str) -> list[Path]:
@@ -225,23 +239,23 @@ def _setup_semi(trainer: SemiSupervisedTrainer) -> None:
         min_score=s.pseudo_min_score,
         nms_iou=s.pseudo_nms_iou,
     )
-    trainer.teacher = ModelEMA(model, decay=s.teacher_decay, tau=s.teacher_tau)
+    trainer.teacher = ModelEMA(model, decay=s.teacher_decay, tau=s.teacher_tau or 1.0)
+    if not s.teacher_tau:  # no warm-up ramp: the teacher starts from trained weights and keeps them
+        trainer.teacher.decay = lambda updates: s.teacher_decay
     trainer.teacher.ema.criterion = None
     trainer.augment = StrongAugment()
     trainer.augment_generator = torch.Generator().manual_seed(trainer.args.seed + max(RANK, 0))
+    state_file = trainer.wdir / STATE_FILE
+    state = read_state(state_file, trainer.start_epoch - 1, trainer.device) if trainer.resume else None
+    if state is not None:
+        trainer.load_semi_state(state)
+        LOGGER.info(f"Resumed teacher, filters, thresholds and the unlabeled stream from {state_file}")
     world = int(os.environ.get("WORLD_SIZE", 1))
     unlabeled_batch = max(1, round(trainer.batch_size * s.unlabeled_ratio / max(world, 1)))
     dataset = UnlabeledImages.from_folder(s.unlabeled, trainer.args.imgsz)
-    trainer.unlabeled = unlabeled_batches(dataset, unlabeled_batch, trainer.args.seed, RANK, world, trainer.start_epoch)
-    state_file = trainer.wdir / STATE_FILE
-    if trainer.resume and state_file.is_file():
-        state = torch.load(state_file, map_location=trainer.device, weights_only=False)
-        trainer.load_semi_state(state)
-        if state["epoch"] != trainer.start_epoch - 1:
-            LOGGER.warning(
-                f"{state_file} is from epoch {state['epoch'] + 1}, the checkpoint from {trainer.start_epoch}"
-            )
-        LOGGER.info(f"Resumed teacher, filters and thresholds from {state_file}")
+    trainer.unlabeled = unlabeled_batches(
+        dataset, unlabeled_batch, trainer.args.seed, RANK, world, skip=trainer.unlabeled_consumed
+    )
     broadcast_module(trainer.teacher.ema)
     broadcast_filters(trainer.labeler.filters)
 
@@ -289,13 +303,3 @@ def _update_dsat(trainer: SemiSupervisedTrainer) -> None:
             gts.append(gt[:, 0].long())
     dsat.update(torch.cat(scores), torch.cat(classes), torch.cat(tps), torch.cat(gts))
     broadcast_filters(trainer.labeler.filters)  # every rank filters with rank 0's thresholds
-
-
-def _save_state(trainer: SemiSupervisedTrainer) -> None:
-    """Next to last.pt, atomically: teacher, filter state and thresholds, for ``resume=True``."""
-    if RANK not in {-1, 0} or trainer.teacher is None:
-        return
-    path = trainer.wdir / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    torch.save(trainer.semi_state(), tmp)
-    os.replace(tmp, path)

@@ -17,6 +17,7 @@ from ...config import SemiConfig
 from ...data import list_images
 from ...errors import TrainingDiverged
 from ...schedules import ramp_weight
+from . import resume
 from .criterion import build_criterion, resume_e2e_schedule, set_lambda_bg
 from .evaluate import background_false_positives
 from .offline import offline_train_entries
@@ -32,7 +33,8 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
     their own namespace). ``lambda_bg`` follows :func:`semiyolo.schedules.ramp_weight` per epoch and is
     written to results.csv as ``semi/lambda_bg``; ``bg_loss`` appears there as a training and validation
     loss. At the end, background false positives per validation image are measured with the best weights
-    and written, with Ultralytics' final metrics, to ``summary.json`` in the run folder.
+    and written, with Ultralytics' final metrics, to ``summary.json`` in the run folder. ``resume=True``
+    continues a single-process run exactly (:mod:`.resume`).
     """
 
     def __init__(
@@ -46,8 +48,15 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
         self.lambda_bg = 0.0
         self.skipped_steps = self.consecutive_skips = 0
         self.batch_files: tuple = ()
+        self.batch_ni = self.last_opt_ni = -1  # Ultralytics' batch counter, and its value at the last step
+        self.resume_state: dict[str, Any] | None = None
+        self.resumed_last_opt_ni: int | None = None
+        self._accumulate: tuple[int, int] | None = None  # (Ultralytics' value, the shifted value) while resuming
         self.add_callback_once("on_pretrain_routine_end", _install_criterion)
+        self.add_callback_once("on_pretrain_routine_end", _restore_train_state)
         self.add_callback_once("on_train_epoch_start", _step_lambda_bg)
+        self.add_callback_once("on_train_epoch_start", _begin_epoch)
+        self.add_callback_once("on_train_batch_start", _count_batch)
         self.add_callback_once("on_train_end", _write_summary)
 
     def add_callback_once(self, event: str, callback) -> None:
@@ -66,6 +75,11 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
         s = self.semi
         return ramp_weight(epoch, s.lambda_bg, s.burn_in, s.lambda_bg_warmup, s.lambda_bg_schedule)
 
+    def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0, mode: str = "train"):
+        """Ultralytics' loader; training in one process, with a resumable order (:func:`resume.resumable_loader`)."""
+        loader = super().get_dataloader(dataset_path, batch_size, rank, mode)
+        return resume.resumable_loader(loader, self.args.seed) if mode == "train" and rank == -1 else loader
+
     def build_criterion(self, model):
         s = self.semi
         return build_criterion(
@@ -79,12 +93,25 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
 
     def preprocess_batch(self, batch: dict) -> dict:
         self.batch_files = batch.get("im_file", ())
+        if self.resumed_last_opt_ni is not None:
+            self._shift_accumulate()
         return super().preprocess_batch(batch)
+
+    def _shift_accumulate(self) -> None:
+        """Until the resumed run's first step: Ultralytics steps when ``ni - last >= accumulate`` with ``last``
+        reset to -1; shift ``accumulate`` by the saved ``last + 1`` so that it steps where the run would have.
+        Runs after Ultralytics' warm-up has set this batch's ``accumulate``."""
+        if self._accumulate is None or self.accumulate != self._accumulate[1]:
+            self._accumulate = (self.accumulate, self.accumulate + self.resumed_last_opt_ni + 1)
+        self.accumulate = self._accumulate[1]
 
     def optimizer_step(self) -> None:
         """Ultralytics' step, with ``semi.max_grad_norm`` in place of its fixed clip of 10, and a guard: a step
         whose loss or gradients are not finite is skipped, counted and logged with its files; after
         ``semi.nonfinite_patience`` such steps in a row training stops with :class:`TrainingDiverged`."""
+        self.last_opt_ni = self.batch_ni
+        if self._accumulate is not None:  # the resumed run's first step: accumulation counts as usual again
+            self.accumulate, self._accumulate, self.resumed_last_opt_ni = self._accumulate[0], None, None
         if not self.step_is_finite():
             self.skip_step()
             return
@@ -120,9 +147,17 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
     def save_metrics(self, metrics: dict) -> None:
         super().save_metrics({**metrics, "semi/lambda_bg": self.lambda_bg, "semi/skipped_steps": self.skipped_steps})
 
+    def resume_states(self) -> dict[str, dict[str, Any]]:
+        """What ``last.pt`` lacks for an exact resume, by file name in the weights folder."""
+        return {resume.TRAIN_STATE: resume.capture(self)} if self.world_size <= 1 else {}
+
     def save_model(self):
         """Ultralytics' checkpointing made atomic: ``last.pt`` and ``best.pt`` are written under ``.part``
-        names and renamed into place, so a run killed mid-write keeps its previous checkpoints loadable."""
+        names and renamed into place, so a run killed mid-write keeps its previous checkpoints loadable. The
+        resume states are written first, in two generations (:func:`resume.write_state`)."""
+        self.wdir.mkdir(parents=True, exist_ok=True)
+        for name, state in self.resume_states().items():
+            resume.write_state(self.wdir / name, state)
         final_last, final_best = self.last, self.best
         parts = [p.with_name(p.name + ".part") for p in (final_last, final_best)]
         for part in parts:
@@ -148,6 +183,26 @@ def _install_criterion(trainer: BackgroundPenaltyTrainer) -> None:
     model.criterion = criterion
     if trainer.ema is not None:
         trainer.ema.ema.criterion = criterion
+
+
+def _restore_train_state(trainer: BackgroundPenaltyTrainer) -> None:
+    if trainer.resume and trainer.start_epoch > 0 and trainer.world_size <= 1:
+        path = trainer.wdir / resume.TRAIN_STATE
+        trainer.resume_state = resume.read_state(path, trainer.start_epoch - 1, trainer.device)
+        if trainer.resume_state is not None:
+            resume.restore_setup(trainer, trainer.resume_state)
+
+
+def _begin_epoch(trainer: BackgroundPenaltyTrainer) -> None:
+    trainer.batch_ni = len(trainer.train_loader) * trainer.epoch - 1
+    if trainer.resume_state is not None:
+        resume.restore_epoch_start(trainer, trainer.resume_state)
+        trainer.resume_state = None
+        LOGGER.info(f"Resumed exactly: full-precision weights, optimizer and random streams from {resume.TRAIN_STATE}")
+
+
+def _count_batch(trainer: BackgroundPenaltyTrainer) -> None:
+    trainer.batch_ni += 1
 
 
 def _step_lambda_bg(trainer: BackgroundPenaltyTrainer) -> None:

@@ -13,12 +13,13 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 from ultralytics.data.utils import img2label_paths
 from ultralytics.utils import LOGGER
 
 from ...data import list_images
 from ...errors import DataError
+from ...reproducibility import pass_order
 
 
 def letterbox_geometry(w: int, h: int, size: int) -> tuple[tuple[int, int], float, tuple[int, int]]:
@@ -114,27 +115,25 @@ def unlabeled_batches(
     seed: int,
     rank: int = -1,
     world_size: int = 1,
-    start_epoch: int = 0,
+    skip: int = 0,
     max_passes: int | None = None,
     shuffle: bool = True,
 ) -> Iterator:
-    """Batches of ``dataset``, reshuffled every pass (unless ``shuffle`` is off), endlessly (or for
-    ``max_passes``); each DDP rank reads its own shard."""
-    sampler = DistributedSampler(dataset, world_size, rank, shuffle=shuffle, seed=seed) if world_size > 1 else None
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch,
-        shuffle=shuffle and sampler is None,
-        sampler=sampler,
-        generator=generator,
-        collate_fn=_collate,
-        drop_last=shuffle and len(sampler if sampler is not None else dataset) >= batch,  # a rank's shard counts
-        num_workers=0,
-    )
-    epoch = start_epoch
-    while max_passes is None or epoch - start_epoch < max_passes:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
+    """Batches of ``dataset``, in a new order every pass (unless ``shuffle`` is off), endlessly (or for
+    ``max_passes``); each DDP rank reads its own shard. Pass ``k``'s order depends on ``(seed, k)`` only
+    (:func:`~semiyolo.reproducibility.pass_order`), so ``skip`` (batches already consumed) resumes a stream exactly,
+    without reading the skipped images."""
+    n, world = len(dataset), max(world_size, 1)
+    if n == 0:
+        return
+    shard_size = -(-n // world)  # as DistributedSampler: ranks pad with the order's first images
+    drop_last = shuffle and shard_size >= batch
+    per_pass = shard_size // batch if drop_last else -(-shard_size // batch)
+    first_pass, skip_in_pass = divmod(skip, per_pass) if per_pass else (0, 0)
+    pass_index = first_pass
+    while max_passes is None or pass_index < max_passes:
+        order = pass_order(n, seed, pass_index) if shuffle else list(range(n))
+        order = (order * world)[: shard_size * world][max(rank, 0) :: world]
+        for b in range(skip_in_pass if pass_index == first_pass else 0, per_pass):
+            yield _collate([dataset[i] for i in order[b * batch : (b + 1) * batch]])
+        pass_index += 1

@@ -1,0 +1,135 @@
+"""Exact resume: a run killed with SIGKILL at a random moment and resumed ends with the same weights as one
+that never stopped (CPU, one process, workers=0), supervised and online; and the pieces that make it so."""
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from semiyolo.data import SynthSpec, write_dataset
+from semiyolo.integrations.ultralytics.resume import read_state, write_state
+from semiyolo.integrations.ultralytics.unlabeled import UnlabeledImages, unlabeled_batches
+from semiyolo.reproducibility import PassShuffler, pass_order, rng_state, set_rng_state
+
+ENV = {**os.environ, "YOLO_OFFLINE": "1"}
+
+
+def test_pass_shuffler_continues_a_stream_from_its_pass_count():
+    straight = PassShuffler(10, seed=3)
+    orders = [list(straight) for _ in range(4)]
+    assert all(sorted(o) == list(range(10)) for o in orders) and orders[0] != orders[1]
+    resumed = PassShuffler(10, seed=3)
+    resumed.load_state_dict({"passes": 2})
+    assert [list(resumed), list(resumed)] == orders[2:] and resumed.state_dict() == {"passes": 4}
+    assert orders[0] == pass_order(10, 3, 0) != pass_order(10, 4, 0)
+
+
+def test_rng_state_round_trip():
+    state = rng_state()
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_state(state)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+
+
+def test_unlabeled_stream_skips_what_was_consumed(tmp_path):
+    write_dataset(tmp_path / "u", SynthSpec(images=7, imgsz=32, seed=1))
+    dataset = UnlabeledImages.from_folder(tmp_path / "u" / "images" / "train", imgsz=32)
+    stream = unlabeled_batches(dataset, 2, seed=5)
+    paths = [next(stream)[2] for _ in range(8)]  # 3 batches a pass (the odd image is dropped), 2 passes and more
+    resumed = unlabeled_batches(dataset, 2, seed=5, skip=5)
+    assert [next(resumed)[2] for _ in range(3)] == paths[5:]
+
+
+def test_state_generations_survive_a_kill_between_the_state_and_the_checkpoint(tmp_path):
+    path = tmp_path / "train_state.pt"
+    write_state(path, {"epoch": 2, "x": 1})
+    write_state(path, {"epoch": 3, "x": 2})  # killed here: last.pt still holds epoch 2 (0-based)
+    assert read_state(path, 2)["x"] == 1 and read_state(path, 3)["x"] == 2
+    assert read_state(path, 1) is None  # neither generation: Ultralytics' approximate resume, with a warning
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    labeled = write_dataset(root / "labeled", SynthSpec(images=24, imgsz=64, seed=0))
+    write_dataset(root / "unlabeled", SynthSpec(images=16, imgsz=64, seed=7))
+    return labeled, root / "unlabeled" / "images" / "train"
+
+
+def _config(tmp_path, data, name, online):
+    labeled, unlabeled = data
+    train = {"epochs": 6, "imgsz": 64, "batch": 4, "nbs": 8, "workers": 0, "plots": False, "seed": 0}
+    semi = {"mode": "online", "unlabeled": str(unlabeled), "burn_in": 2, "pseudo_min_score": 1e-4}
+    cfg = {
+        "model": "yolov8n.yaml",
+        "data": str(labeled),
+        "train": {**train, "project": str(tmp_path), "name": name},  # nbs 8: 2 batches per step, across epochs
+        "semi": semi if online else {"lambda_bg_warmup": 1, "burn_in": 1},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _kill_at_random_moment(config, state_file, seed):
+    """SIGKILL the run somewhere in the epochs after the second one was saved."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "semiyolo", "train", str(config)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if state_file.is_file() and torch.load(state_file, weights_only=False)["epoch"] >= 1:
+                break
+            time.sleep(0.05)
+        time.sleep(random.Random(seed).uniform(0.0, 1.0))
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize("online", [False, True], ids=["supervised", "online"])
+def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, data, online):
+    straight = _config(tmp_path, data, "straight", online)
+    subprocess.run([sys.executable, "-m", "semiyolo", "train", str(straight)], env=ENV, check=True, capture_output=True)
+    killed = _config(tmp_path, data, "killed", online)
+    weights = tmp_path / "killed" / "weights"
+    _kill_at_random_moment(killed, weights / "train_state.pt", seed=int(online))
+    resumed = subprocess.run(
+        [sys.executable, "-m", "semiyolo", "train", str(killed), f"train.resume={weights / 'last.pt'}"],
+        env={**ENV, "YOLO_VERBOSE": "True"},
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resumed exactly" in resumed.stdout + resumed.stderr
+    files = ["train_state.pt"] + (["semi_state.pt"] if online else [])
+    for name in files:
+        a = torch.load(tmp_path / "straight" / "weights" / name, weights_only=False)
+        b = torch.load(weights / name, weights_only=False)
+        assert a["epoch"] == b["epoch"] == 5
+        for part in ("model", "ema") if name == "train_state.pt" else ("teacher",):
+            for key, value in a[part].items():
+                assert torch.equal(value, b[part][key]), f"{name} {part} {key} differs"
+    assert _box_loss_by_epoch(tmp_path / "killed") == _box_loss_by_epoch(tmp_path / "straight")
+
+
+def _box_loss_by_epoch(run):
+    """``{epoch: train/box_loss}``; an epoch logged twice (killed between its log and its checkpoint, then
+    trained again) keeps its last row."""
+    with open(run / "results.csv") as f:
+        return {row["epoch"]: row["train/box_loss"] for row in csv.DictReader(f)}
