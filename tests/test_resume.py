@@ -67,7 +67,16 @@ def data(tmp_path_factory):
 def _config(tmp_path, data, name, online):
     labeled, unlabeled = data
     train = {"epochs": 6, "imgsz": 64, "batch": 4, "nbs": 8, "workers": 0, "plots": False, "seed": 0}
-    semi = {"mode": "online", "unlabeled": str(unlabeled), "burn_in": 2, "pseudo_min_score": 1e-4}
+    semi = {
+        "mode": "online",
+        "unlabeled": str(unlabeled),
+        "burn_in": 2,
+        "pseudo_min_score": 1e-4,  # an untrained teacher scores low: let its candidates reach the filters
+        "filters": [
+            {"name": "dsat", "params": {"init_threshold": 0.2}},
+            {"name": "cap", "params": {"max_per_image": 5}},
+        ],
+    }
     cfg = {
         "model": "yolov8n.yaml",
         "data": str(labeled),
@@ -122,6 +131,9 @@ def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_p
         a = torch.load(tmp_path / "straight" / "weights" / name, weights_only=False)
         b = torch.load(weights / name, weights_only=False)
         assert a["epoch"] == b["epoch"] == 5
+        if name == "semi_state.pt":  # DSAT's thresholds, the unlabeled stream's position, the augmentation's generator
+            assert a["filters"] == b["filters"] and a["unlabeled_consumed"] == b["unlabeled_consumed"] > 0
+            assert torch.equal(a["augment_generator"], b["augment_generator"])
         for part in ("model", "ema") if name == "train_state.pt" else ("teacher",):
             for key, value in a[part].items():
                 assert torch.equal(value, b[part][key]), f"{name} {part} {key} differs"
