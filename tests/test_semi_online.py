@@ -284,3 +284,59 @@ def test_pseudo_labeled_part_is_normalised_at_least_like_the_labeled_density():
     _, items = SemiSupervisedLoss(crit, density_floor=False)(preds, batch)
     torch.testing.assert_close(items["u_cls_loss"], (background_bce * gain).detach())
     assert crit.normalizer_floor is None  # the floor is set for the unlabeled part's call only
+
+
+def test_nan_recovery_rewinds_the_teacher_with_the_student(tmp_path, datasets):
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    from semiyolo.config import load_config
+    from semiyolo.integrations.ultralytics import SemiSupervisedTrainer
+
+    cfg = load_config(_config(tmp_path, datasets, epochs=4))
+    trainer = SemiSupervisedTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    last_batch = {"now": False, "injected": False}
+
+    class NaNOnLastBatchOfEpoch3:  # the last training loss of epoch 3 is NaN: Ultralytics rewinds to last.pt
+        def __init__(self, criterion):
+            self.criterion = criterion
+
+        def __call__(self, preds, batch):
+            loss, items = self.criterion(preds, batch)
+            if last_batch["now"] and not last_batch["injected"]:
+                last_batch["injected"] = True
+                return loss * float("nan"), items
+            return loss, items
+
+    def on_batch(t):
+        last_batch["now"] = t.epoch == 2 and t.batch_ni == len(t.train_loader) * 3 - 1
+
+    starts, teachers = [], []
+
+    def on_epoch_start(t):
+        starts.append(t.epoch)
+        teachers.append({k: v.clone() for k, v in t.teacher.ema.state_dict().items()})
+
+    def inject(t):
+        model = unwrap_model(t.model)
+        model.criterion = NaNOnLastBatchOfEpoch3(model.criterion)
+
+    trainer.add_callback("on_train_start", inject)
+    trainer.add_callback("on_train_batch_start", on_batch)
+    trainer.add_callback("on_train_epoch_start", on_epoch_start)
+    trainer.train()
+    assert last_batch["injected"] and starts == [0, 1, 2, 2, 3]  # epoch 3 ran twice
+    first, again, after = teachers[2], teachers[3], teachers[4]
+    assert all(torch.equal(first[k], again[k]) for k in first)  # rewound to the state saved after epoch 2
+    assert not all(torch.equal(first[k], after[k]) for k in first)  # (and the teacher does move in an epoch)
+
+
+def test_autobatch_leaves_room_for_the_unlabeled_images(tmp_path, datasets, monkeypatch):
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    from semiyolo.config import load_config
+    from semiyolo.integrations.ultralytics import SemiSupervisedTrainer
+
+    cfg = load_config(_config(tmp_path, datasets, unlabeled_ratio=2.0))
+    trainer = SemiSupervisedTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    monkeypatch.setattr(DetectionTrainer, "auto_batch", lambda self, max_num_obj=0, dataset_size=0: 48)
+    assert trainer.auto_batch() == 16  # 48 images fit: 16 labeled + 32 unlabeled

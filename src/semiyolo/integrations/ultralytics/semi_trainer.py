@@ -156,6 +156,26 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
         if self.teacher is not None:
             self.teacher.update(self.model)
 
+    def _handle_nan_recovery(self, epoch: int) -> bool:
+        """Ultralytics rewinds the student to ``last.pt`` after a non-finite loss or fitness; the teacher and
+        the filters go back with it, to the state saved with that checkpoint."""
+        if not super()._handle_nan_recovery(epoch):
+            return False
+        state = read_state(self.wdir / STATE_FILE, epoch - 1, self.device)
+        if state is None:
+            LOGGER.warning("non-finite loss: the student was rewound to last.pt, the teacher could not be")
+            return True
+        self.teacher.ema.load_state_dict(state["teacher"])
+        self.teacher.updates = state["teacher_updates"]
+        self.labeler.filters.load_state_dict(state["filters"])
+        LOGGER.warning(f"non-finite loss: teacher and filters rewound with the student to epoch {epoch}")
+        return True
+
+    def auto_batch(self, max_num_obj: int = 0, dataset_size: int = 0) -> int:
+        """Ultralytics' estimate is for labeled images alone; after burn-in a step also carries
+        ``unlabeled_ratio`` unlabeled images per labeled one (and the teacher's no-grad forward)."""
+        return max(1, int(super().auto_batch(max_num_obj, dataset_size) / (1 + self.semi.unlabeled_ratio)))
+
     # --- logging ----------------------------------------------------------------------------------------
     def semi_metrics(self) -> dict[str, float]:
         s, n = self.epoch_stats, max(self.epoch_stats["images"], 1)
