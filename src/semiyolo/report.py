@@ -56,31 +56,56 @@ def _figure() -> tuple[Figure, Any]:
     return fig, fig.subplots()
 
 
+def _penalty_mode(row: dict[str, Any]) -> str:
+    return row.get("bg_mode") or (row.get("semi") or {}).get("bg_mode", "max")
+
+
 def plot_against_lambda(rows: Sequence[dict[str, Any]], out: str | Path) -> list[Path]:
-    """Precision and recall, and background false positives per image, against lambda_bg (online runs)."""
+    """Precision and recall, and background false positives per image, against lambda_bg (online runs): a line
+    through the runs with the default penalty mode, a marker per run with another mode (e.g. focal)."""
     online = sorted((r for r in rows if r.get("mode") == "online"), key=lambda r: r["lambda_bg"])
-    x = [r["lambda_bg"] for r in online]
+    default = [r for r in online if _penalty_mode(r) == "max"]
+    others = [r for r in online if _penalty_mode(r) != "max"]
+    panels = (
+        (
+            (("metrics/precision(B)", "precision"), ("metrics/recall(B)", "recall")),
+            "validation precision / recall",
+            "Precision and recall against lambda_bg (online)",
+            "precision_recall_vs_lambda.png",
+        ),
+        (
+            (("bg_fp/background_fp_per_image", "background FP / image"),),
+            "background false positives per image",
+            "Background false positives against lambda_bg (online)",
+            "bg_fp_vs_lambda.png",
+        ),
+    )
     paths = []
-    fig, ax = _figure()
-    for key, label in (("metrics/precision(B)", "precision"), ("metrics/recall(B)", "recall")):
-        ax.plot(x, [r.get(key, math.nan) for r in online], marker="o", label=label)
-    ax.set(
-        xlabel="lambda_bg (background-penalty weight)",
-        ylabel="validation precision / recall",
-        title="Precision and recall against lambda_bg (online)",
-    )
-    ax.legend()
-    paths.append(Path(out) / "precision_recall_vs_lambda.png")
-    fig.savefig(paths[-1])
-    fig, ax = _figure()
-    ax.plot(x, [r.get("bg_fp/background_fp_per_image", math.nan) for r in online], marker="o", color="C3")
-    ax.set(
-        xlabel="lambda_bg (background-penalty weight)",
-        ylabel="background false positives per image",
-        title="Background false positives against lambda_bg (online)",
-    )
-    paths.append(Path(out) / "bg_fp_vs_lambda.png")
-    fig.savefig(paths[-1])
+    for series, ylabel, title, name in panels:
+        fig, ax = _figure()
+        for i, (key, label) in enumerate(series):
+            color = f"C{3 if len(series) == 1 else i}"
+            ax.plot(
+                [r["lambda_bg"] for r in default],
+                [r.get(key, math.nan) for r in default],
+                "o-",
+                color=color,
+                label=label,
+            )
+            for r in others:
+                ax.plot(
+                    r["lambda_bg"],
+                    r.get(key, math.nan),
+                    "s",
+                    color=color,
+                    mfc="none",
+                    markersize=9,
+                    label=f"{label}, {_penalty_mode(r)} mode",
+                )
+        ax.set(xlabel="lambda_bg (background-penalty weight)", ylabel=ylabel, title=title)
+        ax.legend(fontsize="small")
+        paths.append(Path(out) / name)
+        fig.savefig(paths[-1])
     return paths
 
 

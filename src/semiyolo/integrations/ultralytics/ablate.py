@@ -95,6 +95,7 @@ def run_ablation(
                 "run": name,
                 "mode": run_cfg["semi"]["mode"],
                 "lambda_bg": run_cfg["semi"]["lambda_bg"],
+                "bg_mode": run_cfg["semi"].get("bg_mode", "max"),
                 "semi/pl_precision": float(last.get("semi/pl_precision", "nan") or "nan"),
                 "semi/pl_recall": float(last.get("semi/pl_recall", "nan") or "nan"),
                 "minutes": (time.time() - start) / 60,
