@@ -240,3 +240,14 @@ def test_a_pt_that_is_not_a_checkpoint_is_refused(tmp_path, tiny_data, capsys):
     bad.write_text("not a checkpoint")
     assert main(["train", str(_config(tmp_path, tiny_data)), f"model={bad}"]) == 2
     assert f"model: {bad} is not an Ultralytics checkpoint" in capsys.readouterr().err
+
+
+def test_exact_resume_can_be_turned_off(tmp_path, tiny_data):
+    from semiyolo.config import load_config
+    from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
+
+    cfg = load_config(_config(tmp_path, tiny_data), ["semi.exact_resume=false", "train.epochs=1"])
+    trainer = BackgroundPenaltyTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    trainer.train()
+    assert trainer.resume_states() == {} and not (trainer.wdir / "train_state.pt").exists()
+    assert trainer.last.is_file()

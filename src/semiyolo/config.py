@@ -59,6 +59,9 @@ class SemiConfig(_Strict):
     max_grad_norm: float = Field(10.0, gt=0)
     nonfinite_patience: int = Field(10, ge=1, description="consecutive non-finite steps skipped before stopping")
     bg_fp_conf: float = Field(0.25, gt=0, lt=1, description="confidence of the background-FP metric")
+    exact_resume: bool = Field(
+        True, description="write weights/train_state.pt each epoch (full-precision state for a bit-exact resume)"
+    )
     # online and offline semi-supervised training (SPEC section 4)
     unlabeled: str | None = Field(None, description="folder of unlabeled images (online mode)")
     pseudo_labels: str | None = Field(None, description="output of 'semiyolo pseudo-label' (offline mode)")

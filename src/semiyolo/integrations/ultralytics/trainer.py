@@ -149,7 +149,8 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
 
     def resume_states(self) -> dict[str, dict[str, Any]]:
         """What ``last.pt`` lacks for an exact resume, by file name in the weights folder."""
-        return {resume.TRAIN_STATE: resume.capture(self)} if self.world_size <= 1 else {}
+        exact = self.semi.exact_resume and self.world_size <= 1
+        return {resume.TRAIN_STATE: resume.capture(self)} if exact else {}
 
     def save_model(self):
         """Ultralytics' checkpointing made atomic: ``last.pt`` and ``best.pt`` are written under ``.part``
@@ -186,7 +187,7 @@ def _install_criterion(trainer: BackgroundPenaltyTrainer) -> None:
 
 
 def _restore_train_state(trainer: BackgroundPenaltyTrainer) -> None:
-    if trainer.resume and trainer.start_epoch > 0 and trainer.world_size <= 1:
+    if trainer.resume and trainer.start_epoch > 0 and trainer.world_size <= 1 and trainer.semi.exact_resume:
         path = trainer.wdir / resume.TRAIN_STATE
         trainer.resume_state = resume.read_state(path, trainer.start_epoch - 1, trainer.device)
         if trainer.resume_state is not None:
