@@ -97,6 +97,17 @@ def test_dataset_without_images_is_refused_before_training(tmp_path, capsys):
     assert "train: no images found" in capsys.readouterr().err
 
 
+def test_class_count_that_disagrees_with_the_names_is_refused(tmp_path, tiny_data, capsys):
+    import yaml
+
+    data = yaml.safe_load(tiny_data.read_text())
+    data.update(nc=len(data["names"]) + 2, path=str(tiny_data.parent))
+    bad = tmp_path / "data.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    assert main(["train", str(_config(tmp_path, bad))]) == 2
+    assert f"{bad}: nc is {data['nc']} but names lists {len(data['names'])} classes" in capsys.readouterr().err
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: x\nsemi:\n  lambda_bg: [1\n")

@@ -50,6 +50,8 @@ def check_detection_dataset(data_yaml: str | Path) -> dict[str, Any]:
     names = data["names"]
     if not isinstance(names, (dict, list)) or not names:
         raise DataError(f"{data_yaml}: names must be a non-empty list or mapping of class names")
+    if "nc" in data and data["nc"] != len(names):
+        raise DataError(f"{data_yaml}: nc is {data['nc']!r} but names lists {len(names)} classes; make them agree")
     root = Path(data.get("path") or data_yaml.parent)
     root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
     for split in ("train", "val"):
