@@ -81,6 +81,14 @@ def test_online_runs_start_from_the_supervised_run_unless_asked_otherwise():
     assert scratch["semi"]["teacher_tau"] == 100.0
 
 
+def test_equal_steps_adds_a_supervised_run_with_repeated_labeled_images():
+    runs = dict(plan({"model": "m.yaml", "semi": {"unlabeled": "u"}}, [1.0], focal=False, equal_steps_repeat=10))
+    assert list(runs)[:3] == ["a_supervised", "a2_supervised_x10", "b_offline"]
+    assert runs["a2_supervised_x10"]["semi"]["labeled_repeat"] == 10
+    assert runs["a2_supervised_x10"]["semi"]["mode"] == "supervised"
+    assert "labeled_repeat" not in runs["b_offline"]["semi"]
+
+
 def test_report_writer_on_fixture_results(tmp_path):
     md, path = write_tables(FIXTURE, tmp_path)
     lines = md.read_text().splitlines()

@@ -178,7 +178,7 @@ def test_an_epoch_without_pseudo_labels_is_reported(tmp_path, datasets):
 
 
 def test_dataset_list_files_resolve_dot_slash_against_their_folder(tmp_path):
-    from semiyolo.integrations.ultralytics.semi_trainer import _read_list
+    from semiyolo.integrations.ultralytics.trainer import _read_list
 
     listing = tmp_path / "lists" / "train.txt"
     listing.parent.mkdir()

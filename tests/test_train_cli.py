@@ -262,3 +262,18 @@ def test_exact_resume_can_be_turned_off(tmp_path, tiny_data):
     trainer.train()
     assert trainer.resume_states() == {} and not (trainer.wdir / "train_state.pt").exists()
     assert trainer.last.is_file()
+
+
+def test_labeled_repeat_oversamples_the_labeled_images_only(tmp_path, tiny_data):
+    from ultralytics.data import YOLODataset
+
+    from semiyolo.config import load_config
+    from semiyolo.data import list_images
+    from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
+
+    cfg = load_config(_config(tmp_path, tiny_data), ["semi.labeled_repeat=3"])
+    trainer = BackgroundPenaltyTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    labeled = list_images(tiny_data.parent / "images" / "train")
+    dataset = YOLODataset(img_path=trainer.data["train"], imgsz=64, data=trainer.data, task="detect")
+    assert len(dataset) == 3 * len(labeled)  # Ultralytics keeps the repeated entries
+    assert sorted(set(dataset.im_files)) == sorted(map(str, labeled))

@@ -72,6 +72,7 @@ def _ablate(args: argparse.Namespace) -> int:
         focal=args.focal,
         overrides=args.overrides,
         online_from_supervised=not args.online_from_scratch,
+        equal_steps=args.equal_steps,
     )
     return 0
 
@@ -154,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--online-from-scratch",
         action="store_true",
         help="online runs train from the config's model with its burn_in (default: from run (a)'s weights)",
+    )
+    ablate.add_argument(
+        "--equal-steps",
+        action="store_true",
+        help="add (a2): supervised with the labeled images repeated to take as many steps as offline",
     )
     ablate.set_defaults(handler=_ablate)
 

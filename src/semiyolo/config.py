@@ -66,6 +66,9 @@ class SemiConfig(_Strict):
     unlabeled: str | None = Field(None, description="folder of unlabeled images (online mode)")
     pseudo_labels: str | None = Field(None, description="output of 'semiyolo pseudo-label' (offline mode)")
     unlabeled_ratio: float = Field(1.0, gt=0, le=8, description="unlabeled images per labeled image in a step")
+    labeled_repeat: int = Field(
+        1, ge=1, le=1000, description="each labeled training image appears this many times per epoch (oversampling)"
+    )
     lambda_unsup_warmup: int = Field(0, ge=0, description="epochs of linear ramp of lambda_unsup after burn-in")
     teacher_decay: float = Field(0.999, gt=0, lt=1, description="EMA decay of the teacher")
     teacher_tau: float = Field(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import load_config
+from ...data import check_detection_dataset, list_images
 from ...errors import ConfigError
 from ...report import plot_against_lambda, plot_curves, write_tables
 from .api import prepare, train
@@ -28,10 +29,16 @@ SUPERVISED_RUN = "a_supervised"
 
 
 def plan(
-    cfg: dict[str, Any], lambdas: Sequence[float], focal: bool, online_from_supervised: bool = True
+    cfg: dict[str, Any],
+    lambdas: Sequence[float],
+    focal: bool,
+    online_from_supervised: bool = True,
+    equal_steps_repeat: int | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """``(name, config)`` of each run. ``cfg`` is an online run config (``semi.unlabeled`` set). Online runs
-    that start from run (a) have ``model`` set to ``None`` here; :func:`run_ablation` fills it in."""
+    that start from run (a) have ``model`` set to ``None`` here; :func:`run_ablation` fills it in.
+    ``equal_steps_repeat`` adds a supervised run whose labeled images repeat that many times per epoch, so that
+    it takes as many steps as the offline run."""
 
     def variant(mode: str, lambda_bg: float, **semi) -> dict[str, Any]:
         run = copy.deepcopy(cfg)
@@ -43,6 +50,11 @@ def plan(
 
     runs = [
         (SUPERVISED_RUN, variant("supervised", 0.0)),
+        *(
+            [(f"a2_supervised_x{equal_steps_repeat}", variant("supervised", 0.0, labeled_repeat=equal_steps_repeat))]
+            if equal_steps_repeat
+            else []
+        ),
         ("b_offline", variant("offline", 0.0)),
         ("c_online_bg0", variant("online", 0.0)),
     ]
@@ -67,6 +79,7 @@ def run_ablation(
     focal: bool = False,
     overrides: Sequence[str] = (),
     online_from_supervised: bool = True,
+    equal_steps: bool = False,
 ) -> list[dict[str, Any]]:
     cfg = load_config(config, overrides)
     if not cfg.semi.unlabeled:
@@ -74,7 +87,8 @@ def run_ablation(
     out = Path(out or Path("runs") / "ablate" / Path(str(config)).stem).resolve()
     base = cfg.model_dump()
     base["train"] = {**base["train"], "project": str(out), "exist_ok": True}
-    runs = plan(base, lambdas, focal, online_from_supervised)
+    repeat = _offline_epoch_ratio(cfg.data, cfg.semi.unlabeled) if equal_steps else None
+    runs = plan(base, lambdas, focal, online_from_supervised, repeat)
     rows, histories = [], {}
     for i, (name, run_cfg) in enumerate(runs, 1):
         run_dir = out / name
@@ -108,6 +122,13 @@ def run_ablation(
     plot_curves(histories, out)
     print(f"\n{(out / 'ablation.md').read_text()}\nTables and plots are in {out}")
     return rows
+
+
+def _offline_epoch_ratio(data_yaml: str, unlabeled: str) -> int:
+    """How many times more images an offline epoch holds than a labeled-only one (labeled + unlabeled over
+    labeled), rounded."""
+    labeled = check_detection_dataset(data_yaml)["n_train"]
+    return max(1, round((labeled + len(list_images(unlabeled))) / labeled))
 
 
 def _pseudo_labels(out: Path, run_cfg: dict[str, Any]) -> Path:

@@ -21,7 +21,6 @@ from ultralytics.utils import LOGGER, RANK
 from ultralytics.utils.torch_utils import ModelEMA, unwrap_model
 
 from ...config import SemiConfig
-from ...data import list_images
 from ...errors import ConfigError
 from ...metrics import match_detections
 from ...pseudo import DSATFilter, build_filters
@@ -31,7 +30,7 @@ from .distributed import broadcast_filters, broadcast_module, sum_counts
 from .pseudo_labeler import TeacherPseudoLabeler
 from .resume import read_state
 from .semi_criterion import SemiSupervisedLoss
-from .trainer import SEMI_ENV, BackgroundPenaltyTrainer
+from .trainer import SEMI_ENV, BackgroundPenaltyTrainer, train_images
 from .unlabeled import UnlabeledImages, unlabeled_batches
 
 STATE_FILE = "semi_state.pt"
@@ -63,17 +62,13 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
         self.add_callback_once("on_train_epoch_end", _update_dsat)
 
     # --- data -----------------------------------------------------------------------------------------
-    def get_dataset(self) -> dict:
+    def labeled_dataset(self) -> dict:
         """Ultralytics' dataset; with a ``dsat`` filter, a slice of the labeled train images is held out from
         training for DSAT's threshold estimates (lists written to the run folder)."""
-        data = super().get_dataset()
+        data = super().labeled_dataset()
         if not any(f.name == "dsat" for f in self.semi.filters):
             return data
-        train = [
-            p
-            for entry in (data["train"] if isinstance(data["train"], list) else [data["train"]])
-            for p in (list_images(entry) if Path(entry).is_dir() else _read_list(entry))
-        ]
+        train = train_images(data)
         n_hold = min(200, max(1, round(len(train) * self.semi.dsat_holdout)))
         if len(train) - n_hold < 1:
             raise ConfigError(f"semi.dsat_holdout: {len(train)} labeled train images leave none to train on")
@@ -241,12 +236,6 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
         self.unlabeled_consumed = state.get("unlabeled_consumed", 0)
         if "augment_generator" in state:
             self.augment_generator.set_state(state["augment_generator"].cpu())
-
-
-def _read_list(path: str) -> list[Path]:
-    """Image paths of a dataset list file; ``./`` lines are relative to the file's folder, as in Ultralytics."""
-    lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
-    return [Path(path).parent / line[2:] if line.startswith("./") else Path(line) for line in lines]
 
 
 def _setup_semi(trainer: SemiSupervisedTrainer) -> None:

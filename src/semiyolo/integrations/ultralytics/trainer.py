@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -65,11 +66,21 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
             self.add_callback(event, callback)
 
     def get_dataset(self) -> dict:
-        """Ultralytics' dataset; in offline mode the pseudo-labeled images join the training images."""
-        data = super().get_dataset()
+        """:meth:`labeled_dataset`, its training images repeated ``semi.labeled_repeat`` times (a list file in
+        the run folder); in offline mode the pseudo-labeled images join them (once)."""
+        data = self.labeled_dataset()
+        if self.semi.labeled_repeat > 1:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+            listing = self.save_dir / "labeled_repeated.txt"
+            listing.write_text("".join(f"{p}\n" for p in train_images(data)) * self.semi.labeled_repeat)
+            data["train"] = str(listing)
         if self.semi.mode == "offline":
             data["train"] = offline_train_entries(data, self.semi.pseudo_labels)
         return data
+
+    def labeled_dataset(self) -> dict:
+        """Ultralytics' dataset, as ``data.yaml`` describes it."""
+        return super().get_dataset()
 
     def current_lambda_bg(self, epoch: int) -> float:
         s = self.semi
@@ -172,6 +183,18 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
             if part.exists():
                 os.replace(part, final)
         return saved
+
+
+def train_images(data: dict) -> list[Path]:
+    """The training images of an Ultralytics dataset dict: folders listed, list files read."""
+    entries = data["train"] if isinstance(data["train"], list) else [data["train"]]
+    return [p for entry in entries for p in (list_images(entry) if Path(entry).is_dir() else _read_list(entry))]
+
+
+def _read_list(path: str) -> list[Path]:
+    """Image paths of a dataset list file; ``./`` lines are relative to the file's folder, as in Ultralytics."""
+    lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    return [Path(path).parent / line[2:] if line.startswith("./") else Path(line) for line in lines]
 
 
 def _install_criterion(trainer: BackgroundPenaltyTrainer) -> None:
