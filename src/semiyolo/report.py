@@ -31,22 +31,32 @@ def _cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def write_tables(rows: Sequence[dict[str, Any]], out: str | Path) -> tuple[Path, Path]:
-    """``ablation.md`` and ``ablation.csv`` under ``out``, one row per run, columns as :data:`COLUMNS`."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]] = COLUMNS) -> str:
+    """A Markdown table, one row per run; ``columns`` are ``(header, key)`` pairs."""
+    lines = ["| " + " | ".join(name for name, _ in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += [
-        "| " + " | ".join(f"{row[key]:g}" if key == "lambda_bg" else _cell(row.get(key)) for _, key in COLUMNS) + " |"
+        "| " + " | ".join(f"{row[key]:g}" if key == "lambda_bg" else _cell(row.get(key)) for _, key in columns) + " |"
         for row in rows
     ]
-    md = out / "ablation.md"
-    md.write_text("\n".join(lines) + "\n")
-    path = out / "ablation.csv"
+    return "\n".join(lines)
+
+
+def write_tables(
+    rows: Sequence[dict[str, Any]],
+    out: str | Path,
+    columns: Sequence[tuple[str, str]] = COLUMNS,
+    stem: str = "ablation",
+) -> tuple[Path, Path]:
+    """``<stem>.md`` and ``<stem>.csv`` under ``out``, one row per run, columns as :data:`COLUMNS`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    md = out / f"{stem}.md"
+    md.write_text(markdown_table(rows, columns) + "\n")
+    path = out / f"{stem}.csv"
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([name for name, _ in COLUMNS])
-        writer.writerows([[row.get(key, "") for _, key in COLUMNS] for row in rows])
+        writer.writerow([name for name, _ in columns])
+        writer.writerows([[row.get(key, "") for _, key in columns] for row in rows])
     return md, path
 
 

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ...data import SynthSpec, write_dataset
+from ...report import COLUMNS as REPORT_COLUMNS
+from ...report import write_tables
 from .api import train
 
-COLUMNS = (
-    ("lambda_bg", "lambda_bg"),
-    ("precision", "metrics/precision(B)"),
-    ("recall", "metrics/recall(B)"),
-    ("mAP50", "metrics/mAP50(B)"),
-    ("mAP50-95", "metrics/mAP50-95(B)"),
-    ("bg FP / image", "bg_fp/background_fp_per_image"),
-    ("minutes", "minutes"),
-)
+COLUMNS = tuple(c for c in REPORT_COLUMNS if c[0] not in ("run", "PL precision", "PL recall"))
 
 
 def demo_config(data_yaml: Path, out: Path, lambda_bg: float, epochs: int, imgsz: int, batch: int, seed: int):
@@ -42,17 +35,6 @@ def demo_config(data_yaml: Path, out: Path, lambda_bg: float, epochs: int, imgsz
     }
 
 
-def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A Markdown table of the demo's runs."""
-    header = "| " + " | ".join(name for name, _ in COLUMNS) + " |"
-    rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
-    lines = [header, rule]
-    for row in rows:
-        cells = [f"{row.get(key, float('nan')):.3f}" if key != "lambda_bg" else f"{row[key]:g}" for _, key in COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def run_demo(
     out: str | Path = "runs/demo",
     images: int = 300,
@@ -70,12 +52,8 @@ def run_demo(
         start = time.time()
         summary = train(demo_config(data_yaml, out, lambda_bg, epochs, imgsz, batch, seed))
         rows.append({**summary, "lambda_bg": lambda_bg, "minutes": (time.time() - start) / 60})
-    table = format_table(rows)
-    (out / "results.md").write_text(table + "\n")
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([name for name, _ in COLUMNS])
-        writer.writerows([[row.get(key) for _, key in COLUMNS] for row in rows])
+    md, _ = write_tables(rows, out, COLUMNS, stem="results")
+    table = md.read_text().rstrip()
     print(f"\nsemiyolo demo: {images} synthetic images at {imgsz} px, YOLOv8n from scratch, {epochs} epochs\n")
     print(table)
     print(f"\nRuns, results.md and results.csv are in {out}")
