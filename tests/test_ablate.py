@@ -1,124 +1,93 @@
-"""The ablation: its plan, the report writer on fixture results, and a tiny end-to-end run that re-runs fast."""
+"""The ablation protocol: the report's arithmetic on fixture rows, and a tiny end-to-end run (a few optimizer
+steps) that checks the continuation's learning rate and the arms' equal step counts, and re-runs fast."""
 
 import csv
+import itertools
+import math
 
 import matplotlib.image
+import pytest
 
 from semiyolo.cli import main
 from semiyolo.data import SynthSpec, write_dataset
-from semiyolo.integrations.ultralytics.ablate import plan
-from semiyolo.report import plot_against_lambda, plot_curves, write_tables
+from semiyolo.report import gap_closed, mean_std, summarize_arms, write_protocol_report
+
+
+def _row(kind, seed, map5095, **extra):
+    return {
+        "kind": kind,
+        "run": f"seed{seed}/{kind}" if seed is not None else kind,
+        "seed": seed,
+        "lambda_bg": extra.pop("lambda_bg", 0.0),
+        "bg_mode": "max",
+        "optimizer_steps": extra.pop("steps", 10),
+        "metrics/mAP50-95(B)": map5095,
+        "bg_fp/background_fp_per_image": extra.pop("bg", 0.5),
+        **extra,
+    }
+
 
 FIXTURE = [
-    {
-        "run": "a_supervised",
-        "mode": "supervised",
-        "lambda_bg": 0.0,
-        "metrics/precision(B)": 0.5,
-        "metrics/recall(B)": 0.4,
-        "metrics/mAP50(B)": 0.45,
-        "metrics/mAP50-95(B)": 0.3,
-        "bg_fp/background_fp_per_image": 0.8,
-        "semi/pl_precision": float("nan"),
-        "minutes": 1.0,
-    },
-    {
-        "run": "c_online_bg0",
-        "mode": "online",
-        "lambda_bg": 0.0,
-        "metrics/precision(B)": 0.6,
-        "metrics/recall(B)": 0.5,
-        "metrics/mAP50(B)": 0.55,
-        "metrics/mAP50-95(B)": 0.35,
-        "bg_fp/background_fp_per_image": 0.6,
-        "semi/pl_precision": 0.7,
-        "semi/pl_recall": 0.4,
-        "minutes": 2.0,
-    },
-    {
-        "run": "d_online_bg1",
-        "mode": "online",
-        "lambda_bg": 1.0,
-        "metrics/precision(B)": 0.7,
-        "metrics/recall(B)": 0.49,
-        "metrics/mAP50(B)": 0.56,
-        "metrics/mAP50-95(B)": 0.36,
-        "bg_fp/background_fp_per_image": 0.3,
-        "semi/pl_precision": 0.8,
-        "semi/pl_recall": 0.38,
-        "minutes": 2.1,
-    },
+    _row("supervised_converged", None, 0.45, steps=100),
+    _row("supervised_continued", 0, 0.5),
+    _row("supervised_continued", 1, 0.6),
+    _row("online", 0, 0.6, bg=0.4),
+    _row("online", 1, 0.6, bg=0.2),
+    _row("online", 0, 0.7, lambda_bg=1.0),
+    _row("online", 1, 0.75, lambda_bg=1.0),
+    _row("fully_labeled", None, 0.9, steps=100),
 ]
 
 
-def test_plan_covers_the_documented_runs():
-    names = [name for name, _ in plan({"semi": {"unlabeled": "u"}}, [0.5, 1.0, 1.5], focal=True)]
-    assert names == [
-        "a_supervised",
-        "b_offline",
-        "c_online_bg0",
-        "d_online_bg0.5",
-        "d_online_bg1",
-        "d_online_bg1.5",
-        "e_online_focal1",
+def test_gap_closed_and_spread_by_hand():
+    assert gap_closed(0.6, 0.5, 0.9) == pytest.approx(0.25)  # 0.1 of a 0.4 gap
+    assert math.isnan(gap_closed(0.6, 0.9, 0.9))  # no gap to close
+    mean, std = mean_std([0.25, 0.0])
+    assert mean == pytest.approx(0.125) and std == pytest.approx(0.25 / math.sqrt(2))  # sample std of two values
+    assert mean_std([0.3]) == (0.3, 0.0)
+
+
+def test_arms_pair_each_seed_with_its_own_continuation():
+    arms = {e["arm"]: e for e in summarize_arms(FIXTURE)}
+    assert list(arms) == [
+        "supervised_converged",
+        "supervised_continued",
+        "online bg0",
+        "online bg1",
+        "fully_labeled",
     ]
-    runs = dict(plan({"semi": {"unlabeled": "u"}}, [1.0], focal=True))
-    assert (
-        runs["e_online_focal1"]["semi"]["bg_mode"] == "focal" and runs["a_supervised"]["semi"]["mode"] == "supervised"
-    )
+    # online bg0: seed 0 (0.6 - 0.5) / (0.9 - 0.5) = 0.25, seed 1 (0.6 - 0.6) / 0.3 = 0
+    assert arms["online bg0"]["gap closed"][0] == pytest.approx(0.125)
+    # online bg1: seed 0 0.2 / 0.4 = 0.5, seed 1 0.15 / 0.3 = 0.5
+    assert arms["online bg1"]["gap closed"] == pytest.approx((0.5, 0.0))
+    assert arms["supervised_continued"]["gap closed"] == pytest.approx((0.0, 0.0))
+    assert arms["online bg0"]["bg FP / image"] == pytest.approx((0.3, 0.2 / math.sqrt(2)))
+    assert math.isnan(arms["fully_labeled"]["gap closed"][0])
 
 
-def test_online_runs_start_from_the_supervised_run_unless_asked_otherwise():
-    cfg = {"model": "yolov8n.yaml", "semi": {"unlabeled": "u", "burn_in": 7, "teacher_tau": 100.0}}
-    runs = dict(plan(cfg, [1.0], focal=False))
-    online = runs["d_online_bg1"]
-    # model None: run_ablation puts run (a)'s best.pt there; (a) is the burn-in, and the teacher needs no ramp
-    assert online["model"] is None and online["semi"]["burn_in"] == 0 and online["semi"]["teacher_tau"] == 0
-    assert runs["a_supervised"]["model"] == runs["b_offline"]["model"] == "yolov8n.yaml"
-    assert runs["a_supervised"]["semi"]["burn_in"] == 7
-    scratch = dict(plan(cfg, [1.0], focal=False, online_from_supervised=False))["c_online_bg0"]
-    assert scratch["model"] == "yolov8n.yaml" and scratch["semi"]["burn_in"] == 7
-    assert scratch["semi"]["teacher_tau"] == 100.0
-
-
-def test_equal_steps_adds_a_supervised_run_with_repeated_labeled_images():
-    runs = dict(plan({"model": "m.yaml", "semi": {"unlabeled": "u"}}, [1.0], focal=False, equal_steps_repeat=10))
-    assert list(runs)[:3] == ["a_supervised", "a2_supervised_x10", "b_offline"]
-    assert runs["a2_supervised_x10"]["semi"]["labeled_repeat"] == 10
-    assert runs["a2_supervised_x10"]["semi"]["mode"] == "supervised"
-    assert "labeled_repeat" not in runs["b_offline"]["semi"]
-
-
-def test_report_writer_on_fixture_results(tmp_path):
-    md, path = write_tables(FIXTURE, tmp_path)
-    lines = md.read_text().splitlines()
-    assert lines[0].startswith("| run | lambda_bg | precision | recall | mAP50 | mAP50-95 | bg FP / image |")
-    assert lines[2] == "| a_supervised | 0 | 0.500 | 0.400 | 0.450 | 0.300 | 0.800 | - | - | 1.000 |"
-    assert len(list(csv.reader(path.open()))) == 4
-    history = {
-        "c_online_bg0": [
-            {"metrics/mAP50-95(B)": "0.1", "semi/teacher_conf": "0.5"},
-            {"metrics/mAP50-95(B)": "0.2", "semi/teacher_conf": "0.6"},
-        ]
+def test_report_on_fixture_rows(tmp_path):
+    histories = {
+        "supervised_converged": [
+            {"semi/optimizer_steps": str(25 * i), "metrics/mAP50-95(B)": str(m)}
+            for i, m in enumerate((0.1, 0.3, 0.4, 0.44, 0.45), 1)
+        ],
+        "seed0/online": [{"semi/optimizer_steps": "5", "metrics/mAP50-95(B)": "0.5", "semi/teacher_conf": "0.6"}],
     }
-    for png in plot_against_lambda(FIXTURE, tmp_path) + plot_curves(history, tmp_path):
-        assert matplotlib.image.imread(png).shape[1] > 300
+    md = write_protocol_report(FIXTURE, histories, tmp_path).read_text()
+    assert "| online bg1 | 2 | 10 | 0.725 ± 0.035 |" in md
+    # three quarters of 5 epochs: the 3rd (0.4 at 75 steps); the end 0.45 at 125 steps
+    assert "mAP50-95 0.400 at 75 optimizer steps" in md and "added +0.050" in md
+    rows = list(csv.DictReader((tmp_path / "ablation.csv").open()))
+    assert len(rows) == len(FIXTURE) and {"kind", "seed", "optimizer_steps", "images_seen"} <= set(rows[0])
+    for png in ("precision_recall_vs_lambda.png", "bg_fp_vs_lambda.png", "curves_map.png", "teacher_confidence.png"):
+        assert matplotlib.image.imread(tmp_path / png).shape[1] > 300
 
 
-def test_plots_have_labelled_axes(tmp_path, monkeypatch):
-    from matplotlib.figure import Figure
-
-    saved = []
-    monkeypatch.setattr(Figure, "savefig", lambda fig, path, **kw: saved.append(fig))
-    plot_against_lambda(FIXTURE, tmp_path)
-    plot_curves({"r": [{"metrics/mAP50-95(B)": "0.1"}]}, tmp_path)
-    assert len(saved) == 4
-    for fig in saved:
-        ax = fig.axes[0]
-        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+def _column(path, key):
+    return [float(r[key]) for r in csv.DictReader(path.open())]
 
 
-def test_tiny_ablation_end_to_end_and_rerun_skips(tmp_path, capsys):
+def test_tiny_protocol_end_to_end(tmp_path, capsys):
     data = write_dataset(tmp_path / "data", SynthSpec(images=30, imgsz=64, seed=2))
     assert main(["split", str(data), "--fraction", "0.5", "--out", str(tmp_path / "split")]) == 0
     config = tmp_path / "split" / "config.yaml"
@@ -128,15 +97,32 @@ def test_tiny_ablation_end_to_end_and_rerun_skips(tmp_path, capsys):
         "train.batch=4",
         "train.workers=0",
         "train.plots=false",
-        "semi.burn_in=0",
         "semi.validate_teacher=false",
     ]
     out = tmp_path / "ablation"
-    assert main(["ablate", str(config), *overrides, "--out", str(out), "--lambdas", "1.0"]) == 0
-    rows = list(csv.DictReader((out / "ablation.csv").open()))
-    assert [r["run"] for r in rows] == ["a_supervised", "b_offline", "c_online_bg0", "d_online_bg1"]
-    for png in ("precision_recall_vs_lambda.png", "bg_fp_vs_lambda.png", "curves_map.png", "teacher_confidence.png"):
-        assert (out / png).is_file()
+    args = ["ablate", str(config), *overrides, "--out", str(out), "--steps", "2", "--seeds", "1", "--lambdas", "1"]
+    assert main(args) == 0
+    rows = {r["run"]: r for r in csv.DictReader((out / "ablation.csv").open())}
+    assert list(rows) == [
+        "supervised_converged",
+        "seed0/supervised_continued",
+        "seed0/online_bg0",
+        "seed0/online_bg1",
+        "seed0/offline",
+        "fully_labeled",
+    ]
+    # every continuation takes exactly the budget; the ceiling as many steps as the converged run
+    assert {rows[r]["optimizer_steps"] for r in rows if r.startswith("seed0/")} == {"2"}
+    assert rows["fully_labeled"]["optimizer_steps"] == rows["supervised_converged"]["optimizer_steps"]
+    # an online step carries as many unlabeled images as labeled ones: twice the images of the continuation
+    assert int(rows["seed0/online_bg0"]["images_seen"]) == 2 * int(rows["seed0/supervised_continued"]["images_seen"])
+    # no re-warm-up: AdamW's peak for 3 classes is round(0.002 * 5 / 7, 6) = 0.001429, a continuation starts at
+    # 0.1 of it in every parameter group (a warm-up would start the biases elsewhere) and only decays
+    for run in ("seed0/supervised_continued", "seed0/online_bg1"):
+        for group in ("lr/pg0", "lr/pg1", "lr/pg2"):
+            lrs = _column(out / run / "results.csv", group)
+            assert lrs[0] == pytest.approx(0.0001429) and all(b <= a for a, b in itertools.pairwise(lrs))
+    assert "gap closed" in (out / "ablation.md").read_text()
     capsys.readouterr()
-    assert main(["ablate", str(config), *overrides, "--out", str(out), "--lambdas", "1.0"]) == 0
-    assert capsys.readouterr().out.count("(finished earlier, skipped)") == 4
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("(finished earlier, skipped)") == 6

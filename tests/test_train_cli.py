@@ -79,6 +79,8 @@ def test_count_background_false_positives_by_hand():
         (["semi.mode=online"], "semi.unlabeled: online mode needs a folder of unlabeled images"),
         (["semi.mode=online", "semi.unlabeled=/nonexistent"], "semi.unlabeled: /nonexistent is not a folder"),
         (["semi.mode=offline"], "semi.pseudo_labels: offline mode needs the folder"),
+        (["semi.init_state=/nonexistent/train_state.pt"], "semi.init_state: /nonexistent/train_state.pt not found"),
+        (["semi.max_optimizer_steps=0"], "semi.max_optimizer_steps: Input should be greater than or equal to 1"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_nothing_starts(tmp_path, tiny_data, capsys, overrides, message):
@@ -86,6 +88,13 @@ def test_bad_input_is_one_clear_line_and_nothing_starts(tmp_path, tiny_data, cap
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_init_state_that_is_not_a_train_state_is_refused(tmp_path, tiny_data, capsys):
+    bogus = tmp_path / "train_state.pt"
+    torch.save({"epoch": 0}, bogus)
+    assert main(["train", str(_config(tmp_path, tiny_data)), f"semi.init_state={bogus}"]) == 2
+    assert "is not a semiyolo train_state.pt (missing model, ema, ema_updates, optimizer)" in capsys.readouterr().err
 
 
 def test_dataset_without_images_is_refused_before_training(tmp_path, capsys):

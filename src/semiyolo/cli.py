@@ -62,18 +62,25 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ablate(args: argparse.Namespace) -> int:
-    from .integrations.ultralytics.ablate import run_ablation
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
 
-    run_ablation(
-        args.config,
-        args.out,
-        lambdas=args.lambdas,
+
+def _ablate(args: argparse.Namespace) -> int:
+    from .integrations.ultralytics.ablate import Protocol, run_ablation
+
+    protocol = Protocol(
+        steps=args.steps,
+        seeds=args.seeds,
+        lambdas=tuple(args.lambdas),
         focal=args.focal,
-        overrides=args.overrides,
-        online_from_supervised=not args.online_from_scratch,
-        equal_steps=args.equal_steps,
+        offline=not args.no_offline,
+        continue_lr=args.continue_lr,
     )
+    run_ablation(args.config, args.out, protocol, overrides=args.overrides)
     return 0
 
 
@@ -141,25 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     ablate = commands.add_parser(
         "ablate",
-        help="supervised vs offline vs online, lambda_bg 0 and more: tables and plots",
-        description="On CONFIG's dataset, label budget and seed: (a) supervised on the labeled images, (b) offline "
-        "pseudo-labels from (a), (c) online with lambda_bg 0, (d) online with each --lambdas, (e) with --focal, the "
-        "focal background mode. Writes ablation.md, ablation.csv and PNG plots; finished runs are skipped.",
+        help="the fair semi-supervised protocol: converged supervised baseline, equal-step continuations, ceiling",
+        description="On CONFIG's dataset and split: supervised_converged (labeled images, the config's schedule); "
+        "from its final state, for each seed, supervised_continued, online with lambda_bg 0 and each --lambdas "
+        "(and the focal mode with --focal) and offline, each for exactly --steps optimizer steps; fully_labeled "
+        "(the unlabeled images with their hidden labels) as the ceiling. Writes ablation.md (mean ± std over "
+        "seeds, gap closed), ablation.csv and PNG plots; finished runs are skipped.",
     )
     ablate.add_argument("config", type=Path, help="an online run config, e.g. the one 'semiyolo split' writes")
     ablate.add_argument("overrides", nargs="*", metavar="key=value", help="overrides, e.g. train.epochs=30")
     ablate.add_argument("--out", type=Path, help="output folder (default: runs/ablate/<config name>)")
-    ablate.add_argument("--lambdas", type=float, nargs="+", default=[0.5, 1.0, 1.5], help="lambda_bg of (d)")
-    ablate.add_argument("--focal", action="store_true", help="add (e): the focal background mode, lambda_bg 1")
+    ablate.add_argument("--steps", type=_positive_int, default=200, help="optimizer steps of each continuation")
+    ablate.add_argument("--seeds", type=_positive_int, default=3, help="seeds of the continuations (default: 3)")
+    ablate.add_argument("--lambdas", type=float, nargs="+", default=[1.0], help="online lambda_bg besides 0")
+    ablate.add_argument("--focal", action="store_true", help="add online with the focal background mode, lambda_bg 1")
+    ablate.add_argument("--no-offline", action="store_true", help="leave out the offline arm")
     ablate.add_argument(
-        "--online-from-scratch",
-        action="store_true",
-        help="online runs train from the config's model with its burn_in (default: from run (a)'s weights)",
-    )
-    ablate.add_argument(
-        "--equal-steps",
-        action="store_true",
-        help="add (a2): supervised with the labeled images repeated to take as many steps as offline",
+        "--continue-lr",
+        type=float,
+        default=0.1,
+        help="a continuation's first learning rate as a share of the converged run's peak (default: 0.1)",
     )
     ablate.set_defaults(handler=_ablate)
 

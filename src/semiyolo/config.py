@@ -62,6 +62,17 @@ class SemiConfig(_Strict):
     exact_resume: bool = Field(
         True, description="write weights/train_state.pt each epoch (full-precision state for a bit-exact resume)"
     )
+    max_optimizer_steps: int | None = Field(
+        None, ge=1, description="stop after this many optimizer steps (that epoch is cut short, validated, saved)"
+    )
+    init_state: str | None = Field(
+        None,
+        description="continue from another run's weights/train_state.pt: its EMA weights (student and EMA, with the "
+        "EMA's update count) and optimizer moments; the learning-rate schedule is this run's",
+    )
+    report_weights: Literal["best", "last"] = Field(
+        "best", description="weights summary.json reports: the best epoch's, or the final ones"
+    )
     # online and offline semi-supervised training (SPEC section 4)
     unlabeled: str | None = Field(None, description="folder of unlabeled images (online mode)")
     pseudo_labels: str | None = Field(None, description="output of 'semiyolo pseudo-label' (offline mode)")
@@ -203,7 +214,7 @@ def load_config(config: str | Path | Mapping[str, Any], overrides: Sequence[str]
     cfg = validate_config(apply_overrides(raw, parse_overrides(overrides)), source)
     if base is not None:
         cfg.data = _relative_to(base, cfg.data)
-        for key in ("unlabeled", "pseudo_labels"):
+        for key in ("unlabeled", "pseudo_labels", "init_state"):
             if getattr(cfg.semi, key):
                 setattr(cfg.semi, key, _relative_to(base, getattr(cfg.semi, key)))
     return cfg

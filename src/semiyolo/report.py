@@ -1,9 +1,16 @@
-"""The ablation report: Markdown and CSV tables and PNG plots from the runs' results (matplotlib, no Ultralytics)."""
+"""The ablation report: Markdown and CSV tables and PNG plots from the runs' results (matplotlib, no Ultralytics).
+
+The protocol's report (:func:`write_protocol_report`) groups the runs into arms (an arm is one method over
+several seeds), gives each arm's mean and standard deviation over seeds, and the share of the gap between the
+supervised continuation and the fully labeled ceiling that it closes, paired by seed:
+``gap_closed = (arm - supervised_continued) / (fully_labeled - supervised_continued)`` on mAP50-95.
+"""
 
 from __future__ import annotations
 
 import csv
 import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,77 +73,222 @@ def _figure() -> tuple[Figure, Any]:
     return fig, fig.subplots()
 
 
-def _penalty_mode(row: dict[str, Any]) -> str:
-    return row.get("bg_mode") or (row.get("semi") or {}).get("bg_mode", "max")
+PROTOCOL_COLUMNS = (
+    ("kind", "kind"),
+    ("run", "run"),
+    ("seed", "seed"),
+    ("lambda_bg", "lambda_bg"),
+    ("bg_mode", "bg_mode"),
+    ("optimizer_steps", "optimizer_steps"),
+    ("images_seen", "images_seen"),
+    ("precision", "metrics/precision(B)"),
+    ("recall", "metrics/recall(B)"),
+    ("mAP50", "metrics/mAP50(B)"),
+    ("mAP50-95", "metrics/mAP50-95(B)"),
+    ("bg_fp_per_image", "bg_fp/background_fp_per_image"),
+    ("bg_fp_per_image_at_f1", "bg_fp/background_fp_per_image_at_f1"),
+    ("f1_conf", "bg_fp/f1_conf"),
+    ("pl_precision", "semi/pl_precision"),
+    ("pl_recall", "semi/pl_recall"),
+    ("minutes", "minutes"),
+)
+MAP = "metrics/mAP50-95(B)"
+ARM_METRICS = (
+    ("mAP50-95", MAP),
+    ("mAP50", "metrics/mAP50(B)"),
+    ("recall", "metrics/recall(B)"),
+    ("bg FP / image", "bg_fp/background_fp_per_image"),
+    ("bg FP / image at F1 peak", "bg_fp/background_fp_per_image_at_f1"),
+    ("PL recall", "semi/pl_recall"),
+)
 
 
-def plot_against_lambda(rows: Sequence[dict[str, Any]], out: str | Path) -> list[Path]:
-    """Precision and recall, and background false positives per image, against lambda_bg (online runs): a line
-    through the runs with the default penalty mode, a marker per run with another mode (e.g. focal)."""
-    online = sorted((r for r in rows if r.get("mode") == "online"), key=lambda r: r["lambda_bg"])
-    default = [r for r in online if _penalty_mode(r) == "max"]
-    others = [r for r in online if _penalty_mode(r) != "max"]
+def arm_name(row: dict[str, Any]) -> str:
+    """The arm a run belongs to: its kind, and for online runs the penalty weight and mode."""
+    if row["kind"] != "online":
+        return row["kind"]
+    mode = row.get("bg_mode") or "max"
+    return f"online bg{row['lambda_bg']:g}" + ("" if mode == "max" else f" {mode}")
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value) of the finite ``values``; NaN for none."""
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
+
+
+def gap_closed(arm: float, continued: float, ceiling: float) -> float:
+    """``(arm - continued) / (ceiling - continued)``: 0 for no gain over the supervised continuation, 1 for the
+    fully labeled result; NaN when the ceiling is not above the continuation."""
+    return (arm - continued) / (ceiling - continued) if ceiling > continued else math.nan
+
+
+def summarize_arms(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per arm, in the order the arms first appear: seeds, optimizer steps, ``(mean, std)`` of each of
+    :data:`ARM_METRICS`, and of the gap closed (paired by seed with that seed's supervised continuation)."""
+    ceiling = next((_number(r.get(MAP)) for r in rows if r["kind"] == "fully_labeled"), math.nan)
+    continued = {r["seed"]: _number(r.get(MAP)) for r in rows if r["kind"] == "supervised_continued"}
+    arms: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        arms.setdefault(arm_name(row), []).append(row)
+    summary = []
+    for name, members in arms.items():
+        entry: dict[str, Any] = {
+            "arm": name,
+            "seeds": len(members),
+            "optimizer_steps": sorted(
+                {int(_number(r.get("optimizer_steps"))) for r in members if r.get("optimizer_steps") is not None}
+            ),
+        }
+        for label, key in ARM_METRICS:
+            entry[label] = mean_std([_number(r.get(key)) for r in members])
+        gaps = [
+            gap_closed(_number(r.get(MAP)), continued[r["seed"]], ceiling)
+            for r in members
+            if r["kind"] in ("supervised_continued", "online", "offline") and r["seed"] in continued
+        ]
+        entry["gap closed"] = mean_std(gaps)
+        summary.append(entry)
+    return summary
+
+
+def _pm(pair: tuple[float, float], seeds: int) -> str:
+    mean, std = pair
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.3f}" if seeds < 2 else f"{mean:.3f} ± {std:.3f}"
+
+
+def arms_markdown(summary: Sequence[dict[str, Any]]) -> str:
+    headers = ["arm", "seeds", "optimizer steps", *(label for label, _ in ARM_METRICS), "gap closed"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for e in summary:
+        cells = [e["arm"], str(e["seeds"]), "/".join(map(str, e["optimizer_steps"])) or "-"]
+        cells += [_pm(e[label], e["seeds"]) for label, _ in ARM_METRICS]
+        cells.append(_pm(e["gap closed"], e["seeds"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def convergence_note(history: Sequence[dict[str, str]]) -> str:
+    """How flat the converged run's curve is: mAP50-95 at three quarters of its steps and at its end."""
+    points = [(_number(r.get("semi/optimizer_steps")), _number(r.get(MAP))) for r in history]
+    points = [(s, m) for s, m in points if not math.isnan(m)]
+    if len(points) < 4:
+        return "supervised_converged: too few epochs to judge convergence."
+    end_steps, end_map = points[-1]
+    q_steps, q_map = points[(3 * len(points)) // 4 - 1]
+    best = max(m for _, m in points)
+    return (
+        f"supervised_converged: mAP50-95 {q_map:.3f} at {q_steps:.0f} optimizer steps (three quarters of the run), "
+        f"{end_map:.3f} at the end ({end_steps:.0f} steps; best epoch {best:.3f}): the last quarter added "
+        f"{end_map - q_map:+.3f}."
+    )
+
+
+def write_protocol_report(
+    rows: Sequence[dict[str, Any]],
+    histories: dict[str, list[dict[str, str]]],
+    out: str | Path,
+    notes: Sequence[str] = (),
+) -> Path:
+    """``ablation.md`` (arms with mean ± std and gap closed, the convergence check, every run), ``ablation.csv``
+    (one row per run, :data:`PROTOCOL_COLUMNS`) and the plots; returns the Markdown file."""
+    out = Path(out)
+    _, _ = write_tables(rows, out, PROTOCOL_COLUMNS)
+    converged = next((r["run"] for r in rows if r["kind"] == "supervised_converged"), None)
+    text = [
+        "## Arms (mean ± standard deviation over seeds; final weights)",
+        "",
+        arms_markdown(summarize_arms(rows)),
+        "",
+        "gap closed = (arm - supervised_continued) / (fully_labeled - supervised_continued) on mAP50-95, per seed.",
+        "",
+        convergence_note(histories.get(converged, [])) if converged else "",
+        *notes,
+        "",
+        "## Runs",
+        "",
+        markdown_table(rows, PROTOCOL_COLUMNS),
+    ]
+    md = out / "ablation.md"
+    md.write_text("\n".join(text) + "\n")
+    plot_arms_against_lambda(rows, out)
+    plot_curves_by_steps(histories, rows, out)
+    return md
+
+
+def plot_arms_against_lambda(rows: Sequence[dict[str, Any]], out: str | Path) -> list[Path]:
+    """Online arms against lambda_bg (mean over seeds, bars one standard deviation): precision and recall, and
+    background false positives per image at 0.25 and at the F1 peak; the supervised continuation as a dashed line."""
+    online = [e for e in summarize_arms(rows) if e["arm"].startswith("online bg") and " " not in e["arm"][7:]]
+    lambdas = [float(e["arm"].removeprefix("online bg")) for e in online]
+    continued = next((e for e in summarize_arms(rows) if e["arm"] == "supervised_continued"), None)
     panels = (
+        ((("recall", "recall"), ("mAP50-95", "mAP50-95")), "validation metric", "precision_recall_vs_lambda.png"),
         (
-            (("metrics/precision(B)", "precision"), ("metrics/recall(B)", "recall")),
-            "validation precision / recall",
-            "Precision and recall against lambda_bg (online)",
-            "precision_recall_vs_lambda.png",
-        ),
-        (
-            (("bg_fp/background_fp_per_image", "background FP / image"),),
+            (("bg FP / image", "at conf 0.25"), ("bg FP / image at F1 peak", "at the F1-optimal conf")),
             "background false positives per image",
-            "Background false positives against lambda_bg (online)",
             "bg_fp_vs_lambda.png",
         ),
     )
     paths = []
-    for series, ylabel, title, name in panels:
+    for series, ylabel, name in panels:
         fig, ax = _figure()
-        for i, (key, label) in enumerate(series):
-            color = f"C{3 if len(series) == 1 else i}"
-            ax.plot(
-                [r["lambda_bg"] for r in default],
-                [r.get(key, math.nan) for r in default],
-                "o-",
-                color=color,
-                label=label,
-            )
-            for r in others:
-                ax.plot(
-                    r["lambda_bg"],
-                    r.get(key, math.nan),
-                    "s",
-                    color=color,
-                    mfc="none",
-                    markersize=9,
-                    label=f"{label}, {_penalty_mode(r)} mode",
-                )
-        ax.set(xlabel="lambda_bg (background-penalty weight)", ylabel=ylabel, title=title)
+        for i, (label, legend) in enumerate(series):
+            means = [e[label][0] for e in online]
+            stds = [e[label][1] for e in online]
+            ax.errorbar(lambdas, means, yerr=stds, fmt="o-", color=f"C{i}", capsize=3, label=f"online, {legend}")
+            if continued is not None and not math.isnan(continued[label][0]):
+                ax.axhline(continued[label][0], color=f"C{i}", ls="--", lw=1, label=f"supervised continued, {legend}")
+        ax.set(xlabel="lambda_bg (background-penalty weight)", ylabel=ylabel, title=f"Online arms: {ylabel}")
         ax.legend(fontsize="small")
         paths.append(Path(out) / name)
         fig.savefig(paths[-1])
     return paths
 
 
-def plot_curves(histories: dict[str, list[dict[str, str]]], out: str | Path) -> list[Path]:
-    """Validation mAP50-95 per epoch of every run, and the teacher's mean pseudo-label confidence (online)."""
+def plot_curves_by_steps(
+    histories: dict[str, list[dict[str, str]]], rows: Sequence[dict[str, Any]], out: str | Path
+) -> list[Path]:
+    """Validation mAP50-95 against optimizer steps: the converged run and the ceiling from 0, the continuations
+    from the converged run's last step, one colour per arm; and the online teachers' pseudo-label confidence."""
+    kinds = {r["run"]: r for r in rows}
+    converged = next((r for r in rows if r["kind"] == "supervised_converged"), None)
+    offset = _number(converged.get("optimizer_steps")) if converged else 0.0
+    colours: dict[str, str] = {}
     paths = []
     for key, ylabel, name, title in (
-        ("metrics/mAP50-95(B)", "validation mAP50-95", "curves_map.png", "Training curves"),
+        (MAP, "validation mAP50-95 (final weights of each epoch)", "curves_map.png", "Training curves"),
         (
             "semi/teacher_conf",
             "mean teacher score of kept pseudo-labels",
             "teacher_confidence.png",
-            "Teacher confidence (online runs)",
+            "Teacher confidence (online arms)",
         ),
     ):
         fig, ax = _figure()
-        for run, rows in histories.items():
-            values = [float(r[key]) for r in rows if key in r and r[key] not in ("", "nan")]
-            if values:
-                ax.plot(range(1, len(values) + 1), values, label=run)
-        ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+        for run, history in histories.items():
+            row = kinds.get(run, {"kind": "", "run": run})
+            start = 0.0 if row["kind"] in ("supervised_converged", "fully_labeled") else offset
+            points = [(start + _number(h.get("semi/optimizer_steps")), _number(h.get(key))) for h in history]
+            points = [(s, v) for s, v in points if not (math.isnan(s) or math.isnan(v))]
+            if not points:
+                continue
+            arm = arm_name(row) if row["kind"] else run
+            colour = colours.setdefault(arm, f"C{len(colours) % 10}")
+            label = arm if arm not in {line.get_label() for line in ax.lines} else None
+            ax.plot([s for s, _ in points], [v for _, v in points], color=colour, lw=1.2, label=label)
+        ax.set(xlabel="optimizer steps", ylabel=ylabel, title=title)
         if ax.lines:
             ax.legend(fontsize="small")
         paths.append(Path(out) / name)

@@ -1,11 +1,22 @@
-"""``semiyolo ablate CONFIG``: supervised, offline and online training with lambda_bg 0 and more, on one
-dataset, label budget and seed; a report with tables and plots. Finished runs are skipped on re-runs.
+"""``semiyolo ablate CONFIG``: the fair semi-supervised protocol on one dataset, label budget and split.
 
-Both semi-supervised baselines build on the supervised run (a): offline, its best weights label the unlabeled
-images once and a new model trains from scratch on both sets; online (by default), the student and the teacher
-start from those weights, so run (a) is their burn-in (``semi.burn_in`` 0, and no EMA warm-up ramp, which is
-meant for a teacher starting from random weights). ``online_from_supervised=False`` trains the online runs
-from the config's model with its own ``burn_in`` instead.
+Arms (``kind`` in ``ablation.csv``):
+
+- ``supervised_converged``: the labeled images alone, the config's schedule (``train.epochs``,
+  ``semi.labeled_repeat``), trained through its whole learning-rate decay; the report shows its curve and how much
+  it still gained over the last quarter of its steps.
+- ``supervised_continued``: from that run's final state (:mod:`.continuation`), ``steps`` more optimizer steps on
+  the labeled images alone. The baseline every other continuation is judged against.
+- ``online`` (lambda_bg 0, each of ``lambdas``, the focal mode on request) and ``offline`` (pseudo-labels from the
+  converged weights, labeled + pseudo-labeled images): the same continuation, the same ``steps``.
+- ``fully_labeled``: the labeled and unlabeled images with their hidden labels, from the config's model, with as
+  many optimizer steps as the converged run: the ceiling. Skipped, with a note, without hidden labels.
+
+Every continuation uses the converged run's optimizer (its resolved class and peak learning rate), starts at
+``continue_lr`` times that peak with no warm-up and decays linearly to the converged run's final learning rate, and
+stops at exactly ``steps`` optimizer steps (``semi.max_optimizer_steps``). The continuations repeat over ``seeds``
+seeds (the converged run, the offline pseudo-labels and the ceiling are shared). Metrics are those of each run's
+final weights (``semi.report_weights: last``), not of its best epoch. Finished runs are skipped on re-runs.
 """
 
 from __future__ import annotations
@@ -13,55 +24,125 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
+import yaml
 
 from ...config import load_config
 from ...data import check_detection_dataset, list_images
 from ...errors import ConfigError
-from ...report import plot_against_lambda, plot_curves, write_tables
+from ...report import write_protocol_report
 from .api import prepare, train
 from .offline import pseudo_label_folder
 
-SUPERVISED_RUN = "a_supervised"
+CONVERGED = "supervised_converged"
+FULLY_LABELED = "fully_labeled"
+CONTINUED = "supervised_continued"
 
 
-def plan(
-    cfg: dict[str, Any],
-    lambdas: Sequence[float],
-    focal: bool,
-    online_from_supervised: bool = True,
-    equal_steps_repeat: int | None = None,
-) -> list[tuple[str, dict[str, Any]]]:
-    """``(name, config)`` of each run. ``cfg`` is an online run config (``semi.unlabeled`` set). Online runs
-    that start from run (a) have ``model`` set to ``None`` here; :func:`run_ablation` fills it in.
-    ``equal_steps_repeat`` adds a supervised run whose labeled images repeat that many times per epoch, so that
-    it takes as many steps as the offline run."""
+@dataclass(frozen=True)
+class Protocol:
+    """What the ablation runs besides the converged baseline."""
 
-    def variant(mode: str, lambda_bg: float, **semi) -> dict[str, Any]:
-        run = copy.deepcopy(cfg)
-        run["semi"] = {**run.get("semi", {}), "mode": mode, "lambda_bg": lambda_bg, **semi}
-        if mode == "online" and online_from_supervised:
-            run["model"] = None
-            run["semi"].update(burn_in=0, teacher_tau=0.0)
-        return run
+    steps: int = 200  # optimizer steps of every continuation arm
+    seeds: int = 3
+    lambdas: Sequence[float] = (1.0,)  # online lambda_bg values besides 0
+    focal: bool = False
+    offline: bool = True
+    continue_lr: float = 0.1  # the continuation's first learning rate, as a share of the converged run's peak
 
-    runs = [
-        (SUPERVISED_RUN, variant("supervised", 0.0)),
-        *(
-            [(f"a2_supervised_x{equal_steps_repeat}", variant("supervised", 0.0, labeled_repeat=equal_steps_repeat))]
-            if equal_steps_repeat
-            else []
-        ),
-        ("b_offline", variant("offline", 0.0)),
-        ("c_online_bg0", variant("online", 0.0)),
-    ]
-    runs += [(f"d_online_bg{lam:g}", variant("online", lam)) for lam in lambdas]
-    if focal:
-        runs.append(("e_online_focal1", variant("online", 1.0, bg_mode="focal")))
-    return runs
+
+@dataclass
+class Arm:
+    name: str  # the run folder under the output folder
+    kind: str
+    seed: int
+    semi: dict[str, Any] = field(default_factory=dict)  # semi settings over the config's
+
+
+def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
+    """The arms that continue from the converged run, ``seed<k>/<arm>`` for each seed."""
+    arms = []
+    for seed in seeds:
+        arms.append(Arm(f"seed{seed}/{CONTINUED}", CONTINUED, seed, {"mode": "supervised", "lambda_bg": 0.0}))
+        for lam in (0.0, *protocol.lambdas):
+            arms.append(Arm(f"seed{seed}/online_bg{lam:g}", "online", seed, {"mode": "online", "lambda_bg": lam}))
+        if protocol.focal:
+            online = {"mode": "online", "lambda_bg": 1.0, "bg_mode": "focal"}
+            arms.append(Arm(f"seed{seed}/online_focal1", "online", seed, online))
+        if protocol.offline:
+            arms.append(Arm(f"seed{seed}/offline", "offline", seed, {"mode": "offline", "lambda_bg": 0.0}))
+    return arms
+
+
+def epochs_for(steps: int, images: int, batch: int, nbs: int) -> int:
+    """Epochs that hold at least ``steps`` optimizer steps: Ultralytics steps every ``max(round(nbs / batch), 1)``
+    batches, counted across epochs, and an epoch has ``ceil(images / batch)`` batches."""
+    accumulate = max(round(nbs / batch), 1)
+    return max(1, math.ceil(steps * accumulate / math.ceil(images / batch)))
+
+
+def resolved_optimizer(run_dir: Path) -> dict[str, Any]:
+    """The optimizer a finished run used, as Ultralytics training arguments: its class and peak learning rate
+    (``optimizer: auto`` resolved) and the first momentum, read from its final state."""
+    state = torch.load(run_dir / "weights" / "train_state.pt", map_location="cpu", weights_only=False)
+    args = torch.load(run_dir / "weights" / "last.pt", map_location="cpu", weights_only=False)["train_args"]
+    group = state["optimizer"]["param_groups"][0]
+    momentum = group["betas"][0] if "betas" in group else group.get("momentum", args["momentum"])
+    return {
+        "optimizer": args["optimizer"],
+        "lr0": float(group["initial_lr"]),
+        "momentum": float(momentum),
+        "lrf": float(args["lrf"]),
+        "steps": int(state.get("optimizer_steps", 0)),
+    }
+
+
+def continuation_train_args(optim: dict[str, Any], continue_lr: float) -> dict[str, Any]:
+    """Training arguments of a continuation: the converged run's optimizer, starting at ``continue_lr`` of its
+    peak, decaying linearly to its final learning rate, no warm-up."""
+    start = optim["lr0"] * continue_lr
+    final = optim["lr0"] * optim["lrf"]
+    return {
+        "optimizer": optim["optimizer"],
+        "lr0": start,
+        "lrf": min(1.0, final / start),
+        "momentum": optim["momentum"],
+        "warmup_epochs": 0,
+        "cos_lr": False,
+    }
+
+
+def hidden_labels_dataset(data_yaml: str, unlabeled: str, out: Path) -> Path | None:
+    """A ``data.yaml`` whose training images are the labeled and the unlabeled ones with their hidden labels
+    (as ``semiyolo split`` keeps them), or ``None`` when the unlabeled images have no label files."""
+    images = list_images(unlabeled)
+    labels = Path(unlabeled).parent / "labels"
+    if not images or not labels.is_dir() or not any(labels.glob("*.txt")):
+        return None
+    data = yaml.safe_load(Path(data_yaml).read_text())
+    root = Path(data.get("path") or Path(data_yaml).parent)
+    root = root if root.is_absolute() else (Path(data_yaml).parent / root).resolve()
+    train = data["train"] if isinstance(data["train"], list) else [data["train"]]
+    absolute = [str(p if Path(str(p)).is_absolute() else root / str(p)) for p in train]
+    val = data["val"] if isinstance(data["val"], list) else [data["val"]]
+    val = [str(v if Path(str(v)).is_absolute() else root / str(v)) for v in val]
+    full = {
+        **data,
+        "path": str(root),
+        "train": [*absolute, str(Path(unlabeled).resolve())],
+        "val": val if len(val) > 1 else val[0],
+    }
+    path = out / "fully_labeled.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(full, sort_keys=False))
+    return path
 
 
 def _history(run_dir: Path) -> list[dict[str, str]]:
@@ -72,72 +153,103 @@ def _history(run_dir: Path) -> list[dict[str, str]]:
         return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def _run(out: Path, name: str, kind: str, seed: int | None, run_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Train ``run_cfg`` as ``out/name`` unless it finished earlier; its table row."""
+    done = out / name / "ablation_row.json"
+    if done.is_file():
+        print(f"\n{name} (finished earlier, skipped)", flush=True)
+        return json.loads(done.read_text())
+    print(f"\n{name}", flush=True)
+    run_cfg["train"] = {**run_cfg["train"], "project": str(out), "name": name, "exist_ok": True}
+    prepare(run_cfg)
+    start = time.time()
+    summary = train(run_cfg)
+    last = (_history(out / name) or [{}])[-1]
+    row = {
+        **summary,
+        "run": name,
+        "kind": kind,
+        "seed": seed,
+        "mode": run_cfg["semi"]["mode"],
+        "lambda_bg": run_cfg["semi"]["lambda_bg"],
+        "bg_mode": run_cfg["semi"].get("bg_mode", "max"),
+        "semi/pl_precision": float(last.get("semi/pl_precision", "nan") or "nan"),
+        "semi/pl_recall": float(last.get("semi/pl_recall", "nan") or "nan"),
+        "minutes": (time.time() - start) / 60,
+    }
+    done.write_text(json.dumps(row))
+    return row
+
+
 def run_ablation(
     config: str | Path,
     out: str | Path | None = None,
-    lambdas: Sequence[float] = (0.5, 1.0, 1.5),
-    focal: bool = False,
+    protocol: Protocol = Protocol(),
     overrides: Sequence[str] = (),
-    online_from_supervised: bool = True,
-    equal_steps: bool = False,
 ) -> list[dict[str, Any]]:
     cfg = load_config(config, overrides)
     if not cfg.semi.unlabeled:
         raise ConfigError("semi.unlabeled: the ablation needs a folder of unlabeled images (see 'semiyolo split')")
     out = Path(out or Path("runs") / "ablate" / Path(str(config)).stem).resolve()
     base = cfg.model_dump()
-    base["train"] = {**base["train"], "project": str(out), "exist_ok": True}
-    repeat = _offline_epoch_ratio(cfg.data, cfg.semi.unlabeled) if equal_steps else None
-    runs = plan(base, lambdas, focal, online_from_supervised, repeat)
-    rows, histories = [], {}
-    for i, (name, run_cfg) in enumerate(runs, 1):
-        run_dir = out / name
-        done = run_dir / "ablation_row.json"
-        print(f"\n[{i}/{len(runs)}] {name}" + (" (finished earlier, skipped)" if done.is_file() else ""), flush=True)
-        if not done.is_file():
-            if name == "b_offline":
-                run_cfg["semi"]["pseudo_labels"] = str(_pseudo_labels(out, run_cfg))
-            if run_cfg["model"] is None:
-                run_cfg["model"] = str(out / SUPERVISED_RUN / "weights" / "best.pt")
-            prepare(run_cfg)
-            run_cfg["train"]["name"] = name
-            start = time.time()
-            summary = train(run_cfg)
-            last = _history(run_dir)[-1] if _history(run_dir) else {}
-            row = {
-                **summary,
-                "run": name,
-                "mode": run_cfg["semi"]["mode"],
-                "lambda_bg": run_cfg["semi"]["lambda_bg"],
-                "bg_mode": run_cfg["semi"].get("bg_mode", "max"),
-                "semi/pl_precision": float(last.get("semi/pl_precision", "nan") or "nan"),
-                "semi/pl_recall": float(last.get("semi/pl_recall", "nan") or "nan"),
-                "minutes": (time.time() - start) / 60,
-            }
-            done.write_text(json.dumps(row))
-        rows.append(json.loads(done.read_text()))
-        histories[name] = _history(run_dir)
-    write_tables(rows, out)
-    plot_against_lambda(rows, out)
-    plot_curves(histories, out)
-    print(f"\n{(out / 'ablation.md').read_text()}\nTables and plots are in {out}")
+    base["semi"].update(report_weights="last", exact_resume=True)
+    batch, nbs = int(base["train"].get("batch", 16)), int(base["train"].get("nbs", 64))
+    base_seed = int(base["train"].get("seed", 0))
+
+    converged_cfg = copy.deepcopy(base)
+    converged_cfg["semi"].update(mode="supervised", lambda_bg=0.0)
+    rows = [_run(out, CONVERGED, CONVERGED, base_seed, converged_cfg)]
+    converged_dir = out / CONVERGED
+    optim = resolved_optimizer(converged_dir)
+
+    n_labeled = check_detection_dataset(cfg.data)["n_train"]
+    n_unlabeled = len(list_images(cfg.semi.unlabeled))
+    continuation = continuation_train_args(optim, protocol.continue_lr)
+    for arm in continuation_arms(protocol, [base_seed + k for k in range(protocol.seeds)]):
+        run_cfg = copy.deepcopy(base)
+        images = n_labeled + n_unlabeled if arm.kind == "offline" else n_labeled * cfg.semi.labeled_repeat
+        run_cfg["model"] = str(converged_dir / "weights" / "last.pt")
+        run_cfg["train"].update(continuation, seed=arm.seed, epochs=epochs_for(protocol.steps, images, batch, nbs))
+        run_cfg["semi"].update(
+            arm.semi,
+            init_state=str(converged_dir / "weights" / "train_state.pt"),
+            max_optimizer_steps=protocol.steps,
+            burn_in=0,
+            teacher_tau=0.0,
+        )
+        if arm.kind == "offline":
+            run_cfg["semi"].update(labeled_repeat=1, pseudo_labels=str(_pseudo_labels(out, converged_dir, run_cfg)))
+        rows.append(_run(out, arm.name, arm.kind, arm.seed, run_cfg))
+
+    full_data = hidden_labels_dataset(cfg.data, cfg.semi.unlabeled, out)
+    if full_data is None:
+        note = f"{FULLY_LABELED}: skipped, the unlabeled images ({cfg.semi.unlabeled}) have no hidden labels"
+        print(note)
+    else:
+        note = ""
+        full_cfg = copy.deepcopy(base)
+        full_cfg["data"] = str(full_data)
+        full_cfg["train"].update(
+            optimizer=optim["optimizer"],
+            lr0=optim["lr0"],
+            momentum=optim["momentum"],
+            epochs=epochs_for(optim["steps"], n_labeled + n_unlabeled, batch, nbs),
+        )
+        full_cfg["semi"].update(mode="supervised", lambda_bg=0.0, labeled_repeat=1, max_optimizer_steps=optim["steps"])
+        rows.append(_run(out, FULLY_LABELED, FULLY_LABELED, base_seed, full_cfg))
+
+    histories = {row["run"]: _history(out / row["run"]) for row in rows}
+    md = write_protocol_report(rows, histories, out, notes=[note] if note else [])
+    print(f"\n{md.read_text()}\nTables and plots are in {out}")
     return rows
 
 
-def _offline_epoch_ratio(data_yaml: str, unlabeled: str) -> int:
-    """How many times more images an offline epoch holds than a labeled-only one (labeled + unlabeled over
-    labeled), rounded."""
-    labeled = check_detection_dataset(data_yaml)["n_train"]
-    return max(1, round((labeled + len(list_images(unlabeled))) / labeled))
-
-
-def _pseudo_labels(out: Path, run_cfg: dict[str, Any]) -> Path:
-    """Offline baseline: the supervised run's best weights label the unlabeled folder once."""
-    weights = out / SUPERVISED_RUN / "weights" / "best.pt"
-    target = out / "b_offline_pseudo_labels"
+def _pseudo_labels(out: Path, converged_dir: Path, run_cfg: dict[str, Any]) -> Path:
+    """The offline arms' pseudo-labels: the converged run's final weights label the unlabeled folder once."""
+    target = out / "offline_pseudo_labels"
     if not (target / "summary.json").is_file():
         pseudo_label_folder(
-            weights,
+            converged_dir / "weights" / "last.pt",
             run_cfg["semi"]["unlabeled"],
             target,
             run_cfg["semi"]["filters"],

@@ -15,6 +15,7 @@ from ...config import RunConfig, load_config
 from ...data import check_detection_dataset
 from ...errors import ConfigError, DataError
 from ...pseudo import build_filters
+from .continuation import read_continuation_state
 from .offline import load_detector, offline_train_entries
 from .semi_trainer import SemiSupervisedTrainer
 from .trainer import SUMMARY_FILE, BackgroundPenaltyTrainer
@@ -70,6 +71,8 @@ def prepare(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | M
     check_model(cfg.model)
     check_train_args(cfg.train)
     data = check_detection_dataset(cfg.data)
+    if cfg.semi.init_state:
+        read_continuation_state(cfg.semi.init_state)
     if cfg.semi.mode == "online":
         if not cfg.semi.unlabeled:
             raise ConfigError("semi.unlabeled: online mode needs a folder of unlabeled images")

@@ -10,18 +10,23 @@ import torch
 from ultralytics import YOLO
 from ultralytics.data.utils import img2label_paths
 
-from ...metrics import count_background_false_positives
+from ...metrics import background_flags, match_detections
+from ...pseudo.dsat import f1_optimal_threshold
+
+CANDIDATE_CONF = 0.001  # every detection Ultralytics' validator would score, for the F1-optimal confidence
 
 
-def _label_boxes(image: Path, shape: tuple[int, int]) -> torch.Tensor:
-    """Ground-truth xyxy pixel boxes of ``image`` from its YOLO label file (none if it has no file)."""
+def _labels(image: Path, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ground truth of ``image`` from its YOLO label file: ``(classes Tensor[M], xyxy pixel boxes Tensor[M, 4])``
+    (empty if it has no file)."""
     label = Path(img2label_paths([str(image)])[0])
     rows = np.loadtxt(label, ndmin=2, dtype=np.float32) if label.is_file() and label.stat().st_size else None
     if rows is None or rows.size == 0:
-        return torch.zeros(0, 4)
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, 4)
     height, width = shape
     cx, cy, w, h = (torch.from_numpy(rows[:, i]) for i in range(1, 5))
-    return torch.stack(((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height), 1)
+    boxes = torch.stack(((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height), 1)
+    return torch.from_numpy(rows[:, 0]).long(), boxes
 
 
 def background_false_positives(
@@ -32,31 +37,47 @@ def background_false_positives(
     imgsz: int = 640,
     batch: int = 16,
 ) -> dict[str, float]:
-    """Detections above ``conf`` that match no ground truth at IoU ``iou_match``, per image.
+    """Detections that match no ground truth at IoU ``iou_match``, per image, at confidence ``conf`` and at the
+    confidence where the model's F1 peaks (class-aware matching at ``iou_match``), so that the figure means
+    something for a model whose scores are too low, or too high, for a fixed ``conf``.
 
     Args:
         weights: a checkpoint path or an Ultralytics ``YOLO`` model.
         images: validation images; labels are found the Ultralytics way (``images/`` -> ``labels/``).
 
     Returns:
-        ``{"images", "detections", "background_fp", "background_fp_per_image", "conf", "iou"}``.
+        ``{"images", "detections", "background_fp", "background_fp_per_image", "conf", "iou", "f1_conf",
+        "f1", "background_fp_per_image_at_f1"}``.
     """
     model = weights if isinstance(weights, YOLO) else YOLO(str(weights))
-    detections = background_fp = 0
+    scores, is_tp, is_bg, n_gt = [], [], [], 0
     for start in range(0, len(images), batch):
         chunk = [str(p) for p in images[start : start + batch]]
-        for path, result in zip(chunk, model.predict(chunk, conf=conf, imgsz=imgsz, verbose=False), strict=True):
-            pred = result.boxes.xyxy.cpu()
-            detections += pred.shape[0]
-            background_fp += count_background_false_positives(
-                pred, _label_boxes(Path(path), result.orig_shape), iou_match
-            )
+        results = model.predict(chunk, conf=min(conf, CANDIDATE_CONF), imgsz=imgsz, verbose=False)
+        for path, result in zip(chunk, results, strict=True):
+            boxes, det_scores = result.boxes.xyxy.cpu(), result.boxes.conf.cpu()
+            gt_classes, gt_boxes = _labels(Path(path), result.orig_shape)
+            n_gt += gt_boxes.shape[0]
+            scores.append(det_scores)
+            classes = result.boxes.cls.cpu().long()
+            is_tp.append(match_detections(boxes, det_scores, classes, gt_boxes, gt_classes, iou_match))
+            is_bg.append(background_flags(boxes, gt_boxes, iou_match))
+    scores_all = torch.cat(scores) if scores else torch.zeros(0)
+    tp_all = torch.cat(is_tp) if is_tp else torch.zeros(0, dtype=torch.bool)
+    bg_all = torch.cat(is_bg) if is_bg else torch.zeros(0, dtype=torch.bool)
+    f1_conf = (f1_optimal_threshold(scores_all, tp_all, n_gt) if n_gt else None) or 1.0
+    kept = scores_all >= f1_conf
+    tp_at_f1 = int(tp_all[kept].sum())
     n = max(len(images), 1)
+    above = scores_all > conf
     return {
         "images": len(images),
-        "detections": detections,
-        "background_fp": background_fp,
-        "background_fp_per_image": background_fp / n,
+        "detections": int(above.sum()),
+        "background_fp": int(bg_all[above].sum()),
+        "background_fp_per_image": int(bg_all[above].sum()) / n,
         "conf": conf,
         "iou": iou_match,
+        "f1_conf": f1_conf,
+        "f1": 2 * tp_at_f1 / (int(kept.sum()) + n_gt) if n_gt else 0.0,
+        "background_fp_per_image_at_f1": int(bg_all[kept].sum()) / n,
     }

@@ -63,6 +63,8 @@ def capture(trainer) -> dict[str, Any]:
         "last_opt_ni": trainer.last_opt_ni,
         "grads": [None if p.grad is None else p.grad.detach().clone() for p in params] if pending else None,
         "skipped_steps": trainer.skipped_steps,
+        "optimizer_steps": trainer.optimizer_steps,
+        "images_seen": trainer.images_seen,
     }
 
 
@@ -106,6 +108,8 @@ def restore_setup(trainer, state: dict[str, Any]) -> None:
         trainer.train_loader.sampler.load_state_dict(state["sampler"])
     _restore_mosaic_buffer(trainer.train_loader.dataset, state["mosaic_buffer"])
     trainer.skipped_steps = state["skipped_steps"]
+    trainer.optimizer_steps = state.get("optimizer_steps", 0)
+    trainer.images_seen = state.get("images_seen", 0)
 
 
 def restore_epoch_start(trainer, state: dict[str, Any]) -> None:

@@ -118,6 +118,7 @@ class SemiSupervisedTrainer(BackgroundPenaltyTrainer):
             strong = torch.nn.functional.interpolate(strong, size=(height, width), mode="bilinear", align_corners=False)
             boxes = [b * b.new_tensor([sx, sy, sx, sy]) for b in boxes]
         n_labeled = batch["img"].shape[0]
+        self.images_seen += strong.shape[0]
         scale = torch.tensor([width, height, width, height], device=self.device, dtype=torch.float32)
         idx, cls, xywh = [batch["batch_idx"]], [batch["cls"]], [batch["bboxes"]]
         for i, (b, k, d) in enumerate(zip(boxes, kept, dets, strict=True)):

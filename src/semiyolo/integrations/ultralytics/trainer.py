@@ -18,7 +18,7 @@ from ...config import SemiConfig
 from ...data import list_images
 from ...errors import TrainingDiverged
 from ...schedules import ramp_weight
-from . import resume
+from . import continuation, resume
 from .criterion import build_criterion, resume_e2e_schedule, set_lambda_bg
 from .evaluate import background_false_positives
 from .offline import offline_train_entries
@@ -48,6 +48,7 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
         os.environ[SEMI_ENV] = self.semi.model_dump_json()  # for the DDP workers Ultralytics may launch
         self.lambda_bg = 0.0
         self.skipped_steps = self.consecutive_skips = 0
+        self.optimizer_steps = self.images_seen = 0  # optimizer steps taken, images through the student
         self.batch_files: tuple = ()
         self.batch_ni = self.last_opt_ni = -1  # Ultralytics' batch counter, and its value at the last step
         self.resume_state: dict[str, Any] | None = None
@@ -55,6 +56,7 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
         self._accumulate: tuple[int, int] | None = None  # (Ultralytics' value, the shifted value) while resuming
         self.add_callback_once("on_pretrain_routine_end", _install_criterion)
         self.add_callback_once("on_pretrain_routine_end", _restore_train_state)
+        self.add_callback_once("on_pretrain_routine_end", _continue_from_state)
         self.add_callback_once("on_train_epoch_start", _step_lambda_bg)
         self.add_callback_once("on_train_epoch_start", _begin_epoch)
         self.add_callback_once("on_train_batch_start", _count_batch)
@@ -106,7 +108,9 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
         self.batch_files = batch.get("im_file", ())
         if self.resumed_last_opt_ni is not None:
             self._shift_accumulate()
-        return super().preprocess_batch(batch)
+        batch = super().preprocess_batch(batch)
+        self.images_seen += batch["img"].shape[0]
+        return batch
 
     def _shift_accumulate(self) -> None:
         """Until the resumed run's first step: Ultralytics steps when ``ni - last >= accumulate`` with ``last``
@@ -119,7 +123,9 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
     def optimizer_step(self) -> None:
         """Ultralytics' step, with ``semi.max_grad_norm`` in place of its fixed clip of 10, and a guard: a step
         whose loss or gradients are not finite is skipped, counted and logged with its files; after
-        ``semi.nonfinite_patience`` such steps in a row training stops with :class:`TrainingDiverged`."""
+        ``semi.nonfinite_patience`` such steps in a row training stops with :class:`TrainingDiverged`. With
+        ``semi.max_optimizer_steps``, the step that reaches it ends training (Ultralytics then validates and
+        saves the cut-short epoch)."""
         self.last_opt_ni = self.batch_ni
         if self._accumulate is not None:  # the resumed run's first step: accumulation counts as usual again
             self.accumulate, self._accumulate, self.resumed_last_opt_ni = self._accumulate[0], None, None
@@ -134,6 +140,9 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
         self.optimizer.zero_grad()
         if self.ema:
             self.ema.update(self.model)
+        self.optimizer_steps += 1
+        if self.semi.max_optimizer_steps and self.optimizer_steps >= self.semi.max_optimizer_steps:
+            self.stop = True
 
     def step_is_finite(self) -> bool:
         if self.loss is not None and not torch.isfinite(self.loss).all():
@@ -156,7 +165,15 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
             )
 
     def save_metrics(self, metrics: dict) -> None:
-        super().save_metrics({**metrics, "semi/lambda_bg": self.lambda_bg, "semi/skipped_steps": self.skipped_steps})
+        super().save_metrics(
+            {
+                **metrics,
+                "semi/lambda_bg": self.lambda_bg,
+                "semi/skipped_steps": self.skipped_steps,
+                "semi/optimizer_steps": self.optimizer_steps,
+                "semi/images_seen": self.images_seen,
+            }
+        )
 
     def resume_states(self) -> dict[str, dict[str, Any]]:
         """What ``last.pt`` lacks for an exact resume, by file name in the weights folder."""
@@ -217,6 +234,12 @@ def _restore_train_state(trainer: BackgroundPenaltyTrainer) -> None:
             resume.restore_setup(trainer, trainer.resume_state)
 
 
+def _continue_from_state(trainer: BackgroundPenaltyTrainer) -> None:
+    """``semi.init_state``: a new run that continues another (not a resume of this one)."""
+    if trainer.semi.init_state and not (trainer.resume and trainer.start_epoch > 0):
+        continuation.continue_from(trainer, trainer.semi.init_state)
+
+
 def _begin_epoch(trainer: BackgroundPenaltyTrainer) -> None:
     trainer.batch_ni = len(trainer.train_loader) * trainer.epoch - 1
     if trainer.resume_state is not None:
@@ -237,15 +260,27 @@ def _step_lambda_bg(trainer: BackgroundPenaltyTrainer) -> None:
 def _write_summary(trainer: BackgroundPenaltyTrainer) -> None:
     if RANK not in {-1, 0}:
         return
-    weights = trainer.best if trainer.best.exists() else trainer.last
+    last = trainer.semi.report_weights == "last" or not trainer.best.exists()
+    weights = trainer.last if last else trainer.best
     images = list_images(trainer.data["val"]) if isinstance(trainer.data["val"], str) else []
-    summary: dict[str, Any] = {k: round(float(v), 5) for k, v in (trainer.metrics or {}).items()}
+    metrics = _final_row(trainer) if trainer.semi.report_weights == "last" else trainer.metrics
+    summary: dict[str, Any] = {k: round(float(v), 5) for k, v in (metrics or {}).items()}
+    summary.update(
+        {"weights": weights.name, "optimizer_steps": trainer.optimizer_steps, "images_seen": trainer.images_seen}
+    )
     if weights.exists() and images:
         bg = background_false_positives(weights, images, conf=trainer.semi.bg_fp_conf, imgsz=trainer.args.imgsz)
         summary.update({f"bg_fp/{k}": v for k, v in bg.items()})
         LOGGER.info(
             f"Background false positives (conf > {bg['conf']}, IoU < {bg['iou']} with every object): "
-            f"{bg['background_fp_per_image']:.3f} per image over {bg['images']} validation images"
+            f"{bg['background_fp_per_image']:.3f} per image over {bg['images']} validation images; at the "
+            f"F1-optimal confidence {bg['f1_conf']:.3f}: {bg['background_fp_per_image_at_f1']:.3f}"
         )
     summary["semi"] = trainer.semi.model_dump()
     (trainer.save_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+
+
+def _final_row(trainer: BackgroundPenaltyTrainer) -> dict[str, float]:
+    """The validation metrics of the last epoch (the final weights), from results.csv."""
+    columns = trainer.read_results_csv()
+    return {k: v[-1] for k, v in columns.items() if k.startswith("metrics/") and v}

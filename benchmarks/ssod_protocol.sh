@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The fair semi-supervised protocol (docs/BENCHMARKS.md) on a generated dataset at 10 % labels.
+# Usage: benchmarks/ssod_protocol.sh shapes|digits OUT [extra ablate arguments]
+set -euo pipefail
+kind=$1 out=$2
+shift 2
+bin=${SEMIYOLO:-.venv/bin/semiyolo}
+export YOLO_OFFLINE=1 MPLBACKEND=Agg
+generator=$([ "$kind" = shapes ] && echo synth || echo digits)
+[ -f "$out/data/data.yaml" ] || "$bin" data "$generator" --out "$out/data" --images 1000 --seed 0 --imgsz 160
+[ -f "$out/split/config.yaml" ] || "$bin" split "$out/data/data.yaml" --fraction 0.1 --seed 0 --out "$out/split"
+"$bin" ablate "$out/split/config.yaml" \
+    train.epochs=40 train.imgsz=160 train.batch=16 train.workers=0 train.seed=0 train.deterministic=true \
+    train.close_mosaic=10 train.plots=false semi.labeled_repeat=10 semi.lambda_bg_warmup=2 \
+    semi.validate_teacher=false semi.teacher_decay=0.998 \
+    --steps 100 --seeds 3 --lambdas 1 --out "$out/ablation" "$@"

@@ -1,0 +1,87 @@
+"""Continuing a run: optimizer moments carried over by hand-worked values, the protocol's step arithmetic."""
+
+import pytest
+import torch
+
+from semiyolo.continuation import load_optimizer_moments
+from semiyolo.integrations.ultralytics.ablate import Protocol, continuation_arms, continuation_train_args, epochs_for
+
+
+def _sgd_after_one_step() -> torch.optim.SGD:
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = torch.optim.SGD([w], lr=0.1, momentum=0.9)
+    w.grad = torch.tensor([2.0])
+    opt.step()  # buffer = 2, w = 1 - 0.1 * 2 = 0.8
+    return opt
+
+
+def test_moments_carry_over_and_the_new_learning_rate_stays():
+    saved = _sgd_after_one_step().state_dict()
+    w = torch.nn.Parameter(torch.tensor([0.8]))
+    opt = torch.optim.SGD([w], lr=0.5, momentum=0.9)
+    load_optimizer_moments(opt, saved)
+    assert opt.param_groups[0]["lr"] == 0.5
+    w.grad = torch.tensor([1.0])
+    opt.step()  # buffer = 0.9 * 2 + 1 = 2.8; w = 0.8 - 0.5 * 2.8 = -0.6
+    assert torch.allclose(w.detach(), torch.tensor([-0.6]))
+    assert torch.allclose(opt.state[w]["momentum_buffer"], torch.tensor([2.8]))
+
+
+def test_adam_step_count_carries_over():
+    w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    first = torch.optim.AdamW([w], lr=0.01)
+    for _ in range(3):
+        w.grad = torch.tensor([1.0, -1.0])
+        first.step()
+    second = torch.optim.AdamW([torch.nn.Parameter(w.detach().clone())], lr=0.001)
+    load_optimizer_moments(second, first.state_dict())
+    (p,) = second.param_groups[0]["params"]
+    assert float(second.state[p]["step"]) == 3 and second.param_groups[0]["lr"] == 0.001
+    assert torch.equal(second.state[p]["exp_avg"], first.state[w]["exp_avg"])
+
+
+def test_mismatches_are_refused_with_the_reason():
+    saved = _sgd_after_one_step().state_dict()
+    with pytest.raises(ValueError, match="parameter groups differ"):
+        load_optimizer_moments(
+            torch.optim.SGD(
+                [torch.nn.Parameter(torch.ones(1))] * 1 + [torch.nn.Parameter(torch.ones(1))], lr=0.1, momentum=0.9
+            ),
+            saved,
+        )
+    with pytest.raises(ValueError, match="optimizer settings differ"):
+        load_optimizer_moments(torch.optim.AdamW([torch.nn.Parameter(torch.ones(1))]), saved)
+    with pytest.raises(ValueError, match="has shape"):
+        load_optimizer_moments(torch.optim.SGD([torch.nn.Parameter(torch.ones(3))], lr=0.1, momentum=0.9), saved)
+
+
+def test_epochs_hold_the_step_budget():
+    # accumulate = round(64 / 16) = 4, an epoch of 800 images has 50 batches: 100 steps need 400 batches = 8 epochs
+    assert epochs_for(100, 800, 16, 64) == 8
+    # accumulate 16, ceil(15 / 4) = 4 batches an epoch: 3 steps need 48 batches = 12 epochs
+    assert epochs_for(3, 15, 4, 64) == 12
+    assert epochs_for(1, 1000, 16, 16) == 1
+
+
+def test_continuation_starts_below_the_peak_without_warm_up():
+    args = continuation_train_args({"optimizer": "AdamW", "lr0": 0.002, "lrf": 0.01, "momentum": 0.9}, 0.1)
+    # first lr 0.1 * 0.002 = 0.0002; final 0.01 * 0.002 = 2e-5 = 0.1 of the first
+    assert args["lr0"] == pytest.approx(0.0002) and args["lrf"] == pytest.approx(0.1)
+    assert args["warmup_epochs"] == 0 and args["optimizer"] == "AdamW" and args["momentum"] == 0.9
+    assert continuation_train_args({"optimizer": "SGD", "lr0": 0.01, "lrf": 0.5, "momentum": 0.9}, 0.1)["lrf"] == 1.0
+
+
+def test_every_seed_gets_every_arm():
+    arms = continuation_arms(Protocol(seeds=2, lambdas=(0.5, 1.0), focal=True), [0, 1])
+    names = [a.name for a in arms]
+    assert names[:6] == [
+        "seed0/supervised_continued",
+        "seed0/online_bg0",
+        "seed0/online_bg0.5",
+        "seed0/online_bg1",
+        "seed0/online_focal1",
+        "seed0/offline",
+    ]
+    assert len(names) == 12 and names[6] == "seed1/supervised_continued"
+    assert {a.kind for a in arms} == {"supervised_continued", "online", "offline"}
+    assert next(a for a in arms if a.name == "seed1/online_focal1").semi["bg_mode"] == "focal"
