@@ -48,7 +48,14 @@ def _pseudo_label(args: argparse.Namespace) -> int:
         if isinstance(filters, dict):  # a run config: take its semi.filters
             filters = filters.get("semi", {}).get("filters", DEFAULT_FILTERS)
     summary = pseudo_label_folder(
-        args.weights, args.source, args.out, filters, imgsz=args.imgsz, batch=args.batch, min_score=args.min_score
+        args.weights,
+        args.source,
+        args.out,
+        filters,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        min_score=args.min_score,
+        overwrite=args.overwrite,
     )
     print(f"{summary['pseudo_labels']} pseudo-labels on {summary['images']} images written to {args.out}")
     return 0
@@ -144,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     pseudo.add_argument("--imgsz", type=int, default=640, help="inference size (default: 640)")
     pseudo.add_argument("--batch", type=int, default=8, help="images per forward (default: 8)")
     pseudo.add_argument("--min-score", type=float, default=0.1, help="candidates below never reach NMS (0.1)")
+    pseudo.add_argument("--overwrite", action="store_true", help="replace an earlier pseudo-label output in --out")
     pseudo.set_defaults(handler=_pseudo_label)
 
     ablate = commands.add_parser(

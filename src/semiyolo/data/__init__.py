@@ -1,6 +1,6 @@
 """Datasets: the synthetic generator and the checks run before training."""
 
-from .checks import check_detection_dataset, list_images
+from .checks import check_detection_dataset, label_path, list_images, read_label_file
 from .digits import DIGIT_NAMES, DigitsSpec, write_digits_dataset
 from .split import choose_labeled, split_dataset
 from .synth import CLASSES, SynthSpec, write_dataset
@@ -12,7 +12,9 @@ __all__ = [
     "SynthSpec",
     "check_detection_dataset",
     "choose_labeled",
+    "label_path",
     "list_images",
+    "read_label_file",
     "split_dataset",
     "write_dataset",
     "write_digits_dataset",

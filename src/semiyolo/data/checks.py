@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..config import read_yaml
 from ..errors import DataError
 
@@ -75,26 +77,38 @@ def label_path(image: Path) -> Path:
 
 
 def check_label_file(path: Path, nc: int) -> None:
-    """A YOLO detection label file: each line ``class cx cy w h`` with an integer class in ``[0, nc)`` and
-    coordinates in [0, 1]. A missing or empty file is an image without objects.
+    """:func:`read_label_file`, for its checks alone."""
+    read_label_file(path, nc)
+
+
+def read_label_file(path: Path, nc: int | None = None) -> np.ndarray:
+    """The rows ``(class, cx, cy, w, h)`` of a YOLO detection label file, ``float32 [n, 5]``: each line has an
+    integer class (in ``[0, nc)`` when ``nc`` is given) and coordinates in [0, 1]. A missing or empty file is an
+    image without objects (``[0, 5]``).
 
     Raises:
         DataError: naming the file, the line and what is wrong with it.
     """
+    rows: list[list[float]] = []
     if not path.is_file():
-        return
+        return np.zeros((0, 5), np.float32)
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        where = f"{path}:{number}"
+        if number == 1 and line.startswith("\ufeff"):
+            raise DataError(f"{where}: the file starts with a byte-order mark (BOM); save it as UTF-8 without BOM")
         fields = line.split()
         if not fields:
             continue
-        where = f"{path}:{number}"
         if len(fields) != 5:
             raise DataError(f"{where}: expected 5 values 'class cx cy w h', got {len(fields)}: {line.strip()!r}")
         try:
             cls, *box = (float(v) for v in fields)
         except ValueError:
             raise DataError(f"{where}: not numbers: {line.strip()!r}") from None
-        if cls != int(cls) or not 0 <= cls < nc:
-            raise DataError(f"{where}: class {fields[0]} out of range: the dataset has {nc} classes (0 to {nc - 1})")
+        if cls != int(cls) or cls < 0 or (nc is not None and cls >= nc):
+            known = f": the dataset has {nc} classes (0 to {nc - 1})" if nc is not None else ""
+            raise DataError(f"{where}: class {fields[0]} out of range{known}")
         if not all(0 <= v <= 1 for v in box):
             raise DataError(f"{where}: box {' '.join(fields[1:])} is not normalised to [0, 1]")
+        rows.append([cls, *box])
+    return np.array(rows, np.float32).reshape(-1, 5)

@@ -254,5 +254,6 @@ def _pseudo_labels(out: Path, converged_dir: Path, run_cfg: dict[str, Any]) -> P
             target,
             run_cfg["semi"]["filters"],
             imgsz=int(run_cfg["train"].get("imgsz", 640)),
+            overwrite=True,  # no summary.json: an earlier attempt was cut short
         )
     return target

@@ -8,11 +8,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from ultralytics.cfg import DEFAULT_CFG, DEFAULT_CFG_DICT, get_cfg
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
 from ...config import RunConfig, load_config
-from ...data import check_detection_dataset
+from ...data import check_detection_dataset, read_label_file
 from ...errors import ConfigError, DataError
 from ...pseudo import build_filters
 from .continuation import read_continuation_state
@@ -81,11 +82,56 @@ def prepare(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | M
     if cfg.semi.mode == "offline":
         if not cfg.semi.pseudo_labels:
             raise ConfigError("semi.pseudo_labels: offline mode needs the folder written by 'semiyolo pseudo-label'")
-        offline_train_entries(data, cfg.semi.pseudo_labels)
-        names = json.loads((Path(cfg.semi.pseudo_labels) / "summary.json").read_text()).get("names", {})
-        if len(names) != data["nc"]:
-            raise ConfigError(f"semi.pseudo_labels: labeled with {len(names)} classes, the dataset has {data['nc']}")
+        check_pseudo_labels(data, cfg.semi.pseudo_labels)
+    check_resume(cfg)
     return cfg
+
+
+def check_pseudo_labels(data: dict[str, Any], folder: str) -> None:
+    """A finished ``semiyolo pseudo-label`` output, for the dataset's classes, whose label files pass the
+    checks that labeled files pass."""
+    offline_train_entries(data, folder)
+    summary = Path(folder) / "summary.json"
+    if not summary.is_file():
+        raise ConfigError(
+            f"semi.pseudo_labels: {folder} has no summary.json: the pseudo-labelling did not finish; run it again "
+            "with --overwrite"
+        )
+    names = json.loads(summary.read_text()).get("names", {})
+    if len(names) != data["nc"]:
+        raise ConfigError(f"semi.pseudo_labels: labeled with {len(names)} classes, the dataset has {data['nc']}")
+    try:
+        for label in sorted((Path(folder) / "labels").glob("*.txt")):
+            read_label_file(label, data["nc"])
+    except DataError as err:
+        raise ConfigError(f"semi.pseudo_labels: {err}") from None
+
+
+def check_resume(cfg: RunConfig) -> None:
+    """``train.resume`` must name this run's ``last.pt``: Ultralytics, given ``true`` or a missing path, searches
+    the working folder for the newest ``last.pt`` and may resume another run. ``true`` with a ``.pt`` model
+    means that model."""
+    resume = cfg.train.get("resume")
+    if not resume:
+        return
+    if resume is True:
+        if not cfg.model.endswith(".pt"):
+            raise ConfigError(
+                "train.resume: give the path of the run's weights/last.pt (true alone would make "
+                "Ultralytics resume the newest run it finds)"
+            )
+        resume = cfg.train["resume"] = cfg.model
+    path = Path(str(resume))
+    if not path.is_file():
+        raise ConfigError(f"train.resume: {path} not found (expected the run's weights/last.pt)")
+    try:
+        args = torch.load(path, map_location="cpu", weights_only=False).get("train_args") or {}
+    except Exception as err:  # torch.load raises many kinds on a file that is not a checkpoint
+        raise ConfigError(f"train.resume: {path} is not an Ultralytics checkpoint ({type(err).__name__})") from None
+    if args.get("data") and Path(str(args["data"])).resolve() != Path(cfg.data).resolve():
+        raise ConfigError(
+            f"train.resume: {path} belongs to a run on {args['data']}, not on {cfg.data}; resume it with its own config"
+        )
 
 
 def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] = ()) -> dict[str, Any]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from ultralytics import YOLO
-from ultralytics.data.utils import img2label_paths
+from ultralytics.utils import LOGGER
 
+from ...data import label_path, read_label_file
 from ...metrics import background_flags, match_detections
 from ...pseudo.dsat import f1_optimal_threshold
 
@@ -19,14 +19,24 @@ CANDIDATE_CONF = 0.001  # every detection Ultralytics' validator would score, fo
 def _labels(image: Path, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Ground truth of ``image`` from its YOLO label file: ``(classes Tensor[M], xyxy pixel boxes Tensor[M, 4])``
     (empty if it has no file)."""
-    label = Path(img2label_paths([str(image)])[0])
-    rows = np.loadtxt(label, ndmin=2, dtype=np.float32) if label.is_file() and label.stat().st_size else None
-    if rows is None or rows.size == 0:
-        return torch.zeros(0, dtype=torch.long), torch.zeros(0, 4)
+    rows = torch.from_numpy(read_label_file(label_path(image)))
     height, width = shape
-    cx, cy, w, h = (torch.from_numpy(rows[:, i]) for i in range(1, 5))
+    cx, cy, w, h = (rows[:, i] for i in range(1, 5))
     boxes = torch.stack(((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height), 1)
-    return torch.from_numpy(rows[:, 0]).long(), boxes
+    return rows[:, 0].long(), boxes
+
+
+def _predict(model: YOLO, paths: list[str], conf: float, imgsz: int, skipped: list[str]) -> list[tuple[str, Any]]:
+    """``(path, result)`` for each image Ultralytics can read; an unreadable one (truncated, empty) is listed in
+    ``skipped`` with a warning instead of ending the evaluation."""
+    try:
+        return list(zip(paths, model.predict(paths, conf=conf, imgsz=imgsz, verbose=False), strict=True))
+    except Exception:  # one bad file fails the whole batch: find it
+        if len(paths) > 1:
+            return [pair for path in paths for pair in _predict(model, [path], conf, imgsz, skipped)]
+        skipped.append(paths[0])
+        LOGGER.warning(f"background false positives: {paths[0]} cannot be read, skipped")
+        return []
 
 
 def background_false_positives(
@@ -46,15 +56,14 @@ def background_false_positives(
         images: validation images; labels are found the Ultralytics way (``images/`` -> ``labels/``).
 
     Returns:
-        ``{"images", "detections", "background_fp", "background_fp_per_image", "conf", "iou", "f1_conf",
-        "f1", "background_fp_per_image_at_f1"}``.
+        ``{"images", "skipped_images", "detections", "background_fp", "background_fp_per_image", "conf", "iou",
+        "f1_conf", "f1", "background_fp_per_image_at_f1"}``; ``images`` counts the images read.
     """
     model = weights if isinstance(weights, YOLO) else YOLO(str(weights))
-    scores, is_tp, is_bg, n_gt = [], [], [], 0
+    scores, is_tp, is_bg, n_gt, skipped = [], [], [], 0, []
     for start in range(0, len(images), batch):
         chunk = [str(p) for p in images[start : start + batch]]
-        results = model.predict(chunk, conf=min(conf, CANDIDATE_CONF), imgsz=imgsz, verbose=False)
-        for path, result in zip(chunk, results, strict=True):
+        for path, result in _predict(model, chunk, min(conf, CANDIDATE_CONF), imgsz, skipped):
             boxes, det_scores = result.boxes.xyxy.cpu(), result.boxes.conf.cpu()
             gt_classes, gt_boxes = _labels(Path(path), result.orig_shape)
             n_gt += gt_boxes.shape[0]
@@ -68,10 +77,11 @@ def background_false_positives(
     f1_conf = (f1_optimal_threshold(scores_all, tp_all, n_gt) if n_gt else None) or 1.0
     kept = scores_all >= f1_conf
     tp_at_f1 = int(tp_all[kept].sum())
-    n = max(len(images), 1)
+    n = max(len(images) - len(skipped), 1)
     above = scores_all > conf
     return {
-        "images": len(images),
+        "images": len(images) - len(skipped),
+        "skipped_images": len(skipped),
         "detections": int(above.sum()),
         "background_fp": int(bg_all[above].sum()),
         "background_fp_per_image": int(bg_all[above].sum()) / n,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from PIL import Image
 from ultralytics.data.utils import exif_size
 from ultralytics.nn.tasks import load_checkpoint
+from ultralytics.utils import LOGGER
 
 from ...errors import ConfigError, DataError
 from ...pseudo import build_filters
@@ -50,13 +52,20 @@ def pseudo_label_folder(
     batch: int = 8,
     min_score: float = 0.1,
     nms_iou: float = 0.7,
+    overwrite: bool = False,
 ) -> dict:
-    """Label every image under ``source``; returns the counts written to ``out/summary.json``."""
+    """Label every image under ``source``; returns the counts written to ``out/summary.json``.
+
+    ``out`` must be new or empty, or hold an earlier output of this function and ``overwrite`` be set (its
+    images, labels, manifest and summary are then removed first), so that a folder never mixes two runs' labels.
+    When nothing survives the filters the summary says so under ``warning`` and the log warns: an offline run
+    would then train every unlabeled image as background."""
+    prepare_output_folder(Path(source), Path(out), overwrite)
     model = load_detector(weights)
     names = model.names
     chain = build_filters(filters, num_classes=len(names), has_dfl=getattr(model.model[-1], "reg_max", 1) > 1)
     labeler = TeacherPseudoLabeler(chain, min_score=min_score, nms_iou=nms_iou)
-    dataset = UnlabeledImages.from_folder(source, imgsz)
+    dataset = UnlabeledImages.from_folder(source, imgsz, key="--source")
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
@@ -80,8 +89,38 @@ def pseudo_label_folder(
                     + "\n"
                 )
     summary = {"images": len(dataset), "pseudo_labels": total, "filters": chain.stats(), "names": names}
+    if total == 0:
+        summary["warning"] = (
+            f"no pseudo-label survived the filters on {len(dataset)} images; offline training on this folder would "
+            "teach every unlabeled image as background. Train the teacher longer or lower the thresholds."
+        )
+        LOGGER.warning(summary["warning"])
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+OUTPUT_PARTS = ("images", "labels", "manifest.jsonl", "summary.json")
+
+
+def prepare_output_folder(source: Path, out: Path, overwrite: bool) -> None:
+    """Refuse an ``out`` inside ``source`` (it would label its own links) or one that holds anything, unless it
+    is an earlier pseudo-label output and ``overwrite`` is set, in which case that output is removed."""
+    source, target = source.resolve(), out.resolve()
+    if target == source or source in target.parents:
+        raise DataError(f"--out: {out} is inside --source {source}; write the pseudo-labels elsewhere")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    foreign = sorted(p.name for p in target.iterdir() if p.name not in OUTPUT_PARTS)
+    if foreign or not overwrite:
+        what = f"holds other files ({', '.join(foreign[:5])})" if foreign else "holds an earlier pseudo-label output"
+        hint = "choose a new folder" if foreign else "choose a new folder or pass --overwrite"
+        raise DataError(f"--out: {out} {what}; {hint}")
+    for name in OUTPUT_PARTS:
+        part = target / name
+        if part.is_dir():
+            shutil.rmtree(part)
+        else:
+            part.unlink(missing_ok=True)
 
 
 def _yolo_rows(det, path: Path, imgsz: int) -> list[str]:
@@ -113,8 +152,6 @@ def _link(src: Path, dst: Path) -> None:
     try:
         os.symlink(src.resolve(), dst)
     except OSError:
-        import shutil
-
         shutil.copy2(src, dst)
 
 

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
-from ultralytics.data.utils import img2label_paths
 from ultralytics.utils import LOGGER
+from ultralytics.utils.patches import imread
 
-from ...data import list_images
+from ...data import label_path, list_images, read_label_file
 from ...errors import DataError
 from ...reproducibility import pass_order
 
@@ -49,24 +49,26 @@ class UnlabeledImages(Dataset):
     def __init__(self, paths: list[Path], imgsz: int) -> None:
         self.paths, self.imgsz = list(paths), imgsz
         self.skipped: list[Path] = []
+        self.bad_labels: set[Path] = set()  # hidden label files that could not be read (warned once each)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, imgsz: int) -> UnlabeledImages:
+    def from_folder(cls, folder: str | Path, imgsz: int, key: str = "semi.unlabeled") -> UnlabeledImages:
         """The readable images under ``folder``; unreadable or corrupt ones are skipped, counted and listed
-        (``skipped``), with a warning. Raises :class:`DataError` if the folder is missing or has no image."""
+        (``skipped``), with a warning. Raises :class:`DataError`, naming ``key``, if the folder is missing or has
+        no image."""
         folder = Path(folder)
         if not folder.is_dir():
-            raise DataError(f"semi.unlabeled: {folder} is not a folder of images")
+            raise DataError(f"{key}: {folder} is not a folder of images")
         candidates = list_images(folder)
         if not candidates:
-            raise DataError(f"semi.unlabeled: no images found in {folder}")
+            raise DataError(f"{key}: no images found in {folder}")
         paths = [p for p in candidates if _readable(p)]
         skipped = sorted(set(candidates) - set(paths))
         if not paths:
-            raise DataError(f"semi.unlabeled: none of the {len(candidates)} images in {folder} can be read")
+            raise DataError(f"{key}: none of the {len(candidates)} images in {folder} can be read")
         if skipped:
             listed = ", ".join(str(p) for p in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
-            LOGGER.warning(f"semi.unlabeled: skipping {len(skipped)} unreadable or corrupt image(s): {listed}")
+            LOGGER.warning(f"{key}: skipping {len(skipped)} unreadable or corrupt image(s): {listed}")
         dataset = cls(paths, imgsz)
         dataset.skipped = skipped
         return dataset
@@ -76,7 +78,7 @@ class UnlabeledImages(Dataset):
 
     def __getitem__(self, index: int):
         path = self.paths[index]
-        image = cv2.imread(str(path))
+        image = imread(path)  # cv2.imdecode of the bytes: any file name, UTF-8 or not
         if image is None:
             raise DataError(f"semi.unlabeled: cannot read image {path}")
         h, w = image.shape[:2]
@@ -84,12 +86,17 @@ class UnlabeledImages(Dataset):
         tensor = torch.from_numpy(np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)))
         return tensor, self._hidden_labels(path, w, h, ratio, px, py), str(path)
 
-    @staticmethod
-    def _hidden_labels(path: Path, w: int, h: int, ratio: float, px: int, py: int) -> torch.Tensor:
-        label = Path(img2label_paths([str(path)])[0])
-        if not label.is_file() or label.stat().st_size == 0:
+    def _hidden_labels(self, path: Path, w: int, h: int, ratio: float, px: int, py: int) -> torch.Tensor:
+        """The image's label file, if any, in the letterboxed pixel frame; a malformed one is left out of the
+        audit with a warning (it never reaches a loss)."""
+        label = label_path(path)
+        try:
+            rows = torch.from_numpy(read_label_file(label))
+        except DataError as err:
+            if label not in self.bad_labels:
+                self.bad_labels.add(label)
+                LOGGER.warning(f"{err}; this hidden label file is left out of the pseudo-label audit")
             return torch.zeros(0, 5)
-        rows = torch.from_numpy(np.loadtxt(label, ndmin=2, dtype=np.float32))
         cx, cy, bw, bh = rows[:, 1] * w, rows[:, 2] * h, rows[:, 3] * w, rows[:, 4] * h
         xyxy = torch.stack((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), 1) * ratio
         return torch.cat((rows[:, :1], xyxy + torch.tensor([px, py, px, py])), 1)

@@ -1,0 +1,173 @@
+"""Messy real-world input (issue 13): each case answered clearly, skipped with a warning, or refused."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+from ultralytics import YOLO
+from ultralytics.data.utils import img2label_paths
+
+from semiyolo.data import label_path, read_label_file
+from semiyolo.errors import DataError
+from semiyolo.integrations.ultralytics.evaluate import background_false_positives
+from semiyolo.integrations.ultralytics.offline import pseudo_label_folder
+from semiyolo.integrations.ultralytics.unlabeled import UnlabeledImages
+
+
+def _jpeg(path, value=100, size=48) -> bytes:
+    _, buf = cv2.imencode(".jpg", np.full((size, size, 3), value, np.uint8))
+    data = buf.tobytes()
+    with open(path, "wb") as f:
+        f.write(data)
+    return data
+
+
+@pytest.fixture
+def odd_names(tmp_path):
+    """An unlabeled folder with one ordinary file name and one that is not valid UTF-8."""
+    folder = tmp_path / "unlabeled" / "images"
+    folder.mkdir(parents=True)
+    _jpeg(folder / "plain.jpg")
+    _jpeg(os.fsencode(folder) + b"/\xff\xfeodd.jpg", value=30)
+    return folder
+
+
+def test_a_file_name_that_is_not_utf8_is_read_not_a_crash(odd_names):
+    # cv2.imread(str(path)) ended the process with SIGSEGV on such a name
+    dataset = UnlabeledImages.from_folder(odd_names, imgsz=32)
+    assert len(dataset) == 2 and not dataset.skipped
+    values = sorted(int(dataset[i][0][0, 16, 16]) for i in range(2))  # the centre pixel, no padding there
+    assert values == [30, 100]
+
+
+def test_pseudo_labelling_a_folder_with_such_a_name_finishes(odd_names, tmp_path):
+    weights = tmp_path / "w.pt"
+    YOLO("yolov8n.yaml").save(weights)
+    summary = pseudo_label_folder(weights, odd_names, tmp_path / "pl", imgsz=32)
+    assert summary["images"] == 2
+    assert json.loads((tmp_path / "pl" / "summary.json").read_text())["images"] == 2
+    assert len((tmp_path / "pl" / "manifest.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_malformed_hidden_label_is_left_out_of_the_audit(tmp_path, capsys):
+    folder = tmp_path / "unlabeled" / "images"
+    folder.mkdir(parents=True)
+    _jpeg(folder / "a.jpg")
+    (tmp_path / "unlabeled" / "labels").mkdir()
+    (tmp_path / "unlabeled" / "labels" / "a.txt").write_text("0 0.5 0.5\n")  # 3 values: IndexError before
+    image, hidden, _ = UnlabeledImages.from_folder(folder, imgsz=32)[0]
+    assert image.shape == (3, 32, 32) and hidden.shape == (0, 5)
+
+
+def test_unreadable_validation_images_are_skipped_by_the_background_fp_metric(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    good = images / "good.jpg"
+    _jpeg(good)
+    data = _jpeg(images / "truncated.jpg", size=64)
+    (images / "truncated.jpg").write_bytes(data[: len(data) // 2])  # OSError: image file is truncated, before
+    (images / "empty.jpg").write_bytes(b"")
+    result = background_false_positives(YOLO("yolov8n.yaml"), sorted(images.iterdir()), imgsz=32)
+    assert result["images"] == 1 and result["skipped_images"] == 2
+
+
+def test_a_byte_order_mark_is_named(tmp_path):
+    label = tmp_path / "a.txt"
+    label.write_text("\ufeff0 0.5 0.5 0.1 0.1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"a.txt:1: the file starts with a byte-order mark \(BOM\)"):
+        read_label_file(label, nc=1)
+
+
+def test_label_rows_are_read_and_checked(tmp_path):
+    label = tmp_path / "a.txt"
+    label.write_text("1 0.5 0.5 0.2 0.4\n\n0 0.1 0.1 0.1 0.1\n")
+    expected = np.array([[1, 0.5, 0.5, 0.2, 0.4], [0, 0.1, 0.1, 0.1, 0.1]], np.float32)
+    assert np.array_equal(read_label_file(label, nc=2), expected)
+    assert read_label_file(tmp_path / "missing.txt").shape == (0, 5)
+    with pytest.raises(DataError, match=r"a.txt:1: class 1 out of range: the dataset has 1 classes"):
+        read_label_file(label, nc=1)
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["/d/images/a.jpg", "/d/images/train/a.b.png", "/images/x/images/y/c.jpeg", "rel/images/z.JPG", "/no/folder/a.jpg"],
+)
+def test_one_label_path_rule_equal_to_ultralytics(image):
+    from pathlib import Path
+
+    assert str(label_path(Path(image))) == img2label_paths([image])[0]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from semiyolo.data import SynthSpec, write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("data"), SynthSpec(images=12, imgsz=64, seed=0))
+
+
+def _config(tmp_path, data, **semi):
+    import yaml
+
+    cfg = {
+        "model": "yolov8n.yaml",
+        "data": str(data),
+        "train": {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "project": str(tmp_path / "runs")},
+        "semi": semi,
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _refused(capsys, args, message):
+    from semiyolo.cli import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_resume_path_must_exist_and_belong_to_this_run(tmp_path, tiny, capsys):
+    import torch
+
+    config = str(_config(tmp_path, tiny))
+    _refused(capsys, ["train", config, "train.resume=/nonexistent/last.pt"], "train.resume: /nonexistent/last.pt not")
+    _refused(capsys, ["train", config, "train.resume=true"], "train.resume: give the path of the run's weights/last.pt")
+    other = tmp_path / "other.pt"
+    torch.save({"train_args": {"data": str(tmp_path / "other" / "data.yaml")}}, other)
+    _refused(capsys, ["train", config, f"train.resume={other}"], f"train.resume: {other} belongs to a run on")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_pseudo_label_output_is_fresh_or_explicitly_overwritten(odd_names, tmp_path, capsys):
+    from semiyolo.cli import main
+
+    weights = tmp_path / "w.pt"
+    YOLO("yolov8n.yaml").save(weights)
+    out = tmp_path / "pl"
+    args = ["pseudo-label", "--weights", str(weights), "--source", str(odd_names), "--imgsz", "32"]
+    assert main([*args, "--out", str(out)]) == 0
+    # random weights keep nothing: the summary and the log say what offline training would then learn
+    assert "no pseudo-label survived" in json.loads((out / "summary.json").read_text())["warning"]
+    (out / "labels" / "stale.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    _refused(capsys, [*args, "--out", str(out)], "holds an earlier pseudo-label output; choose a new folder or pass")
+    assert main([*args, "--out", str(out), "--overwrite"]) == 0
+    assert not (out / "labels" / "stale.txt").exists() and len(list((out / "labels").iterdir())) == 2
+    _refused(capsys, [*args, "--out", str(odd_names / "pl")], "is inside --source")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.md").write_text("keep me")
+    _refused(capsys, [*args, "--out", str(tmp_path / "mine"), "--overwrite"], "holds other files (notes.md)")
+    assert (tmp_path / "mine" / "notes.md").read_text() == "keep me"
+
+
+def test_offline_refuses_unfinished_or_malformed_pseudo_labels(tmp_path, tiny, capsys):
+    pl = tmp_path / "pl"
+    (pl / "images").mkdir(parents=True)
+    (pl / "labels").mkdir()
+    config = str(_config(tmp_path, tiny, mode="offline", pseudo_labels=str(pl)))
+    _refused(capsys, ["train", config], "has no summary.json: the pseudo-labelling did not finish")
+    (pl / "summary.json").write_text(json.dumps({"names": {"0": "circle", "1": "square", "2": "triangle"}}))
+    (pl / "labels" / "x.txt").write_text("7 0.5 0.5 0.1 0.1\n")
+    _refused(capsys, ["train", config], "x.txt:1: class 7 out of range: the dataset has 3 classes")
