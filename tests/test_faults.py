@@ -171,3 +171,67 @@ def test_offline_refuses_unfinished_or_malformed_pseudo_labels(tmp_path, tiny, c
     (pl / "summary.json").write_text(json.dumps({"names": {"0": "circle", "1": "square", "2": "triangle"}}))
     (pl / "labels" / "x.txt").write_text("7 0.5 0.5 0.1 0.1\n")
     _refused(capsys, ["train", config], "x.txt:1: class 7 out of range: the dataset has 3 classes")
+
+
+def test_a_run_folder_has_one_writer_at_a_time(tmp_path, tiny, capsys):
+    import subprocess
+    import sys
+
+    from semiyolo.cli import main
+
+    config = str(_config(tmp_path, tiny))
+    folder = tmp_path / "runs" / "same"
+    folder.mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (folder / ".semiyolo.lock").write_text(str(other.pid))
+        args = ["train", config, "train.name=same", "train.exist_ok=true"]
+        _refused(capsys, args, f"another run (process {other.pid}) is writing to this folder")
+        assert not (folder / "results.csv").exists()
+    finally:
+        other.kill()
+        other.wait()
+    # the other process is gone: its lock is stale and taken over, and released at the end
+    assert main(args) == 0
+    assert (folder / "results.csv").is_file() and not (folder / ".semiyolo.lock").exists()
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [(28, "no space left on the device of"), (13, "is not writable (Permission denied); give train.project")],
+)
+def test_a_failed_checkpoint_write_is_one_line_and_leaves_no_part_file(
+    tmp_path, tiny, capsys, monkeypatch, code, message
+):
+    import pathlib
+
+    write_bytes = pathlib.Path.write_bytes
+
+    def failing(path, data):
+        if path.name.endswith(".pt.part"):
+            write_bytes(path, data[: len(data) // 2])  # half written, then the device refuses
+            raise OSError(code, os.strerror(code))
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", failing)
+    _refused(capsys, ["train", str(_config(tmp_path, tiny)), "train.name=full"], message)
+    assert not list((tmp_path / "runs" / "full" / "weights").glob("*.part"))
+
+
+def test_ctrl_c_says_where_to_resume(tmp_path, tiny, capsys, monkeypatch):
+    from semiyolo.cli import main
+    from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
+
+    preprocess = BackgroundPenaltyTrainer.preprocess_batch
+
+    def interrupted_in_epoch_2(self, batch):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return preprocess(self, batch)
+
+    monkeypatch.setattr(BackgroundPenaltyTrainer, "preprocess_batch", interrupted_in_epoch_2)
+    assert main(["train", str(_config(tmp_path, tiny)), "train.epochs=2", "train.name=ctrlc"]) == 130
+    last = tmp_path / "runs" / "ctrlc" / "weights" / "last.pt"
+    err = capsys.readouterr().err
+    assert f"interrupted; continue with train.resume={last}" in err and "Traceback" not in err
+    assert last.is_file() and not (last.parent.parent / ".semiyolo.lock").exists()

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import TrainingDiverged, UserInputError
+from .errors import RunInterrupted, TrainingDiverged, UserInputError
 
 
 def _plot_losses(args: argparse.Namespace) -> int:
@@ -238,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as err:
         print(f"semiyolo {args.command}: training stopped: {err}", file=sys.stderr)
         return 1
+    except RunInterrupted as err:
+        print(f"semiyolo {args.command}: {err}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,3 +15,7 @@ class DataError(UserInputError):
 
 class TrainingDiverged(RuntimeError):
     """Training met too many consecutive non-finite losses; the message lists the last batch's files."""
+
+
+class RunInterrupted(RuntimeError):
+    """Training was interrupted (Ctrl-C); the message says where the resumable checkpoint is."""

@@ -14,7 +14,7 @@ from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
 from ...config import RunConfig, load_config
 from ...data import check_detection_dataset, read_label_file
-from ...errors import ConfigError, DataError
+from ...errors import ConfigError, DataError, RunInterrupted
 from ...pseudo import build_filters
 from .continuation import read_continuation_state
 from .offline import load_detector, offline_train_entries
@@ -140,7 +140,18 @@ def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Map
     cfg = prepare(config, overrides)
     trainer_cls = SemiSupervisedTrainer if cfg.semi.mode == "online" else BackgroundPenaltyTrainer
     trainer = trainer_cls(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
-    trainer.train()
+    try:
+        trainer.train()
+    except KeyboardInterrupt:
+        raise RunInterrupted(_interrupted_message(trainer)) from None
+    finally:
+        trainer.run_lock.release()
     summary_path = Path(trainer.save_dir) / SUMMARY_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     return {**summary, "save_dir": str(trainer.save_dir)}
+
+
+def _interrupted_message(trainer: BackgroundPenaltyTrainer) -> str:
+    if trainer.last.is_file():
+        return f"interrupted; continue with train.resume={trainer.last} (the last finished epoch's checkpoint)"
+    return f"interrupted before the first epoch ended; nothing to resume in {trainer.save_dir}"

@@ -17,6 +17,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 from ...config import SemiConfig
 from ...data import list_images
 from ...errors import TrainingDiverged
+from ...runfiles import RunLock, describe_write_error
 from ...schedules import ramp_weight
 from . import continuation, resume
 from .criterion import build_criterion, resume_e2e_schedule, set_lambda_bg
@@ -45,6 +46,9 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
             semi = SemiConfig.model_validate_json(os.environ[SEMI_ENV])
         self.semi = semi or SemiConfig()  # before Ultralytics' __init__, which calls get_dataset
         super().__init__(cfg, overrides, _callbacks)
+        self.run_lock = RunLock(self.save_dir)
+        if RANK == -1:  # the launching process holds the folder; DDP workers run under it
+            self.run_lock.acquire()
         os.environ[SEMI_ENV] = self.semi.model_dump_json()  # for the DDP workers Ultralytics may launch
         self.lambda_bg = 0.0
         self.skipped_steps = self.consecutive_skips = 0
@@ -61,6 +65,7 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
         self.add_callback_once("on_train_epoch_start", _begin_epoch)
         self.add_callback_once("on_train_batch_start", _count_batch)
         self.add_callback_once("on_train_end", _write_summary)
+        self.add_callback_once("on_train_end", _release_lock)
 
     def add_callback_once(self, event: str, callback) -> None:
         """DDP workers receive the parent's callbacks already registered: do not run ours twice."""
@@ -183,19 +188,29 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
     def save_model(self):
         """Ultralytics' checkpointing made atomic: ``last.pt`` and ``best.pt`` are written under ``.part``
         names and renamed into place, so a run killed mid-write keeps its previous checkpoints loadable. The
-        resume states are written first, in two generations (:func:`resume.write_state`)."""
-        self.wdir.mkdir(parents=True, exist_ok=True)
-        for name, state in self.resume_states().items():
-            resume.write_state(self.wdir / name, state)
+        resume states are written first, in two generations (:func:`resume.write_state`). A write that fails for
+        want of space or permission removes its partial files and ends the run with one line
+        (:class:`~semiyolo.runfiles.OutputError`)."""
         final_last, final_best = self.last, self.best
         parts = [p.with_name(p.name + ".part") for p in (final_last, final_best)]
-        for part in parts:
-            part.unlink(missing_ok=True)  # left by a run killed mid-write
-        self.last, self.best = parts
         try:
-            saved = super().save_model()
-        finally:
-            self.last, self.best = final_last, final_best
+            self.wdir.mkdir(parents=True, exist_ok=True)
+            for name, state in self.resume_states().items():
+                resume.write_state(self.wdir / name, state)
+            for part in parts:
+                part.unlink(missing_ok=True)  # left by a run killed mid-write
+            self.last, self.best = parts
+            try:
+                saved = super().save_model()
+            finally:
+                self.last, self.best = final_last, final_best
+        except (OSError, RuntimeError) as err:
+            for part in (*parts, *self.wdir.glob("*.pt.part")):
+                part.unlink(missing_ok=True)
+            described = describe_write_error(err, self.wdir)
+            if described is None:
+                raise
+            raise described from err
         for part, final in zip(parts, (final_last, final_best), strict=True):
             if part.exists():
                 os.replace(part, final)
@@ -284,3 +299,7 @@ def _final_row(trainer: BackgroundPenaltyTrainer) -> dict[str, float]:
     """The validation metrics of the last epoch (the final weights), from results.csv."""
     columns = trainer.read_results_csv()
     return {k: v[-1] for k, v in columns.items() if k.startswith("metrics/") and v}
+
+
+def _release_lock(trainer: BackgroundPenaltyTrainer) -> None:
+    trainer.run_lock.release()
