@@ -235,3 +235,15 @@ def test_ctrl_c_says_where_to_resume(tmp_path, tiny, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert f"interrupted; continue with train.resume={last}" in err and "Traceback" not in err
     assert last.is_file() and not (last.parent.parent / ".semiyolo.lock").exists()
+
+
+def test_pseudo_label_errors_name_the_weights_and_the_source(tmp_path, odd_names):
+    from semiyolo.errors import ConfigError
+
+    weights = tmp_path / "w.pt"
+    YOLO("yolov8n.yaml").save(weights)  # 80 classes
+    with pytest.raises(ConfigError, match=rf"num_classes is 10, --weights {weights} has 80"):
+        pseudo_label_folder(weights, odd_names, tmp_path / "a", [{"name": "dsat", "params": {"num_classes": 10}}])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"^--source: no images found in"):
+        pseudo_label_folder(weights, tmp_path / "empty", tmp_path / "b")

@@ -244,11 +244,14 @@ class FilterChain:
             f.load_state_dict(s)
 
 
-def build_filters(specs: Sequence[Any], num_classes: int, has_dfl: bool) -> FilterChain:
+def build_filters(
+    specs: Sequence[Any], num_classes: int, has_dfl: bool, classes_from: str = "the dataset"
+) -> FilterChain:
     """A chain from config specs (objects or dicts with ``name`` and ``params``).
 
-    ``dsat`` gets ``num_classes`` unless given; ``dfl_entropy`` on a head without DFL, unknown names and bad
-    parameters raise :class:`ConfigError` naming ``semi.filters.<i>``.
+    ``dsat`` gets ``num_classes`` (the class count of ``classes_from``, named in errors) unless given;
+    ``dfl_entropy`` on a head without DFL, unknown names and bad parameters raise :class:`ConfigError` naming
+    ``semi.filters.<i>``.
     """
     filters = []
     for i, spec in enumerate(specs):
@@ -261,7 +264,7 @@ def build_filters(specs: Sequence[Any], num_classes: int, has_dfl: bool) -> Filt
         if cls is DSATFilter:
             params.setdefault("num_classes", num_classes)
             if params["num_classes"] != num_classes:
-                raise ConfigError(f"{where}: num_classes is {params['num_classes']}, the dataset has {num_classes}")
+                raise ConfigError(f"{where}: num_classes is {params['num_classes']}, {classes_from} has {num_classes}")
         if cls is DFLEntropyFilter and not has_dfl:
             raise ConfigError(f"{where}: the model's head has no DFL distributions (reg_max = 1)")
         accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}

@@ -10,7 +10,9 @@ from typing import Any
 
 import torch
 from ultralytics.cfg import DEFAULT_CFG, DEFAULT_CFG_DICT, get_cfg
-from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+from ultralytics.nn.tasks import DetectionModel, guess_model_task, yaml_model_load
+from ultralytics.utils import LOGGER
+from ultralytics.utils.checks import check_imgsz
 
 from ...config import RunConfig, load_config
 from ...data import check_detection_dataset, read_label_file
@@ -38,6 +40,11 @@ def check_train_args(train: Mapping[str, Any]) -> None:
         get_cfg(DEFAULT_CFG, dict(train))
     except (TypeError, ValueError, SyntaxError) as err:
         raise ConfigError(f"train: {err}") from None
+    if "imgsz" in train:
+        try:
+            check_imgsz(train["imgsz"], stride=32)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"train.imgsz: {err}") from None
 
 
 def check_model(model: str) -> None:
@@ -53,9 +60,11 @@ def check_model(model: str) -> None:
             raise ConfigError(f"model: {str(err).removeprefix('--weights: ')}") from None
     elif model.endswith((".yaml", ".yml")):
         try:
-            yaml_model_load(model)
+            task = guess_model_task(yaml_model_load(model))
         except FileNotFoundError:
             raise ConfigError(f"model: {model} is neither a file nor an Ultralytics model .yaml") from None
+        if task != "detect":
+            raise ConfigError(f"model: {model} is a {task} model; semiyolo trains detection models (a Detect head)")
     else:
         raise ConfigError(f"model: expected a .yaml model definition or a .pt checkpoint, got {model!r}")
 
@@ -79,6 +88,10 @@ def prepare(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | M
             raise ConfigError("semi.unlabeled: online mode needs a folder of unlabeled images")
         UnlabeledImages.from_folder(cfg.semi.unlabeled, imgsz=32)
         build_filters(cfg.semi.filters, num_classes=data["nc"], has_dfl=head_has_dfl(cfg.model, data["nc"]))
+        if not cfg.semi.filters:
+            LOGGER.warning(
+                "semi.filters is empty: every candidate above semi.pseudo_min_score after NMS becomes a pseudo-label"
+            )
     if cfg.semi.mode == "offline":
         if not cfg.semi.pseudo_labels:
             raise ConfigError("semi.pseudo_labels: offline mode needs the folder written by 'semiyolo pseudo-label'")

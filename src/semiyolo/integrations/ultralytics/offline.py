@@ -63,7 +63,10 @@ def pseudo_label_folder(
     prepare_output_folder(Path(source), Path(out), overwrite)
     model = load_detector(weights)
     names = model.names
-    chain = build_filters(filters, num_classes=len(names), has_dfl=getattr(model.model[-1], "reg_max", 1) > 1)
+    has_dfl = getattr(model.model[-1], "reg_max", 1) > 1
+    chain = build_filters(filters, num_classes=len(names), has_dfl=has_dfl, classes_from=f"--weights {weights}")
+    if not filters:
+        LOGGER.warning("no pseudo-label filter: every candidate above --min-score after NMS becomes a pseudo-label")
     labeler = TeacherPseudoLabeler(chain, min_score=min_score, nms_iou=nms_iou)
     dataset = UnlabeledImages.from_folder(source, imgsz, key="--source")
     out = Path(out)
