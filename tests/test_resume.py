@@ -64,9 +64,9 @@ def data(tmp_path_factory):
     return labeled, root / "unlabeled" / "images" / "train"
 
 
-def _config(tmp_path, data, name, online):
+def _config(tmp_path, data, name, online, nbs):
     labeled, unlabeled = data
-    train = {"epochs": 6, "imgsz": 64, "batch": 4, "nbs": 8, "workers": 0, "plots": False, "seed": 0}
+    train = {"epochs": 6, "imgsz": 64, "batch": 4, "nbs": nbs, "workers": 0, "plots": False, "seed": 0}
     semi = {
         "mode": "online",
         "unlabeled": str(unlabeled),
@@ -80,7 +80,7 @@ def _config(tmp_path, data, name, online):
     cfg = {
         "model": "yolov8n.yaml",
         "data": str(labeled),
-        "train": {**train, "project": str(tmp_path), "name": name},  # nbs 8: 2 batches per step, across epochs
+        "train": {**train, "project": str(tmp_path), "name": name},
         "semi": semi if online else {"lambda_bg_warmup": 1, "burn_in": 1},
     }
     path = tmp_path / f"{name}.yaml"
@@ -111,11 +111,14 @@ def _kill_at_random_moment(config, state_file, seed):
             proc.kill()
 
 
+@pytest.mark.parametrize("nbs", [4, 16, 64], ids=["nbs=batch", "nbs=4xbatch", "nbs=64"])
 @pytest.mark.parametrize("online", [False, True], ids=["supervised", "online"])
-def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, data, online):
-    straight = _config(tmp_path, data, "straight", online)
+def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, data, online, nbs):
+    # batch 4: nbs 16 accumulates 4 batches a step, across epochs of 5 batches; nbs 64 accumulates up to 16 (the
+    # warm-up ramps it from 1), so the run's few steps straddle the checkpoint
+    straight = _config(tmp_path, data, "straight", online, nbs)
     subprocess.run([sys.executable, "-m", "semiyolo", "train", str(straight)], env=ENV, check=True, capture_output=True)
-    killed = _config(tmp_path, data, "killed", online)
+    killed = _config(tmp_path, data, "killed", online, nbs)
     weights = tmp_path / "killed" / "weights"
     _kill_at_random_moment(killed, weights / "train_state.pt", seed=int(online))
     resumed = subprocess.run(
@@ -137,11 +140,36 @@ def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_p
         for part in ("model", "ema") if name == "train_state.pt" else ("teacher",):
             for key, value in a[part].items():
                 assert torch.equal(value, b[part][key]), f"{name} {part} {key} differs"
+        assert (
+            a["ema_updates" if name == "train_state.pt" else "teacher_updates"]
+            == b["ema_updates" if name == "train_state.pt" else "teacher_updates"]
+        )
+    # one row per epoch, as in the straight run (an epoch logged, then trained again after the kill, is not doubled)
     assert _box_loss_by_epoch(tmp_path / "killed") == _box_loss_by_epoch(tmp_path / "straight")
 
 
 def _box_loss_by_epoch(run):
-    """``{epoch: train/box_loss}``; an epoch logged twice (killed between its log and its checkpoint, then
-    trained again) keeps its last row."""
     with open(run / "results.csv") as f:
-        return {row["epoch"]: row["train/box_loss"] for row in csv.DictReader(f)}
+        return [(row["epoch"], row["train/box_loss"]) for row in csv.DictReader(f)]
+
+
+def test_a_run_killed_before_its_first_checkpoint_says_so(tmp_path, data, capsys):
+    from semiyolo.cli import main
+
+    config = _config(tmp_path, data, "early", online=False, nbs=4)
+    weights = tmp_path / "early" / "weights"
+    weights.mkdir(parents=True)
+    (weights / "last.pt.part").write_bytes(b"half a checkpoint")
+    assert main(["train", str(config), f"train.resume={weights / 'last.pt'}"]) == 2
+    assert "killed before its first checkpoint was complete; start it again without train.resume" in (
+        capsys.readouterr().err
+    )
+
+
+def test_results_rows_of_epochs_after_the_checkpoint_are_dropped(tmp_path):
+    from semiyolo.integrations.ultralytics.resume import drop_logged_epochs_after
+
+    path = tmp_path / "results.csv"
+    path.write_text("epoch,loss\n1,0.5\n2,0.4\n3,0.3\n")  # epoch 3 logged, killed before its checkpoint
+    drop_logged_epochs_after(path, 2)
+    assert path.read_text() == "epoch,loss\n1,0.5\n2,0.4\n"

@@ -135,6 +135,11 @@ def check_resume(cfg: RunConfig) -> None:
             )
         resume = cfg.train["resume"] = cfg.model
     path = Path(str(resume))
+    if not path.is_file() and path.with_name(path.name + ".part").is_file():
+        raise ConfigError(
+            f"train.resume: {path} not found: the run was killed before its first checkpoint was complete; start "
+            "it again without train.resume"
+        )
     if not path.is_file():
         raise ConfigError(f"train.resume: {path} not found (expected the run's weights/last.pt)")
     try:

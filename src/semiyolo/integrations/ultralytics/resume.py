@@ -132,3 +132,16 @@ def _restore_mosaic_buffer(dataset, buffer: list[int]) -> None:
     for i in buffer:
         dataset.load_image(i)
     dataset.buffer[:] = buffer
+
+
+def drop_logged_epochs_after(results_csv: Path, epochs: int) -> None:
+    """Keep the first ``epochs`` epochs' rows of ``results.csv``: a run killed after logging an epoch but before
+    its checkpoint trains that epoch again, and Ultralytics would append a second row for it."""
+    if not results_csv.is_file():
+        return
+    lines = results_csv.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(float(line.split(",", 1)[0])) <= epochs]
+    if len(kept) != len(lines):
+        tmp = results_csv.with_name(results_csv.name + ".part")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, results_csv)

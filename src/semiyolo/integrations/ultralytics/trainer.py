@@ -120,9 +120,10 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
     def _shift_accumulate(self) -> None:
         """Until the resumed run's first step: Ultralytics steps when ``ni - last >= accumulate`` with ``last``
         reset to -1; shift ``accumulate`` by the saved ``last + 1`` so that it steps where the run would have.
-        Runs after Ultralytics' warm-up has set this batch's ``accumulate``."""
-        if self._accumulate is None or self.accumulate != self._accumulate[1]:
-            self._accumulate = (self.accumulate, self.accumulate + self.resumed_last_opt_ni + 1)
+        Runs after Ultralytics' warm-up has set this batch's ``accumulate``; :func:`_count_batch` has put
+        Ultralytics' own value back at the batch's start, so a warm-up value that happens to equal the last shifted
+        one is still shifted."""
+        self._accumulate = (self.accumulate, self.accumulate + self.resumed_last_opt_ni + 1)
         self.accumulate = self._accumulate[1]
 
     def optimizer_step(self) -> None:
@@ -242,6 +243,8 @@ def _install_criterion(trainer: BackgroundPenaltyTrainer) -> None:
 
 
 def _restore_train_state(trainer: BackgroundPenaltyTrainer) -> None:
+    if trainer.resume and trainer.start_epoch > 0 and RANK in {-1, 0}:
+        resume.drop_logged_epochs_after(trainer.csv, trainer.start_epoch)
     if trainer.resume and trainer.start_epoch > 0 and trainer.world_size <= 1 and trainer.semi.exact_resume:
         path = trainer.wdir / resume.TRAIN_STATE
         trainer.resume_state = resume.read_state(path, trainer.start_epoch - 1, trainer.device)
@@ -265,6 +268,8 @@ def _begin_epoch(trainer: BackgroundPenaltyTrainer) -> None:
 
 def _count_batch(trainer: BackgroundPenaltyTrainer) -> None:
     trainer.batch_ni += 1
+    if trainer._accumulate is not None:  # undo the resume shift: Ultralytics' warm-up may set its own value
+        trainer.accumulate = trainer._accumulate[0]
 
 
 def _step_lambda_bg(trainer: BackgroundPenaltyTrainer) -> None:
