@@ -247,3 +247,12 @@ def test_pseudo_label_errors_name_the_weights_and_the_source(tmp_path, odd_names
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"^--source: no images found in"):
         pseudo_label_folder(weights, tmp_path / "empty", tmp_path / "b")
+
+
+def test_empty_image_files_are_listed_by_the_dataset_check(tmp_path):
+    from semiyolo.data import SynthSpec, check_detection_dataset, write_dataset
+
+    data = write_dataset(tmp_path / "d", SynthSpec(images=8, imgsz=32, seed=0))
+    empty = tmp_path / "d" / "images" / "train" / "empty.jpg"
+    empty.write_bytes(b"")  # Ultralytics skips it, saying "No module named 'pi_heif'"
+    assert check_detection_dataset(data)["empty_images"] == [empty]

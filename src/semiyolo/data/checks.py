@@ -35,7 +35,8 @@ def _split_images(root: Path, entry: Any, data_yaml: Path, split: str) -> list[P
 
 def check_detection_dataset(data_yaml: str | Path) -> dict[str, Any]:
     """Read ``data_yaml`` and check that ``train`` and ``val`` name existing image folders with images and
-    that ``names`` is given; returns the parsed mapping with ``nc`` and the image counts added.
+    that ``names`` is given; returns the parsed mapping with ``nc``, the image counts (``n_train``, ``n_val``) and
+    the images that are empty files (``empty_images``, which Ultralytics skips) added.
 
     Raises:
         DataError: naming the file, the key and the path at fault.
@@ -56,6 +57,7 @@ def check_detection_dataset(data_yaml: str | Path) -> dict[str, Any]:
         raise DataError(f"{data_yaml}: nc is {data['nc']!r} but names lists {len(names)} classes; make them agree")
     root = Path(data.get("path") or data_yaml.parent)
     root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
+    data["empty_images"] = []
     for split in ("train", "val"):
         images = _split_images(root, data[split], data_yaml, split)
         if not images:
@@ -63,6 +65,7 @@ def check_detection_dataset(data_yaml: str | Path) -> dict[str, Any]:
         for image in images:
             check_label_file(label_path(image), len(names))
         data[f"n_{split}"] = len(images)
+        data["empty_images"] += [image for image in images if image.is_file() and image.stat().st_size == 0]
     data["nc"] = len(names)
     return data
 

@@ -81,6 +81,9 @@ def prepare(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | M
     check_model(cfg.model)
     check_train_args(cfg.train)
     data = check_detection_dataset(cfg.data)
+    if data["empty_images"]:
+        listed = ", ".join(map(str, data["empty_images"][:5])) + (" ..." if len(data["empty_images"]) > 5 else "")
+        LOGGER.warning(f"{cfg.data}: {len(data['empty_images'])} image(s) are empty files (0 bytes), skipped: {listed}")
     if cfg.semi.init_state:
         read_continuation_state(cfg.semi.init_state)
     if cfg.semi.mode == "online":
