@@ -100,13 +100,6 @@ def test_one_label_path_rule_equal_to_ultralytics(image):
     assert str(label_path(Path(image))) == img2label_paths([image])[0]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from semiyolo.data import SynthSpec, write_dataset
-
-    return write_dataset(tmp_path_factory.mktemp("data"), SynthSpec(images=12, imgsz=64, seed=0))
-
-
 def _config(tmp_path, data, **semi):
     import yaml
 
@@ -129,10 +122,10 @@ def _refused(capsys, args, message):
     assert message in err and "Traceback" not in err
 
 
-def test_a_resume_path_must_exist_and_belong_to_this_run(tmp_path, tiny, capsys):
+def test_a_resume_path_must_exist_and_belong_to_this_run(tmp_path, tiny_data, capsys):
     import torch
 
-    config = str(_config(tmp_path, tiny))
+    config = str(_config(tmp_path, tiny_data))
     _refused(capsys, ["train", config, "train.resume=/nonexistent/last.pt"], "train.resume: /nonexistent/last.pt not")
     _refused(capsys, ["train", config, "train.resume=true"], "train.resume: give the path of the run's weights/last.pt")
     other = tmp_path / "other.pt"
@@ -162,24 +155,24 @@ def test_pseudo_label_output_is_fresh_or_explicitly_overwritten(odd_names, tmp_p
     assert (tmp_path / "mine" / "notes.md").read_text() == "keep me"
 
 
-def test_offline_refuses_unfinished_or_malformed_pseudo_labels(tmp_path, tiny, capsys):
+def test_offline_refuses_unfinished_or_malformed_pseudo_labels(tmp_path, tiny_data, capsys):
     pl = tmp_path / "pl"
     (pl / "images").mkdir(parents=True)
     (pl / "labels").mkdir()
-    config = str(_config(tmp_path, tiny, mode="offline", pseudo_labels=str(pl)))
+    config = str(_config(tmp_path, tiny_data, mode="offline", pseudo_labels=str(pl)))
     _refused(capsys, ["train", config], "has no summary.json: the pseudo-labelling did not finish")
     (pl / "summary.json").write_text(json.dumps({"names": {"0": "circle", "1": "square", "2": "triangle"}}))
     (pl / "labels" / "x.txt").write_text("7 0.5 0.5 0.1 0.1\n")
     _refused(capsys, ["train", config], "x.txt:1: class 7 out of range: the dataset has 3 classes")
 
 
-def test_a_run_folder_has_one_writer_at_a_time(tmp_path, tiny, capsys):
+def test_a_run_folder_has_one_writer_at_a_time(tmp_path, tiny_data, capsys):
     import subprocess
     import sys
 
     from semiyolo.cli import main
 
-    config = str(_config(tmp_path, tiny))
+    config = str(_config(tmp_path, tiny_data))
     folder = tmp_path / "runs" / "same"
     folder.mkdir(parents=True)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -201,7 +194,7 @@ def test_a_run_folder_has_one_writer_at_a_time(tmp_path, tiny, capsys):
     [(28, "no space left on the device of"), (13, "is not writable (Permission denied); give train.project")],
 )
 def test_a_failed_checkpoint_write_is_one_line_and_leaves_no_part_file(
-    tmp_path, tiny, capsys, monkeypatch, code, message
+    tmp_path, tiny_data, capsys, monkeypatch, code, message
 ):
     import pathlib
 
@@ -214,11 +207,11 @@ def test_a_failed_checkpoint_write_is_one_line_and_leaves_no_part_file(
         return write_bytes(path, data)
 
     monkeypatch.setattr(pathlib.Path, "write_bytes", failing)
-    _refused(capsys, ["train", str(_config(tmp_path, tiny)), "train.name=full"], message)
+    _refused(capsys, ["train", str(_config(tmp_path, tiny_data)), "train.name=full"], message)
     assert not list((tmp_path / "runs" / "full" / "weights").glob("*.part"))
 
 
-def test_ctrl_c_says_where_to_resume(tmp_path, tiny, capsys, monkeypatch):
+def test_ctrl_c_says_where_to_resume(tmp_path, tiny_data, capsys, monkeypatch):
     from semiyolo.cli import main
     from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
 
@@ -230,7 +223,7 @@ def test_ctrl_c_says_where_to_resume(tmp_path, tiny, capsys, monkeypatch):
         return preprocess(self, batch)
 
     monkeypatch.setattr(BackgroundPenaltyTrainer, "preprocess_batch", interrupted_in_epoch_2)
-    assert main(["train", str(_config(tmp_path, tiny)), "train.epochs=2", "train.name=ctrlc"]) == 130
+    assert main(["train", str(_config(tmp_path, tiny_data)), "train.epochs=2", "train.name=ctrlc"]) == 130
     last = tmp_path / "runs" / "ctrlc" / "weights" / "last.pt"
     err = capsys.readouterr().err
     assert f"interrupted; continue with train.resume={last}" in err and "Traceback" not in err

@@ -7,13 +7,7 @@ import torch
 import yaml
 
 from semiyolo.cli import main
-from semiyolo.data import SynthSpec, write_dataset
 from semiyolo.metrics import count_background_false_positives
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("data"), SynthSpec(images=12, imgsz=64, seed=0))
 
 
 def _config(tmp_path, data, **semi):
