@@ -86,6 +86,7 @@ def _ablate(args: argparse.Namespace) -> int:
         focal=args.focal,
         offline=not args.no_offline,
         continue_lr=args.continue_lr,
+        only=tuple(args.only or ()),
     )
     run_ablation(args.config, args.out, protocol, overrides=args.overrides)
     return 0
@@ -171,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--lambdas", type=float, nargs="+", default=[1.0], help="online lambda_bg besides 0")
     ablate.add_argument("--focal", action="store_true", help="add online with the focal background mode, lambda_bg 1")
     ablate.add_argument("--no-offline", action="store_true", help="leave out the offline arm")
+    ablate.add_argument(
+        "--only",
+        nargs="+",
+        choices=("supervised_continued", "online", "offline", "fully_labeled"),
+        help="run only these arms (the converged run is always trained or reused); e.g. to run the ceiling apart",
+    )
     ablate.add_argument(
         "--continue-lr",
         type=float,

@@ -56,6 +56,10 @@ class Protocol:
     focal: bool = False
     offline: bool = True
     continue_lr: float = 0.1  # the continuation's first learning rate, as a share of the converged run's peak
+    only: tuple[str, ...] = ()  # run only these kinds besides the converged run (all when empty)
+
+    def runs(self, kind: str) -> bool:
+        return not self.only or kind in self.only
 
 
 @dataclass
@@ -205,7 +209,8 @@ def run_ablation(
     n_labeled = check_detection_dataset(cfg.data)["n_train"]
     n_unlabeled = len(list_images(cfg.semi.unlabeled))
     continuation = continuation_train_args(optim, protocol.continue_lr)
-    for arm in continuation_arms(protocol, [base_seed + k for k in range(protocol.seeds)]):
+    arms = continuation_arms(protocol, [base_seed + k for k in range(protocol.seeds)])
+    for arm in (a for a in arms if protocol.runs(a.kind)):
         run_cfg = copy.deepcopy(base)
         images = n_labeled + n_unlabeled if arm.kind == "offline" else n_labeled * cfg.semi.labeled_repeat
         run_cfg["model"] = str(converged_dir / "weights" / "last.pt")
@@ -222,7 +227,9 @@ def run_ablation(
         rows.append(_run(out, arm.name, arm.kind, arm.seed, run_cfg))
 
     full_data = hidden_labels_dataset(cfg.data, cfg.semi.unlabeled, out)
-    if full_data is None:
+    if not protocol.runs(FULLY_LABELED):
+        note = ""
+    elif full_data is None:
         note = f"{FULLY_LABELED}: skipped, the unlabeled images ({cfg.semi.unlabeled}) have no hidden labels"
         print(note)
     else:
