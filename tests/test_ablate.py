@@ -126,3 +126,28 @@ def test_tiny_protocol_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 0
     assert capsys.readouterr().out.count("(finished earlier, skipped)") == 6
+
+
+def test_protocol_settings_are_checked():
+    from semiyolo.errors import ConfigError
+    from semiyolo.integrations.ultralytics.ablate import Protocol, _fixed_batch
+
+    with pytest.raises(ConfigError, match="--continue-lr"):
+        Protocol(continue_lr=0)
+    assert Protocol(lambdas=(0.0, 1.0, 1.0, 0.5)).lambdas == (1.0, 0.5)  # lambda 0 is always run, once
+    with pytest.raises(ConfigError, match=r"train.batch: the ablation needs a fixed batch size .* got -1"):
+        _fixed_batch({"batch": -1})
+
+
+def test_a_run_finished_with_other_settings_is_not_reused(tmp_path):
+    import json
+
+    from semiyolo.errors import ConfigError
+    from semiyolo.integrations.ultralytics.ablate import _fingerprint, _run
+
+    cfg = {"model": "m.yaml", "train": {"epochs": 3}, "semi": {"mode": "supervised", "lambda_bg": 0.0}}
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "ablation_row.json").write_text(json.dumps({"run": "r", "config_fingerprint": _fingerprint(cfg)}))
+    assert _run(tmp_path, "r", "supervised_continued", 0, cfg)["run"] == "r"  # same settings: reused
+    with pytest.raises(ConfigError, match="finished earlier with other settings"):
+        _run(tmp_path, "r", "supervised_continued", 0, {**cfg, "train": {"epochs": 4}})

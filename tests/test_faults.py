@@ -148,11 +148,15 @@ def test_pseudo_label_output_is_fresh_or_explicitly_overwritten(odd_names, tmp_p
     _refused(capsys, [*args, "--out", str(out)], "holds an earlier pseudo-label output; choose a new folder or pass")
     assert main([*args, "--out", str(out), "--overwrite"]) == 0
     assert not (out / "labels" / "stale.txt").exists() and len(list((out / "labels").iterdir())) == 2
-    _refused(capsys, [*args, "--out", str(odd_names / "pl")], "is inside --source")
-    (tmp_path / "mine").mkdir()
+    _refused(capsys, [*args, "--out", str(odd_names / "pl")], "holds or lies inside --source")
+    # a folder above the source, or one that is not an earlier output, is never cleared
+    _refused(capsys, [*args, "--out", str(odd_names.parent), "--overwrite"], "holds or lies inside --source")
+    (tmp_path / "mine" / "images").mkdir(parents=True)
+    (tmp_path / "mine" / "images" / "x.jpg").write_bytes(b"keep me")
+    _refused(capsys, [*args, "--out", str(tmp_path / "mine"), "--overwrite"], "not a pseudo-label output (images)")
     (tmp_path / "mine" / "notes.md").write_text("keep me")
-    _refused(capsys, [*args, "--out", str(tmp_path / "mine"), "--overwrite"], "holds other files (notes.md)")
-    assert (tmp_path / "mine" / "notes.md").read_text() == "keep me"
+    _refused(capsys, [*args, "--out", str(tmp_path / "mine"), "--overwrite"], "not a pseudo-label output (notes.md)")
+    assert (tmp_path / "mine" / "images" / "x.jpg").read_bytes() == b"keep me"
 
 
 def test_offline_refuses_unfinished_or_malformed_pseudo_labels(tmp_path, tiny_data, capsys):
@@ -249,3 +253,10 @@ def test_empty_image_files_are_listed_by_the_dataset_check(tmp_path):
     empty = tmp_path / "d" / "images" / "train" / "empty.jpg"
     empty.write_bytes(b"")  # Ultralytics skips it, saying "No module named 'pi_heif'"
     assert check_detection_dataset(data)["empty_images"] == [empty]
+
+
+def test_a_label_that_is_not_finite_is_named(tmp_path):
+    label = tmp_path / "a.txt"
+    label.write_text("nan 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(DataError, match=r"a.txt:1: not finite numbers"):
+        read_label_file(label, nc=1)

@@ -231,6 +231,7 @@ def plot_arms_against_lambda(rows: Sequence[dict[str, Any]], out: str | Path) ->
     """Online arms against lambda_bg (mean over seeds, bars one standard deviation): precision and recall, and
     background false positives per image at 0.25 and at the F1 peak; the supervised continuation as a dashed line."""
     online = [e for e in summarize_arms(rows) if e["arm"].startswith("online bg") and " " not in e["arm"][7:]]
+    online.sort(key=lambda e: float(e["arm"].removeprefix("online bg")))
     lambdas = [float(e["arm"].removeprefix("online bg")) for e in online]
     continued = next((e for e in summarize_arms(rows) if e["arm"] == "supervised_continued"), None)
     panels = (

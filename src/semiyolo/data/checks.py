@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,8 @@ def read_label_file(path: Path, nc: int | None = None) -> np.ndarray:
             cls, *box = (float(v) for v in fields)
         except ValueError:
             raise DataError(f"{where}: not numbers: {line.strip()!r}") from None
+        if not all(math.isfinite(v) for v in (cls, *box)):
+            raise DataError(f"{where}: not finite numbers: {line.strip()!r}")
         if cls != int(cls) or cls < 0 or (nc is not None and cls >= nc):
             known = f": the dataset has {nc} classes (0 to {nc - 1})" if nc is not None else ""
             raise DataError(f"{where}: class {fields[0]} out of range{known}")

@@ -9,8 +9,9 @@ Arms (``kind`` in ``ablation.csv``):
   the labeled images alone. The baseline every other continuation is judged against.
 - ``online`` (lambda_bg 0, each of ``lambdas``, the focal mode on request) and ``offline`` (pseudo-labels from the
   converged weights, labeled + pseudo-labeled images): the same continuation, the same ``steps``.
-- ``fully_labeled``: the labeled and unlabeled images with their hidden labels, from the config's model, with as
-  many optimizer steps as the converged run: the ceiling. Skipped, with a note, without hidden labels.
+- ``fully_labeled``: the labeled and unlabeled images with their hidden labels, from the config's model, with the
+  converged run's schedule in as many batches (so as many optimizer steps): the ceiling. Skipped, with a note,
+  without hidden labels.
 
 Every continuation uses the converged run's optimizer (its resolved class and peak learning rate), starts at
 ``continue_lr`` times that peak with no warm-up and decays linearly to the converged run's final learning rate, and
@@ -23,8 +24,10 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import json
 import math
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,9 +36,10 @@ from typing import Any
 
 import torch
 import yaml
+from ultralytics.cfg import DEFAULT_CFG
 
 from ...config import load_config
-from ...data import check_detection_dataset, list_images
+from ...data import check_detection_dataset, label_path, list_images
 from ...errors import ConfigError
 from ...report import write_protocol_report
 from .api import prepare, train
@@ -57,6 +61,13 @@ class Protocol:
     offline: bool = True
     continue_lr: float = 0.1  # the continuation's first learning rate, as a share of the converged run's peak
     only: tuple[str, ...] = ()  # run only these kinds besides the converged run (all when empty)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.continue_lr <= 1:
+            raise ConfigError(
+                f"--continue-lr: expected a share of the peak learning rate in (0, 1], got {self.continue_lr}"
+            )
+        object.__setattr__(self, "lambdas", tuple(dict.fromkeys(lam for lam in self.lambdas if lam != 0)))
 
     def runs(self, kind: str) -> bool:
         return not self.only or kind in self.only
@@ -93,18 +104,38 @@ def epochs_for(steps: int, images: int, batch: int, nbs: int) -> int:
 
 
 def resolved_optimizer(run_dir: Path) -> dict[str, Any]:
-    """The optimizer a finished run used, as Ultralytics training arguments: its class and peak learning rate
-    (``optimizer: auto`` resolved) and the first momentum, read from its final state."""
+    """The optimizer a finished run used, as Ultralytics training arguments (``optimizer: auto`` resolved: the
+    class, the peak ``lr0`` and the warm-up's bias learning rate as Ultralytics wrote them back), the first
+    momentum read from its final state, and the optimizer steps it took."""
     state = torch.load(run_dir / "weights" / "train_state.pt", map_location="cpu", weights_only=False)
     args = torch.load(run_dir / "weights" / "last.pt", map_location="cpu", weights_only=False)["train_args"]
     group = state["optimizer"]["param_groups"][0]
     momentum = group["betas"][0] if "betas" in group else group.get("momentum", args["momentum"])
     return {
         "optimizer": args["optimizer"],
-        "lr0": float(group["initial_lr"]),
+        "lr0": float(args["lr0"]),
         "momentum": float(momentum),
         "lrf": float(args["lrf"]),
+        "warmup_bias_lr": float(args["warmup_bias_lr"]),
         "steps": int(state.get("optimizer_steps", 0)),
+    }
+
+
+def ceiling_train_args(optim: dict[str, Any], converged_train: dict[str, Any], scale: float) -> dict[str, Any]:
+    """The fully labeled run's schedule: the converged run's, in as many batches (``scale`` = the converged run's
+    images per epoch over the ceiling's), with its resolved optimizer, so that warm-up, decay and optimizer steps
+    match."""
+    epochs = int(converged_train.get("epochs", DEFAULT_CFG.epochs))
+    warmup = float(converged_train.get("warmup_epochs", DEFAULT_CFG.warmup_epochs))
+    close_mosaic = int(converged_train.get("close_mosaic", DEFAULT_CFG.close_mosaic))
+    return {
+        "optimizer": optim["optimizer"],
+        "lr0": optim["lr0"],
+        "momentum": optim["momentum"],
+        "warmup_bias_lr": optim["warmup_bias_lr"],
+        "epochs": max(1, round(epochs * scale)),
+        "warmup_epochs": warmup * scale,
+        "close_mosaic": round(close_mosaic * scale),
     }
 
 
@@ -126,9 +157,7 @@ def continuation_train_args(optim: dict[str, Any], continue_lr: float) -> dict[s
 def hidden_labels_dataset(data_yaml: str, unlabeled: str, out: Path) -> Path | None:
     """A ``data.yaml`` whose training images are the labeled and the unlabeled ones with their hidden labels
     (as ``semiyolo split`` keeps them), or ``None`` when the unlabeled images have no label files."""
-    images = list_images(unlabeled)
-    labels = Path(unlabeled).parent / "labels"
-    if not images or not labels.is_dir() or not any(labels.glob("*.txt")):
+    if not any(label_path(image).is_file() for image in list_images(unlabeled)):
         return None
     data = yaml.safe_load(Path(data_yaml).read_text())
     root = Path(data.get("path") or Path(data_yaml).parent)
@@ -157,14 +186,28 @@ def _history(run_dir: Path) -> list[dict[str, str]]:
         return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def _fingerprint(run_cfg: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(run_cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _run(out: Path, name: str, kind: str, seed: int | None, run_cfg: dict[str, Any]) -> dict[str, Any]:
-    """Train ``run_cfg`` as ``out/name`` unless it finished earlier; its table row."""
+    """Train ``run_cfg`` as ``out/name`` unless it finished earlier with the same settings; its table row. An
+    unfinished earlier attempt's folder is removed first (Ultralytics would append to its results.csv)."""
     done = out / name / "ablation_row.json"
+    fingerprint = _fingerprint(run_cfg)
     if done.is_file():
+        row = json.loads(done.read_text())
+        if row.get("config_fingerprint", fingerprint) != fingerprint:
+            raise ConfigError(
+                f"{out / name}: finished earlier with other settings; give --out a new folder, or delete that run"
+            )
         print(f"\n{name} (finished earlier, skipped)", flush=True)
-        return json.loads(done.read_text())
+        return row
+    if (out / name).exists():
+        print(f"\n{name}: removing an unfinished earlier attempt", flush=True)
+        shutil.rmtree(out / name)
     print(f"\n{name}", flush=True)
-    run_cfg["train"] = {**run_cfg["train"], "project": str(out), "name": name, "exist_ok": True}
+    run_cfg = {**run_cfg, "train": {**run_cfg["train"], "project": str(out), "name": name, "exist_ok": True}}
     prepare(run_cfg)
     start = time.time()
     summary = train(run_cfg)
@@ -180,9 +223,32 @@ def _run(out: Path, name: str, kind: str, seed: int | None, run_cfg: dict[str, A
         "semi/pl_precision": float(last.get("semi/pl_precision", "nan") or "nan"),
         "semi/pl_recall": float(last.get("semi/pl_recall", "nan") or "nan"),
         "minutes": (time.time() - start) / 60,
+        "config_fingerprint": fingerprint,
     }
     done.write_text(json.dumps(row))
     return row
+
+
+def _fixed_batch(train: dict[str, Any]) -> int:
+    batch = train.get("batch", DEFAULT_CFG.batch)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"train.batch: the ablation needs a fixed batch size (an integer >= 1), got {batch!r}")
+    return batch
+
+
+@dataclass
+class _Plan:
+    """What every arm of one ablation shares."""
+
+    out: Path
+    base: dict[str, Any]  # the config, as a dict, with the protocol's reporting settings
+    n_labeled: int
+    n_unlabeled: int
+    labeled_repeat: int
+
+    @property
+    def converged_dir(self) -> Path:
+        return self.out / CONVERGED
 
 
 def run_ablation(
@@ -191,64 +257,87 @@ def run_ablation(
     protocol: Protocol = Protocol(),
     overrides: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
+    """Run (or finish) the protocol on ``config`` and write the report; returns every finished run's row."""
     cfg = load_config(config, overrides)
     if not cfg.semi.unlabeled:
         raise ConfigError("semi.unlabeled: the ablation needs a folder of unlabeled images (see 'semiyolo split')")
-    out = Path(out or Path("runs") / "ablate" / Path(str(config)).stem).resolve()
     base = cfg.model_dump()
     base["semi"].update(report_weights="last", exact_resume=True)
-    batch, nbs = int(base["train"].get("batch", 16)), int(base["train"].get("nbs", 64))
+    _fixed_batch(base["train"])
+    plan = _Plan(
+        out=Path(out or Path("runs") / "ablate" / Path(str(config)).stem).resolve(),
+        base=base,
+        n_labeled=check_detection_dataset(cfg.data)["n_train"],
+        n_unlabeled=len(list_images(cfg.semi.unlabeled)),
+        labeled_repeat=cfg.semi.labeled_repeat,
+    )
     base_seed = int(base["train"].get("seed", 0))
-
     converged_cfg = copy.deepcopy(base)
     converged_cfg["semi"].update(mode="supervised", lambda_bg=0.0)
-    rows = [_run(out, CONVERGED, CONVERGED, base_seed, converged_cfg)]
-    converged_dir = out / CONVERGED
-    optim = resolved_optimizer(converged_dir)
-
-    n_labeled = check_detection_dataset(cfg.data)["n_train"]
-    n_unlabeled = len(list_images(cfg.semi.unlabeled))
-    continuation = continuation_train_args(optim, protocol.continue_lr)
+    _run(plan.out, CONVERGED, CONVERGED, base_seed, converged_cfg)
+    optim = resolved_optimizer(plan.converged_dir)
     arms = continuation_arms(protocol, [base_seed + k for k in range(protocol.seeds)])
     for arm in (a for a in arms if protocol.runs(a.kind)):
-        run_cfg = copy.deepcopy(base)
-        images = n_labeled + n_unlabeled if arm.kind == "offline" else n_labeled * cfg.semi.labeled_repeat
-        run_cfg["model"] = str(converged_dir / "weights" / "last.pt")
-        run_cfg["train"].update(continuation, seed=arm.seed, epochs=epochs_for(protocol.steps, images, batch, nbs))
-        run_cfg["semi"].update(
-            arm.semi,
-            init_state=str(converged_dir / "weights" / "train_state.pt"),
-            max_optimizer_steps=protocol.steps,
-            burn_in=0,
-            teacher_tau=0.0,
-        )
-        if arm.kind == "offline":
-            run_cfg["semi"].update(labeled_repeat=1, pseudo_labels=str(_pseudo_labels(out, converged_dir, run_cfg)))
-        rows.append(_run(out, arm.name, arm.kind, arm.seed, run_cfg))
-
-    full_data = hidden_labels_dataset(cfg.data, cfg.semi.unlabeled, out)
-    if not protocol.runs(FULLY_LABELED):
-        note = ""
-    elif full_data is None:
-        note = f"{FULLY_LABELED}: skipped, the unlabeled images ({cfg.semi.unlabeled}) have no hidden labels"
-        print(note)
-    else:
-        note = ""
-        full_cfg = copy.deepcopy(base)
-        full_cfg["data"] = str(full_data)
-        full_cfg["train"].update(
-            optimizer=optim["optimizer"],
-            lr0=optim["lr0"],
-            momentum=optim["momentum"],
-            epochs=epochs_for(optim["steps"], n_labeled + n_unlabeled, batch, nbs),
-        )
-        full_cfg["semi"].update(mode="supervised", lambda_bg=0.0, labeled_repeat=1, max_optimizer_steps=optim["steps"])
-        rows.append(_run(out, FULLY_LABELED, FULLY_LABELED, base_seed, full_cfg))
-
-    histories = {row["run"]: _history(out / row["run"]) for row in rows}
-    md = write_protocol_report(rows, histories, out, notes=[note] if note else [])
-    print(f"\n{md.read_text()}\nTables and plots are in {out}")
+        _run(plan.out, arm.name, arm.kind, arm.seed, _continuation_config(plan, arm, protocol, optim))
+    notes = [_run_ceiling(plan, cfg.data, cfg.semi.unlabeled, optim, base_seed)] if protocol.runs(FULLY_LABELED) else []
+    names = [CONVERGED, *(a.name for a in arms), FULLY_LABELED]
+    rows = [json.loads(f.read_text()) for f in (plan.out / n / "ablation_row.json" for n in names) if f.is_file()]
+    notes += _step_mismatches(rows, protocol.steps)
+    histories = {row["run"]: _history(plan.out / row["run"]) for row in rows}
+    md = write_protocol_report(rows, histories, plan.out, notes=[n for n in notes if n])
+    print(f"\n{md.read_text()}\nTables and plots are in {plan.out}")
     return rows
+
+
+def _continuation_config(plan: _Plan, arm: Arm, protocol: Protocol, optim: dict[str, Any]) -> dict[str, Any]:
+    run_cfg = copy.deepcopy(plan.base)
+    offline = arm.kind == "offline"
+    images = plan.n_labeled + plan.n_unlabeled if offline else plan.n_labeled * plan.labeled_repeat
+    batch, nbs = _fixed_batch(run_cfg["train"]), int(run_cfg["train"].get("nbs", DEFAULT_CFG.nbs))
+    run_cfg["model"] = str(plan.converged_dir / "weights" / "last.pt")
+    run_cfg["train"].update(
+        continuation_train_args(optim, protocol.continue_lr),
+        seed=arm.seed,
+        epochs=epochs_for(protocol.steps, images, batch, nbs),
+    )
+    run_cfg["semi"].update(
+        arm.semi,
+        init_state=str(plan.converged_dir / "weights" / "train_state.pt"),
+        max_optimizer_steps=protocol.steps,
+        burn_in=0,
+        teacher_tau=0.0,
+    )
+    if offline:
+        pseudo = _pseudo_labels(plan.out, plan.converged_dir, run_cfg)
+        run_cfg["semi"].update(labeled_repeat=1, pseudo_labels=str(pseudo))
+    return run_cfg
+
+
+def _run_ceiling(plan: _Plan, data: str, unlabeled: str, optim: dict[str, Any], seed: int) -> str:
+    """Train ``fully_labeled`` if the unlabeled images have hidden labels; a note for the report otherwise."""
+    full_data = hidden_labels_dataset(data, unlabeled, plan.out)
+    if full_data is None:
+        note = f"{FULLY_LABELED}: skipped, the unlabeled images ({unlabeled}) have no hidden labels"
+        print(note)
+        return note
+    full_cfg = copy.deepcopy(plan.base)
+    full_cfg["data"] = str(full_data)
+    scale = plan.n_labeled * plan.labeled_repeat / (plan.n_labeled + plan.n_unlabeled)
+    full_cfg["train"].update(ceiling_train_args(optim, plan.base["train"], scale))
+    full_cfg["semi"].update(mode="supervised", lambda_bg=0.0, labeled_repeat=1)
+    _run(plan.out, FULLY_LABELED, FULLY_LABELED, seed, full_cfg)
+    return ""
+
+
+def _step_mismatches(rows: Sequence[dict[str, Any]], steps: int) -> list[str]:
+    """A note for each continuation that took another number of optimizer steps than the budget."""
+    continuations = ("supervised_continued", "online", "offline")
+    odd = [
+        f"{r['run']} ({r.get('optimizer_steps')})"
+        for r in rows
+        if r["kind"] in continuations and r.get("optimizer_steps") != steps
+    ]
+    return [f"WARNING: these runs did not take {steps} optimizer steps: {', '.join(odd)}"] if odd else []
 
 
 def _pseudo_labels(out: Path, converged_dir: Path, run_cfg: dict[str, Any]) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def background_false_positives(
     f1_conf = (f1_optimal_threshold(scores_all, tp_all, n_gt) if n_gt else None) or 1.0
     kept = scores_all >= f1_conf
     tp_at_f1 = int(tp_all[kept].sum())
-    n = max(len(images) - len(skipped), 1)
+    n = len(images) - len(skipped) or math.nan  # no image read: the figures are unknown, not zero
     above = scores_all > conf
     return {
         "images": len(images) - len(skipped),

@@ -106,18 +106,21 @@ OUTPUT_PARTS = ("images", "labels", "manifest.jsonl", "summary.json")
 
 
 def prepare_output_folder(source: Path, out: Path, overwrite: bool) -> None:
-    """Refuse an ``out`` inside ``source`` (it would label its own links) or one that holds anything, unless it
-    is an earlier pseudo-label output and ``overwrite`` is set, in which case that output is removed."""
+    """Refuse an ``out`` that holds ``source`` or lies inside it (it would label its own links, or overwrite the
+    images), or one that holds anything, unless it is an earlier pseudo-label output (it has a ``summary.json`` or
+    ``manifest.jsonl`` and nothing else of its own) and ``overwrite`` is set; that output is then removed."""
     source, target = source.resolve(), out.resolve()
-    if target == source or source in target.parents:
-        raise DataError(f"--out: {out} is inside --source {source}; write the pseudo-labels elsewhere")
+    if target == source or source in target.parents or target in source.parents:
+        raise DataError(f"--out: {out} holds or lies inside --source {source}; write the pseudo-labels elsewhere")
     if not target.is_dir() or not any(target.iterdir()):
         return
     foreign = sorted(p.name for p in target.iterdir() if p.name not in OUTPUT_PARTS)
-    if foreign or not overwrite:
-        what = f"holds other files ({', '.join(foreign[:5])})" if foreign else "holds an earlier pseudo-label output"
-        hint = "choose a new folder" if foreign else "choose a new folder or pass --overwrite"
-        raise DataError(f"--out: {out} {what}; {hint}")
+    earlier = (target / "summary.json").is_file() or (target / "manifest.jsonl").is_file()
+    if foreign or not earlier:
+        listed = ", ".join(foreign[:5]) or ", ".join(sorted(p.name for p in target.iterdir()))
+        raise DataError(f"--out: {out} holds files that are not a pseudo-label output ({listed}); choose a new folder")
+    if not overwrite:
+        raise DataError(f"--out: {out} holds an earlier pseudo-label output; choose a new folder or pass --overwrite")
     for name in OUTPUT_PARTS:
         part = target / name
         if part.is_dir():
