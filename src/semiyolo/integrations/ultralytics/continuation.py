@@ -5,7 +5,8 @@ What carries over from the other run's ``weights/train_state.pt`` (written at it
 - the weights: its EMA weights in full precision (the weights it validated and saved) become the student's and
   the EMA's; the EMA keeps its update count, so its decay goes on from where it was instead of ramping again;
 - the optimizer's per-parameter state (momentum buffers, Adam moments and step counts), through
-  :func:`semiyolo.continuation.load_optimizer_moments`, which keeps this run's learning rates;
+  :func:`semiyolo.continuation.load_optimizer_moments`, which keeps this run's learning rates; with AMP, the
+  gradient scaler's scale;
 - an online run's teacher is built afterwards from the loaded student, so it starts equal to it.
 
 What does not: the learning-rate schedule (this run's own ``lr0``, ``lrf`` and ``warmup_epochs``; the ablation
@@ -51,6 +52,8 @@ def continue_from(trainer, path: str | Path) -> None:
     if trainer.ema is not None:
         trainer.ema.ema.load_state_dict(weights)
         trainer.ema.updates = state["ema_updates"]
+    if trainer.scaler.is_enabled() and state.get("scaler"):  # AMP: the loss scale it had settled on
+        trainer.scaler.load_state_dict(state["scaler"])
     try:
         load_optimizer_moments(trainer.optimizer, state["optimizer"])
     except ValueError as err:

@@ -141,12 +141,14 @@ class BackgroundPenaltyTrainer(DetectionTrainer):
         self.consecutive_skips = 0
         self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=self.semi.max_grad_norm)
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad()
         if self.ema:
             self.ema.update(self.model)
-        self.optimizer_steps += 1
+        if scale is None or self.scaler.get_scale() >= scale:  # AMP lowers the scale when it skips the step
+            self.optimizer_steps += 1
         if self.semi.max_optimizer_steps and self.optimizer_steps >= self.semi.max_optimizer_steps:
             self.stop = True
 
