@@ -224,6 +224,7 @@ def write_protocol_report(
     md.write_text("\n".join(text) + "\n")
     plot_arms_against_lambda(rows, out)
     plot_curves_by_steps(histories, rows, out)
+    plot_continuations(histories, rows, out)
     return md
 
 
@@ -295,3 +296,38 @@ def plot_curves_by_steps(
         paths.append(Path(out) / name)
         fig.savefig(paths[-1])
     return paths
+
+
+def plot_continuations(
+    histories: dict[str, list[dict[str, str]]], rows: Sequence[dict[str, Any]], out: str | Path
+) -> Path:
+    """The continuations up close: validation mAP50-95 against their own optimizer steps, one line per run,
+    coloured by arm, with the converged run's and the ceiling's final values as dashed lines."""
+    fig, ax = _figure()
+    colours: dict[str, str] = {}
+    for row in rows:
+        if row["kind"] in ("supervised_converged", "fully_labeled"):
+            ax.axhline(
+                _number(row.get(MAP)),
+                ls="--",
+                lw=1,
+                color="grey" if "conv" in row["kind"] else "black",
+                label=row["kind"],
+            )
+            continue
+        points = [(_number(h.get("semi/optimizer_steps")), _number(h.get(MAP))) for h in histories.get(row["run"], [])]
+        points = [(x, y) for x, y in points if not (math.isnan(x) or math.isnan(y))]
+        arm = arm_name(row)
+        colour = colours.setdefault(arm, f"C{len(colours) % 10}")
+        label = arm if arm not in {line.get_label() for line in ax.lines} else None
+        ax.plot([x for x, _ in points], [y for _, y in points], "o-", ms=3, lw=1, color=colour, label=label)
+    ax.set(
+        xlabel="optimizer steps of the continuation",
+        ylabel="validation mAP50-95",
+        title="Continuations from the converged run (one line per seed)",
+    )
+    if ax.lines:
+        ax.legend(fontsize="small")
+    path = Path(out) / "continuations_map.png"
+    fig.savefig(path)
+    return path
