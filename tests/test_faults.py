@@ -260,3 +260,14 @@ def test_a_label_that_is_not_finite_is_named(tmp_path):
     label.write_text("nan 0.5 0.5 0.1 0.1\n")
     with pytest.raises(DataError, match=r"a.txt:1: not finite numbers"):
         read_label_file(label, nc=1)
+
+
+def test_an_empty_filter_chain_is_warned_about(tmp_path, tiny_data, odd_names, monkeypatch):
+    from ultralytics.utils import LOGGER
+
+    from semiyolo.integrations.ultralytics.api import prepare
+
+    said = []
+    monkeypatch.setattr(LOGGER, "warning", lambda message, *args, **kwargs: said.append(message))
+    prepare(_config(tmp_path, tiny_data, mode="online", unlabeled=str(odd_names), filters=[]))
+    assert any("semi.filters is empty: every candidate above semi.pseudo_min_score" in m for m in said)
