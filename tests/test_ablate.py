@@ -79,7 +79,7 @@ def test_report_on_fixture_rows(tmp_path):
     assert "mAP50-95 0.400 at 75 optimizer steps" in md and "added +0.050" in md
     rows = list(csv.DictReader((tmp_path / "ablation.csv").open()))
     assert len(rows) == len(FIXTURE) and {"kind", "seed", "optimizer_steps", "images_seen"} <= set(rows[0])
-    pngs = ("precision_recall_vs_lambda.png", "bg_fp_vs_lambda.png", "curves_map.png", "teacher_confidence.png")
+    pngs = ("recall_map_vs_lambda.png", "bg_fp_vs_lambda.png", "curves_map.png", "teacher_confidence.png")
     for png in (*pngs, "continuations_map.png"):
         assert matplotlib.image.imread(tmp_path / png).shape[1] > 300
 

@@ -144,6 +144,9 @@ def summarize_arms(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for name, members in arms.items():
         entry: dict[str, Any] = {
             "arm": name,
+            "kind": members[0]["kind"],
+            "lambda_bg": members[0].get("lambda_bg"),
+            "bg_mode": members[0].get("bg_mode") or "max",
             "seeds": len(members),
             "optimizer_steps": sorted(
                 {int(_number(r.get("optimizer_steps"))) for r in members if r.get("optimizer_steps") is not None}
@@ -204,12 +207,13 @@ def write_protocol_report(
     """``ablation.md`` (arms with mean ± std and gap closed, the convergence check, every run), ``ablation.csv``
     (one row per run, :data:`PROTOCOL_COLUMNS`) and the plots; returns the Markdown file."""
     out = Path(out)
-    _, _ = write_tables(rows, out, PROTOCOL_COLUMNS)
+    write_tables(rows, out, PROTOCOL_COLUMNS)
+    arms = summarize_arms(rows)
     converged = next((r["run"] for r in rows if r["kind"] == "supervised_converged"), None)
     text = [
         "## Arms (mean ± standard deviation over seeds; final weights)",
         "",
-        arms_markdown(summarize_arms(rows)),
+        arms_markdown(arms),
         "",
         "gap closed = (arm - supervised_continued) / (fully_labeled - supervised_continued) on mAP50-95, per seed.",
         "",
@@ -222,21 +226,21 @@ def write_protocol_report(
     ]
     md = out / "ablation.md"
     md.write_text("\n".join(text) + "\n")
-    plot_arms_against_lambda(rows, out)
+    plot_arms_against_lambda(arms, out)
     plot_curves_by_steps(histories, rows, out)
     plot_continuations(histories, rows, out)
     return md
 
 
-def plot_arms_against_lambda(rows: Sequence[dict[str, Any]], out: str | Path) -> list[Path]:
-    """Online arms against lambda_bg (mean over seeds, bars one standard deviation): precision and recall, and
-    background false positives per image at 0.25 and at the F1 peak; the supervised continuation as a dashed line."""
-    online = [e for e in summarize_arms(rows) if e["arm"].startswith("online bg") and " " not in e["arm"][7:]]
-    online.sort(key=lambda e: float(e["arm"].removeprefix("online bg")))
-    lambdas = [float(e["arm"].removeprefix("online bg")) for e in online]
-    continued = next((e for e in summarize_arms(rows) if e["arm"] == "supervised_continued"), None)
+def plot_arms_against_lambda(arms: Sequence[dict[str, Any]], out: str | Path) -> list[Path]:
+    """From :func:`summarize_arms`: the online arms with the default penalty mode against lambda_bg (mean over
+    seeds, bars one standard deviation): recall and mAP50-95, and background false positives per image at 0.25 and
+    at the F1 peak; the supervised continuation as a dashed line."""
+    online = sorted((e for e in arms if e["kind"] == "online" and e["bg_mode"] == "max"), key=lambda e: e["lambda_bg"])
+    lambdas = [e["lambda_bg"] for e in online]
+    continued = next((e for e in arms if e["kind"] == "supervised_continued"), None)
     panels = (
-        ((("recall", "recall"), ("mAP50-95", "mAP50-95")), "validation metric", "precision_recall_vs_lambda.png"),
+        ((("recall", "recall"), ("mAP50-95", "mAP50-95")), "validation metric", "recall_map_vs_lambda.png"),
         (
             (("bg FP / image", "at conf 0.25"), ("bg FP / image at F1 peak", "at the F1-optimal conf")),
             "background false positives per image",
@@ -252,11 +256,36 @@ def plot_arms_against_lambda(rows: Sequence[dict[str, Any]], out: str | Path) ->
             ax.errorbar(lambdas, means, yerr=stds, fmt="o-", color=f"C{i}", capsize=3, label=f"online, {legend}")
             if continued is not None and not math.isnan(continued[label][0]):
                 ax.axhline(continued[label][0], color=f"C{i}", ls="--", lw=1, label=f"supervised continued, {legend}")
-        ax.set(xlabel="lambda_bg (background-penalty weight)", ylabel=ylabel, title=f"Online arms: {ylabel}")
-        ax.legend(fontsize="small")
-        paths.append(Path(out) / name)
-        fig.savefig(paths[-1])
+        labels = {
+            "xlabel": "lambda_bg (background-penalty weight)",
+            "ylabel": ylabel,
+            "title": f"Online arms: {ylabel}",
+        }
+        paths.append(_save(fig, ax, out, name, **labels))
     return paths
+
+
+def _curve(history: Sequence[dict[str, str]], key: str, start: float = 0.0) -> tuple[list[float], list[float]]:
+    """``key`` against optimizer steps (shifted by ``start``) over a run's epochs, where both are numbers."""
+    points = [(start + _number(h.get("semi/optimizer_steps")), _number(h.get(key))) for h in history]
+    points = [(x, y) for x, y in points if not (math.isnan(x) or math.isnan(y))]
+    return [x for x, _ in points], [y for _, y in points]
+
+
+def _plot_by_arm(ax, colours: dict[str, str], arm: str, xs: list[float], ys: list[float], **style) -> None:
+    """One run's line in its arm's colour; the arm is named in the legend once."""
+    colour = colours.setdefault(arm, f"C{len(colours) % 10}")
+    label = arm if arm not in {line.get_label() for line in ax.lines} else None
+    ax.plot(xs, ys, color=colour, label=label, **style)
+
+
+def _save(fig: Figure, ax, out: str | Path, name: str, **labels) -> Path:
+    ax.set(**labels)
+    if ax.lines:
+        ax.legend(fontsize="small")
+    path = Path(out) / name
+    fig.savefig(path)
+    return path
 
 
 def plot_curves_by_steps(
@@ -264,7 +293,7 @@ def plot_curves_by_steps(
 ) -> list[Path]:
     """Validation mAP50-95 against optimizer steps: the converged run and the ceiling from 0, the continuations
     from the converged run's last step, one colour per arm; and the online teachers' pseudo-label confidence."""
-    kinds = {r["run"]: r for r in rows}
+    by_run = {r["run"]: r for r in rows}
     converged = next((r for r in rows if r["kind"] == "supervised_converged"), None)
     offset = _number(converged.get("optimizer_steps")) if converged else 0.0
     colours: dict[str, str] = {}
@@ -280,21 +309,12 @@ def plot_curves_by_steps(
     ):
         fig, ax = _figure()
         for run, history in histories.items():
-            row = kinds.get(run, {"kind": "", "run": run})
+            row = by_run.get(run, {"kind": "", "run": run})
             start = 0.0 if row["kind"] in ("supervised_converged", "fully_labeled") else offset
-            points = [(start + _number(h.get("semi/optimizer_steps")), _number(h.get(key))) for h in history]
-            points = [(s, v) for s, v in points if not (math.isnan(s) or math.isnan(v))]
-            if not points:
-                continue
-            arm = arm_name(row) if row["kind"] else run
-            colour = colours.setdefault(arm, f"C{len(colours) % 10}")
-            label = arm if arm not in {line.get_label() for line in ax.lines} else None
-            ax.plot([s for s, _ in points], [v for _, v in points], color=colour, lw=1.2, label=label)
-        ax.set(xlabel="optimizer steps", ylabel=ylabel, title=title)
-        if ax.lines:
-            ax.legend(fontsize="small")
-        paths.append(Path(out) / name)
-        fig.savefig(paths[-1])
+            xs, ys = _curve(history, key, start)
+            if xs:
+                _plot_by_arm(ax, colours, arm_name(row) if row["kind"] else run, xs, ys, lw=1.2)
+        paths.append(_save(fig, ax, out, name, xlabel="optimizer steps", ylabel=ylabel, title=title))
     return paths
 
 
@@ -307,27 +327,17 @@ def plot_continuations(
     colours: dict[str, str] = {}
     for row in rows:
         if row["kind"] in ("supervised_converged", "fully_labeled"):
-            ax.axhline(
-                _number(row.get(MAP)),
-                ls="--",
-                lw=1,
-                color="grey" if "conv" in row["kind"] else "black",
-                label=row["kind"],
-            )
-            continue
-        points = [(_number(h.get("semi/optimizer_steps")), _number(h.get(MAP))) for h in histories.get(row["run"], [])]
-        points = [(x, y) for x, y in points if not (math.isnan(x) or math.isnan(y))]
-        arm = arm_name(row)
-        colour = colours.setdefault(arm, f"C{len(colours) % 10}")
-        label = arm if arm not in {line.get_label() for line in ax.lines} else None
-        ax.plot([x for x, _ in points], [y for _, y in points], "o-", ms=3, lw=1, color=colour, label=label)
-    ax.set(
+            grey = row["kind"] == "supervised_converged"
+            ax.axhline(_number(row.get(MAP)), ls="--", lw=1, color="grey" if grey else "black", label=row["kind"])
+        else:
+            xs, ys = _curve(histories.get(row["run"], []), MAP)
+            _plot_by_arm(ax, colours, arm_name(row), xs, ys, marker="o", ms=3, lw=1)
+    return _save(
+        fig,
+        ax,
+        out,
+        "continuations_map.png",
         xlabel="optimizer steps of the continuation",
         ylabel="validation mAP50-95",
         title="Continuations from the converged run (one line per seed)",
     )
-    if ax.lines:
-        ax.legend(fontsize="small")
-    path = Path(out) / "continuations_map.png"
-    fig.savefig(path)
-    return path

@@ -19,12 +19,23 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def dataset_root(data: dict[str, Any], data_yaml: str | Path) -> Path:
+    """The folder a data.yaml's relative entries start from: its ``path`` (itself relative to the file's folder)
+    or, without one, the file's folder."""
+    folder = Path(data_yaml).parent
+    root = Path(data.get("path") or folder)
+    return root if root.is_absolute() else (folder / root).resolve()
+
+
+def split_entries(data: dict[str, Any], root: Path, split: str) -> list[Path]:
+    """The entries (folders or list files) of ``data[split]``, absolute."""
+    entries = data[split] if isinstance(data[split], list) else [data[split]]
+    return [p if p.is_absolute() else root / p for p in (Path(str(e)) for e in entries)]
+
+
 def _split_images(root: Path, entry: Any, data_yaml: Path, split: str) -> list[Path]:
-    entries = entry if isinstance(entry, list) else [entry]
     images: list[Path] = []
-    for item in entries:
-        path = Path(str(item))
-        path = path if path.is_absolute() else root / path
+    for path in split_entries({split: entry}, root, split):
         if path.is_dir():
             images += list_images(path)
         elif path.is_file() and path.suffix == ".txt":
@@ -56,8 +67,7 @@ def check_detection_dataset(data_yaml: str | Path) -> dict[str, Any]:
         raise DataError(f"{data_yaml}: names must be a non-empty list or mapping of class names")
     if "nc" in data and data["nc"] != len(names):
         raise DataError(f"{data_yaml}: nc is {data['nc']!r} but names lists {len(names)} classes; make them agree")
-    root = Path(data.get("path") or data_yaml.parent)
-    root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
+    root = dataset_root(data, data_yaml)
     data["empty_images"] = []
     for split in ("train", "val"):
         images = _split_images(root, data[split], data_yaml, split)

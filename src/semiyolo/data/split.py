@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import UserInputError
-from .checks import _split_images, check_detection_dataset, label_path
+from .checks import _split_images, check_detection_dataset, dataset_root, label_path, split_entries
 
 
 def _classes_of(image: Path) -> set[int]:
@@ -68,8 +68,7 @@ def split_dataset(data_yaml: str | Path, fraction: float, seed: int, out: str | 
     auditing), ``out/data.yaml`` (train: the labeled images; val: the dataset's), ``out/config.yaml`` (an
     online run) and ``out/split.json``. Returns the config's path."""
     data = check_detection_dataset(data_yaml)
-    root = Path(data.get("path") or Path(data_yaml).parent)
-    root = root if root.is_absolute() else (Path(data_yaml).parent / root).resolve()
+    root = dataset_root(data, data_yaml)
     images = _split_images(root, data["train"], Path(data_yaml), "train")
     if len(images) < 2:
         raise UserInputError(f"{data_yaml}: train has {len(images)} image(s); a split needs at least 2")
@@ -84,8 +83,7 @@ def split_dataset(data_yaml: str | Path, fraction: float, seed: int, out: str | 
             _link(image, out / part / "images" / name)
             if label_path(image).is_file():
                 _link(label_path(image), out / part / "labels" / f"{Path(name).stem}.txt")
-    val = data["val"] if isinstance(data["val"], list) else [data["val"]]
-    val = [str(v if Path(str(v)).is_absolute() else root / str(v)) for v in val]
+    val = [str(v) for v in split_entries(data, root, "val")]
     new_data = {
         "path": str(out),
         "train": "labeled/images",

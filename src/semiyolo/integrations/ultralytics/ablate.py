@@ -39,7 +39,7 @@ import yaml
 from ultralytics.cfg import DEFAULT_CFG
 
 from ...config import load_config
-from ...data import check_detection_dataset, label_path, list_images
+from ...data import check_detection_dataset, dataset_root, label_path, list_images, split_entries
 from ...errors import ConfigError
 from ...report import write_protocol_report
 from .api import prepare, train
@@ -160,16 +160,12 @@ def hidden_labels_dataset(data_yaml: str, unlabeled: str, out: Path) -> Path | N
     if not any(label_path(image).is_file() for image in list_images(unlabeled)):
         return None
     data = yaml.safe_load(Path(data_yaml).read_text())
-    root = Path(data.get("path") or Path(data_yaml).parent)
-    root = root if root.is_absolute() else (Path(data_yaml).parent / root).resolve()
-    train = data["train"] if isinstance(data["train"], list) else [data["train"]]
-    absolute = [str(p if Path(str(p)).is_absolute() else root / str(p)) for p in train]
-    val = data["val"] if isinstance(data["val"], list) else [data["val"]]
-    val = [str(v if Path(str(v)).is_absolute() else root / str(v)) for v in val]
+    root = dataset_root(data, data_yaml)
+    val = [str(v) for v in split_entries(data, root, "val")]
     full = {
         **data,
         "path": str(root),
-        "train": [*absolute, str(Path(unlabeled).resolve())],
+        "train": [*map(str, split_entries(data, root, "train")), str(Path(unlabeled).resolve())],
         "val": val if len(val) > 1 else val[0],
     }
     path = out / "fully_labeled.yaml"

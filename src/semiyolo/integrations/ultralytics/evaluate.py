@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torchvision.ops import box_convert
 from ultralytics import YOLO
 from ultralytics.utils import LOGGER
 
@@ -22,8 +23,7 @@ def _labels(image: Path, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Te
     (empty if it has no file)."""
     rows = torch.from_numpy(read_label_file(label_path(image)))
     height, width = shape
-    cx, cy, w, h = (rows[:, i] for i in range(1, 5))
-    boxes = torch.stack(((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height), 1)
+    boxes = box_convert(rows[:, 1:], "cxcywh", "xyxy") * rows.new_tensor([width, height, width, height])
     return rows[:, 0].long(), boxes
 
 
@@ -80,12 +80,13 @@ def background_false_positives(
     tp_at_f1 = int(tp_all[kept].sum())
     n = len(images) - len(skipped) or math.nan  # no image read: the figures are unknown, not zero
     above = scores_all > conf
+    background_fp = int(bg_all[above].sum())
     return {
         "images": len(images) - len(skipped),
         "skipped_images": len(skipped),
         "detections": int(above.sum()),
-        "background_fp": int(bg_all[above].sum()),
-        "background_fp_per_image": int(bg_all[above].sum()) / n,
+        "background_fp": background_fp,
+        "background_fp_per_image": background_fp / n,
         "conf": conf,
         "iou": iou_match,
         "f1_conf": f1_conf,

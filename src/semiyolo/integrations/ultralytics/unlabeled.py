@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+from torchvision.ops import box_convert
 from ultralytics.utils import LOGGER
 from ultralytics.utils.patches import imread
 
@@ -97,8 +98,7 @@ class UnlabeledImages(Dataset):
                 self.bad_labels.add(label)
                 LOGGER.warning(f"{err}; this hidden label file is left out of the pseudo-label audit")
             return torch.zeros(0, 5)
-        cx, cy, bw, bh = rows[:, 1] * w, rows[:, 2] * h, rows[:, 3] * w, rows[:, 4] * h
-        xyxy = torch.stack((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), 1) * ratio
+        xyxy = box_convert(rows[:, 1:] * rows.new_tensor([w, h, w, h]), "cxcywh", "xyxy") * ratio
         return torch.cat((rows[:, :1], xyxy + torch.tensor([px, py, px, py])), 1)
 
 
