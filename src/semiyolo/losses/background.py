@@ -18,6 +18,8 @@ from torch import Tensor
 from ._common import as_float32, check_choice, check_ndim, check_reduction
 
 BACKGROUND_MODES = ("max", "focal")
+PENALTY_MODES = (*BACKGROUND_MODES, "none")  # a criterion's choices: "none" turns the penalty off
+PENALTY_NORMALIZATIONS = ("bce", "bg_mean", "joint")  # how a criterion normalises it (SPEC section 3)
 
 
 def background_penalty(

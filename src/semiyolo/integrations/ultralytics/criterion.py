@@ -11,10 +11,7 @@ from torch import Tensor
 from ultralytics.utils.loss import E2ELoss, v8DetectionLoss
 from ultralytics.utils.tal import make_anchors
 
-from ...losses import background_penalty, bce_and_background_sums
-
-PENALTY_MODES = ("max", "focal", "none")
-NORMALIZATIONS = ("bce", "bg_mean", "joint")
+from ...losses import PENALTY_MODES, PENALTY_NORMALIZATIONS, background_penalty, bce_and_background_sums
 
 
 class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
@@ -65,8 +62,8 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
     ) -> None:
         if mode not in PENALTY_MODES:
             raise ValueError(f"mode must be one of {PENALTY_MODES}, got {mode!r}")
-        if normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        if normalize not in PENALTY_NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {PENALTY_NORMALIZATIONS}, got {normalize!r}")
         if not lambda_bg >= 0:
             raise ValueError(f"lambda_bg must be >= 0, got {lambda_bg!r}")
         if logit_clamp is not None and not logit_clamp > 0:
