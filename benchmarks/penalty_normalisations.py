@@ -17,8 +17,8 @@ from pathlib import Path
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 from semiyolo.data import SynthSpec, write_dataset
+from semiyolo.experiments.demo import demo_config
 from semiyolo.integrations.ultralytics import train
-from semiyolo.integrations.ultralytics.demo import demo_config
 
 KEYS = ("metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)")
 

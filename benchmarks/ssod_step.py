@@ -26,9 +26,9 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import ModelEMA
 
 from semiyolo.integrations.ultralytics import BackgroundPenaltyDetectionLoss, SemiSupervisedLoss
-from semiyolo.integrations.ultralytics.pseudo_labeler import TeacherPseudoLabeler
 from semiyolo.pseudo import build_filters
 from semiyolo.pseudo.augment import StrongAugment
+from semiyolo.teacher import TeacherPseudoLabeler
 
 FILTERS = [
     {"name": "score", "params": {"threshold": 0.0}},

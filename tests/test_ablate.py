@@ -10,7 +10,7 @@ import pytest
 
 from semiyolo.cli import main
 from semiyolo.data import SynthSpec, write_dataset
-from semiyolo.report import gap_closed, mean_std, summarize_arms, write_protocol_report
+from semiyolo.experiments.report import gap_closed, mean_std, summarize_arms, write_protocol_report
 
 
 def _row(kind, seed, map5095, **extra):
@@ -131,7 +131,7 @@ def test_tiny_protocol_end_to_end(tmp_path, capsys):
 
 def test_protocol_settings_are_checked():
     from semiyolo.errors import ConfigError
-    from semiyolo.integrations.ultralytics.ablate import Protocol, _fixed_batch
+    from semiyolo.experiments.ablate import Protocol, _fixed_batch
 
     with pytest.raises(ConfigError, match="--continue-lr"):
         Protocol(continue_lr=0)
@@ -144,7 +144,7 @@ def test_a_run_finished_with_other_settings_is_not_reused(tmp_path):
     import json
 
     from semiyolo.errors import ConfigError
-    from semiyolo.integrations.ultralytics.ablate import _fingerprint, _run
+    from semiyolo.experiments.ablate import _fingerprint, _run
 
     cfg = {"model": "m.yaml", "train": {"epochs": 3}, "semi": {"mode": "supervised", "lambda_bg": 0.0}}
     (tmp_path / "r").mkdir()

@@ -87,3 +87,58 @@ def test_missing_data_key_and_yaml_syntax_errors(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(_write(tmp_path, "- a\n- b\n", "list.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["semi.filters=[{name: score}, {name: score, params: {threshold: 1.5}}]"],
+            r"semi.filters.1.params.threshold \(score\): score.threshold must lie in \[0, 1\], got 1.5",
+        ),
+        (
+            ["semi.filters=[{name: cap, params: {max_per_image: 0}}]"],
+            r"semi.filters.0.params.max_per_image \(cap\): cap.max_per_image must be >= 1, got 0",
+        ),
+        (
+            ["semi.filters=[{name: score, params: {thresh: 0.5}}]"],
+            r"semi.filters.0.params \(score\): unknown parameter\(s\) \['thresh'\]; accepted: \['threshold'\]",
+        ),
+        (
+            ["semi.filters=[{name: dsat, params: {init_threshold: 0.95}}]"],
+            r"semi.filters.0.params \(dsat\): dsat thresholds must satisfy 0 <= min_threshold <= init_threshold",
+        ),
+        (["semi.filters=[{name: dsat, params: {num_classes: 0}}]"], r"semi.filters.0.params.num_classes \(dsat\)"),
+    ],
+)
+def test_bad_filter_parameters_are_refused_when_the_config_loads(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(_write(tmp_path, DOCUMENT_000_BLOCK), overrides)
+    assert str(err.value).startswith(f"{tmp_path / 'run.yaml'}: invalid configuration:")
+
+
+def test_checks_that_need_the_dataset_or_the_model_wait_for_them(tmp_path):
+    # document 000's dsat names 7 classes and dfl_entropy needs a DFL head: neither is known when the file loads
+    cfg = load_config(_write(tmp_path, DOCUMENT_000_BLOCK))
+    assert [f.name for f in cfg.semi.filters] == ["dsat", "dfl_entropy"]
+
+
+def test_choices_come_from_the_core_registries():
+    from typing import get_args
+
+    from semiyolo.config import EMPTY_UNLABELED, MODES, REPORT_WEIGHTS, SemiConfig
+    from semiyolo.losses import PENALTY_MODES, PENALTY_NORMALIZATIONS
+    from semiyolo.pseudo import DEFAULT_FILTERS, FILTERS
+    from semiyolo.schedules import SCHEDULES
+
+    fields = SemiConfig.model_fields
+    assert get_args(fields["bg_mode"].annotation) == PENALTY_MODES == ("max", "focal", "none")
+    assert get_args(fields["bg_normalize"].annotation) == PENALTY_NORMALIZATIONS == ("bce", "bg_mean", "joint")
+    assert get_args(fields["lambda_bg_schedule"].annotation) == SCHEDULES
+    assert get_args(fields["mode"].annotation) == MODES == ("supervised", "online", "offline")
+    assert get_args(fields["empty_unlabeled"].annotation) == EMPTY_UNLABELED
+    assert get_args(fields["report_weights"].annotation) == REPORT_WEIGHTS
+    from semiyolo.config import FilterSpec
+
+    assert get_args(FilterSpec.model_fields["name"].annotation) == tuple(FILTERS)
+    assert [f.model_dump() for f in SemiConfig().filters] == list(DEFAULT_FILTERS)

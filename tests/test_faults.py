@@ -217,16 +217,16 @@ def test_a_failed_checkpoint_write_is_one_line_and_leaves_no_part_file(
 
 def test_ctrl_c_says_where_to_resume(tmp_path, tiny_data, capsys, monkeypatch):
     from semiyolo.cli import main
-    from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
+    from semiyolo.integrations.ultralytics import SupervisedTrainer
 
-    preprocess = BackgroundPenaltyTrainer.preprocess_batch
+    preprocess = SupervisedTrainer.preprocess_batch
 
     def interrupted_in_epoch_2(self, batch):
         if self.epoch == 1:
             raise KeyboardInterrupt
         return preprocess(self, batch)
 
-    monkeypatch.setattr(BackgroundPenaltyTrainer, "preprocess_batch", interrupted_in_epoch_2)
+    monkeypatch.setattr(SupervisedTrainer, "preprocess_batch", interrupted_in_epoch_2)
     assert main(["train", str(_config(tmp_path, tiny_data)), "train.epochs=2", "train.name=ctrlc"]) == 130
     last = tmp_path / "runs" / "ctrlc" / "weights" / "last.pt"
     err = capsys.readouterr().err

@@ -139,3 +139,20 @@ def test_bad_filter_configuration(spec, has_dfl, message):
 
 def test_entropy_normaliser_is_log_bins():
     assert math.isclose(dfl_entropy(torch.zeros(2, 4, 7)).mean().item(), 1.0, rel_tol=1e-6)
+
+
+def test_the_filters_raise_value_errors_naming_the_parameter():
+    from semiyolo.pseudo import DEFAULT_FILTERS, FilterParamError, make_filter
+
+    with pytest.raises(FilterParamError, match=r"score.threshold must lie in \[0, 1\], got 1.5") as err:
+        ScoreFilter(threshold=1.5)
+    assert err.value.param == "threshold" and not isinstance(err.value, ConfigError)  # the config layer adds keys
+    with pytest.raises(FilterParamError, match=r"unknown parameter\(s\) \['thresh'\]") as err:
+        make_filter("score", {"thresh": 0.5})
+    assert err.value.param is None
+    with pytest.raises(ValueError, match="unknown filter; known: score, dsat, dfl_entropy, nms_unc, cap"):
+        make_filter("blur", {})
+    with pytest.raises(ValueError, match="num_classes"):  # dsat has no default class count
+        make_filter("dsat", {})
+    chain = build_filters(DEFAULT_FILTERS, num_classes=3, has_dfl=False)
+    assert [f.name for f in chain] == ["score", "cap"] and chain.filters[0].threshold == 0.5

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from semiyolo.data import SynthSpec, write_dataset
-from semiyolo.integrations.ultralytics.resume import read_state, write_state
+from semiyolo.integrations.ultralytics.exact_resume import read_state, write_state
 from semiyolo.integrations.ultralytics.unlabeled import UnlabeledImages, unlabeled_batches
 from semiyolo.reproducibility import PassShuffler, pass_order, rng_state, set_rng_state
 
@@ -167,7 +167,7 @@ def test_a_run_killed_before_its_first_checkpoint_says_so(tmp_path, data, capsys
 
 
 def test_results_rows_of_epochs_after_the_checkpoint_are_dropped(tmp_path):
-    from semiyolo.integrations.ultralytics.resume import drop_logged_epochs_after
+    from semiyolo.integrations.ultralytics.exact_resume import drop_logged_epochs_after
 
     path = tmp_path / "results.csv"
     path.write_text("epoch,loss\n1,0.5\n2,0.4\n3,0.3\n")  # epoch 3 logged, killed before its checkpoint

@@ -147,3 +147,27 @@ def test_flat_names_keep_images_apart():
     src = Path("/data/unlabeled")
     names = {_flat_name(src / p, src) for p in ("a/x.jpg", "b/x.jpg", "x.jpg", "x.png")}
     assert names == {"a__x_jpg.jpg", "b__x_jpg.jpg", "x_jpg.jpg", "x_png.png"}
+
+
+def test_pseudo_label_rows_by_hand(tmp_path):
+    import torch
+    from PIL import Image
+
+    from semiyolo.integrations.ultralytics.offline import _yolo_rows
+    from semiyolo.pseudo import Detections
+
+    image = tmp_path / "wide.png"
+    Image.new("RGB", (100, 50)).save(image)
+    # 100 x 50 letterboxed to 64: ratio 0.64, 64 x 32, padded by (0, 16); a point p lands at p * 0.64 + pad
+    boxes = torch.tensor(
+        [
+            [6.4, 19.2, 38.4, 35.2],  # (10, 5, 60, 30) in the image: centre (35, 17.5), size 50 x 25
+            [-10.0, 10.0, 32.0, 26.0],  # (-15.6, -9.4, 50, 15.6): clipped to (0, 0, 50, 15.625)
+            [0.0, 16.0, 0.5, 16.5],  # 0.78 px wide and high: dropped
+        ]
+    )
+    det = Detections(boxes, torch.tensor([0.9, 0.8, 0.7]), torch.tensor([2, 0, 1]))
+    rows = _yolo_rows(det, image, imgsz=64)
+    # (class, cx / 100, cy / 50, w / 100, h / 50)
+    expected = [[2, 0.35, 0.35, 0.5, 0.5], [0, 0.25, 0.15625, 0.5, 0.3125]]
+    assert len(rows) == 2 and all(r == pytest.approx(e, abs=1e-6) for r, e in zip(rows, expected, strict=True))

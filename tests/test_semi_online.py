@@ -178,12 +178,12 @@ def test_an_epoch_without_pseudo_labels_is_reported(tmp_path, datasets):
 
 
 def test_dataset_list_files_resolve_dot_slash_against_their_folder(tmp_path):
-    from semiyolo.integrations.ultralytics.trainer import _read_list
+    from semiyolo.data import read_image_list
 
     listing = tmp_path / "lists" / "train.txt"
     listing.parent.mkdir()
     listing.write_text("./images/a.png\n/abs/b.png\n\n")
-    assert _read_list(str(listing)) == [tmp_path / "lists" / "images" / "a.png", Path("/abs/b.png")]
+    assert read_image_list(str(listing)) == [tmp_path / "lists" / "images" / "a.png", Path("/abs/b.png")]
 
 
 def test_a_rank_with_a_shard_smaller_than_the_batch_still_gets_images(datasets):
@@ -197,14 +197,13 @@ def test_resume_advances_the_end_to_end_loss_schedule():
     from ultralytics.cfg import get_cfg
     from ultralytics.nn.tasks import DetectionModel
 
-    from semiyolo.integrations.ultralytics import build_criterion
-    from semiyolo.integrations.ultralytics.criterion import resume_e2e_schedule
+    from semiyolo.integrations.ultralytics.criterion import build_criterion, resume_e2e_schedule
 
     model = DetectionModel("yolo26n.yaml", nc=3, verbose=False)
     model.args = get_cfg(overrides={"epochs": 10})
-    criterion = SemiSupervisedLoss(build_criterion(model))
+    criterion = build_criterion(model, wrap=SemiSupervisedLoss)  # E2ELoss over one SemiSupervisedLoss per branch
     resume_e2e_schedule(criterion, start_epoch=5)
-    e2e = criterion.criterion
+    e2e = criterion
     # as Ultralytics' own resume: updates = start_epoch - 1, then one update();
     # o2m = max(1 - 5 / (10 - 1), 0) * (0.8 - 0.1) + 0.1
     assert e2e.updates == 5 and e2e.o2m == pytest.approx((1 - 5 / 9) * 0.7 + 0.1)
@@ -271,9 +270,11 @@ def test_pseudo_labeled_part_is_normalised_at_least_like_the_labeled_density():
         "num_labeled": 1,
     }
     preds = model(batch["img"])
-    labeled, _ = split_batch(batch, 1)
-    crit({k: v[:1] if torch.is_tensor(v) else [t[:1] for t in v] for k, v in preds.items()}, labeled)
-    floor = float(crit.normalizer) * 4  # the labeled normaliser per image, times four images
+    labeled, pseudo = split_batch(batch, 1)
+    _, _, _, assignment = crit.forward(
+        {k: v[:1] if torch.is_tensor(v) else [t[:1] for t in v] for k, v in preds.items()}, labeled
+    )
+    floor = float(assignment.normalizer) * 4  # the labeled normaliser per image, times four images
     assert floor >= 4  # Ultralytics' normaliser for the empty part is max(0, 1) = 1
     background_bce = torch.nn.functional.binary_cross_entropy_with_logits(
         preds["scores"][1:], torch.zeros_like(preds["scores"][1:]), reduction="sum"
@@ -283,17 +284,19 @@ def test_pseudo_labeled_part_is_normalised_at_least_like_the_labeled_density():
     torch.testing.assert_close(items["u_cls_loss"], (background_bce / floor * gain).detach())
     _, items = SemiSupervisedLoss(crit, density_floor=False)(preds, batch)
     torch.testing.assert_close(items["u_cls_loss"], (background_bce * gain).detach())
-    assert crit.normalizer_floor is None  # the floor is set for the unlabeled part's call only
+    # the floor is an argument of the unlabeled part's call only: the criterion alone is not floored afterwards
+    _, alone = crit({k: v[1:] if torch.is_tensor(v) else [t[1:] for t in v] for k, v in preds.items()}, pseudo)
+    torch.testing.assert_close(alone["cls_loss"], (background_bce * gain).detach())
 
 
 def test_nan_recovery_rewinds_the_teacher_with_the_student(tmp_path, datasets):
     from ultralytics.utils.torch_utils import unwrap_model
 
     from semiyolo.config import load_config
-    from semiyolo.integrations.ultralytics import SemiSupervisedTrainer
+    from semiyolo.integrations.ultralytics import OnlineTrainer
 
     cfg = load_config(_config(tmp_path, datasets, epochs=4))
-    trainer = SemiSupervisedTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    trainer = OnlineTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     last_batch = {"now": False, "injected": False}
 
     class NaNOnLastBatchOfEpoch3:  # the last training loss of epoch 3 is NaN: Ultralytics rewinds to last.pt
@@ -308,13 +311,13 @@ def test_nan_recovery_rewinds_the_teacher_with_the_student(tmp_path, datasets):
             return loss, items
 
     def on_batch(t):
-        last_batch["now"] = t.epoch == 2 and t.batch_ni == len(t.train_loader) * 3 - 1
+        last_batch["now"] = t.epoch == 2 and t.exact_resume.batch_ni == len(t.train_loader) * 3 - 1
 
     starts, teachers = [], []
 
     def on_epoch_start(t):
         starts.append(t.epoch)
-        teachers.append({k: v.clone() for k, v in t.teacher.ema.state_dict().items()})
+        teachers.append({k: v.clone() for k, v in t.mean_teacher.model.state_dict().items()})
 
     def inject(t):
         model = unwrap_model(t.model)
@@ -334,9 +337,9 @@ def test_autobatch_leaves_room_for_the_unlabeled_images(tmp_path, datasets, monk
     from ultralytics.models.yolo.detect import DetectionTrainer
 
     from semiyolo.config import load_config
-    from semiyolo.integrations.ultralytics import SemiSupervisedTrainer
+    from semiyolo.integrations.ultralytics import OnlineTrainer
 
     cfg = load_config(_config(tmp_path, datasets, unlabeled_ratio=2.0))
-    trainer = SemiSupervisedTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    trainer = OnlineTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     monkeypatch.setattr(DetectionTrainer, "auto_batch", lambda self, max_num_obj=0, dataset_size=0: 48)
     assert trainer.auto_batch() == 16  # 48 images fit: 16 labeled + 32 unlabeled

@@ -153,9 +153,9 @@ def test_data_synth_command(tmp_path, capsys):
 
 def test_gradient_clipping_uses_semi_max_grad_norm(tiny_data):
     from semiyolo.config import SemiConfig
-    from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
+    from semiyolo.integrations.ultralytics import SupervisedTrainer
 
-    trainer = BackgroundPenaltyTrainer(
+    trainer = SupervisedTrainer(
         overrides={"model": "yolov8n.yaml", "data": str(tiny_data), "plots": False}, semi=SemiConfig(max_grad_norm=0.5)
     )
     weight = torch.nn.Parameter(torch.zeros(3))
@@ -168,7 +168,7 @@ def test_gradient_clipping_uses_semi_max_grad_norm(tiny_data):
 
 
 def test_demo_writes_its_table(tmp_path, capsys):
-    from semiyolo.integrations.ultralytics.demo import run_demo
+    from semiyolo.experiments.demo import run_demo
 
     rows = run_demo(tmp_path / "demo", images=12, imgsz=64, epochs=1, batch=4)
     assert [r["lambda_bg"] for r in rows] == [0.0, 1.0]
@@ -185,10 +185,10 @@ def test_checkpoints_are_written_atomically(tmp_path, tiny_data, monkeypatch):
     from ultralytics import YOLO
 
     from semiyolo.config import load_config
-    from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
+    from semiyolo.integrations.ultralytics import SupervisedTrainer
 
     cfg = load_config(_config(tmp_path, tiny_data), ["train.epochs=1"])
-    trainer = BackgroundPenaltyTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    trainer = SupervisedTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     trainer.train()
     last = trainer.last
     before = last.read_bytes()
@@ -226,10 +226,10 @@ def test_non_finite_steps_are_skipped_then_training_stops_with_the_files(tmp_pat
 
     from semiyolo.config import load_config
     from semiyolo.errors import TrainingDiverged
-    from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
+    from semiyolo.integrations.ultralytics import SupervisedTrainer
 
     cfg = load_config(_config(tmp_path, tiny_data), ["train.epochs=3", "train.nbs=4", "semi.nonfinite_patience=3"])
-    trainer = BackgroundPenaltyTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    trainer = SupervisedTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
 
     def inject(t):
         model = unwrap_model(t.model)
@@ -241,13 +241,13 @@ def test_non_finite_steps_are_skipped_then_training_stops_with_the_files(tmp_pat
         "on_train_batch_start",
         lambda t: (
             weights_before.update({k: v.detach().clone() for k, v in unwrap_model(t.model).named_parameters()})
-            if t.consecutive_skips == 1
+            if t.steps.consecutive_skips == 1
             else None
         ),
     )
     with pytest.raises(TrainingDiverged, match=r"3 consecutive steps had a non-finite loss.*\.png"):
         trainer.train()
-    assert trainer.skipped_steps == 3
+    assert trainer.steps.skipped_steps == 3
     # the skipped steps did not touch the weights (BatchNorm's running statistics still follow the forwards)
     after = dict(unwrap_model(trainer.model).named_parameters())
     assert weights_before and all(torch.equal(after[k].detach(), v) for k, v in weights_before.items())
@@ -262,10 +262,10 @@ def test_a_pt_that_is_not_a_checkpoint_is_refused(tmp_path, tiny_data, capsys):
 
 def test_exact_resume_can_be_turned_off(tmp_path, tiny_data):
     from semiyolo.config import load_config
-    from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
+    from semiyolo.integrations.ultralytics import SupervisedTrainer
 
     cfg = load_config(_config(tmp_path, tiny_data), ["semi.exact_resume=false", "train.epochs=1"])
-    trainer = BackgroundPenaltyTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    trainer = SupervisedTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     trainer.train()
     assert trainer.resume_states() == {} and not (trainer.wdir / "train_state.pt").exists()
     assert trainer.last.is_file()
@@ -276,10 +276,10 @@ def test_labeled_repeat_oversamples_the_labeled_images_only(tmp_path, tiny_data)
 
     from semiyolo.config import load_config
     from semiyolo.data import list_images
-    from semiyolo.integrations.ultralytics import BackgroundPenaltyTrainer
+    from semiyolo.integrations.ultralytics import SupervisedTrainer
 
     cfg = load_config(_config(tmp_path, tiny_data), ["semi.labeled_repeat=3"])
-    trainer = BackgroundPenaltyTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    trainer = SupervisedTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     labeled = list_images(tiny_data.parent / "images" / "train")
     dataset = YOLODataset(img_path=trainer.data["train"], imgsz=64, data=trainer.data, task="detect")
     assert len(dataset) == 3 * len(labeled)  # Ultralytics keeps the repeated entries

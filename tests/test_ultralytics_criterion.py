@@ -1,6 +1,9 @@
-"""The penalised criterion against Ultralytics' own on real YOLOv8n / YOLO11n / YOLO26n forwards."""
+"""The penalised criterion against Ultralytics' own on real YOLOv8n / YOLO11n / YOLO26n forwards, and its
+pieces (assignment, terms, weights, normaliser floor) on a hand-built head output."""
 
 import copy
+import math
+from functools import partial
 
 import pytest
 import torch
@@ -8,7 +11,14 @@ from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.loss import E2ELoss, v8DetectionLoss
 
-from semiyolo.integrations.ultralytics import BackgroundPenaltyDetectionLoss, build_criterion, set_lambda_bg
+from semiyolo.integrations.ultralytics.criterion import (
+    Assignment,
+    BackgroundPenaltyDetectionLoss,
+    HeadOutputs,
+    build_criterion,
+    set_loss_weights,
+)
+from semiyolo.integrations.ultralytics.semi_criterion import SemiSupervisedLoss
 
 IMGSZ = 96
 
@@ -101,6 +111,18 @@ def test_joint_normalisation_matches_document_formula():
     torch.testing.assert_close(loss[3], expected_bg)
 
 
+def _hand_outputs(logits: torch.Tensor) -> HeadOutputs:
+    """Head outputs for the classification terms only: the box fields are not read there."""
+    unused = torch.empty(0)
+    return HeadOutputs(logits, logits.detach().float().sigmoid(), unused, unused, unused, unused, unused)
+
+
+def _hand_assignment(fg: torch.Tensor, target_scores: torch.Tensor) -> Assignment:
+    b, a = fg.shape
+    normalizer = target_scores.sum().clamp(min=1)
+    return Assignment(fg, target_scores, torch.zeros(b, a, 4), torch.zeros(b, a, dtype=torch.long), normalizer)
+
+
 @pytest.mark.parametrize(
     ("normalize", "cls_divisor", "bg_expected"),
     [
@@ -112,8 +134,6 @@ def test_joint_normalisation_matches_document_formula():
     ],
 )
 def test_normalisations_by_hand(normalize, cls_divisor, bg_expected):
-    import math
-
     import torch.nn.functional as F
 
     crit = BackgroundPenaltyDetectionLoss(_model("yolov8n.yaml"), lambda_bg=2.0, normalize=normalize)
@@ -122,28 +142,15 @@ def test_normalisations_by_hand(normalize, cls_divisor, bg_expected):
     fg = torch.tensor([[False, False, True, False]])
     targets = torch.zeros(1, 4, 2)
     targets[0, 2, 0] = 0.5
-    cls, bg = crit.loss_classification(logits, logits.sigmoid(), targets, fg, torch.tensor(5.0))
-    bce_sum = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
-    torch.testing.assert_close(cls, bce_sum / cls_divisor)
-    torch.testing.assert_close(bg, torch.tensor(bg_expected))
-
-
-def test_penalty_positive_on_all_background_batch_and_zero_on_all_foreground():
-    model = _model("yolov8n.yaml")
-    empty = {
-        "img": torch.rand(2, 3, IMGSZ, IMGSZ),
-        "batch_idx": torch.zeros(0),
-        "cls": torch.zeros(0, 1),
-        "bboxes": torch.zeros(0, 4),
-    }
-    loss, items = BackgroundPenaltyDetectionLoss(model, lambda_bg=1.0)(model(empty["img"]), empty)
-    assert items["bg_loss"] > 0 and torch.isfinite(loss).all()
-    crit = BackgroundPenaltyDetectionLoss(model, lambda_bg=1.0)
-    logits = torch.randn(1, 10, 4, requires_grad=True)
-    _, bg = crit.loss_classification(
-        logits, logits.detach().sigmoid(), torch.zeros(1, 10, 4), torch.ones(1, 10, dtype=torch.bool), torch.tensor(1.0)
-    )
-    assert bg.item() == 0.0
+    assignment = _hand_assignment(fg, targets)
+    bce_sum, penalty_sum = crit.classification_sums(_hand_outputs(logits), assignment)
+    cls = crit.loss_classification(bce_sum, assignment, torch.tensor(5.0))["cls_loss"]
+    bg = crit.loss_background(penalty_sum, assignment, torch.tensor(5.0))["bg_loss"]
+    ref_bce_sum = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
+    torch.testing.assert_close(cls, ref_bce_sum / cls_divisor)
+    # the terms are unweighted: lambda_bg (and the cls gain) come from weights()
+    torch.testing.assert_close(crit.lambda_bg * bg, torch.tensor(bg_expected))
+    assert crit.weights()["bg_loss"] == crit.hyp.cls * 2.0
 
 
 @pytest.mark.parametrize("mode", ["focal", "none"])
@@ -160,7 +167,7 @@ def test_yolo26_end_to_end_head_through_e2e_loss():
     assert isinstance(crit, E2ELoss)
     loss, items = crit(model(batch["img"]), batch)
     assert "bg_loss" in items and items["bg_loss"] > 0 and torch.isfinite(loss).all()
-    set_lambda_bg(crit, 0.0)
+    set_loss_weights(crit, lambda_bg=0.0)
     ref = E2ELoss(copy.deepcopy(model))
     loss0, _ = crit(model(batch["img"]), batch)
     ref_loss, _ = ref(model(batch["img"]), batch)
@@ -197,3 +204,152 @@ def test_degenerate_and_out_of_image_boxes_give_a_finite_loss_and_gradients():
     loss.sum().backward()
     assert torch.isfinite(loss).all() and all(torch.isfinite(v) for v in items.values())
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+# --- the criterion's pieces on a hand-built head output ---------------------------------------------------------
+# A 32 x 32 image on YOLOv8n's strides 8, 16, 32: anchors 0-15 (4 x 4, centres 4, 12, 20, 28 px), 16-19 (2 x 2,
+# centres 8, 24 px) and 20 (centre 16 px). One object of class 1 at xyxy (0, 0, 16, 16) px. TAL's candidates are the
+# anchors whose centre lies strictly inside it: 0, 1, 4, 5 (centres 4 and 12) and 16 (centre 8); anchor 20's centre
+# lies on its corner. Every candidate predicts the object exactly (CIoU 1) and all scores are sigmoid(0) = 0.5, so
+# every candidate has the same alignment and TAL gives each of them the target score max CIoU = 1.
+FOREGROUND = [0, 1, 4, 5, 16]
+
+
+def _exact_distribution(distances: list[float], reg_max: int = 16) -> torch.Tensor:
+    """DFL logits ``(4 * reg_max,)`` whose expectation is each half-integer distance: two equal peaks."""
+    logits = torch.zeros(4, reg_max)
+    for side, d in enumerate(distances):
+        logits[side, math.floor(d)] = logits[side, math.ceil(d)] = 100.0
+    return logits.view(-1)
+
+
+def _hand_case(nc: int = 2):
+    crit_model = _model("yolov8n.yaml", nc=nc)
+    boxes = torch.zeros(1, 64, 21)  # uniform distributions on the anchors that are not candidates
+    for anchor, (cx, cy, stride) in {
+        0: (4, 4, 8),
+        1: (12, 4, 8),
+        4: (4, 12, 8),
+        5: (12, 12, 8),
+        16: (8, 8, 16),
+    }.items():
+        ltrb_px = (cx - 0, cy - 0, 16 - cx, 16 - cy)
+        boxes[0, :, anchor] = _exact_distribution([d / stride for d in ltrb_px])
+    preds = {
+        "boxes": boxes,
+        "scores": torch.zeros(1, nc, 21),
+        "feats": [torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 1, 1)],
+    }
+    batch = {
+        "batch_idx": torch.zeros(1),
+        "cls": torch.tensor([[1.0]]),
+        "bboxes": torch.tensor([[0.25, 0.25, 0.5, 0.5]]),
+    }
+    return crit_model, preds, batch
+
+
+def test_assignment_on_a_hand_built_case():
+    model, preds, batch = _hand_case()
+    crit = BackgroundPenaltyDetectionLoss(model)
+    outputs = crit.decode(preds)
+    assert outputs.logits.shape == outputs.probs.shape == (1, 21, 2) and outputs.imgsz.tolist() == [32.0, 32.0]
+    assignment = crit.assign(outputs, batch)
+    assert assignment.fg_mask.nonzero()[:, 1].tolist() == FOREGROUND
+    assert torch.equal(assignment.background, ~assignment.fg_mask)
+    expected_scores = torch.zeros(1, 21, 2)
+    expected_scores[0, FOREGROUND, 1] = 1.0
+    torch.testing.assert_close(assignment.target_scores, expected_scores)
+    torch.testing.assert_close(assignment.target_bboxes[0, FOREGROUND], torch.tensor([[0.0, 0.0, 16.0, 16.0]] * 5))
+    assert assignment.target_gt_idx.eq(0).all()
+    torch.testing.assert_close(assignment.normalizer, torch.tensor(5.0))  # max(sum target_scores, 1)
+    assert not assignment.target_scores.requires_grad
+
+
+def test_terms_by_hand_and_weights_in_one_place():
+    model, preds, batch = _hand_case()
+    crit = BackgroundPenaltyDetectionLoss(model, lambda_bg=2.0)
+    outputs = crit.decode(preds)
+    assignment = crit.assign(outputs, batch)
+    terms = crit.terms(outputs, assignment, assignment.normalizer)
+    assert sorted(terms) == sorted(crit.loss_names)
+    ln2 = math.log(2)
+    # BCE: 21 anchors x 2 classes of softplus(0) = ln 2, the targets' x y term is 0 at x = 0; over N = 5
+    torch.testing.assert_close(terms["cls_loss"], torch.tensor(42 * ln2 / 5))
+    # penalty: 16 background anchors of max sigmoid 0.5, over N = 5 (``bce`` normalisation), before lambda_bg
+    torch.testing.assert_close(terms["bg_loss"], torch.tensor(16 * 0.5 / 5))
+    torch.testing.assert_close(terms["box_loss"], torch.tensor(0.0), atol=1e-6, rtol=0)  # exact boxes: CIoU 1
+    # DFL: each side's target d + 0.5 sits halfway between the two peaks of probability 1/2: ln 2 per side
+    torch.testing.assert_close(terms["dfl_loss"], torch.tensor(ln2))
+    loss, items = crit.weigh(terms)
+    gains = [crit.hyp.box, crit.hyp.cls, crit.hyp.dfl, crit.hyp.cls * 2.0]
+    expected = torch.stack([terms[n] * g for n, g in zip(crit.loss_names, gains, strict=True)])
+    torch.testing.assert_close(loss, expected)
+    assert list(items) == ["box_loss", "cls_loss", "dfl_loss", "bg_loss"]
+    full, _ = crit(preds, batch)  # the Ultralytics call: the same, times the batch size 1
+    torch.testing.assert_close(full, expected)
+
+
+def test_normaliser_floor_is_an_argument():
+    model, preds, batch = _hand_case()
+    crit = BackgroundPenaltyDetectionLoss(model, lambda_bg=1.0)
+    ln2 = math.log(2)
+    # a floor of 20 above TAL's normaliser 5: cls 0.5 * 42 ln2 / 20, bg 0.5 * 8 / 20, dfl 1.5 * 5 ln2 / 20 ... over
+    # 20 instead of 5, i.e. a quarter of the unfloored items
+    _, floored = crit.loss(preds, batch, normalizer_floor=20.0)
+    torch.testing.assert_close(floored["cls_loss"], torch.tensor(0.5 * 42 * ln2 / 20))
+    torch.testing.assert_close(floored["bg_loss"], torch.tensor(0.5 * 8 / 20))
+    torch.testing.assert_close(floored["dfl_loss"], torch.tensor(1.5 * ln2 * 5 / 20))
+    # a floor below the normaliser changes nothing, and no call leaves state behind
+    _, plain = crit.loss(preds, batch)
+    _, low = crit.loss(preds, batch, normalizer_floor=torch.tensor(2.0))
+    for name in plain:
+        torch.testing.assert_close(low[name], plain[name], rtol=0, atol=0)
+    torch.testing.assert_close(plain["cls_loss"], torch.tensor(0.5 * 42 * ln2 / 5))
+    _, _, _, assignment = crit.forward(preds, batch, normalizer_floor=20.0)
+    torch.testing.assert_close(assignment.normalizer, torch.tensor(5.0))  # the assignment keeps TAL's
+
+
+def test_set_loss_weights_on_every_wrapper():
+    model = _model("yolov8n.yaml")
+    crit = BackgroundPenaltyDetectionLoss(model, lambda_bg=1.0)
+    set_loss_weights(crit, lambda_bg=0.25)
+    assert crit.lambda_bg == 0.25 and crit.weights()["bg_loss"] == crit.hyp.cls * 0.25
+    semi = SemiSupervisedLoss(BackgroundPenaltyDetectionLoss(model), lambda_unsup=0.0)
+    set_loss_weights(semi, lambda_bg=0.5, lambda_unsup=0.75)
+    assert (semi.criterion.lambda_bg, semi.lambda_unsup) == (0.5, 0.75)
+    e2e = build_criterion(_model("yolo26n.yaml"), lambda_bg=1.0)
+    set_loss_weights(e2e, lambda_bg=0.0)
+    assert (e2e.one2many.lambda_bg, e2e.one2one.lambda_bg) == (0.0, 0.0)
+    e2e_semi = build_criterion(_model("yolo26n.yaml"), wrap=partial(SemiSupervisedLoss, lambda_unsup=0.0))
+    set_loss_weights(e2e_semi, lambda_bg=3.0, lambda_unsup=1.0)
+    branches = (e2e_semi.one2many, e2e_semi.one2one)
+    assert [(b.lambda_unsup, b.criterion.lambda_bg) for b in branches] == [(1.0, 3.0), (1.0, 3.0)]
+    with pytest.raises(ValueError, match=r"unknown loss weights \['lambda_box'\]"):
+        set_loss_weights(semi, lambda_box=1.0)
+    with pytest.raises(ValueError, match=r"unknown loss weights \['lambda_unsup'\]"):
+        set_loss_weights(crit, lambda_unsup=1.0)  # a supervised criterion has no unlabeled part
+    with pytest.raises(ValueError, match="lambda_unsup must be >= 0"):
+        set_loss_weights(semi, lambda_unsup=-1.0)
+    with pytest.raises(TypeError, match="end-to-end head"):
+        SemiSupervisedLoss(e2e)
+
+
+def test_semi_loss_on_an_end_to_end_head_is_e2e_of_each_part():
+    model, batch = _model("yolo26n.yaml"), _batch(n_images=3)
+    batch["batch_idx"] = torch.tensor([0.0, 0.0, 2.0])  # image 1 labeled without objects, image 2 pseudo-labeled
+    crit = build_criterion(model, wrap=partial(SemiSupervisedLoss, lambda_unsup=0.5, density_floor=False))
+    plain = E2ELoss(copy.deepcopy(model), loss_fn=BackgroundPenaltyDetectionLoss)
+    preds = model(batch["img"])
+    # without num_labeled (burn-in, validation) the whole batch is labeled and the u_ items are zero
+    loss, items = crit(preds, batch)
+    ref, ref_items = plain(preds, batch)
+    torch.testing.assert_close(loss, ref)
+    assert list(items) == [*ref_items, *(f"u_{k}" for k in ref_items)] and all(items[f"u_{k}"] == 0 for k in ref_items)
+    # with it: o2m (L_l + 0.5 L_u) + o2o (L_l + 0.5 L_u) = E2E(labeled) + 0.5 E2E(pseudo-labeled)
+    loss, items = crit(preds, {**batch, "num_labeled": 2})
+    head = {k: {f: v[:2] if torch.is_tensor(v) else [t[:2] for t in v] for f, v in p.items()} for k, p in preds.items()}
+    tail = {k: {f: v[2:] if torch.is_tensor(v) else [t[2:] for t in v] for f, v in p.items()} for k, p in preds.items()}
+    sup, _ = plain(head, {k: batch[k][:2] for k in ("batch_idx", "cls", "bboxes")})
+    unsup, u_items = plain(tail, {"batch_idx": torch.zeros(1), "cls": batch["cls"][2:], "bboxes": batch["bboxes"][2:]})
+    torch.testing.assert_close(loss, sup + 0.5 * unsup)
+    torch.testing.assert_close(items["u_cls_loss"], u_items["cls_loss"])

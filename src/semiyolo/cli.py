@@ -40,7 +40,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _pseudo_label(args: argparse.Namespace) -> int:
     from .config import read_yaml
-    from .integrations.ultralytics.offline import DEFAULT_FILTERS, pseudo_label_folder
+    from .integrations.ultralytics.offline import pseudo_label_folder
+    from .pseudo import DEFAULT_FILTERS
 
     filters = DEFAULT_FILTERS
     if args.filters:
@@ -77,7 +78,7 @@ def _positive_int(text: str) -> int:
 
 
 def _ablate(args: argparse.Namespace) -> int:
-    from .integrations.ultralytics.ablate import Protocol, run_ablation
+    from .experiments.ablate import Protocol, run_ablation
 
     protocol = Protocol(
         steps=args.steps,
@@ -93,7 +94,7 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .integrations.ultralytics.demo import run_demo
+    from .experiments.demo import run_demo
 
     run_demo(args.out, images=args.images, imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, seed=args.seed)
     return 0

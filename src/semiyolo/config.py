@@ -26,9 +26,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
+from .losses import PENALTY_MODES, PENALTY_NORMALIZATIONS
+from .pseudo import DEFAULT_FILTERS, FILTERS, build_filters
 from .schedules import SCHEDULES
 
-FILTER_NAMES = ("score", "dsat", "dfl_entropy", "nms_unc", "cap")
+MODES = ("supervised", "online", "offline")  # semi.mode: labeled data only, a mean teacher, stored pseudo-labels
+EMPTY_UNLABELED = ("background", "skip")  # semi.empty_unlabeled: images left without pseudo-labels
+REPORT_WEIGHTS = ("best", "last")  # semi.report_weights: the weights summary.json reports
 
 
 class _Strict(BaseModel):
@@ -38,7 +42,7 @@ class _Strict(BaseModel):
 class FilterSpec(_Strict):
     """One pseudo-label filter of the chain: ``{name: dsat, params: {init_threshold: 0.5}}``."""
 
-    name: Literal[FILTER_NAMES]  # type: ignore[valid-type]
+    name: Literal[tuple(FILTERS)]  # type: ignore[valid-type]
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -46,14 +50,14 @@ class SemiConfig(_Strict):
     """The ``semi:`` block. Document 000's block (burn_in, lambda_unsup, lambda_bg, lambda_bg_warmup,
     lambda_bg_schedule, filters) loads as it is."""
 
-    mode: Literal["supervised", "online", "offline"] = "supervised"
+    mode: Literal[MODES] = "supervised"  # type: ignore[valid-type]
     burn_in: int = Field(5, ge=0, description="epochs with lambda_bg = 0 (and, online, labeled data only)")
     lambda_unsup: float = Field(1.0, ge=0)
     lambda_bg: float = Field(1.0, ge=0, description="background-penalty weight after warm-up")
     lambda_bg_warmup: int = Field(5, ge=0)
     lambda_bg_schedule: Literal[SCHEDULES] = "linear"  # type: ignore[valid-type]
-    bg_mode: Literal["max", "focal", "none"] = "max"
-    bg_normalize: Literal["bce", "bg_mean", "joint"] = "bce"
+    bg_mode: Literal[PENALTY_MODES] = "max"  # type: ignore[valid-type]
+    bg_normalize: Literal[PENALTY_NORMALIZATIONS] = "bce"  # type: ignore[valid-type]
     bg_gamma: float = Field(2.0, ge=0)
     logit_clamp: float | None = Field(None, gt=0, description="clamp class logits to [-c, c]; document 000: 10")
     max_grad_norm: float = Field(10.0, gt=0)
@@ -70,7 +74,7 @@ class SemiConfig(_Strict):
         description="continue from another run's weights/train_state.pt: its EMA weights (student and EMA, with the "
         "EMA's update count) and optimizer moments; the learning-rate schedule is this run's",
     )
-    report_weights: Literal["best", "last"] = Field(
+    report_weights: Literal[REPORT_WEIGHTS] = Field(  # type: ignore[valid-type]
         "best", description="weights summary.json reports: the best epoch's, or the final ones"
     )
     # online and offline semi-supervised training (SPEC section 4)
@@ -90,16 +94,11 @@ class SemiConfig(_Strict):
     pseudo_min_score: float = Field(0.1, ge=0, lt=1, description="candidates below never reach NMS")
     pseudo_nms_iou: float = Field(0.7, gt=0, le=1)
     dsat_holdout: float = Field(0.1, gt=0, lt=1, description="share of labeled train images held out for DSAT")
-    empty_unlabeled: Literal["background", "skip"] = Field(
+    empty_unlabeled: Literal[EMPTY_UNLABELED] = Field(  # type: ignore[valid-type]
         "background", description="unlabeled images without pseudo-labels: trained as background, or left out"
     )
     validate_teacher: bool = Field(True, description="validate the teacher too each epoch (teacher/... columns)")
-    filters: list[FilterSpec] = Field(
-        default_factory=lambda: [
-            FilterSpec(name="score", params={"threshold": 0.5}),
-            FilterSpec(name="cap", params={"max_per_image": 100}),
-        ]
-    )
+    filters: list[FilterSpec] = Field(default_factory=lambda: [FilterSpec(**spec) for spec in DEFAULT_FILTERS])
 
 
 class RunConfig(_Strict):
@@ -143,10 +142,15 @@ def validate_config(raw: Mapping[str, Any], source: str = "config") -> RunConfig
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
     try:
-        return RunConfig.model_validate(dict(raw))
+        cfg = RunConfig.model_validate(dict(raw))
     except ValidationError as err:
         problems = "\n  ".join(_describe(e) for e in err.errors())
         raise ConfigError(f"{source}: invalid configuration:\n  {problems}") from None
+    try:  # the filters' own checks, those that need no dataset or model (which build_filters runs later)
+        build_filters(cfg.semi.filters, num_classes=None, has_dfl=None)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: invalid configuration:\n  {err}") from None
+    return cfg
 
 
 def read_yaml(path: str | Path) -> Any:

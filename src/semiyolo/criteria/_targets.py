@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torchvision.ops import box_convert
 
 
 def check_targets(targets: Tensor) -> None:
@@ -15,8 +16,8 @@ def check_targets(targets: Tensor) -> None:
 
 
 def cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
-    xy, half = boxes[..., :2], boxes[..., 2:] / 2
-    return torch.cat((xy - half, xy + half), dim=-1)
+    """``Tensor[..., 4]`` ``(cx, cy, w, h)`` to ``(x1, y1, x2, y2)``: :func:`torchvision.ops.box_convert`."""
+    return box_convert(boxes, "cxcywh", "xyxy")
 
 
 def targets_xyxy(targets: Tensor, image_size: tuple[int, int]) -> Tensor:

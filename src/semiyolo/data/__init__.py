@@ -1,30 +1,55 @@
-"""Datasets: the synthetic generator and the checks run before training."""
+"""Datasets: YOLO files read and written one way, a split's image lists, the checks run before training, the
+labeled / unlabeled split and the synthetic generators."""
 
-from .checks import (
-    check_detection_dataset,
-    dataset_root,
-    label_path,
-    list_images,
-    read_label_file,
-    split_entries,
-)
+from .checks import check_detection_dataset
 from .digits import DIGIT_NAMES, DigitsSpec, write_digits_dataset
+from .files import (
+    IMAGE_SUFFIXES,
+    label_path,
+    link,
+    list_images,
+    read_image_list,
+    read_label_file,
+    write_image_list,
+    write_label_file,
+)
+from .lists import (
+    dataset_root,
+    held_out_train,
+    pseudo_labeled_train,
+    repeated_train,
+    split_entries,
+    split_holdout,
+    split_images,
+    train_images,
+)
 from .split import choose_labeled, split_dataset
 from .synth import CLASSES, SynthSpec, write_dataset
 
 __all__ = [
     "CLASSES",
     "DIGIT_NAMES",
+    "IMAGE_SUFFIXES",
     "DigitsSpec",
     "SynthSpec",
     "check_detection_dataset",
     "choose_labeled",
     "dataset_root",
+    "held_out_train",
     "label_path",
+    "link",
     "list_images",
+    "pseudo_labeled_train",
+    "read_image_list",
     "read_label_file",
+    "repeated_train",
     "split_dataset",
     "split_entries",
+    "split_holdout",
+    "split_images",
+    "train_images",
     "write_dataset",
     "write_digits_dataset",
+    "write_image_list",
+    "write_label_file",
 ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -16,14 +15,13 @@ from pathlib import Path
 import yaml
 
 from ..errors import UserInputError
-from .checks import _split_images, check_detection_dataset, dataset_root, label_path, split_entries
+from .checks import check_detection_dataset
+from .files import label_path, link, read_label_file
+from .lists import dataset_root, split_entries, split_images
 
 
 def _classes_of(image: Path) -> set[int]:
-    label = label_path(image)
-    if not label.is_file():
-        return set()
-    return {int(float(line.split()[0])) for line in label.read_text().splitlines() if line.strip()}
+    return {int(c) for c in read_label_file(label_path(image))[:, 0]}
 
 
 def choose_labeled(images: list[Path], fraction: float, seed: int) -> list[Path]:
@@ -56,20 +54,13 @@ def choose_labeled(images: list[Path], fraction: float, seed: int) -> list[Path]
     return sorted(chosen)
 
 
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists() or dst.is_symlink():
-        dst.unlink()
-    os.symlink(src.resolve(), dst)
-
-
 def split_dataset(data_yaml: str | Path, fraction: float, seed: int, out: str | Path) -> Path:
     """Write ``out/labeled`` (images and labels), ``out/unlabeled`` (images, and their labels kept aside for
     auditing), ``out/data.yaml`` (train: the labeled images; val: the dataset's), ``out/config.yaml`` (an
     online run) and ``out/split.json``. Returns the config's path."""
     data = check_detection_dataset(data_yaml)
     root = dataset_root(data, data_yaml)
-    images = _split_images(root, data["train"], Path(data_yaml), "train")
+    images = split_images(data, "train", root, data_yaml)
     if len(images) < 2:
         raise UserInputError(f"{data_yaml}: train has {len(images)} image(s); a split needs at least 2")
     labeled = choose_labeled(images, fraction, seed)
@@ -80,9 +71,9 @@ def split_dataset(data_yaml: str | Path, fraction: float, seed: int, out: str | 
         for i, image in enumerate(members):
             name = f"{i:06d}_{image.name}"
             sources.setdefault(part, []).append(str(image))
-            _link(image, out / part / "images" / name)
+            link(image, out / part / "images" / name)
             if label_path(image).is_file():
-                _link(label_path(image), out / part / "labels" / f"{Path(name).stem}.txt")
+                link(label_path(image), out / part / "labels" / f"{Path(name).stem}.txt")
     val = [str(v) for v in split_entries(data, root, "val")]
     new_data = {
         "path": str(out),

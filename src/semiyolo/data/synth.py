@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from ..errors import UserInputError
+from .files import write_label_file
 
 CLASSES = ("circle", "square", "triangle")
 _CLASS_HUES = ((40, 90, 220), (60, 190, 70), (210, 120, 40))  # BGR base colours per class
@@ -178,8 +179,7 @@ def write_yolo_dataset(
         stem = f"{index:06d}"
         if not cv2.imwrite(str(out / "images" / split / f"{stem}{IMAGE_SUFFIX}"), image):
             raise OSError(f"could not write {out / 'images' / split / stem}{IMAGE_SUFFIX}")
-        rows = [f"{c} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}" for c, cx, cy, w, h in labels]
-        (out / "labels" / split / f"{stem}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
+        write_label_file(out / "labels" / split / f"{stem}.txt", labels)
     data_yaml = out / "data.yaml"
     data = {"path": str(out), "train": "images/train", "val": "images/val", "names": dict(enumerate(names)), **meta}
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))

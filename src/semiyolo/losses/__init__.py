@@ -4,7 +4,13 @@ Every loss takes ``reduction`` in ``none | mean | sum``, computes half and bfloa
 returns a zero still attached to the graph for empty input.
 """
 
-from .background import BACKGROUND_MODES, PENALTY_MODES, PENALTY_NORMALIZATIONS, background_penalty, bce_and_background_sums
+from .background import (
+    BACKGROUND_MODES,
+    PENALTY_MODES,
+    PENALTY_NORMALIZATIONS,
+    background_penalty,
+    bce_and_background_sums,
+)
 from .focal import focal_loss, inverse_frequency_alpha, sigmoid_focal_loss, varifocal_loss
 from .gfl import distribution_focal_loss, integral_decode, quality_focal_loss
 from .iou import IOU_KINDS, box_iou_paired, iou_loss

@@ -8,6 +8,9 @@ A filter maps :class:`Detections` to a keep mask and counts what it kept and dro
       - {name: dfl_entropy, params: {threshold: 0.5}}
       - {name: nms_unc, params: {threshold: 0.15}}
       - {name: cap, params: {max_per_image: 30}}
+
+The filters check their parameters and raise :class:`ValueError` (:class:`FilterParamError` naming the parameter);
+:func:`build_filters`, which reads the configuration, turns that into a :class:`ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import inspect
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -24,6 +27,20 @@ from torch import Tensor
 from ..errors import ConfigError
 from .dsat import f1_optimal_threshold
 from .predictions import Detections
+
+DEFAULT_FILTERS: tuple[dict[str, Any], ...] = (
+    {"name": "score", "params": {"threshold": 0.5}},
+    {"name": "cap", "params": {"max_per_image": 100}},
+)  # the chain of ``semi.filters`` and of ``semiyolo pseudo-label`` when none is given
+
+
+class FilterParamError(ValueError):
+    """A filter parameter that is unknown or out of range; ``param`` names it (None: the parameters together,
+    such as DSAT's ordered thresholds)."""
+
+    def __init__(self, param: str | None, message: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class PseudoLabelFilter(ABC):
@@ -56,9 +73,9 @@ class PseudoLabelFilter(ABC):
         self.kept, self.dropped = int(state["kept"]), int(state["dropped"])
 
 
-def _check_unit(name: str, value: float) -> float:
+def _check_unit(filter_name: str, param: str, value: float) -> float:
     if not 0 <= value <= 1:
-        raise ConfigError(f"{name} must lie in [0, 1], got {value!r}")
+        raise FilterParamError(param, f"{filter_name}.{param} must lie in [0, 1], got {value!r}")
     return float(value)
 
 
@@ -69,7 +86,7 @@ class ScoreFilter(PseudoLabelFilter):
 
     def __init__(self, threshold: float = 0.5) -> None:
         super().__init__()
-        self.threshold = _check_unit("score.threshold", threshold)
+        self.threshold = _check_unit("score", "threshold", threshold)
 
     def keep_mask(self, dets: Detections) -> Tensor:
         return dets.scores >= self.threshold
@@ -97,15 +114,16 @@ class DSATFilter(PseudoLabelFilter):
     ) -> None:
         super().__init__()
         if num_classes < 1:
-            raise ConfigError(f"dsat.num_classes must be >= 1, got {num_classes!r}")
-        _check_unit("dsat.momentum", momentum)
+            raise FilterParamError("num_classes", f"dsat.num_classes must be >= 1, got {num_classes!r}")
+        _check_unit("dsat", "momentum", momentum)
         if not 0 <= min_threshold <= init_threshold <= max_threshold <= 1:
-            raise ConfigError(
+            raise FilterParamError(
+                None,
                 "dsat thresholds must satisfy 0 <= min_threshold <= init_threshold <= max_threshold <= 1, got "
-                f"{min_threshold}, {init_threshold}, {max_threshold}"
+                f"{min_threshold}, {init_threshold}, {max_threshold}",
             )
         if update_every < 1:
-            raise ConfigError(f"dsat.update_every must be >= 1, got {update_every!r}")
+            raise FilterParamError("update_every", f"dsat.update_every must be >= 1, got {update_every!r}")
         self.momentum, self.bounds, self.update_every = momentum, (min_threshold, max_threshold), update_every
         self.thresholds = torch.full((num_classes,), float(init_threshold))
 
@@ -158,7 +176,7 @@ class DFLEntropyFilter(PseudoLabelFilter):
 
     def __init__(self, threshold: float = 0.5) -> None:
         super().__init__()
-        self.threshold = _check_unit("dfl_entropy.threshold", threshold)
+        self.threshold = _check_unit("dfl_entropy", "threshold", threshold)
 
     def keep_mask(self, dets: Detections) -> Tensor:
         if dets.bin_logits is None:
@@ -175,7 +193,7 @@ class NMSUncertaintyFilter(PseudoLabelFilter):
     def __init__(self, threshold: float = 0.15) -> None:
         super().__init__()
         if not threshold >= 0:
-            raise ConfigError(f"nms_unc.threshold must be >= 0, got {threshold!r}")
+            raise FilterParamError("threshold", f"nms_unc.threshold must be >= 0, got {threshold!r}")
         self.threshold = float(threshold)
 
     def keep_mask(self, dets: Detections) -> Tensor:
@@ -192,7 +210,7 @@ class CapFilter(PseudoLabelFilter):
     def __init__(self, max_per_image: int = 100) -> None:
         super().__init__()
         if max_per_image < 1:
-            raise ConfigError(f"cap.max_per_image must be >= 1, got {max_per_image!r}")
+            raise FilterParamError("max_per_image", f"cap.max_per_image must be >= 1, got {max_per_image!r}")
         self.max_per_image = int(max_per_image)
 
     def keep_mask(self, dets: Detections) -> Tensor:
@@ -244,37 +262,67 @@ class FilterChain:
             f.load_state_dict(s)
 
 
+def make_filter(name: str, params: Mapping[str, Any]) -> PseudoLabelFilter:
+    """The filter ``name`` (a key of :data:`FILTERS`) with ``params``.
+
+    Raises:
+        ValueError: an unknown name or a parameter of the wrong type; :class:`FilterParamError` for an unknown
+            parameter or a value out of range.
+    """
+    if name not in FILTERS:
+        raise ValueError(f"unknown filter; known: {', '.join(FILTERS)}")
+    cls = FILTERS[name]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise FilterParamError(None, f"unknown parameter(s) {unknown}; accepted: {sorted(accepted)}")
+    try:
+        return cls(**params)
+    except TypeError as err:  # a missing argument, or a value of the wrong type
+        raise ValueError(str(err)) from None
+
+
 def build_filters(
-    specs: Sequence[Any], num_classes: int, has_dfl: bool, classes_from: str = "the dataset"
+    specs: Sequence[Any], num_classes: int | None, has_dfl: bool | None, classes_from: str = "the dataset"
 ) -> FilterChain:
     """A chain from config specs (objects or dicts with ``name`` and ``params``).
 
-    ``dsat`` gets ``num_classes`` (the class count of ``classes_from``, named in errors) unless given;
-    ``dfl_entropy`` on a head without DFL, unknown names and bad parameters raise :class:`ConfigError` naming
-    ``semi.filters.<i>``.
+    ``dsat`` gets ``num_classes`` (the class count of ``classes_from``, named in errors) unless given. ``None``
+    for ``num_classes`` or ``has_dfl`` means not known yet (the config's own checks, before the dataset and the
+    model are read): the checks that need it are skipped, and ``dsat`` is built for one class if not told.
+
+    Raises:
+        ConfigError: naming the key (``semi.filters.<i>``, ``semi.filters.<i>.params`` or
+            ``semi.filters.<i>.params.<param>``) and the filter:
+            an unknown name, an unknown or bad parameter, ``dsat`` for another class count, ``dfl_entropy`` on a
+            head without DFL.
     """
     filters = []
     for i, spec in enumerate(specs):
         name = spec["name"] if isinstance(spec, dict) else spec.name
         params = dict(spec.get("params", {}) if isinstance(spec, dict) else spec.params)
-        where = f"semi.filters.{i} ({name})"
-        if name not in FILTERS:
-            raise ConfigError(f"{where}: unknown filter; known: {', '.join(FILTERS)}")
-        cls = FILTERS[name]
-        if cls is DSATFilter:
-            params.setdefault("num_classes", num_classes)
-            if params["num_classes"] != num_classes:
-                raise ConfigError(f"{where}: num_classes is {params['num_classes']}, {classes_from} has {num_classes}")
-        if cls is DFLEntropyFilter and not has_dfl:
-            raise ConfigError(f"{where}: the model's head has no DFL distributions (reg_max = 1)")
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        unknown = set(params) - accepted
-        if unknown:
-            raise ConfigError(f"{where}: unknown parameter(s) {sorted(unknown)}; accepted: {sorted(accepted)}")
         try:
-            filters.append(cls(**params))
-        except ConfigError as err:
-            raise ConfigError(f"{where}: {err}") from None
-        except TypeError as err:
-            raise ConfigError(f"{where}: {err}") from None
+            filters.append(_build_filter(name, params, num_classes, has_dfl, classes_from))
+        except ValueError as err:
+            raise ConfigError(f"{_filter_key(i, err)} ({name}): {err}") from None
     return FilterChain(filters)
+
+
+def _filter_key(index: int, err: ValueError) -> str:
+    """The key an error is about: the filter, its parameters, or one parameter."""
+    if not isinstance(err, FilterParamError):
+        return f"semi.filters.{index}"
+    return f"semi.filters.{index}.params" + (f".{err.param}" if err.param else "")
+
+
+def _build_filter(
+    name: str, params: dict[str, Any], num_classes: int | None, has_dfl: bool | None, classes_from: str
+) -> PseudoLabelFilter:
+    if name == DSATFilter.name:
+        params.setdefault("num_classes", 1 if num_classes is None else num_classes)
+        if num_classes is not None and params["num_classes"] != num_classes:
+            message = f"num_classes is {params['num_classes']}, {classes_from} has {num_classes}"
+            raise FilterParamError("num_classes", message)
+    if name == DFLEntropyFilter.name and has_dfl is False:
+        raise ValueError("the model's head has no DFL distributions (reg_max = 1)")
+    return make_filter(name, params)

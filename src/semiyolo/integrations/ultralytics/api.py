@@ -20,11 +20,17 @@ from ...errors import ConfigError, DataError, RunInterrupted
 from ...pseudo import build_filters
 from .continuation import read_continuation_state
 from .offline import load_detector, offline_train_entries
-from .semi_trainer import SemiSupervisedTrainer
-from .trainer import SUMMARY_FILE, BackgroundPenaltyTrainer
+from .run_summary import SUMMARY_FILE
+from .supervised import SupervisedTrainer
+from .trainers import trainer_class
 from .unlabeled import UnlabeledImages
 
 TOP_LEVEL_ONLY = ("model", "data")
+
+
+def training_default(key: str) -> Any:
+    """Ultralytics' default value of the training argument ``key``."""
+    return DEFAULT_CFG_DICT[key]
 
 
 def check_train_args(train: Mapping[str, Any]) -> None:
@@ -159,8 +165,7 @@ def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Map
     """Train as configured; returns the run's summary (final metrics, background false positives) and
     ``save_dir``."""
     cfg = prepare(config, overrides)
-    trainer_cls = SemiSupervisedTrainer if cfg.semi.mode == "online" else BackgroundPenaltyTrainer
-    trainer = trainer_cls(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    trainer = trainer_class(cfg.semi.mode)(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     try:
         trainer.train()
     except KeyboardInterrupt:
@@ -172,7 +177,7 @@ def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Map
     return {**summary, "save_dir": str(trainer.save_dir)}
 
 
-def _interrupted_message(trainer: BackgroundPenaltyTrainer) -> str:
+def _interrupted_message(trainer: SupervisedTrainer) -> str:
     if trainer.last.is_file():
         return f"interrupted; continue with train.resume={trainer.last} (the last finished epoch's checkpoint)"
     return f"interrupted before the first epoch ended; nothing to resume in {trainer.save_dir}"

@@ -1,7 +1,17 @@
-"""Ultralytics' detection loss with document 000's background penalty as a fourth loss item, ``bg_loss``."""
+"""Ultralytics' detection loss with document 000's background penalty as a fourth loss item, ``bg_loss``.
+
+The criterion is written in terms, after DETR's ``SetCriterion``: ``assign`` runs Ultralytics' task-aligned
+assigner without gradient and returns an :class:`Assignment`; one method per term (``loss_classification``,
+``loss_background``, ``loss_boxes`` for CIoU and DFL) returns a dict of unweighted values; ``weights`` holds every
+gain and ``weigh`` applies them. The normaliser is an argument of each term, so a caller can floor it
+(:class:`~.semi_criterion.SemiSupervisedLoss` does). Schedules change ``lambda_bg`` / ``lambda_unsup`` through
+:func:`set_loss_weights` only.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -14,12 +24,66 @@ from ultralytics.utils.tal import make_anchors
 from ...losses import PENALTY_MODES, PENALTY_NORMALIZATIONS, background_penalty, bce_and_background_sums
 
 
+@dataclass(frozen=True)
+class HeadOutputs:
+    """The detection head's training outputs laid out per anchor (``A`` anchors over all levels).
+
+    Attributes:
+        logits: ``Tensor[B, A, C]`` class logits, a view of Ultralytics' ``(B, C, A)`` scores (clamped when the
+            criterion has ``logit_clamp``).
+        probs: ``Tensor[B, A, C]`` float32 ``sigmoid(logits)``, detached: the assigner's input, reused by the
+            fused classification pass's backward.
+        distri: ``Tensor[B, A, 4 * reg_max]`` box distributions (contiguous).
+        bboxes: ``Tensor[B, A, 4]`` decoded boxes, xyxy in grid units (``bbox_decode``).
+        anchor_points: ``Tensor[A, 2]`` anchor centres in grid units (``make_anchors``).
+        stride_tensor: ``Tensor[A, 1]`` each anchor's stride in pixels.
+        imgsz: ``Tensor[2]`` the input size ``(h, w)`` in pixels.
+    """
+
+    logits: Tensor
+    probs: Tensor
+    distri: Tensor
+    bboxes: Tensor
+    anchor_points: Tensor
+    stride_tensor: Tensor
+    imgsz: Tensor
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Targets of every anchor, from Ultralytics' ``TaskAlignedAssigner`` (no gradient).
+
+    Each term reads the anchors it acts on through this object (``fg_mask``, :attr:`background`), so per-anchor
+    masks (anchors that get neither a positive nor a negative target, a per-box regression gate) can be added as
+    fields with defaults, and :attr:`background` narrowed, without changing a term's signature.
+
+    Attributes:
+        fg_mask: ``Tensor[B, A]`` bool, anchors assigned to an object.
+        target_scores: ``Tensor[B, A, C]`` TAL's soft class targets (IoU-aligned on foreground, 0 elsewhere).
+        target_bboxes: ``Tensor[B, A, 4]`` xyxy in pixels, meaningful on foreground anchors.
+        target_gt_idx: ``Tensor[B, A]`` index of the assigned object within its image.
+        normalizer: 0-d, Ultralytics' ``max(sum target_scores, 1)``.
+    """
+
+    fg_mask: Tensor
+    target_scores: Tensor
+    target_bboxes: Tensor
+    target_gt_idx: Tensor
+    normalizer: Tensor
+
+    @property
+    def background(self) -> Tensor:
+        """``Tensor[B, A]`` bool, the anchors the background penalty acts on: those without an object."""
+        return ~self.fg_mask
+
+
 class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
     """``v8DetectionLoss`` plus ``lambda_bg`` times a penalty on confident scores of background anchors.
 
     Background anchors are those outside TAL's foreground mask. Loss items: ``box_loss``, ``cls_loss``,
-    ``dfl_loss`` (as Ultralytics) and ``bg_loss``; each carries its gain (``bg_loss`` the ``cls`` gain, as in
-    document 000's code, where the penalty is part of the classification term), and their sum is the loss.
+    ``dfl_loss`` (as Ultralytics; ``l1_loss`` for heads without DFL) and ``bg_loss``; each carries its gain
+    (``bg_loss`` the ``cls`` gain, as in document 000's code, where the penalty is part of the classification
+    term), and their sum is the loss.
 
     Normalisations of the classification term (SPEC section 3):
 
@@ -36,18 +100,16 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
 
     Args:
         model: a de-paralleled Ultralytics ``DetectionModel`` with ``args`` (hyperparameters) set.
-        lambda_bg: penalty weight (>= 0); a schedule may change ``self.lambda_bg`` between epochs.
+        lambda_bg: penalty weight (>= 0); schedules change it with :func:`set_loss_weights`.
         mode: ``max`` (document 000), ``focal`` (hard-negative focal form) or ``none`` (plain Ultralytics).
         normalize: ``bce``, ``bg_mean`` or ``joint``.
         gamma: exponent of the ``focal`` mode.
         logit_clamp: clamp class logits to ``[-c, c]`` before the classification losses (document 000 uses
             10); ``None`` for no clamp.
-
-    Attributes:
-        normalizer: the last call's normaliser, ``max(sum target_scores, 1)`` (detached).
-        normalizer_floor: when set (a float or a 0-d tensor), the normaliser is at least this (a caller such as
-            :class:`~.semi_criterion.SemiSupervisedLoss` sets it for a batch whose targets are incomplete).
+        tal_topk, tal_topk2: the assigner's, as in ``v8DetectionLoss``.
     """
+
+    weight_names = ("lambda_bg",)
 
     def __init__(
         self,
@@ -64,124 +126,226 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             raise ValueError(f"mode must be one of {PENALTY_MODES}, got {mode!r}")
         if normalize not in PENALTY_NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {PENALTY_NORMALIZATIONS}, got {normalize!r}")
-        if not lambda_bg >= 0:
-            raise ValueError(f"lambda_bg must be >= 0, got {lambda_bg!r}")
         if logit_clamp is not None and not logit_clamp > 0:
             raise ValueError(f"logit_clamp must be > 0 or None, got {logit_clamp!r}")
         super().__init__(model, tal_topk=tal_topk, tal_topk2=tal_topk2)
-        self.lambda_bg, self.mode, self.normalize = float(lambda_bg), mode, normalize
-        self.gamma, self.logit_clamp = gamma, logit_clamp
+        self.mode, self.normalize, self.gamma, self.logit_clamp = mode, normalize, gamma, logit_clamp
+        self.set_weights(lambda_bg=lambda_bg)
         self.loss_names = (*self.loss_names, "bg_loss")
-        self.normalizer: Tensor | None = None
-        self.normalizer_floor: float | None = None
 
-    def get_assigned_targets_and_loss(self, preds: dict[str, Tensor], batch: dict[str, Any], **assign_kwargs):
-        """Ultralytics' assignment and box losses, with the classification term of :meth:`loss_classification`.
+    # --- weights -------------------------------------------------------------------------------------------
+    def set_weights(self, lambda_bg: float) -> None:
+        """Set the penalty weight (>= 0); :func:`set_loss_weights` calls this on every criterion of a model."""
+        if not lambda_bg >= 0:
+            raise ValueError(f"lambda_bg must be >= 0, got {lambda_bg!r}")
+        self.lambda_bg = float(lambda_bg)
 
-        Returns the same structure as ``v8DetectionLoss.get_assigned_targets_and_loss`` with a fourth item.
-        """
-        pred_distri = preds["boxes"].permute(0, 2, 1).contiguous()
-        pred_scores = preds["scores"].permute(0, 2, 1)  # a (B, A, C) view: the fused pass needs no copy
+    @property
+    def penalized(self) -> bool:
+        """Whether the penalty is computed at all (``mode`` not ``none`` and ``lambda_bg > 0``)."""
+        return self.mode != "none" and self.lambda_bg > 0
+
+    def weights(self) -> dict[str, float]:
+        """The gain of each loss item: Ultralytics' ``hyp.box``, ``hyp.cls``, ``hyp.dfl``; ``bg_loss`` gets
+        ``lambda_bg`` times the ``cls`` gain (document 000: the penalty is part of the classification term)."""
+        box, cls, dfl, bg = self.loss_names
+        return {box: self.hyp.box, cls: self.hyp.cls, dfl: self.hyp.dfl, bg: self.hyp.cls * self.lambda_bg}
+
+    def weigh(self, terms: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(Tensor[4], items)``: each term times its gain from :meth:`weights`, in ``loss_names`` order."""
+        weights = self.weights()
+        loss = torch.stack([terms[name] * weights[name] for name in self.loss_names])
+        return loss, dict(zip(self.loss_names, loss.detach(), strict=True))
+
+    # --- assignment ----------------------------------------------------------------------------------------
+    def decode(self, preds: dict[str, Tensor]) -> HeadOutputs:
+        """The head's ``boxes`` ``(B, 4 reg_max, A)``, ``scores`` ``(B, C, A)`` and ``feats`` laid out per anchor."""
+        distri = preds["boxes"].permute(0, 2, 1).contiguous()
+        logits = preds["scores"].permute(0, 2, 1)  # a (B, A, C) view: the fused pass needs no copy
         if self.logit_clamp is not None:
-            pred_scores = pred_scores.clamp(-self.logit_clamp, self.logit_clamp)
+            logits = logits.clamp(-self.logit_clamp, self.logit_clamp)
         anchor_points, stride_tensor = make_anchors(preds["feats"], self.stride, 0.5)
-        dtype, batch_size = pred_scores.dtype, pred_scores.shape[0]
-        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=dtype) * self.stride[0]
+        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=logits.dtype) * self.stride[0]
+        return HeadOutputs(
+            logits=logits,
+            probs=logits.detach().float().sigmoid(),  # float32 so that the fused backward's p - y keeps precision
+            distri=distri,
+            bboxes=self.bbox_decode(anchor_points, distri),
+            anchor_points=anchor_points,
+            stride_tensor=stride_tensor,
+            imgsz=imgsz,
+        )
 
+    @torch.no_grad()
+    def assign(self, outputs: HeadOutputs, batch: dict[str, Tensor], **assign_kwargs) -> Assignment:
+        """TAL targets for ``batch`` (``batch_idx`` ``(N,)``, ``cls`` ``(N, 1)``, normalised xywh ``bboxes``
+        ``(N, 4)``), as in ``v8DetectionLoss.get_assigned_targets_and_loss``; ``assign_kwargs`` go to the assigner."""
+        batch_size = outputs.logits.shape[0]
         targets = torch.cat((batch["batch_idx"].view(-1, 1), batch["cls"].view(-1, 1), batch["bboxes"]), 1)
-        targets = self.preprocess(targets.to(self.device), batch_size, scale_tensor=imgsz[[1, 0, 1, 0]])
+        targets = self.preprocess(targets.to(self.device), batch_size, scale_tensor=outputs.imgsz[[1, 0, 1, 0]])
         gt_labels, gt_bboxes = targets.split((1, 4), 2)
         mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
-        pred_bboxes = self.bbox_decode(anchor_points, pred_distri)
-
-        # the assigner's input, reused by the fused pass's backward: float32 so that p - y keeps its precision
-        probs = pred_scores.detach().float().sigmoid()
         _, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assigner(
-            probs,
-            (pred_bboxes.detach() * stride_tensor).type(gt_bboxes.dtype),
-            anchor_points * stride_tensor,
+            outputs.probs,
+            (outputs.bboxes * outputs.stride_tensor).type(gt_bboxes.dtype),
+            outputs.anchor_points * outputs.stride_tensor,
             gt_labels,
             gt_bboxes,
             mask_gt,
             **assign_kwargs,
         )
-        target_scores_sum = target_scores.sum().clamp_(min=1)
-        if self.normalizer_floor is not None:
-            floor = torch.as_tensor(self.normalizer_floor).to(target_scores_sum)
-            target_scores_sum = torch.maximum(target_scores_sum, floor)
-        self.normalizer = target_scores_sum.detach()
-        cls, bg = self.loss_classification(pred_scores, probs, target_scores, fg_mask, target_scores_sum)
-        box, dfl = self.bbox_loss(
-            pred_distri,
-            pred_bboxes,
-            anchor_points,
-            target_bboxes / stride_tensor,
-            target_scores,
-            target_scores_sum,
-            fg_mask,
-            imgsz,
-            stride_tensor,
+        return Assignment(
+            fg_mask=fg_mask,
+            target_scores=target_scores,
+            target_bboxes=target_bboxes,
+            target_gt_idx=target_gt_idx,
+            normalizer=target_scores.sum().clamp_(min=1),
         )
-        loss = torch.stack((box * self.hyp.box, cls * self.hyp.cls, dfl * self.hyp.dfl, bg * self.hyp.cls))
-        assigned = (fg_mask, target_gt_idx, target_bboxes, anchor_points, stride_tensor)
-        return assigned, loss, dict(zip(self.loss_names, loss.detach(), strict=True))
 
-    def loss_classification(
-        self, logits: Tensor, probs: Tensor, target_scores: Tensor, fg_mask: Tensor, target_scores_sum: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """``(cls, bg)`` before gains, for ``logits: Tensor[B, A, C]`` and ``fg_mask: Tensor[B, A]``."""
-        background = ~fg_mask
-        penalized = self.mode != "none" and self.lambda_bg > 0
+    # --- terms (unweighted) --------------------------------------------------------------------------------
+    def classification_sums(self, outputs: HeadOutputs, assignment: Assignment) -> tuple[Tensor, Tensor]:
+        """``(sum BCE, sum_bg L_bg)`` over ``logits: Tensor[B, A, C]``, unnormalised; the penalty sum is 0 unless
+        :attr:`penalized`. The ``max`` mode without class weights takes one fused pass for both
+        (:func:`~semiyolo.losses.bce_and_background_sums`)."""
+        logits, target_scores = outputs.logits, assignment.target_scores
         if self.class_weights is None and self.mode in ("max", "none"):
-            bce_sum, penalty_sum = bce_and_background_sums(
-                logits, fg_mask, target_scores[fg_mask], probs, with_penalty=penalized
+            fg_mask = assignment.fg_mask
+            return bce_and_background_sums(
+                logits, fg_mask, target_scores[fg_mask], outputs.probs, with_penalty=self.penalized
             )
-        else:
-            bce = F.binary_cross_entropy_with_logits(logits, target_scores.to(logits.dtype), reduction="none")
-            bce_sum = (bce * self.class_weights).sum() if self.class_weights is not None else bce.sum()
-            penalty_sum = (
-                background_penalty(logits, background, self.mode, self.gamma, reduction="sum")
-                if penalized
-                else bce_sum * 0.0
-            )
-        weight = self.lambda_bg if penalized else 0.0
+        bce = F.binary_cross_entropy_with_logits(logits, target_scores.to(logits.dtype), reduction="none")
+        bce_sum = (bce * self.class_weights).sum() if self.class_weights is not None else bce.sum()
+        if not self.penalized:
+            return bce_sum, bce_sum * 0.0
+        return bce_sum, background_penalty(logits, assignment.background, self.mode, self.gamma, reduction="sum")
+
+    def loss_classification(self, bce_sum: Tensor, assignment: Assignment, normalizer: Tensor) -> dict[str, Tensor]:
+        """``cls_loss``: ``sum BCE / normalizer`` (``bce``, ``bg_mean``: Ultralytics'), or ``sum BCE / (C A_all)``
+        (``joint``: document 000's mean over classes and over all ``B A`` anchors)."""
         if self.normalize == "joint":
-            num_anchors = fg_mask.numel()
-            return bce_sum / (logits.shape[-1] * num_anchors), weight * penalty_sum / num_anchors
+            return {"cls_loss": bce_sum / (assignment.target_scores.shape[-1] * assignment.fg_mask.numel())}
+        return {"cls_loss": bce_sum / normalizer}
+
+    def loss_background(self, penalty_sum: Tensor, assignment: Assignment, normalizer: Tensor) -> dict[str, Tensor]:
+        """``bg_loss`` before ``lambda_bg``: ``sum_bg L_bg`` over ``normalizer`` (``bce``), over the number of
+        background anchors (``bg_mean``) or over all ``B A`` anchors (``joint``); see the class docstring."""
+        if self.normalize == "joint":
+            return {"bg_loss": penalty_sum / assignment.fg_mask.numel()}
         if self.normalize == "bce":
-            return bce_sum / target_scores_sum, weight * penalty_sum / target_scores_sum
-        return bce_sum / target_scores_sum, weight * penalty_sum / background.sum().clamp(min=1)
+            return {"bg_loss": penalty_sum / normalizer}
+        return {"bg_loss": penalty_sum / assignment.background.sum().clamp(min=1)}
+
+    def loss_boxes(self, outputs: HeadOutputs, assignment: Assignment, normalizer: Tensor) -> dict[str, Tensor]:
+        """``box_loss`` (CIoU) and ``dfl_loss`` (or ``l1_loss``) from Ultralytics' ``BboxLoss``: sums over
+        foreground anchors weighted by their target score, over ``normalizer``."""
+        box, dfl = self.bbox_loss(
+            outputs.distri,
+            outputs.bboxes,
+            outputs.anchor_points,
+            assignment.target_bboxes / outputs.stride_tensor,
+            assignment.target_scores,
+            normalizer,
+            assignment.fg_mask,
+            outputs.imgsz,
+            outputs.stride_tensor,
+        )
+        return {self.loss_names[0]: box, self.loss_names[2]: dfl}
+
+    def terms(self, outputs: HeadOutputs, assignment: Assignment, normalizer: Tensor) -> dict[str, Tensor]:
+        """Every term, unweighted, keyed by loss item name."""
+        bce_sum, penalty_sum = self.classification_sums(outputs, assignment)
+        return {
+            **self.loss_classification(bce_sum, assignment, normalizer),
+            **self.loss_background(penalty_sum, assignment, normalizer),
+            **self.loss_boxes(outputs, assignment, normalizer),
+        }
+
+    # --- calls ---------------------------------------------------------------------------------------------
+    def forward(
+        self, preds: dict[str, Tensor], batch: dict[str, Any], normalizer_floor: Tensor | float | None = None, **kw
+    ) -> tuple[Tensor, dict[str, Tensor], HeadOutputs, Assignment]:
+        """Assign, compute the terms over ``max(assignment.normalizer, normalizer_floor)``, weigh them.
+
+        Returns ``(loss, items, outputs, assignment)``: ``loss`` is ``Tensor[4]`` (not times the batch size),
+        ``items`` its detached values by name. ``kw`` goes to the assigner.
+        """
+        outputs = self.decode(preds)
+        assignment = self.assign(outputs, batch, **kw)
+        normalizer = assignment.normalizer
+        if normalizer_floor is not None:
+            normalizer = torch.maximum(normalizer, torch.as_tensor(normalizer_floor).to(normalizer))
+        loss, items = self.weigh(self.terms(outputs, assignment, normalizer))
+        return loss, items, outputs, assignment
+
+    def get_assigned_targets_and_loss(self, preds: dict[str, Tensor], batch: dict[str, Any], **assign_kwargs):
+        """Ultralytics' contract: ``((fg_mask, target_gt_idx, target_bboxes, anchor_points, stride_tensor),
+        Tensor[4], items)``, the loss not times the batch size."""
+        loss, items, outputs, a = self.forward(preds, batch, **assign_kwargs)
+        return (a.fg_mask, a.target_gt_idx, a.target_bboxes, outputs.anchor_points, outputs.stride_tensor), loss, items
+
+    def loss(
+        self, preds: dict[str, Tensor], batch: dict[str, Any], normalizer_floor: Tensor | float | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(Tensor[4] * B, items)`` as ``v8DetectionLoss.loss`` (``E2ELoss`` calls this on each branch);
+        ``normalizer_floor``: see :meth:`forward`."""
+        loss, items, _, _ = self.forward(preds, batch, normalizer_floor)
+        return loss * preds["boxes"].shape[0], items
+
+
+# --- criteria inside wrappers -------------------------------------------------------------------------------
+def inner_criteria(criterion) -> list:
+    """``criterion`` and every criterion inside it, outermost first: ``E2ELoss``'s ``one2many`` and ``one2one``,
+    and the ``criterion`` of a wrapper such as :class:`~.semi_criterion.SemiSupervisedLoss`."""
+    if isinstance(criterion, E2ELoss):
+        return [criterion, *inner_criteria(criterion.one2many), *inner_criteria(criterion.one2one)]
+    inner = getattr(criterion, "criterion", None)
+    return [criterion, *inner_criteria(inner)] if inner is not None else [criterion]
 
 
 def penalized_criteria(criterion) -> list[BackgroundPenaltyDetectionLoss]:
     """The :class:`BackgroundPenaltyDetectionLoss` instances inside ``criterion`` (itself, or E2E's two)."""
-    if isinstance(criterion, BackgroundPenaltyDetectionLoss):
-        return [criterion]
-    if isinstance(criterion, E2ELoss):
-        return [c for c in (criterion.one2many, criterion.one2one) if isinstance(c, BackgroundPenaltyDetectionLoss)]
-    inner = getattr(criterion, "criterion", None)  # wrappers such as SemiSupervisedLoss
-    return penalized_criteria(inner) if inner is not None else []
+    return [c for c in inner_criteria(criterion) if isinstance(c, BackgroundPenaltyDetectionLoss)]
 
 
-def build_criterion(model, **penalty_kwargs):
+def set_loss_weights(criterion, **weights: float) -> None:
+    """Set loss weights (``lambda_bg``, ``lambda_unsup``) on every criterion inside ``criterion`` that has them.
+
+    Works on :class:`BackgroundPenaltyDetectionLoss`, :class:`~.semi_criterion.SemiSupervisedLoss` and
+    ``E2ELoss`` around either. Raises ``ValueError`` for a name no criterion inside takes, or a negative value.
+    """
+    owners = [c for c in inner_criteria(criterion) if hasattr(c, "set_weights")]
+    known = {name for c in owners for name in c.weight_names}
+    unknown = sorted(set(weights) - known)
+    if unknown:
+        raise ValueError(f"unknown loss weights {unknown}: {type(criterion).__name__} takes {sorted(known)}")
+    for c in owners:
+        own = {k: v for k, v in weights.items() if k in c.weight_names}
+        if own:
+            c.set_weights(**own)
+
+
+# --- construction -------------------------------------------------------------------------------------------
+def _head_criterion(model, wrap: Callable | None = None, **kwargs):
+    criterion = BackgroundPenaltyDetectionLoss(model, **kwargs)
+    return criterion if wrap is None else wrap(criterion)
+
+
+def build_criterion(model, wrap: Callable | None = None, **penalty_kwargs):
     """The penalised criterion for ``model``: YOLOv8 / YOLO11 heads get :class:`BackgroundPenaltyDetectionLoss`,
-    end-to-end heads (YOLO26, YOLOv10) get Ultralytics' ``E2ELoss`` built from it."""
+    end-to-end heads (YOLO26, YOLOv10) get Ultralytics' ``E2ELoss`` with one for each branch.
+
+    ``wrap``, if given, is applied to each head criterion (both branches of an end-to-end head), e.g.
+    ``partial(SemiSupervisedLoss, lambda_unsup=0.0)``: ``E2ELoss`` then combines the wrapped criteria.
+    """
     if getattr(model.model[-1], "one2one_cv2", None) is not None:
-        return E2ELoss(model, loss_fn=partial(BackgroundPenaltyDetectionLoss, **penalty_kwargs))
-    return BackgroundPenaltyDetectionLoss(model, **penalty_kwargs)
+        return E2ELoss(model, loss_fn=partial(_head_criterion, wrap=wrap, **penalty_kwargs))
+    return _head_criterion(model, wrap=wrap, **penalty_kwargs)
 
 
 def resume_e2e_schedule(criterion, start_epoch: int) -> None:
     """Advance an end-to-end criterion's one-to-many / one-to-one weights to ``start_epoch`` (as Ultralytics
     does for its own on resume); other criteria are left alone."""
-    while criterion is not None and not isinstance(criterion, E2ELoss):
-        criterion = getattr(criterion, "criterion", None)
-    if criterion is not None:
-        criterion.updates = start_epoch - 1
-        criterion.update()
-
-
-def set_lambda_bg(criterion, value: float) -> None:
-    """Set the penalty weight on every penalised criterion inside ``criterion``."""
-    for c in penalized_criteria(criterion):
-        c.lambda_bg = float(value)
+    for c in inner_criteria(criterion):
+        if isinstance(c, E2ELoss):
+            c.updates = start_epoch - 1
+            c.update()

@@ -9,23 +9,23 @@ images), ``DIR/labels`` (one YOLO label file per image, empty when nothing survi
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
+from torchvision.ops import box_convert
 from ultralytics.data.utils import exif_size
 from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils import LOGGER
 
+from ...data import link, pseudo_labeled_train, write_label_file
 from ...errors import ConfigError, DataError
-from ...pseudo import build_filters
-from .pseudo_labeler import TeacherPseudoLabeler
+from ...pseudo import DEFAULT_FILTERS, build_filters
+from ...teacher import TeacherPseudoLabeler
 from .unlabeled import UnlabeledImages, letterbox_geometry, unlabeled_batches
-
-DEFAULT_FILTERS = ({"name": "score", "params": {"threshold": 0.5}}, {"name": "cap", "params": {"max_per_image": 100}})
 
 
 def load_detector(weights: str | Path):
@@ -79,8 +79,8 @@ def pseudo_label_folder(
                 rows = _yolo_rows(det, Path(path), imgsz)
                 total += len(rows)
                 name = _flat_name(Path(path), Path(source))
-                _link(Path(path), out / "images" / name)
-                (out / "labels" / f"{Path(name).stem}.txt").write_text("".join(rows))
+                link(path, out / "images" / name)
+                write_label_file(out / "labels" / f"{Path(name).stem}.txt", rows)
                 manifest.write(
                     json.dumps(
                         {
@@ -129,20 +129,18 @@ def prepare_output_folder(source: Path, out: Path, overwrite: bool) -> None:
             part.unlink(missing_ok=True)
 
 
-def _yolo_rows(det, path: Path, imgsz: int) -> list[str]:
-    """Kept boxes, from the letterboxed frame back to the image, as YOLO label rows."""
+def _yolo_rows(det, path: Path, imgsz: int) -> list[list[float]]:
+    """Kept boxes, from the letterboxed frame back to the image (clipped to it; those not over 1 px wide and high
+    dropped), as YOLO label rows ``(class, cx, cy, w, h)`` normalised to the image. Float64 throughout."""
     with Image.open(path) as image:
         w, h = exif_size(image)  # cv2.imread applies EXIF rotation: so must the size
     _, ratio, (px, py) = letterbox_geometry(w, h, imgsz)
-    rows = []
-    for (x1, y1, x2, y2), c in zip(det.boxes.tolist(), det.classes.tolist(), strict=True):
-        x1, x2 = [min(max((x - px) / ratio, 0), w) for x in (x1, x2)]
-        y1, y2 = [min(max((y - py) / ratio, 0), h) for y in (y1, y2)]
-        if x2 - x1 > 1 and y2 - y1 > 1:
-            rows.append(
-                f"{c} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n"
-            )
-    return rows
+    boxes = (det.boxes.cpu().double() - torch.tensor([px, py, px, py], dtype=torch.float64)) / ratio
+    boxes = torch.minimum(boxes.clamp(min=0), torch.tensor([w, h, w, h], dtype=torch.float64))
+    cxcywh = box_convert(boxes, "xyxy", "cxcywh")
+    keep = (cxcywh[:, 2] > 1) & (cxcywh[:, 3] > 1)
+    normalised = cxcywh[keep] / torch.tensor([w, h, w, h], dtype=torch.float64)
+    return torch.cat((det.classes.cpu()[keep, None].double(), normalised), 1).tolist()
 
 
 def _flat_name(path: Path, source: Path) -> str:
@@ -152,19 +150,11 @@ def _flat_name(path: Path, source: Path) -> str:
     return "__".join((*relative.parent.parts, f"{relative.stem}_{relative.suffix.lstrip('.')}")) + relative.suffix
 
 
-def _link(src: Path, dst: Path) -> None:
-    if dst.exists() or dst.is_symlink():
-        dst.unlink()
-    try:
-        os.symlink(src.resolve(), dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def offline_train_entries(data: dict, pseudo_labels: str | Path) -> list[str]:
-    """The ``train`` entries of a dataset with the pseudo-labeled images added."""
-    folder = Path(pseudo_labels) / "images"
-    if not folder.is_dir():
-        raise ConfigError(f"semi.pseudo_labels: {folder} not found (write it with 'semiyolo pseudo-label')")
-    train = data["train"] if isinstance(data["train"], list) else [data["train"]]
-    return [*map(str, train), str(folder)]
+    """The ``train`` entries of a dataset with the pseudo-labeled images added
+    (:func:`~semiyolo.data.pseudo_labeled_train`); a missing folder is a :class:`ConfigError` of
+    ``semi.pseudo_labels``."""
+    try:
+        return pseudo_labeled_train(data, pseudo_labels)["train"]
+    except DataError as err:
+        raise ConfigError(f"semi.pseudo_labels: {err}") from None

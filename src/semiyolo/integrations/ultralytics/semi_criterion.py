@@ -1,5 +1,5 @@
 """The semi-supervised loss: the penalised criterion on the labeled images of a batch, plus ``lambda_unsup``
-times the same criterion on the pseudo-labeled ones."""
+times the same criterion on the pseudo-labeled ones, whose normaliser is floored by the labeled part's."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .criterion import penalized_criteria
+from .criterion import BackgroundPenaltyDetectionLoss
 
 UNSUPERVISED_PREFIX = "u_"
 
@@ -36,7 +36,7 @@ def split_batch(batch: dict[str, Tensor], num_labeled: int) -> tuple[dict, dict]
 
 
 class SemiSupervisedLoss:
-    """``criterion(labeled) + lambda_unsup * criterion(pseudo-labeled)``.
+    """``criterion(labeled) + lambda_unsup * criterion(pseudo-labeled)`` for one detection head.
 
     A batch carries ``num_labeled``: the first ``num_labeled`` images are labeled, the rest are the strong
     views of unlabeled images with the teacher's pseudo-labels. Without it (burn-in, validation) the whole batch
@@ -47,36 +47,67 @@ class SemiSupervisedLoss:
     pseudo-labeled part with few pseudo-labels (a teacher that misses objects, or none at all) would weigh
     its background many times more than a labeled batch does, and the student learns to suppress detections
     (which the teacher, its average, then inherits). With ``density_floor`` (default), the pseudo-labeled
-    part's normaliser is at least the labeled part's, scaled by the ratio of image counts: an unlabeled image
-    never weighs more than a labeled image with the labeled images' object density.
+    part's normaliser is at least the labeled part's, scaled by the ratio of image counts:
+    ``max(N_u, N_l * B_u / B_l)``, so an unlabeled image never weighs more than a labeled image with the labeled
+    images' object density. The floor is an argument of the criterion's call, nothing is stored on it.
+
+    It has Ultralytics' criterion interface (``__call__``, ``loss``, ``parse_output``, ``hyp``), so an
+    end-to-end head wraps one per branch: ``build_criterion(model, wrap=partial(SemiSupervisedLoss, ...))``
+    gives ``E2ELoss`` over two of them, each branch floored by its own labeled normaliser.
+
+    Args:
+        criterion: a :class:`~.criterion.BackgroundPenaltyDetectionLoss` (one head; not an ``E2ELoss``).
+        lambda_unsup: weight of the pseudo-labeled part (>= 0); schedules change it with
+            :func:`~.criterion.set_loss_weights`.
+        density_floor: floor the pseudo-labeled part's normaliser as above.
     """
 
-    def __init__(self, criterion, lambda_unsup: float = 1.0, density_floor: bool = True) -> None:
-        self.criterion, self.lambda_unsup, self.density_floor = criterion, float(lambda_unsup), density_floor
+    weight_names = ("lambda_unsup",)
 
-    def update(self) -> None:  # Ultralytics calls this on E2E criteria once per epoch
-        if hasattr(self.criterion, "update"):
-            self.criterion.update()
+    def __init__(
+        self, criterion: BackgroundPenaltyDetectionLoss, lambda_unsup: float = 1.0, density_floor: bool = True
+    ) -> None:
+        if not isinstance(criterion, BackgroundPenaltyDetectionLoss):
+            raise TypeError(
+                f"SemiSupervisedLoss wraps one head's BackgroundPenaltyDetectionLoss, got {type(criterion).__name__};"
+                " for an end-to-end head use build_criterion(model, wrap=partial(SemiSupervisedLoss, ...))"
+            )
+        self.criterion, self.density_floor = criterion, density_floor
+        self.set_weights(lambda_unsup=lambda_unsup)
+
+    def set_weights(self, lambda_unsup: float) -> None:
+        """Set the pseudo-labeled part's weight (>= 0); :func:`~.criterion.set_loss_weights` calls this."""
+        if not lambda_unsup >= 0:
+            raise ValueError(f"lambda_unsup must be >= 0, got {lambda_unsup!r}")
+        self.lambda_unsup = float(lambda_unsup)
+
+    @property
+    def hyp(self):
+        """The inner criterion's hyperparameters (``E2ELoss`` reads ``epochs`` from them)."""
+        return self.criterion.hyp
+
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        names = self.criterion.loss_names
+        return (*names, *(UNSUPERVISED_PREFIX + n for n in names))
+
+    def parse_output(self, preds: Any) -> dict[str, Tensor]:
+        return self.criterion.parse_output(preds)
 
     def __call__(self, preds: Any, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        preds = preds[1] if isinstance(preds, tuple) else preds
-        total = batch["img"].shape[0]
+        return self.loss(self.parse_output(preds), batch)
+
+    def loss(self, preds: dict[str, Tensor], batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(Tensor[4] * B, items)`` as ``v8DetectionLoss.loss``: ``L_l B_l + lambda_unsup L_u B_u``, with
+        ``L_u`` normalised by ``max(N_u, N_l B_u / B_l)`` under ``density_floor``."""
+        total = preds["boxes"].shape[0]
         num_labeled = int(batch.get("num_labeled", total))
         if num_labeled >= total:
-            loss, items = self.criterion(preds, batch)
+            loss, items = self.criterion.loss(preds, batch)
             return loss, {**items, **{UNSUPERVISED_PREFIX + k: torch.zeros_like(v) for k, v in items.items()}}
         labeled, pseudo = split_batch(batch, num_labeled)
-        loss, items = self.criterion(_slice(preds, slice(0, num_labeled)), labeled)
-        u_loss, u_items = self._unsupervised(_slice(preds, slice(num_labeled, total)), pseudo, num_labeled, total)
+        loss, items, _, assignment = self.criterion.forward(_slice(preds, slice(0, num_labeled)), labeled)
+        floor = assignment.normalizer * (total - num_labeled) / num_labeled if self.density_floor else None
+        u_loss, u_items = self.criterion.loss(_slice(preds, slice(num_labeled, total)), pseudo, normalizer_floor=floor)
         items = {**items, **{UNSUPERVISED_PREFIX + k: v for k, v in u_items.items()}}
-        return loss + self.lambda_unsup * u_loss, items
-
-    def _unsupervised(self, preds: Any, pseudo: dict[str, Tensor], num_labeled: int, total: int):
-        parts = penalized_criteria(self.criterion) if self.density_floor else []
-        for c in parts:
-            c.normalizer_floor = c.normalizer * (total - num_labeled) / num_labeled
-        try:
-            return self.criterion(preds, pseudo)
-        finally:
-            for c in parts:
-                c.normalizer_floor = None
+        return loss * num_labeled + self.lambda_unsup * u_loss, items

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ...data import SynthSpec, write_dataset
-from ...report import COLUMNS as REPORT_COLUMNS
-from ...report import write_tables
-from .api import train
+from ..data import SynthSpec, write_dataset
+from ..integrations.ultralytics import train
+from .report import COLUMNS as REPORT_COLUMNS
+from .report import write_tables
 
 COLUMNS = tuple(c for c in REPORT_COLUMNS if c[0] not in ("run", "PL precision", "PL recall"))
 

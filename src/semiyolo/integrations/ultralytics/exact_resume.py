@@ -1,13 +1,26 @@
-"""Exact resume for :class:`~.trainer.BackgroundPenaltyTrainer` (and so the semi-supervised trainer).
+"""Exact resume: a resumed run takes the same steps as one that never stopped.
 
 Ultralytics' ``last.pt`` continues a run approximately: the model restarts from the EMA weights in half
 precision, the optimizer state comes back in half precision, and every random stream (Python, NumPy and torch
 generators, the training order, the mosaic buffer of recently loaded images) restarts from the seed. After
 each epoch, ``train_state.pt`` (written atomically next to ``last.pt``) keeps what is missing; ``resume=True``
 puts it back: weights, EMA and optimizer in full precision, the loader's pass count, the mosaic buffer, the
-global generators, and a gradient accumulation that straddles the epoch boundary. A resumed run then takes
-the same steps as one that never stopped, on CPU, in one process, with ``workers=0`` (loader workers keep
-their own generators and buffers, which no checkpoint can reach).
+global generators, and a gradient accumulation that straddles the epoch boundary. Exact on CPU, in one
+process, with ``workers=0`` (loader workers keep their own generators and buffers, which no checkpoint reaches).
+
+What this relies on in Ultralytics' loop (``BaseTrainer._do_train``, 8.4), all in this one place:
+
+1. Batch ``i`` of epoch ``e`` has the global index ``ni = i + nb * e``; ``on_train_batch_start`` runs before the
+   warm-up sets that batch's ``accumulate``, and ``preprocess_batch`` after it.
+2. The optimizer steps when ``ni - last_opt_step >= accumulate``, with ``last_opt_step`` a local reset to -1
+   at the start of training. A resumed run cannot set that local, so until its first step :class:`ExactResume`
+   raises ``accumulate`` by the saved ``last_opt_step + 1`` (after the warm-up has set it, in
+   ``preprocess_batch``) and puts Ultralytics' value back at the next batch's start and at the step.
+3. The shuffled single-process training loader is a ``RandomSampler``-driven ``InfiniteDataLoader``; it is
+   rebuilt around a :class:`~semiyolo.reproducibility.PassShuffler`, whose pass count is saved.
+4. Mosaic datasets keep recently loaded images in ``dataset.buffer`` (partners are drawn from it).
+5. Ultralytics restores ``start_epoch``, the scheduler and (half-precision) weights before
+   ``on_pretrain_routine_end``, and runs ``on_train_epoch_start`` after its per-epoch random draws.
 """
 
 from __future__ import annotations
@@ -19,7 +32,7 @@ from typing import Any
 import torch
 from torch.utils.data import RandomSampler
 from ultralytics.data.build import InfiniteDataLoader
-from ultralytics.utils import LOGGER
+from ultralytics.utils import LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from ...reproducibility import PassShuffler, rng_state, set_rng_state
@@ -45,10 +58,72 @@ def resumable_loader(loader: InfiniteDataLoader, seed: int) -> InfiniteDataLoade
     )
 
 
-def capture(trainer) -> dict[str, Any]:
-    """Everything ``last.pt`` lacks for an exact resume, at the end of epoch ``trainer.epoch``."""
+class ExactResume:
+    """The trainer's exact-resume component: it counts batches and steps, captures what ``last.pt`` lacks, and
+    puts it back. The trainer calls it at the points named in the module docstring.
+
+    Attributes:
+        batch_ni: Ultralytics' global index of the current batch.
+        last_opt_ni: the global index of the batch at which the optimizer last stepped.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.batch_ni = self.last_opt_ni = -1
+        self.pending: dict[str, Any] | None = None  # a state read at set-up, restored at the first epoch's start
+        self.resumed_last_opt_ni: int | None = None  # until the resumed run's first step
+        self._accumulate: tuple[int, int] | None = None  # (Ultralytics' value, the shifted value) while resuming
+
+    def loader(self, loader, seed: int):
+        """The training loader with a resumable order (:func:`resumable_loader`)."""
+        return resumable_loader(loader, seed)
+
+    def after_setup(self, trainer) -> None:
+        """After Ultralytics' own resume: trim results.csv, read ``train_state.pt`` and restore the set-up part."""
+        if not (trainer.resume and trainer.start_epoch > 0):
+            return
+        if RANK in {-1, 0}:
+            drop_logged_epochs_after(trainer.csv, trainer.start_epoch)
+        if self.enabled:
+            self.pending = read_state(trainer.wdir / TRAIN_STATE, trainer.start_epoch - 1, trainer.device)
+            if self.pending is not None:
+                restore_setup(trainer, self.pending)
+
+    def epoch_start(self, trainer) -> None:
+        self.batch_ni = len(trainer.train_loader) * trainer.epoch - 1
+        if self.pending is not None:
+            restore_epoch_start(trainer, self.pending)
+            self.resumed_last_opt_ni = self.last_opt_ni = self.pending["last_opt_ni"]
+            self.pending = None
+            LOGGER.info(f"Resumed exactly: full-precision weights, optimizer and random streams from {TRAIN_STATE}")
+
+    def batch_start(self, trainer) -> None:
+        self.batch_ni += 1
+        if self._accumulate is not None:  # undo the shift: Ultralytics' warm-up may set its own value
+            trainer.accumulate = self._accumulate[0]
+
+    def before_forward(self, trainer) -> None:
+        """In ``preprocess_batch``, after the warm-up: until the resumed run's first step, shift ``accumulate`` so
+        that Ultralytics steps where the unbroken run would have (assumption 2)."""
+        if self.resumed_last_opt_ni is not None:
+            self._accumulate = (trainer.accumulate, trainer.accumulate + self.resumed_last_opt_ni + 1)
+            trainer.accumulate = self._accumulate[1]
+
+    def optimizer_step(self, trainer) -> None:
+        """At every optimizer step (taken or skipped): accumulation counts as usual again."""
+        self.last_opt_ni = self.batch_ni
+        if self._accumulate is not None:
+            trainer.accumulate, self._accumulate, self.resumed_last_opt_ni = self._accumulate[0], None, None
+
+    def capture(self, trainer) -> dict[str, Any]:
+        """Everything ``last.pt`` lacks for an exact resume, at the end of epoch ``trainer.epoch``."""
+        return capture(trainer, self.last_opt_ni, self.batch_ni)
+
+
+def capture(trainer, last_opt_ni: int, batch_ni: int) -> dict[str, Any]:
+    """:meth:`ExactResume.capture`; the trainer's step counters (``trainer.steps``) are saved with it."""
     params = list(unwrap_model(trainer.model).parameters())
-    pending = trainer.last_opt_ni != trainer.batch_ni  # gradients accumulated since the last step carry over
+    pending = last_opt_ni != batch_ni  # gradients accumulated since the last step carry over
     sampler = trainer.train_loader.sampler
     return {
         "epoch": trainer.epoch,
@@ -60,11 +135,9 @@ def capture(trainer) -> dict[str, Any]:
         "sampler": sampler.state_dict() if isinstance(sampler, PassShuffler) else None,
         "mosaic_buffer": list(getattr(trainer.train_loader.dataset, "buffer", [])),
         "rng": rng_state(),
-        "last_opt_ni": trainer.last_opt_ni,
+        "last_opt_ni": last_opt_ni,
         "grads": [None if p.grad is None else p.grad.detach().clone() for p in params] if pending else None,
-        "skipped_steps": trainer.skipped_steps,
-        "optimizer_steps": trainer.optimizer_steps,
-        "images_seen": trainer.images_seen,
+        **trainer.steps.state_dict(),
     }
 
 
@@ -107,19 +180,15 @@ def restore_setup(trainer, state: dict[str, Any]) -> None:
     if state["sampler"] is not None and isinstance(trainer.train_loader.sampler, PassShuffler):
         trainer.train_loader.sampler.load_state_dict(state["sampler"])
     _restore_mosaic_buffer(trainer.train_loader.dataset, state["mosaic_buffer"])
-    trainer.skipped_steps = state["skipped_steps"]
-    trainer.optimizer_steps = state.get("optimizer_steps", 0)
-    trainer.images_seen = state.get("images_seen", 0)
+    trainer.steps.load_state_dict(state)
 
 
 def restore_epoch_start(trainer, state: dict[str, Any]) -> None:
-    """At the first resumed epoch's start, after all set-up draws: the generators, the pending gradients, and
-    the last optimizer step (so that accumulation counts from it, not from Ultralytics' fresh ``-1``)."""
+    """At the first resumed epoch's start, after all set-up draws: the generators and the pending gradients."""
     set_rng_state(state["rng"])
     if state["grads"] is not None:
         for p, g in zip(unwrap_model(trainer.model).parameters(), state["grads"], strict=True):
             p.grad = None if g is None else g.to(p.device).clone()
-    trainer.resumed_last_opt_ni = trainer.last_opt_ni = state["last_opt_ni"]
 
 
 def _restore_mosaic_buffer(dataset, buffer: list[int]) -> None:

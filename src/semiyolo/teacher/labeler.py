@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torchvision.ops import box_convert
 
-from ...pseudo import Detections, FilterChain
-from ...pseudo.nms import nms_with_spread
+from ..pseudo import Detections, FilterChain
+from ..pseudo.nms import nms_with_spread
 
 
 def _head_outputs(out) -> tuple[Tensor, dict]:
@@ -51,10 +52,9 @@ class TeacherPseudoLabeler:
     def postprocess(self, decoded: Tensor, raw: dict) -> list[Detections]:
         """Per image: candidates above ``min_score``, class-aware NMS with cluster spread, DFL logits kept."""
         reg_max = raw["boxes"].shape[1] // 4 if isinstance(raw, dict) and "boxes" in raw else 1
-        xywh, class_scores = decoded[:, :4].float(), decoded[:, 4:].float()
-        boxes = torch.cat((xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2), 1)  # (B, 4, A)
-        scores, classes = class_scores.max(1)
-        return [self._image(boxes[i].T, scores[i], classes[i], raw, i, reg_max) for i in range(decoded.shape[0])]
+        boxes = box_convert(decoded[:, :4].float().transpose(1, 2), "cxcywh", "xyxy")  # (B, A, 4)
+        scores, classes = decoded[:, 4:].float().max(1)
+        return [self._image(boxes[i], scores[i], classes[i], raw, i, reg_max) for i in range(decoded.shape[0])]
 
     def detect(self, teacher: nn.Module, images: Tensor) -> list[Detections]:
         """Detections after NMS, before the filters."""

@@ -36,14 +36,13 @@ from typing import Any
 
 import torch
 import yaml
-from ultralytics.cfg import DEFAULT_CFG
 
-from ...config import load_config
-from ...data import check_detection_dataset, dataset_root, label_path, list_images, split_entries
-from ...errors import ConfigError
-from ...report import write_protocol_report
-from .api import prepare, train
-from .offline import pseudo_label_folder
+from ..config import load_config
+from ..data import check_detection_dataset, dataset_root, label_path, list_images, split_entries
+from ..errors import ConfigError
+from ..integrations.ultralytics import prepare, train, training_default
+from ..integrations.ultralytics.offline import pseudo_label_folder
+from .report import write_protocol_report
 
 CONVERGED = "supervised_converged"
 FULLY_LABELED = "fully_labeled"
@@ -125,9 +124,9 @@ def ceiling_train_args(optim: dict[str, Any], converged_train: dict[str, Any], s
     """The fully labeled run's schedule: the converged run's, in as many batches (``scale`` = the converged run's
     images per epoch over the ceiling's), with its resolved optimizer, so that warm-up, decay and optimizer steps
     match."""
-    epochs = int(converged_train.get("epochs", DEFAULT_CFG.epochs))
-    warmup = float(converged_train.get("warmup_epochs", DEFAULT_CFG.warmup_epochs))
-    close_mosaic = int(converged_train.get("close_mosaic", DEFAULT_CFG.close_mosaic))
+    epochs = int(converged_train.get("epochs", training_default("epochs")))
+    warmup = float(converged_train.get("warmup_epochs", training_default("warmup_epochs")))
+    close_mosaic = int(converged_train.get("close_mosaic", training_default("close_mosaic")))
     return {
         "optimizer": optim["optimizer"],
         "lr0": optim["lr0"],
@@ -226,7 +225,7 @@ def _run(out: Path, name: str, kind: str, seed: int | None, run_cfg: dict[str, A
 
 
 def _fixed_batch(train: dict[str, Any]) -> int:
-    batch = train.get("batch", DEFAULT_CFG.batch)
+    batch = train.get("batch", training_default("batch"))
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"train.batch: the ablation needs a fixed batch size (an integer >= 1), got {batch!r}")
     return batch
@@ -289,7 +288,7 @@ def _continuation_config(plan: _Plan, arm: Arm, protocol: Protocol, optim: dict[
     run_cfg = copy.deepcopy(plan.base)
     offline = arm.kind == "offline"
     images = plan.n_labeled + plan.n_unlabeled if offline else plan.n_labeled * plan.labeled_repeat
-    batch, nbs = _fixed_batch(run_cfg["train"]), int(run_cfg["train"].get("nbs", DEFAULT_CFG.nbs))
+    batch, nbs = _fixed_batch(run_cfg["train"]), int(run_cfg["train"].get("nbs", training_default("nbs")))
     run_cfg["model"] = str(plan.converged_dir / "weights" / "last.pt")
     run_cfg["train"].update(
         continuation_train_args(optim, protocol.continue_lr),

@@ -1,0 +1,271 @@
+"""Online semi-supervised training (``semi.mode: online``): the student trains on labeled batches extended with
+pseudo-labeled unlabeled images, and a mean teacher (:class:`semiyolo.teacher.MeanTeacher`) follows it.
+
+The online step, top to bottom (:meth:`OnlineTrainer.preprocess_batch` and :meth:`OnlineTrainer.optimizer_step`):
+
+1. Ultralytics loads and preprocesses a labeled batch.
+2. After ``burn_in`` epochs, the next batch of the unlabeled stream (:mod:`.unlabeled`) is handed to
+   :meth:`MeanTeacher.extend <semiyolo.teacher.MeanTeacher.extend>`: the teacher labels the weak view (NMS, the
+   filter chain), the strong view carries the pseudo-boxes, and the pseudo-labeled images are appended to the
+   batch (``num_labeled`` marks where they start). The audit observes the pseudo-labels.
+3. The student's one forward on the whole batch; :class:`~.semi_criterion.SemiSupervisedLoss` gives
+   ``loss(labeled) + lambda_unsup * loss(pseudo-labeled)``.
+4. After the optimizer step, the teacher takes one EMA step towards the student.
+
+Per epoch: ``lambda_unsup`` ramps, filter counts are summed over ranks, DSAT re-estimates its thresholds, and the
+teacher is validated beside the student. Private Ultralytics method overridden (no public seam exists):
+``_handle_nan_recovery`` (the teacher must rewind with the student); ``tests/test_semi_online.py`` fails if
+upstream renames it.
+"""
+
+from __future__ import annotations
+
+import os
+from copy import copy
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ultralytics.cfg import DEFAULT_CFG
+from ultralytics.models.yolo.detect import DetectionValidator
+from ultralytics.utils import LOGGER, RANK
+from ultralytics.utils.torch_utils import unwrap_model
+
+from ...config import SemiConfig
+from ...data import held_out_train
+from ...errors import ConfigError
+from ...pseudo import DSATFilter, build_filters
+from ...schedules import ramp_weight
+from ...teacher import MeanTeacher, PseudoLabelAudit, TeacherPseudoLabeler
+from .criterion import set_loss_weights
+from .distributed import broadcast_filters, broadcast_module, sum_counts
+from .exact_resume import read_state
+from .semi_criterion import SemiSupervisedLoss
+from .supervised import SupervisedTrainer, semi_settings
+from .unlabeled import UnlabeledImages, unlabeled_batches
+
+STATE_FILE = "semi_state.pt"
+PRIVATE_OVERRIDES = ("_handle_nan_recovery",)  # Ultralytics methods overridden without a public seam
+
+
+class TrainingValidator(DetectionValidator):
+    """Ultralytics' detection validator; during training it validates the model it is given, if any (the
+    teacher), instead of always the trainer's EMA."""
+
+    def get_model(self, model, trainer=None, **kwargs):
+        return model if trainer is not None and model is not None else super().get_model(model, trainer, **kwargs)
+
+
+class OnlineTrainer(SupervisedTrainer):
+    """``semi.mode: online``. Importable by module path (Ultralytics' DDP launcher needs that); the ``semi``
+    settings reach DDP workers through the ``SEMIYOLO_SEMI`` environment variable (JSON)."""
+
+    def __init__(
+        self, cfg=DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks=None, semi: SemiConfig | None = None
+    ) -> None:
+        semi = semi_settings(semi, SemiConfig(mode="online"))
+        if not semi.unlabeled:
+            raise ConfigError("semi.unlabeled: online mode needs a folder of unlabeled images")
+        self.dsat_holdout: list[Path] = []
+        super().__init__(cfg, overrides, _callbacks, semi)
+        self.mean_teacher: MeanTeacher | None = None
+        self.unlabeled = None  # the unlabeled stream, opened after set-up
+        self.unlabeled_consumed = 0  # batches drawn from it, for an exact resume
+        self.audit = PseudoLabelAudit()
+        self.lambda_unsup = 0.0
+        self.filter_counts: dict[str, float] = {}
+
+    # --- data ---------------------------------------------------------------------------------------------
+    def labeled_dataset(self) -> dict:
+        """Ultralytics' dataset; with a ``dsat`` filter, a slice of the labeled train images is held out from
+        training for DSAT's threshold estimates (lists written to the run folder)."""
+        data = super().labeled_dataset()
+        if not any(f.name == "dsat" for f in self.semi.filters):
+            return data
+        try:
+            data, self.dsat_holdout = held_out_train(data, self.semi.dsat_holdout, self.save_dir)
+        except ValueError as err:
+            raise ConfigError(f"semi.dsat_holdout: {err}") from None
+        return data
+
+    def open_unlabeled_stream(self) -> None:
+        """The unlabeled batches, ``unlabeled_ratio`` per labeled image, this rank's shard, resumed in place."""
+        world = int(os.environ.get("WORLD_SIZE", 1))
+        batch = max(1, round(self.batch_size * self.semi.unlabeled_ratio / max(world, 1)))
+        dataset = UnlabeledImages.from_folder(self.semi.unlabeled, self.args.imgsz)
+        self.unlabeled = unlabeled_batches(dataset, batch, self.args.seed, RANK, world, skip=self.unlabeled_consumed)
+
+    # --- set-up -------------------------------------------------------------------------------------------
+    def build_criterion(self, model, wrap=None):
+        """The penalised criterion of each head, wrapped in :class:`SemiSupervisedLoss`."""
+        return super().build_criterion(model, wrap=partial(SemiSupervisedLoss, lambda_unsup=0.0))
+
+    def get_validator(self):
+        """Ultralytics' validator, able to validate the teacher (:class:`TrainingValidator`)."""
+        return TrainingValidator(
+            self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks
+        )
+
+    def after_setup(self) -> None:
+        """After the student is set up (resumed, or continued from another run): the mean teacher, built from it,
+        its saved state on a resume, and the unlabeled stream; DDP ranks start from rank 0's teacher."""
+        super().after_setup()
+        self.mean_teacher = self.build_mean_teacher()
+        state = read_state(self.wdir / STATE_FILE, self.start_epoch - 1, self.device) if self.resume else None
+        if state is not None:
+            self.load_semi_state(state)
+            LOGGER.info(f"Resumed teacher, filters, thresholds and the unlabeled stream from {self.wdir / STATE_FILE}")
+        self.open_unlabeled_stream()
+        broadcast_module(self.mean_teacher.model)
+        broadcast_filters(self.mean_teacher.filters)
+
+    def build_mean_teacher(self) -> MeanTeacher:
+        s, student = self.semi, unwrap_model(self.model)
+        has_dfl = getattr(student.model[-1], "reg_max", 1) > 1
+        labeler = TeacherPseudoLabeler(
+            build_filters(s.filters, num_classes=self.data["nc"], has_dfl=has_dfl),
+            min_score=s.pseudo_min_score,
+            nms_iou=s.pseudo_nms_iou,
+        )
+        teacher = MeanTeacher(
+            student,
+            labeler,
+            decay=s.teacher_decay,
+            tau=s.teacher_tau,
+            seed=self.args.seed + max(RANK, 0),
+            empty_unlabeled=s.empty_unlabeled,
+        )
+        teacher.model.criterion = student.criterion  # shared, as the EMA's: the teacher's validation losses
+        return teacher
+
+    # --- the online step ------------------------------------------------------------------------------------
+    @property
+    def semi_active(self) -> bool:
+        return self.mean_teacher is not None and self.epoch >= self.semi.burn_in
+
+    def preprocess_batch(self, batch: dict) -> dict:
+        batch = super().preprocess_batch(batch)
+        return self.add_pseudo_labeled(batch) if self.semi_active else batch
+
+    def add_pseudo_labeled(self, batch: dict) -> dict:
+        """Steps 2 of the module docstring: the next unlabeled batch, labeled by the teacher, appended."""
+        images, hidden, _ = next(self.unlabeled)
+        self.unlabeled_consumed += 1
+        weak = images.to(self.device, non_blocking=True).float() / 255
+        labeled = batch["img"].shape[0]
+        batch, detections = self.mean_teacher.extend(batch, weak)
+        self.audit.observe(detections, hidden)
+        self.steps.images_seen += batch["img"].shape[0] - labeled
+        return batch
+
+    def after_optimizer_step(self) -> None:
+        """Step 4: the teacher follows the student."""
+        self.mean_teacher.update(unwrap_model(self.model))
+
+    # --- epochs ---------------------------------------------------------------------------------------------
+    def set_loss_weights(self) -> None:
+        super().set_loss_weights()
+        s = self.semi
+        self.lambda_unsup = ramp_weight(self.epoch, s.lambda_unsup, s.burn_in, s.lambda_unsup_warmup, "linear")
+        set_loss_weights(unwrap_model(self.model).criterion, lambda_unsup=self.lambda_unsup)
+
+    def begin_epoch(self) -> None:
+        super().begin_epoch()
+        self.audit.reset()
+        self.mean_teacher.filters.reset_counts()
+
+    def end_epoch(self) -> None:
+        """Every rank: the epoch's filter counts summed over ranks; a warning if nothing was pseudo-labeled; DSAT's
+        thresholds re-estimated on the held-out labeled images."""
+        self.filter_counts = sum_counts(self.mean_teacher.filters, self.device)
+        if self.semi_active and not self.audit.counts["pseudo_labels"] and RANK in {-1, 0}:
+            _warn_no_pseudo_labels(self)
+        self.calibrate_dsat()
+
+    def calibrate_dsat(self) -> None:
+        dsat = self.mean_teacher.filters.find(DSATFilter)
+        if dsat is None or not self.dsat_holdout or (self.epoch + 1) % dsat.update_every:
+            return
+        holdout = UnlabeledImages(self.dsat_holdout, self.args.imgsz)
+        batches = unlabeled_batches(holdout, self.batch_size, 0, max_passes=1, shuffle=False)
+        self.mean_teacher.calibrate((images.to(self.device).float() / 255, labels) for images, labels, _ in batches)
+        broadcast_filters(self.mean_teacher.filters)  # every rank filters with rank 0's thresholds
+
+    def _handle_nan_recovery(self, epoch: int) -> bool:
+        """Ultralytics rewinds the student to ``last.pt`` after a non-finite loss or fitness; the teacher and the
+        filters go back with it, to the state saved with that checkpoint."""
+        if not super()._handle_nan_recovery(epoch):
+            return False
+        state = read_state(self.wdir / STATE_FILE, epoch - 1, self.device)
+        if state is None:
+            LOGGER.warning("non-finite loss: the student was rewound to last.pt, the teacher could not be")
+            return True
+        self.mean_teacher.load_state_dict(state)
+        LOGGER.warning(f"non-finite loss: teacher and filters rewound with the student to epoch {epoch}")
+        return True
+
+    def auto_batch(self, max_num_obj: int = 0, dataset_size: int = 0) -> int:
+        """Ultralytics' estimate is for labeled images alone; after burn-in a step also carries
+        ``unlabeled_ratio`` unlabeled images per labeled one (and the teacher's no-grad forward)."""
+        return max(1, int(super().auto_batch(max_num_obj, dataset_size) / (1 + self.semi.unlabeled_ratio)))
+
+    # --- metrics ------------------------------------------------------------------------------------------------
+    def run_metrics(self) -> dict[str, float]:
+        """The base figures, ``lambda_unsup``, the audit, the filters' counts and DSAT's thresholds."""
+        metrics = {**super().run_metrics(), "semi/lambda_unsup": self.lambda_unsup, **self.audit.metrics()}
+        if self.mean_teacher is None:
+            return metrics
+        for key, value in (self.filter_counts or self.mean_teacher.filters.stats()).items():
+            metrics[f"semi/{key}"] = value
+        dsat = self.mean_teacher.filters.find(DSATFilter)
+        if dsat is not None:
+            metrics.update({f"semi/thr_{self.data['names'][c]}": float(t) for c, t in enumerate(dsat.thresholds)})
+        return metrics
+
+    def validate(self):
+        """The student's validation (its EMA), and the teacher's metrics as ``teacher/...``."""
+        teacher = self.validate_teacher() if self.mean_teacher is not None and self.semi.validate_teacher else {}
+        metrics, fitness = super().validate()
+        return (None, fitness) if metrics is None else ({**metrics, **teacher}, fitness)
+
+    def validate_teacher(self) -> dict[str, float]:
+        model = self.mean_teacher.model
+        end2end = getattr(model, "end2end", None)  # the validator may switch it; pseudo-labels need it
+        try:
+            metrics = self.validator(self, model=model) or {}
+        finally:
+            if end2end is not None:
+                model.end2end = end2end
+        return {f"teacher/{k.split('/', 1)[1]}": v for k, v in metrics.items() if k.startswith("metrics/")}
+
+    # --- state -----------------------------------------------------------------------------------------------
+    def semi_state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            **self.mean_teacher.state_dict(),
+            "unlabeled_consumed": self.unlabeled_consumed,
+            "semi": self.semi.model_dump(),
+        }
+
+    def resume_states(self) -> dict[str, dict[str, Any]]:
+        """The base trainer's, plus the teacher, filters and unlabeled stream (``semi_state.pt``)."""
+        states = super().resume_states()
+        if self.mean_teacher is not None:
+            states[STATE_FILE] = self.semi_state()
+        return states
+
+    def load_semi_state(self, state: dict[str, Any]) -> None:
+        self.mean_teacher.load_state_dict(state)
+        self.unlabeled_consumed = state.get("unlabeled_consumed", 0)
+
+
+def _warn_no_pseudo_labels(trainer: OnlineTrainer) -> None:
+    """The commonest question about teacher-student training: why is the unsupervised loss all background?"""
+    counts = ", ".join(f"{k} {v:g}" for k, v in trainer.filter_counts.items())
+    dsat = trainer.mean_teacher.filters.find(DSATFilter)
+    thresholds = f"; DSAT thresholds {[round(float(t), 3) for t in dsat.thresholds]}" if dsat is not None else ""
+    LOGGER.warning(
+        f"epoch {trainer.epoch + 1}: no pseudo-label survived on {trainer.audit.counts['images']:g} unlabeled images "
+        f"(filters: {counts or 'no candidate above semi.pseudo_min_score'}{thresholds}); the unsupervised loss "
+        f"only taught background. The teacher may need a longer burn_in, or the filters lower thresholds."
+    )

@@ -1,0 +1,17 @@
+"""The mean-teacher unit (torch only): the teacher EMA, its pseudo-labels, the strong view, and the batch the
+student trains on."""
+
+from .audit import PseudoLabelAudit
+from .batch import append_pseudo_labeled
+from .ema import TeacherEMA
+from .labeler import TeacherPseudoLabeler
+from .mean_teacher import EMPTY_UNLABELED, MeanTeacher
+
+__all__ = [
+    "EMPTY_UNLABELED",
+    "MeanTeacher",
+    "PseudoLabelAudit",
+    "TeacherEMA",
+    "TeacherPseudoLabeler",
+    "append_pseudo_labeled",
+]

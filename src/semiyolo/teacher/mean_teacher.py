@@ -1,0 +1,119 @@
+"""The mean-teacher unit: a teacher that follows the student, labels the weak view of unlabeled images, and hands
+the student a strong view of them with the pseudo-boxes carried through (torch only).
+
+The host trainer calls it at two points: :meth:`MeanTeacher.extend` when a labeled batch is ready (it appends
+the pseudo-labeled images), and :meth:`MeanTeacher.update` after each optimizer step. Everything it must keep
+for an exact resume, or for rewinding after a non-finite loss, is in one :meth:`MeanTeacher.state_dict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..metrics import match_detections
+from ..pseudo import Detections, DSATFilter, FilterChain
+from ..pseudo.augment import StrongAugment
+from .batch import append_pseudo_labeled
+from .ema import TeacherEMA
+from .labeler import TeacherPseudoLabeler
+
+EMPTY_UNLABELED = ("background", "skip")  # an image left without pseudo-labels: all background, or left out
+
+
+class MeanTeacher:
+    """Teacher EMA + pseudo-labeler + strong view.
+
+    Args:
+        student: the de-paralleled student; the teacher starts equal to it.
+        labeler: detection post-processing and the filter chain.
+        augment: the student's strong view.
+        decay, tau: the teacher's EMA (:class:`TeacherEMA`).
+        seed: seeds the strong view's generator (one per DDP rank: give ``seed + rank``).
+        empty_unlabeled: ``background`` keeps an image without pseudo-labels (all its anchors are background
+            targets); ``skip`` leaves it out of the batch.
+    """
+
+    def __init__(
+        self,
+        student: nn.Module,
+        labeler: TeacherPseudoLabeler,
+        augment: StrongAugment | None = None,
+        decay: float = 0.999,
+        tau: float = 0.0,
+        seed: int = 0,
+        empty_unlabeled: str = "background",
+    ) -> None:
+        if empty_unlabeled not in EMPTY_UNLABELED:
+            raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
+        self.ema = TeacherEMA(student, decay=decay, tau=tau)
+        self.labeler, self.augment = labeler, augment or StrongAugment()
+        self.generator = torch.Generator().manual_seed(seed)
+        self.empty_unlabeled = empty_unlabeled
+
+    @property
+    def model(self) -> nn.Module:
+        """The teacher network (eval mode, no gradients)."""
+        return self.ema.model
+
+    @property
+    def filters(self) -> FilterChain:
+        return self.labeler.filters
+
+    def pseudo_label(self, weak: Tensor) -> list[Detections]:
+        """The teacher's filtered detections on ``weak: Tensor[U, 3, S, S]`` in [0, 1], xyxy pixels."""
+        return self.labeler(self.model, weak)
+
+    def extend(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
+        """``batch`` with the strong views of ``weak`` appended, labeled by the teacher
+        (:func:`~.batch.append_pseudo_labeled`); and the pseudo-labels of every weak image, for auditing."""
+        detections = self.pseudo_label(weak)
+        strong, boxes, kept = self.augment(weak, [d.boxes for d in detections], self.generator)
+        classes = [d.classes[k] for d, k in zip(detections, kept, strict=True)]
+        if self.empty_unlabeled == "skip":
+            keep = [i for i, k in enumerate(kept) if k.numel()]
+            if not keep:
+                return batch, detections
+            strong, boxes, classes = strong[keep], [boxes[i] for i in keep], [classes[i] for i in keep]
+        return append_pseudo_labeled(batch, strong, boxes, classes), detections
+
+    def update(self, student: nn.Module) -> None:
+        """After an optimizer step: the teacher takes one EMA step towards ``student``."""
+        self.ema.update(student)
+
+    @torch.no_grad()
+    def calibrate(self, batches: Iterable[tuple[Tensor, list[Tensor]]]) -> bool:
+        """Re-estimate DSAT's per-class thresholds from the teacher's detections on labeled images.
+
+        ``batches`` yields ``(images: Tensor[B, 3, S, S] in [0, 1], labels)`` with ``labels[i]: Tensor[n, 5]``
+        (class, x1, y1, x2, y2) in the images' pixel frame. Returns False (and reads nothing) without a DSAT
+        filter."""
+        dsat = self.filters.find(DSATFilter)
+        if dsat is None:
+            return False
+        scores, classes, tps, gts = [], [], [], []
+        for images, labels in batches:
+            for d, gt in zip(self.labeler.detect(self.model, images), labels, strict=True):
+                d = Detections(d.boxes.cpu(), d.scores.cpu(), d.classes.cpu())
+                tps.append(match_detections(d.boxes, d.scores, d.classes, gt[:, 1:], gt[:, 0].long()))
+                scores.append(d.scores)
+                classes.append(d.classes)
+                gts.append(gt[:, 0].long())
+        dsat.update(torch.cat(scores), torch.cat(classes), torch.cat(tps), torch.cat(gts))
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "teacher": self.ema.model.state_dict(),
+            "teacher_updates": self.ema.updates,
+            "filters": self.filters.state_dict(),
+            "augment_generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ema.load_state_dict({"model": state["teacher"], "updates": state["teacher_updates"]})
+        self.filters.load_state_dict(state["filters"])
+        self.generator.set_state(state["augment_generator"].cpu())
