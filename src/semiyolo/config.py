@@ -29,9 +29,9 @@ from .errors import ConfigError
 from .losses import PENALTY_MODES, PENALTY_NORMALIZATIONS
 from .pseudo import DEFAULT_FILTERS, FILTERS, build_filters
 from .schedules import SCHEDULES
+from .teacher import EMPTY_UNLABELED
 
 MODES = ("supervised", "online", "offline")  # semi.mode: labeled data only, a mean teacher, stored pseudo-labels
-EMPTY_UNLABELED = ("background", "skip")  # semi.empty_unlabeled: images left without pseudo-labels
 REPORT_WEIGHTS = ("best", "last")  # semi.report_weights: the weights summary.json reports
 
 
@@ -80,6 +80,11 @@ class SemiConfig(_Strict):
     # online and offline semi-supervised training (SPEC section 4)
     unlabeled: str | None = Field(None, description="folder of unlabeled images (online mode)")
     pseudo_labels: str | None = Field(None, description="output of 'semiyolo pseudo-label' (offline mode)")
+    reviewed: str | None = Field(
+        None,
+        description="folder of images a person reviewed ('semiyolo review'): online training moves them from the "
+        "unlabeled stream to the labeled images at the next epoch",
+    )
     unlabeled_ratio: float = Field(1.0, gt=0, le=8, description="unlabeled images per labeled image in a step")
     labeled_repeat: int = Field(
         1, ge=1, le=1000, description="each labeled training image appears this many times per epoch (oversampling)"
