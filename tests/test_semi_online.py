@@ -1,6 +1,7 @@
 """Online semi-supervised training on generated images: burn-in, pseudo-labels, logging, kill and resume."""
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -343,3 +344,32 @@ def test_autobatch_leaves_room_for_the_unlabeled_images(tmp_path, datasets, monk
     trainer = OnlineTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     monkeypatch.setattr(DetectionTrainer, "auto_batch", lambda self, max_num_obj=0, dataset_size=0: 48)
     assert trainer.auto_batch() == 16  # 48 images fit: 16 labeled + 32 unlabeled
+
+
+def test_teacher_half_life_sets_the_decay_from_the_run_length():
+    from types import SimpleNamespace
+
+    from semiyolo.config import SemiConfig
+    from semiyolo.integrations.ultralytics import OnlineTrainer
+
+    semi = SemiConfig(mode="online", unlabeled="u", teacher_half_life=0.5, max_optimizer_steps=10)
+    # half the teacher's weight on a student state is gone after 0.5 x 10 = 5 steps: d ** 5 = 0.5
+    assert OnlineTrainer.teacher_decay(SimpleNamespace(semi=semi)) == pytest.approx(0.5 ** (1 / 5))
+    # without a step budget: 4 epochs x 6 batches / accumulate 2 = 12 steps, half-life 6
+    by_epochs = SimpleNamespace(
+        semi=semi.model_copy(update={"max_optimizer_steps": None}), epochs=4, train_loader=[0] * 6, accumulate=2
+    )
+    assert OnlineTrainer.teacher_decay(by_epochs) == pytest.approx(0.5 ** (1 / 6))
+    assert OnlineTrainer.teacher_decay(SimpleNamespace(semi=SemiConfig(teacher_decay=0.99))) == 0.99
+
+
+def test_online_training_with_tiered_pseudo_targets(tmp_path, datasets):
+    filters = [{"name": "score", "params": {"threshold": 0.3}}, {"name": "nms_unc", "params": {"threshold": 0.1}}]
+    config = _config(tmp_path, datasets, epochs=2, pseudo_targets="tiered", filters=filters, validate_teacher=False)
+    assert main(["train", str(config)]) == 0
+    rows = list(csv.DictReader((tmp_path / "runs" / "semi" / "results.csv").open()))
+    last = rows[-1]
+    assert float(last["semi/lambda_unsup"]) == 1.0
+    for key in ("train/u_cls_loss", "train/u_bg_loss", "train/u_box_loss", "train/u_dfl_loss"):
+        assert math.isfinite(float(last[key])), key
+    assert float(last["train/u_cls_loss"]) > 0

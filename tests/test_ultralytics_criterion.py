@@ -18,7 +18,7 @@ from semiyolo.integrations.ultralytics.criterion import (
     build_criterion,
     set_loss_weights,
 )
-from semiyolo.integrations.ultralytics.semi_criterion import SemiSupervisedLoss
+from semiyolo.integrations.ultralytics.semi_criterion import SemiSupervisedLoss, split_batch
 
 IMGSZ = 96
 
@@ -353,3 +353,46 @@ def test_semi_loss_on_an_end_to_end_head_is_e2e_of_each_part():
     unsup, u_items = plain(tail, {"batch_idx": torch.zeros(1), "cls": batch["cls"][2:], "bboxes": batch["bboxes"][2:]})
     torch.testing.assert_close(loss, sup + 0.5 * unsup)
     torch.testing.assert_close(items["u_cls_loss"], u_items["cls_loss"])
+
+
+def test_uncertain_pseudo_labels_are_neither_positive_nor_negative_and_the_regression_gate():
+    model, preds, batch = _hand_case()
+    crit = BackgroundPenaltyDetectionLoss(model, lambda_bg=2.0)
+    # an uncertain pseudo-label over the top right quarter, xyxy (16, 0, 32, 16): the anchor centres inside it
+    # (borders included) are stride 8's (20|28, 4|12) = anchors 2, 3, 6, 7, stride 16's (24, 8) = 17 and stride 32's
+    # (16, 16) = 20; none is foreground. The one object's box is not regressed.
+    tiered = {
+        **batch,
+        "ignore_idx": torch.zeros(1),
+        "ignore_bboxes": torch.tensor([[0.75, 0.25, 0.5, 0.5]]),
+        "regress": torch.tensor([False]),
+    }
+    outputs = crit.decode(preds)
+    assignment = crit.assign(outputs, tiered)
+    assert assignment.ignore_mask.nonzero()[:, 1].tolist() == [2, 3, 6, 7, 17, 20]
+    assert assignment.fg_mask.nonzero()[:, 1].tolist() == FOREGROUND  # TAL's assignment is unchanged
+    assert not assignment.box_mask.any() and assignment.background.sum() == 21 - 5 - 6
+    terms = crit.terms(outputs, assignment, assignment.normalizer)
+    ln2 = math.log(2)
+    # BCE on the 21 - 6 anchors left, 2 classes of ln 2 each, over N = 5; the penalty on 10 background anchors
+    torch.testing.assert_close(terms["cls_loss"], torch.tensor(30 * ln2 / 5))
+    torch.testing.assert_close(terms["bg_loss"], torch.tensor(10 * 0.5 / 5))
+    # the gate: no box or DFL loss (ungated, DFL is ln 2: test_terms_by_hand_and_weights_in_one_place)
+    assert terms["box_loss"].item() == 0 and terms["dfl_loss"].item() == 0
+    regressed = crit.terms(outputs, crit.assign(outputs, {**tiered, "regress": torch.tensor([True])}), 5.0)
+    torch.testing.assert_close(regressed["dfl_loss"], torch.tensor(ln2))
+
+
+def test_split_batch_keeps_the_tiered_targets_of_the_pseudo_labeled_part():
+    batch = {
+        "batch_idx": torch.tensor([0.0, 1.0, 2.0]),
+        "cls": torch.tensor([[0.0], [1.0], [2.0]]),
+        "bboxes": torch.rand(3, 4),
+        "regress": torch.tensor([True, False, True]),
+        "ignore_idx": torch.tensor([1.0, 2.0]),
+        "ignore_bboxes": torch.rand(2, 4),
+    }
+    labeled, pseudo = split_batch(batch, num_labeled=1)
+    assert "regress" not in labeled and "ignore_bboxes" not in labeled
+    assert pseudo["batch_idx"].tolist() == [0.0, 1.0] and pseudo["regress"].tolist() == [False, True]
+    assert pseudo["ignore_idx"].tolist() == [0.0, 1.0] and torch.equal(pseudo["ignore_bboxes"], batch["ignore_bboxes"])

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
 from .losses import PENALTY_MODES, PENALTY_NORMALIZATIONS
-from .pseudo import DEFAULT_FILTERS, FILTERS, build_filters
+from .pseudo import DEFAULT_FILTERS, FILTERS, PSEUDO_TARGETS, build_filters
 from .schedules import SCHEDULES
 from .teacher import EMPTY_UNLABELED
 
@@ -96,7 +96,21 @@ class SemiConfig(_Strict):
         ge=0,
         description="EMA warm-up: decay * (1 - exp(-updates / tau)); 0: none (a teacher from trained weights)",
     )
-    pseudo_min_score: float = Field(0.1, ge=0, lt=1, description="candidates below never reach NMS")
+    teacher_half_life: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="the teacher's half-life as a share of the run's optimizer steps: sets the EMA decay from the "
+        "run's length, 0.5 ** (1 / (share * steps)), in place of teacher_decay",
+    )
+    pseudo_min_score: float = Field(
+        0.1, ge=0, lt=1, description="candidates below never reach NMS; with tiered targets, the uncertain tier's floor"
+    )
+    pseudo_targets: Literal[PSEUDO_TARGETS] = Field(  # type: ignore[valid-type]
+        "hard",
+        description="hard: the filters keep or delete each pseudo-label; tiered: reliable ones are targets (boxes "
+        "regressed if the localisation filters agree), uncertain ones are neither positive nor negative",
+    )
     pseudo_nms_iou: float = Field(0.7, gt=0, le=1)
     dsat_holdout: float = Field(0.1, gt=0, lt=1, description="share of labeled train images held out for DSAT")
     empty_unlabeled: Literal[EMPTY_UNLABELED] = Field(  # type: ignore[valid-type]

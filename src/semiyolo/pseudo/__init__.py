@@ -17,10 +17,12 @@ from .filters import (
     make_filter,
 )
 from .predictions import Detections
+from .tiers import PSEUDO_TARGETS, Tiers, anchors_in_boxes, split_tiers
 
 __all__ = [
     "DEFAULT_FILTERS",
     "FILTERS",
+    "PSEUDO_TARGETS",
     "CapFilter",
     "DFLEntropyFilter",
     "DSATFilter",
@@ -30,8 +32,11 @@ __all__ = [
     "NMSUncertaintyFilter",
     "PseudoLabelFilter",
     "ScoreFilter",
+    "Tiers",
+    "anchors_in_boxes",
     "build_filters",
     "dfl_entropy",
     "f1_optimal_threshold",
     "make_filter",
+    "split_tiers",
 ]

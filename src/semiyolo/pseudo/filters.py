@@ -47,6 +47,7 @@ class PseudoLabelFilter(ABC):
     """Base: ``keep_mask(dets) -> Tensor[N] bool``; ``__call__`` applies it and counts."""
 
     name = "filter"
+    judges = "label"  # "label": whether the object is there; "localisation": whether its box is right
 
     def __init__(self) -> None:
         self.kept = 0
@@ -57,11 +58,15 @@ class PseudoLabelFilter(ABC):
         """Which detections to keep."""
 
     def __call__(self, dets: Detections) -> Detections:
+        return dets.select(self.counted_mask(dets))
+
+    def counted_mask(self, dets: Detections) -> Tensor:
+        """:meth:`keep_mask`, counted in ``kept`` / ``dropped``."""
         keep = self.keep_mask(dets)
         n_kept = int(keep.sum())
         self.kept += n_kept
         self.dropped += len(dets) - n_kept
-        return dets.select(keep)
+        return keep
 
     def reset_counts(self) -> None:
         self.kept = self.dropped = 0
@@ -173,6 +178,7 @@ class DFLEntropyFilter(PseudoLabelFilter):
     """Drop boxes whose normalised DFL entropy (:func:`dfl_entropy`) exceeds ``threshold``; needs a DFL head."""
 
     name = "dfl_entropy"
+    judges = "localisation"
 
     def __init__(self, threshold: float = 0.5) -> None:
         super().__init__()
@@ -189,6 +195,7 @@ class NMSUncertaintyFilter(PseudoLabelFilter):
     ``threshold`` (see :func:`semiyolo.pseudo.nms.nms_with_spread`)."""
 
     name = "nms_unc"
+    judges = "localisation"
 
     def __init__(self, threshold: float = 0.15) -> None:
         super().__init__()

@@ -9,8 +9,18 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import box_convert
 
+REGRESS_KEY = "regress"  # Tensor[N] bool per target: box and DFL losses apply (absent: every target)
+IGNORE_KEYS = ("ignore_idx", "ignore_bboxes")  # uncertain pseudo-labels: Tensor[M] image, Tensor[M, 4] cxcywh
 
-def append_pseudo_labeled(batch: dict, images: Tensor, boxes: Sequence[Tensor], classes: Sequence[Tensor]) -> dict:
+
+def append_pseudo_labeled(
+    batch: dict,
+    images: Tensor,
+    boxes: Sequence[Tensor],
+    classes: Sequence[Tensor],
+    regressed: Sequence[Tensor] | None = None,
+    ignored: Sequence[Tensor] | None = None,
+) -> dict:
     """A new batch: ``batch``'s images and targets, then ``images`` with their pseudo-labels.
 
     Args:
@@ -20,6 +30,10 @@ def append_pseudo_labeled(batch: dict, images: Tensor, boxes: Sequence[Tensor], 
             ``(H, W)`` (Ultralytics' multi-scale resized the labeled images) is resized bilinearly to it.
         boxes: per appended image, ``Tensor[n_i, 4]`` xyxy in pixels of ``images``.
         classes: per appended image, ``Tensor[n_i]`` class indices.
+        regressed: per appended image, ``Tensor[n_i]`` bool, whether the box is regressed (tiered targets); the
+            batch then carries ``regress: Tensor[N + sum n_i]`` (True for the labeled targets).
+        ignored: per appended image, ``Tensor[m_i, 4]`` xyxy pixels of uncertain pseudo-labels; the batch then
+            carries ``ignore_idx: Tensor[sum m_i]`` and ``ignore_bboxes: Tensor[sum m_i, 4]`` (cxcywh normalised).
 
     Returns:
         The batch with ``U`` more images; their targets take image indices ``B .. B + U - 1``; ``num_labeled = B``
@@ -35,17 +49,29 @@ def append_pseudo_labeled(batch: dict, images: Tensor, boxes: Sequence[Tensor], 
     frame = torch.tensor([images.shape[-1], images.shape[-2]] * 2, device=device, dtype=torch.float32)
     if images.shape[-2:] != (height, width):
         images = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
-    idx, cls, xywh = [batch["batch_idx"]], [batch["cls"]], [batch["bboxes"]]
-    for i, (image_boxes, image_classes) in enumerate(zip(boxes, classes, strict=True)):
-        normalised = image_boxes.to(device).float() / frame  # a resize keeps normalised coordinates
-        idx.append(torch.full((normalised.shape[0],), n_labeled + i, device=device, dtype=batch["batch_idx"].dtype))
-        cls.append(image_classes.to(device).view(-1, 1).to(batch["cls"].dtype))
-        xywh.append(box_convert(normalised, "xyxy", "cxcywh").to(batch["bboxes"].dtype))
-    return {
+    idx, xywh = _targets(boxes, frame, n_labeled, batch["batch_idx"].dtype, batch["bboxes"].dtype)
+    cls = [c.to(device).view(-1, 1).to(batch["cls"].dtype) for c in classes]
+    out = {
         **batch,
         "img": torch.cat((batch["img"], images.to(batch["img"].dtype))),
-        "batch_idx": torch.cat(idx),
-        "cls": torch.cat(cls),
-        "bboxes": torch.cat(xywh),
+        "batch_idx": torch.cat((batch["batch_idx"], idx)),
+        "cls": torch.cat((batch["cls"], *cls)),
+        "bboxes": torch.cat((batch["bboxes"], xywh)),
         "num_labeled": n_labeled,
     }
+    if regressed is not None:
+        labeled = batch.get(REGRESS_KEY, torch.ones(batch["cls"].shape[0], dtype=torch.bool, device=device))
+        out[REGRESS_KEY] = torch.cat((labeled, *(r.to(device).bool() for r in regressed)))
+    if ignored is not None:
+        out[IGNORE_KEYS[0]], out[IGNORE_KEYS[1]] = _targets(ignored, frame, n_labeled, idx.dtype, xywh.dtype)
+    return out
+
+
+def _targets(boxes: Sequence[Tensor], frame: Tensor, first: int, idx_dtype, box_dtype) -> tuple[Tensor, Tensor]:
+    """``(image index Tensor[M], cxcywh normalised Tensor[M, 4])`` of per-image xyxy pixel boxes; image ``i`` of
+    ``boxes`` gets index ``first + i``."""
+    device = frame.device
+    idx = [torch.full((b.shape[0],), first + i, device=device, dtype=idx_dtype) for i, b in enumerate(boxes)]
+    xywh = [box_convert(b.to(device).float() / frame, "xyxy", "cxcywh").to(box_dtype) for b in boxes]
+    empty = (torch.zeros(0, device=device, dtype=idx_dtype), torch.zeros(0, 4, device=device, dtype=box_dtype))
+    return (torch.cat(idx), torch.cat(xywh)) if boxes else empty

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..metrics import match_detections
-from ..pseudo import Detections, DSATFilter, FilterChain
+from ..pseudo import PSEUDO_TARGETS, Detections, DSATFilter, FilterChain, Tiers, split_tiers
 from ..pseudo.augment import StrongAugment
 from .batch import append_pseudo_labeled
 from .ema import TeacherEMA
@@ -35,6 +35,8 @@ class MeanTeacher:
         seed: seeds the strong view's generator (one per DDP rank: give ``seed + rank``).
         empty_unlabeled: ``background`` keeps an image without pseudo-labels (all its anchors are background
             targets); ``skip`` leaves it out of the batch.
+        pseudo_targets: ``hard`` (the filter chain keeps or deletes each detection) or ``tiered``
+            (:mod:`semiyolo.pseudo.tiers`: reliable, regressed and uncertain detections).
     """
 
     def __init__(
@@ -46,9 +48,13 @@ class MeanTeacher:
         tau: float = 0.0,
         seed: int = 0,
         empty_unlabeled: str = "background",
+        pseudo_targets: str = "hard",
     ) -> None:
         if empty_unlabeled not in EMPTY_UNLABELED:
             raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
+        if pseudo_targets not in PSEUDO_TARGETS:
+            raise ValueError(f"pseudo_targets must be one of {PSEUDO_TARGETS}, got {pseudo_targets!r}")
+        self.pseudo_targets = pseudo_targets
         self.ema = TeacherEMA(student, decay=decay, tau=tau)
         self.labeler, self.augment = labeler, augment or StrongAugment()
         self.generator = torch.Generator().manual_seed(seed)
@@ -69,16 +75,38 @@ class MeanTeacher:
 
     def extend(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
         """``batch`` with the strong views of ``weak`` appended, labeled by the teacher
-        (:func:`~.batch.append_pseudo_labeled`); and the pseudo-labels of every weak image, for auditing."""
+        (:func:`~.batch.append_pseudo_labeled`); and the (reliable) pseudo-labels of every weak image, for the
+        audit."""
+        if self.pseudo_targets == "tiered":
+            return self._extend_tiered(batch, weak)
         detections = self.pseudo_label(weak)
         strong, boxes, kept = self.augment(weak, [d.boxes for d in detections], self.generator)
         classes = [d.classes[k] for d, k in zip(detections, kept, strict=True)]
-        if self.empty_unlabeled == "skip":
-            keep = [i for i, k in enumerate(kept) if k.numel()]
-            if not keep:
-                return batch, detections
-            strong, boxes, classes = strong[keep], [boxes[i] for i in keep], [classes[i] for i in keep]
+        keep = self._images_to_keep([k.numel() for k in kept])
+        if not keep:
+            return batch, detections
+        strong, boxes, classes = strong[keep], [boxes[i] for i in keep], [classes[i] for i in keep]
         return append_pseudo_labeled(batch, strong, boxes, classes), detections
+
+    def _extend_tiered(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
+        """Every detection goes through the strong view; reliable ones become targets (regressed or not), the
+        uncertain ones ignore regions."""
+        candidates = self.labeler.detect(self.model, weak)
+        tiers = [split_tiers(self.filters, d) for d in candidates]
+        strong, boxes, kept = self.augment(weak, [d.boxes for d in candidates], self.generator)
+        views = [_tiers_in_view(d, t, b, k) for d, t, b, k in zip(candidates, tiers, boxes, kept, strict=True)]
+        keep = self._images_to_keep([v[0].shape[0] for v in views])
+        reliable = [d.select(t.reliable) for d, t in zip(candidates, tiers, strict=True)]
+        if not keep:
+            return batch, reliable
+        boxes, classes, regressed, ignored = (list(x) for x in zip(*(views[i] for i in keep), strict=True))
+        return append_pseudo_labeled(batch, strong[keep], boxes, classes, regressed, ignored), reliable
+
+    def _images_to_keep(self, targets_per_image: list[int]) -> list[int]:
+        """The images that join the batch: all, or with ``skip`` those left with pseudo-labels."""
+        if self.empty_unlabeled == "skip":
+            return [i for i, n in enumerate(targets_per_image) if n]
+        return list(range(len(targets_per_image)))
 
     def update(self, student: nn.Module) -> None:
         """After an optimizer step: the teacher takes one EMA step towards ``student``."""
@@ -117,3 +145,10 @@ class MeanTeacher:
         self.ema.load_state_dict({"model": state["teacher"], "updates": state["teacher_updates"]})
         self.filters.load_state_dict(state["filters"])
         self.generator.set_state(state["augment_generator"].cpu())
+
+
+def _tiers_in_view(dets: Detections, tiers: Tiers, boxes: Tensor, kept: Tensor):
+    """``(boxes, classes, regressed, ignored boxes)`` of one image in the strong view: ``boxes[j]`` is detection
+    ``kept[j]`` after the view's geometry (the view drops boxes that leave the image)."""
+    reliable = tiers.reliable[kept]
+    return boxes[reliable], dets.classes[kept][reliable], tiers.regressed[kept][reliable], boxes[~reliable]

@@ -18,10 +18,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchvision.ops import box_convert
 from ultralytics.utils.loss import E2ELoss, v8DetectionLoss
 from ultralytics.utils.tal import make_anchors
 
 from ...losses import PENALTY_MODES, PENALTY_NORMALIZATIONS, background_penalty, bce_and_background_sums
+from ...pseudo import anchors_in_boxes
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,10 @@ class Assignment:
         target_bboxes: ``Tensor[B, A, 4]`` xyxy in pixels, meaningful on foreground anchors.
         target_gt_idx: ``Tensor[B, A]`` index of the assigned object within its image.
         normalizer: 0-d, Ultralytics' ``max(sum target_scores, 1)``.
+        ignore_mask: ``Tensor[B, A]`` bool or ``None``: anchors outside the foreground that lie in an uncertain
+            pseudo-label (:mod:`semiyolo.pseudo.tiers`): no classification target and no penalty.
+        regress_mask: ``Tensor[B, A]`` bool or ``None``: foreground anchors whose object's box is regressed
+            (``None``: all of them).
     """
 
     fg_mask: Tensor
@@ -70,11 +76,18 @@ class Assignment:
     target_bboxes: Tensor
     target_gt_idx: Tensor
     normalizer: Tensor
+    ignore_mask: Tensor | None = None
+    regress_mask: Tensor | None = None
 
     @property
     def background(self) -> Tensor:
-        """``Tensor[B, A]`` bool, the anchors the background penalty acts on: those without an object."""
-        return ~self.fg_mask
+        """``Tensor[B, A]`` bool, the anchors the background penalty acts on: no object, nothing uncertain."""
+        return ~self.fg_mask if self.ignore_mask is None else ~self.fg_mask & ~self.ignore_mask
+
+    @property
+    def box_mask(self) -> Tensor:
+        """``Tensor[B, A]`` bool, the anchors the box and DFL losses act on."""
+        return self.fg_mask if self.regress_mask is None else self.fg_mask & self.regress_mask
 
 
 class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
@@ -200,6 +213,8 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             target_bboxes=target_bboxes,
             target_gt_idx=target_gt_idx,
             normalizer=target_scores.sum().clamp_(min=1),
+            ignore_mask=_ignore_mask(outputs, batch, fg_mask),
+            regress_mask=_regress_mask(batch, target_gt_idx, gt_labels.shape[1]),
         )
 
     # --- terms (unweighted) --------------------------------------------------------------------------------
@@ -208,13 +223,17 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         :attr:`penalized`. The ``max`` mode without class weights takes one fused pass for both
         (:func:`~semiyolo.losses.bce_and_background_sums`)."""
         logits, target_scores = outputs.logits, assignment.target_scores
-        if self.class_weights is None and self.mode in ("max", "none"):
+        if self.class_weights is None and self.mode in ("max", "none") and assignment.ignore_mask is None:
             fg_mask = assignment.fg_mask
             return bce_and_background_sums(
                 logits, fg_mask, target_scores[fg_mask], outputs.probs, with_penalty=self.penalized
             )
         bce = F.binary_cross_entropy_with_logits(logits, target_scores.to(logits.dtype), reduction="none")
-        bce_sum = (bce * self.class_weights).sum() if self.class_weights is not None else bce.sum()
+        if self.class_weights is not None:
+            bce = bce * self.class_weights
+        if assignment.ignore_mask is not None:  # uncertain anchors: neither positive nor negative
+            bce = bce * (~assignment.ignore_mask).unsqueeze(-1)
+        bce_sum = bce.sum()
         if not self.penalized:
             return bce_sum, bce_sum * 0.0
         return bce_sum, background_penalty(logits, assignment.background, self.mode, self.gamma, reduction="sum")
@@ -245,7 +264,7 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             assignment.target_bboxes / outputs.stride_tensor,
             assignment.target_scores,
             normalizer,
-            assignment.fg_mask,
+            assignment.box_mask,
             outputs.imgsz,
             outputs.stride_tensor,
         )
@@ -290,6 +309,33 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         ``normalizer_floor``: see :meth:`forward`."""
         loss, items, _, _ = self.forward(preds, batch, normalizer_floor)
         return loss * preds["boxes"].shape[0], items
+
+
+def _ignore_mask(outputs: HeadOutputs, batch: dict[str, Any], fg_mask: Tensor) -> Tensor | None:
+    """``Tensor[B, A]``: background anchors whose centre lies in one of the batch's ``ignore_bboxes`` (cxcywh
+    normalised, image ``ignore_idx``); ``None`` when the batch has none."""
+    if "ignore_bboxes" not in batch:
+        return None
+    scale = outputs.imgsz[[1, 0, 1, 0]].to(batch["ignore_bboxes"].device)
+    boxes = box_convert(batch["ignore_bboxes"].float() * scale, "cxcywh", "xyxy")
+    points = outputs.anchor_points * outputs.stride_tensor
+    covered = anchors_in_boxes(points, boxes.to(points.device), batch["ignore_idx"], fg_mask.shape[0])
+    return covered & ~fg_mask
+
+
+def _regress_mask(batch: dict[str, Any], target_gt_idx: Tensor, max_objects: int) -> Tensor | None:
+    """``Tensor[B, A]``: whether each anchor's assigned object (``target_gt_idx``, in ``preprocess``'s per-image
+    order of appearance) is regressed, from the batch's per-target ``regress``; ``None`` when it has none."""
+    if "regress" not in batch:
+        return None
+    image = batch["batch_idx"].long().to(target_gt_idx.device)
+    order = torch.zeros_like(image)  # each target's position among its image's targets
+    for b in image.unique():
+        where = image == b
+        order[where] = torch.arange(int(where.sum()), device=image.device)
+    padded = torch.zeros(target_gt_idx.shape[0], max(max_objects, 1), dtype=torch.bool, device=image.device)
+    padded[image, order] = batch["regress"].to(image.device).bool()
+    return padded.gather(1, target_gt_idx.long())  # float zeros when the batch has no object
 
 
 # --- criteria inside wrappers -------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ upstream renames it.
 
 from __future__ import annotations
 
+import math
 import os
 from copy import copy
 from functools import partial
@@ -130,13 +131,23 @@ class OnlineTrainer(SupervisedTrainer):
         teacher = MeanTeacher(
             student,
             labeler,
-            decay=s.teacher_decay,
+            decay=self.teacher_decay(),
             tau=s.teacher_tau,
             seed=self.args.seed + max(RANK, 0),
             empty_unlabeled=s.empty_unlabeled,
+            pseudo_targets=s.pseudo_targets,
         )
         teacher.model.criterion = student.criterion  # shared, as the EMA's: the teacher's validation losses
         return teacher
+
+    def teacher_decay(self) -> float:
+        """``semi.teacher_decay``, or with ``semi.teacher_half_life`` the decay whose half-life is that share of the
+        run's optimizer steps (``semi.max_optimizer_steps``, else epochs x batches / accumulation)."""
+        s = self.semi
+        if s.teacher_half_life is None:
+            return s.teacher_decay
+        steps = s.max_optimizer_steps or math.ceil(self.epochs * len(self.train_loader) / max(self.accumulate, 1))
+        return 0.5 ** (1 / max(s.teacher_half_life * steps, 1))
 
     # --- the online step ------------------------------------------------------------------------------------
     @property

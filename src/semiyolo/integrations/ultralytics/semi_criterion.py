@@ -25,13 +25,20 @@ def _slice(obj: Any, part: slice) -> Any:
 
 
 def split_batch(batch: dict[str, Tensor], num_labeled: int) -> tuple[dict, dict]:
-    """Targets of the labeled images and of the pseudo-labeled ones (their image indices restarted at 0)."""
+    """Targets of the labeled images and of the pseudo-labeled ones (their image indices restarted at 0); the
+    pseudo-labeled part keeps the tiered targets' ``regress`` flags and uncertain boxes, if any
+    (:func:`semiyolo.teacher.append_pseudo_labeled`)."""
     labeled = batch["batch_idx"] < num_labeled
     parts = []
     for mask, offset in ((labeled, 0), (~labeled, num_labeled)):
         parts.append(
             {"batch_idx": batch["batch_idx"][mask] - offset, "cls": batch["cls"][mask], "bboxes": batch["bboxes"][mask]}
         )
+    if "regress" in batch:
+        parts[1]["regress"] = batch["regress"][~labeled]
+    if "ignore_bboxes" in batch:
+        parts[1]["ignore_idx"] = batch["ignore_idx"] - num_labeled
+        parts[1]["ignore_bboxes"] = batch["ignore_bboxes"]
     return parts[0], parts[1]
 
 

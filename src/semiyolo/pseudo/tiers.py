@@ -1,0 +1,86 @@
+"""Pseudo-labels in tiers (torch only): what each teacher detection teaches the student.
+
+After Efficient Teacher's pseudo-label assigner (Xu et al., 2023, section 3.2) and the separate classification /
+regression pseudo-labels of Unbiased Teacher v2 (Liu et al., CVPR 2022) and S4OD (Zhang et al., 2023):
+
+- **reliable**: the detections the filters that judge the *label* keep (score, DSAT, cap): full classification
+  targets, as hard pseudo-labels;
+- **regressed**: the reliable ones that the filters judging *localisation* also keep (DFL entropy, NMS spread):
+  only these get box and DFL losses; the others still teach their class;
+- **uncertain**: every other detection the teacher made above ``pseudo_min_score`` (the candidates' floor): the
+  anchors they cover are neither positive nor negative, and the background penalty leaves them alone. What is
+  left, outside every teacher detection, is background the teacher is confident about.
+
+Hard pseudo-labels (the filter chain as a whole deciding, no uncertain tier) remain the ``hard`` choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .filters import FilterChain
+from .predictions import Detections
+
+PSEUDO_TARGETS = ("hard", "tiered")  # semi.pseudo_targets
+
+
+@dataclass(frozen=True)
+class Tiers:
+    """Masks over one image's detections (``Tensor[N]`` bool each); ``regressed`` implies ``reliable``, and
+    ``uncertain`` is ``~reliable``."""
+
+    reliable: Tensor
+    regressed: Tensor
+    uncertain: Tensor
+
+
+def split_tiers(chain: FilterChain, dets: Detections) -> Tiers:
+    """The tiers of ``dets`` (a teacher's detections after NMS, all above the candidates' floor).
+
+    The filters judging the label run first, in their configured order, each on what the previous kept; then
+    those judging localisation, on the reliable detections. Every filter counts what it kept and dropped.
+    """
+    n, device = len(dets), dets.scores.device
+    reliable = _surviving(dets, [f for f in chain if f.judges == "label"], torch.arange(n, device=device))
+    regressed = _surviving(dets, [f for f in chain if f.judges == "localisation"], reliable)
+    return Tiers(_mask(reliable, n, device), _mask(regressed, n, device), ~_mask(reliable, n, device))
+
+
+def _surviving(dets: Detections, filters: list, index: Tensor) -> Tensor:
+    """Indices into ``dets`` of ``dets[index]`` that pass ``filters`` one after the other."""
+    for f in filters:
+        index = index[f.counted_mask(dets.select(index))]
+    return index
+
+
+def _mask(index: Tensor, n: int, device: torch.device) -> Tensor:
+    mask = torch.zeros(n, dtype=torch.bool, device=device)
+    mask[index] = True
+    return mask
+
+
+def anchors_in_boxes(points: Tensor, boxes: Tensor, box_image: Tensor, num_images: int) -> Tensor:
+    """Which anchors of each image lie inside one of that image's boxes.
+
+    Args:
+        points: ``Tensor[A, 2]`` anchor centres ``(x, y)`` in pixels (shared by every image).
+        boxes: ``Tensor[M, 4]`` xyxy pixels.
+        box_image: ``Tensor[M]`` the image of each box, in ``[0, num_images)``.
+        num_images: ``B``.
+
+    Returns:
+        ``Tensor[B, A]`` bool: anchor ``a`` of image ``b`` lies inside (borders included) a box of image ``b``.
+    """
+    inside = torch.zeros(num_images, points.shape[0], dtype=torch.bool, device=points.device)
+    if boxes.numel() == 0:
+        return inside
+    x, y = points[:, 0:1], points[:, 1:2]  # (A, 1)
+    x1, y1, x2, y2 = boxes.to(points.dtype).T  # (M,) each
+    hit = (x >= x1) & (x <= x2) & (y >= y1) & (y <= y2)  # (A, M)
+    image = box_image.long().to(points.device)
+    counts = torch.zeros(num_images, points.shape[0], dtype=torch.int32, device=points.device)
+    counts.index_add_(0, image, hit.T.to(torch.int32))
+    return inside | (counts > 0)
