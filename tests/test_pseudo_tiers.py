@@ -105,3 +105,15 @@ def test_mean_teacher_rejects_an_unknown_target_choice():
     labeler = TeacherPseudoLabeler(FilterChain([]))
     with pytest.raises(ValueError, match="pseudo_targets must be one of"):
         MeanTeacher(_TwoCandidates(), labeler, pseudo_targets="soft")
+
+
+def test_f_beta_optimal_threshold_weighs_misses_by_hand():
+    from semiyolo.pseudo import f1_optimal_threshold
+
+    scores, tp = torch.tensor([0.9, 0.5, 0.4, 0.3]), torch.tensor([True, False, False, True])
+    # F1 = 2 tp / (k + n_gt) over the top k: 2/3, 2/4, 2/5, 4/6: the tie goes to the higher threshold, 0.9
+    assert f1_optimal_threshold(scores, tp, n_gt=2) == pytest.approx(0.9)
+    # F2 = 5 tp / (k + 4 n_gt): 5/9, 5/10, 5/11, 10/12: keeping the second object wins, threshold 0.3
+    assert f1_optimal_threshold(scores, tp, n_gt=2, beta=2.0) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="beta"):
+        f1_optimal_threshold(scores, tp, n_gt=2, beta=0.0)

@@ -373,3 +373,13 @@ def test_online_training_with_tiered_pseudo_targets(tmp_path, datasets):
     for key in ("train/u_cls_loss", "train/u_bg_loss", "train/u_box_loss", "train/u_dfl_loss"):
         assert math.isfinite(float(last[key])), key
     assert float(last["train/u_cls_loss"]) > 0
+
+
+def test_dsat_calibrates_on_the_training_images_without_a_hold_out(tmp_path, datasets):
+    config = _config(tmp_path, datasets, epochs=2, dsat_holdout=0, validate_teacher=False)
+    assert main(["train", str(config)]) == 0
+    run = tmp_path / "runs" / "semi"
+    assert not (run / "dsat_holdout.txt").exists() and not (run / "semi_train.txt").exists()
+    rows = list(csv.DictReader((run / "results.csv").open()))
+    # the thresholds moved from init_threshold 0.5 after each epoch's calibration on the 16 training images
+    assert any(float(rows[-1][f"semi/thr_{name}"]) != 0.5 for name in ("circle", "square", "triangle"))

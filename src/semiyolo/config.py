@@ -112,7 +112,13 @@ class SemiConfig(_Strict):
         "regressed if the localisation filters agree), uncertain ones are neither positive nor negative",
     )
     pseudo_nms_iou: float = Field(0.7, gt=0, le=1)
-    dsat_holdout: float = Field(0.1, gt=0, lt=1, description="share of labeled train images held out for DSAT")
+    dsat_holdout: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="share of labeled train images held out for DSAT; 0: DSAT calibrates on (up to 200 of) the "
+        "training images themselves and none is removed from training",
+    )
     empty_unlabeled: Literal[EMPTY_UNLABELED] = Field(  # type: ignore[valid-type]
         "background", description="unlabeled images without pseudo-labels: trained as background, or left out"
     )

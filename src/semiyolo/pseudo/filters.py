@@ -98,8 +98,8 @@ class ScoreFilter(PseudoLabelFilter):
 
 
 class DSATFilter(PseudoLabelFilter):
-    """Dynamic self-adaptive threshold (S4OD): a per-class score threshold chosen, on labeled images held out
-    for it, as the one that maximises the F1 of teacher predictions against the labels; re-estimated every
+    """Dynamic self-adaptive threshold (S4OD): a per-class score threshold chosen, on labeled images, as the one
+    that maximises the F1 (F-beta with ``beta``) of teacher predictions against the labels; re-estimated every
     ``update_every`` epochs, smoothed by ``momentum`` and kept in ``[min_threshold, max_threshold]``.
 
     Until the first estimate every class uses ``init_threshold``. :meth:`update` takes per-class scored
@@ -116,8 +116,12 @@ class DSATFilter(PseudoLabelFilter):
         min_threshold: float = 0.2,
         max_threshold: float = 0.9,
         update_every: int = 1,
+        beta: float = 1.0,
     ) -> None:
         super().__init__()
+        if not beta > 0:
+            raise FilterParamError("beta", f"dsat.beta must be > 0, got {beta!r}")
+        self.beta = float(beta)
         if num_classes < 1:
             raise FilterParamError("num_classes", f"dsat.num_classes must be >= 1, got {num_classes!r}")
         _check_unit("dsat", "momentum", momentum)
@@ -149,7 +153,7 @@ class DSATFilter(PseudoLabelFilter):
             n_gt = int((gt_classes == c).sum())
             if n_gt == 0:
                 continue
-            best = f1_optimal_threshold(scores[classes == c], is_tp[classes == c], n_gt)
+            best = f1_optimal_threshold(scores[classes == c], is_tp[classes == c], n_gt, self.beta)
             if best is None:
                 continue
             smoothed = self.momentum * float(self.thresholds[c]) + (1 - self.momentum) * best

@@ -33,7 +33,7 @@ from ultralytics.utils import LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from ...config import SemiConfig
-from ...data import held_out_train
+from ...data import held_out_train, train_images
 from ...errors import ConfigError
 from ...pseudo import DSATFilter, build_filters
 from ...schedules import ramp_weight
@@ -46,6 +46,7 @@ from .supervised import SupervisedTrainer, semi_settings
 from .unlabeled import UnlabeledImages, unlabeled_batches
 
 STATE_FILE = "semi_state.pt"
+DSAT_MAX_IMAGES = 200  # labeled images DSAT calibrates on, at most
 PRIVATE_OVERRIDES = ("_handle_nan_recovery",)  # Ultralytics methods overridden without a public seam
 
 
@@ -67,7 +68,7 @@ class OnlineTrainer(SupervisedTrainer):
         semi = semi_settings(semi, SemiConfig(mode="online"))
         if not semi.unlabeled:
             raise ConfigError("semi.unlabeled: online mode needs a folder of unlabeled images")
-        self.dsat_holdout: list[Path] = []
+        self.dsat_images: list[Path] = []  # the labeled images DSAT calibrates on
         super().__init__(cfg, overrides, _callbacks, semi)
         self.mean_teacher: MeanTeacher | None = None
         self.unlabeled = None  # the unlabeled stream, opened after set-up
@@ -79,12 +80,17 @@ class OnlineTrainer(SupervisedTrainer):
     # --- data ---------------------------------------------------------------------------------------------
     def labeled_dataset(self) -> dict:
         """Ultralytics' dataset; with a ``dsat`` filter, a slice of the labeled train images is held out from
-        training for DSAT's threshold estimates (lists written to the run folder)."""
+        training for DSAT's threshold estimates (lists written to the run folder), or with ``dsat_holdout: 0`` up
+        to 200 of them, evenly spaced, are also DSAT's (none is removed from training)."""
         data = super().labeled_dataset()
         if not any(f.name == "dsat" for f in self.semi.filters):
             return data
+        if self.semi.dsat_holdout == 0:
+            images = train_images(data)
+            self.dsat_images = images[:: max(1, math.ceil(len(images) / DSAT_MAX_IMAGES))]
+            return data
         try:
-            data, self.dsat_holdout = held_out_train(data, self.semi.dsat_holdout, self.save_dir)
+            data, self.dsat_images = held_out_train(data, self.semi.dsat_holdout, self.save_dir, DSAT_MAX_IMAGES)
         except ValueError as err:
             raise ConfigError(f"semi.dsat_holdout: {err}") from None
         return data
@@ -195,9 +201,9 @@ class OnlineTrainer(SupervisedTrainer):
 
     def calibrate_dsat(self) -> None:
         dsat = self.mean_teacher.filters.find(DSATFilter)
-        if dsat is None or not self.dsat_holdout or (self.epoch + 1) % dsat.update_every:
+        if dsat is None or not self.dsat_images or (self.epoch + 1) % dsat.update_every:
             return
-        holdout = UnlabeledImages(self.dsat_holdout, self.args.imgsz)
+        holdout = UnlabeledImages(self.dsat_images, self.args.imgsz)
         batches = unlabeled_batches(holdout, self.batch_size, 0, max_passes=1, shuffle=False)
         self.mean_teacher.calibrate((images.to(self.device).float() / 255, labels) for images, labels, _ in batches)
         broadcast_filters(self.mean_teacher.filters)  # every rank filters with rank 0's thresholds
