@@ -117,3 +117,24 @@ def test_f_beta_optimal_threshold_weighs_misses_by_hand():
     assert f1_optimal_threshold(scores, tp, n_gt=2, beta=2.0) == pytest.approx(0.3)
     with pytest.raises(ValueError, match="beta"):
         f1_optimal_threshold(scores, tp, n_gt=2, beta=0.0)
+
+
+def test_pseudo_label_picture_is_written(tmp_path):
+    import cv2
+
+    from semiyolo.integrations.ultralytics.pictures import plot_pseudo_labels
+
+    batch = {
+        "img": torch.rand(3, 3, 64, 64),
+        "num_labeled": 1,
+        "batch_idx": torch.tensor([0.0, 1.0, 2.0]),
+        "cls": torch.tensor([[0.0], [1.0], [0.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.2, 0.2], [0.6, 0.6, 0.3, 0.3]]),
+        "regress": torch.tensor([True, False, True]),
+        "ignore_idx": torch.tensor([2.0]),
+        "ignore_bboxes": torch.tensor([[0.2, 0.7, 0.1, 0.1]]),
+    }
+    fname = tmp_path / "pseudo_labels_epoch1.jpg"
+    plot_pseudo_labels(batch, {0: "circle", 1: "square"}, fname)
+    picture = cv2.imread(str(fname))
+    assert picture is not None and picture.shape[2] == 3 and min(picture.shape[:2]) >= 64  # two 64 px tiles

@@ -41,6 +41,7 @@ from ...teacher import MeanTeacher, PseudoLabelAudit, TeacherPseudoLabeler
 from .criterion import set_loss_weights
 from .distributed import broadcast_filters, broadcast_module, sum_counts
 from .exact_resume import read_state
+from .pictures import plot_pseudo_labels
 from .semi_criterion import SemiSupervisedLoss
 from .supervised import SupervisedTrainer, semi_settings
 from .unlabeled import UnlabeledImages, unlabeled_batches
@@ -76,6 +77,7 @@ class OnlineTrainer(SupervisedTrainer):
         self.audit = PseudoLabelAudit()
         self.lambda_unsup = 0.0
         self.filter_counts: dict[str, float] = {}
+        self.picture_due = False
 
     # --- data ---------------------------------------------------------------------------------------------
     def labeled_dataset(self) -> dict:
@@ -173,6 +175,9 @@ class OnlineTrainer(SupervisedTrainer):
         batch, detections = self.mean_teacher.extend(batch, weak)
         self.audit.observe(detections, hidden)
         self.steps.images_seen += batch["img"].shape[0] - labeled
+        if self.picture_due and "num_labeled" in batch:
+            self.picture_due = False
+            plot_pseudo_labels(batch, self.data["names"], self.save_dir / f"pseudo_labels_epoch{self.epoch + 1}.jpg")
         return batch
 
     def after_optimizer_step(self) -> None:
@@ -188,6 +193,7 @@ class OnlineTrainer(SupervisedTrainer):
 
     def begin_epoch(self) -> None:
         super().begin_epoch()
+        self.picture_due = bool(self.args.plots) and RANK in {-1, 0}  # the epoch's first pseudo-labeled batch
         self.audit.reset()
         self.mean_teacher.filters.reset_counts()
 

@@ -1,0 +1,37 @@
+"""Pictures of what the teacher taught: the strong views of an unlabeled batch with their pseudo-boxes by tier,
+drawn by Ultralytics' own ``plot_images`` (as its ``train_batch*.jpg``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from ultralytics.utils.plotting import plot_images
+
+
+def plot_pseudo_labels(batch: dict, names: dict[int, str], fname: Path, max_images: int = 8) -> None:
+    """Draw the pseudo-labeled part of ``batch`` (images from ``num_labeled`` on) to ``fname``.
+
+    Boxes by tier (:mod:`semiyolo.pseudo.tiers`): a reliable pseudo-label under its class name, one without box
+    regression as ``<name> (class only)``, an uncertain one as ``uncertain``. Hard pseudo-labels are all reliable.
+    """
+    first, nc = int(batch["num_labeled"]), len(names)
+    shown = torch.arange(first, min(first + max_images, batch["img"].shape[0]), device=batch["batch_idx"].device)
+    targets = torch.isin(batch["batch_idx"], shown)
+    cls = batch["cls"][targets].view(-1)
+    if "regress" in batch:
+        cls = torch.where(batch["regress"][targets], cls, cls + nc)
+    idx, boxes = [batch["batch_idx"][targets]], [batch["bboxes"][targets]]
+    if "ignore_bboxes" in batch:
+        uncertain = torch.isin(batch["ignore_idx"], shown)
+        idx.append(batch["ignore_idx"][uncertain])
+        boxes.append(batch["ignore_bboxes"][uncertain])
+        cls = torch.cat((cls, torch.full((int(uncertain.sum()),), 2 * nc, device=cls.device, dtype=cls.dtype)))
+    labels = {
+        "img": batch["img"][shown].detach().float().cpu(),
+        "batch_idx": (torch.cat(idx) - first).cpu(),
+        "cls": cls.cpu(),
+        "bboxes": torch.cat(boxes).float().cpu(),
+    }
+    tiered = {**names, **{nc + c: f"{n} (class only)" for c, n in names.items()}, 2 * nc: "uncertain"}
+    plot_images(labels, fname=fname, names=tiered, threaded=False)
