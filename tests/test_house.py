@@ -35,6 +35,32 @@ def test_only_the_integration_imports_ultralytics():
     assert offenders == []
 
 
+def _relative_targets(path: Path, tree: ast.AST) -> set[str]:
+    """The ``semiyolo.*`` modules that ``path``'s relative imports name."""
+    package = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    package = package if path.name == "__init__.py" else package[:-1]
+    package = package[:-1] if package[-1] == "__init__" else package
+    targets = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            targets.add(".".join([*base, *(node.module.split(".") if node.module else [])]))
+    return targets
+
+
+def test_the_core_does_not_reach_up_into_the_integration_or_the_experiments():
+    upper = ("semiyolo.integrations", "semiyolo.experiments")
+    app = {SRC / "cli.py", SRC / "__main__.py"}  # the command line sits on top of everything
+    offenders = [
+        (str(path.relative_to(SRC)), target)
+        for path, tree in _modules()
+        if path not in app and not {SRC / "integrations", SRC / "experiments"} & set(path.parents)
+        for target in _relative_targets(path, tree)
+        if target.startswith(upper)
+    ]
+    assert offenders == []
+
+
 def test_no_function_is_longer_than_sixty_lines():
     long = [
         (str(path.relative_to(SRC)), node.name, node.end_lineno - node.lineno + 1)

@@ -284,3 +284,15 @@ def test_labeled_repeat_oversamples_the_labeled_images_only(tmp_path, tiny_data)
     dataset = YOLODataset(img_path=trainer.data["train"], imgsz=64, data=trainer.data, task="detect")
     assert len(dataset) == 3 * len(labeled)  # Ultralytics keeps the repeated entries
     assert sorted(set(dataset.im_files)) == sorted(map(str, labeled))
+
+
+def test_results_csv_keeps_one_column_order_when_epochs_go_unvalidated(tmp_path, tiny_data):
+    # val=False: epochs 1 and 2 are not validated, epoch 3 (the last) is; Ultralytics writes the header from row 1
+    config = _config(tmp_path, tiny_data, burn_in=1)
+    assert main(["train", str(config), "train.epochs=3", "train.val=false"]) == 0
+    header = (tmp_path / "runs" / "r" / "results.csv").read_text().splitlines()[0].split(",")
+    semi = [k for k in header if k.startswith("semi/")]
+    assert header[-len(semi) :] == semi and semi[0] == "semi/lambda_bg"  # ours last, in one block
+    rows = list(csv.DictReader((tmp_path / "runs" / "r" / "results.csv").open()))
+    assert [float(r["semi/lambda_bg"]) for r in rows] == [0.0, 1.0, 1.0]  # burn-in 1, warm-up 1
+    assert all(0 < float(r["lr/pg0"]) < 0.1 for r in rows)

@@ -65,6 +65,9 @@ def test_yolo_train_with_semi_trainer(tmp_path, split):
     assert float(rows[1]["train/u_cls_loss"]) > 0 and float(rows[0]["train/u_cls_loss"]) == 0
     assert len(logged) >= 2 and all(set(SEMI_KEYS) <= keys for keys in logged[:2])  # then the final evaluation
     assert (tmp_path / "yolo" / "weights" / "last.pt").is_file()
+    # our callbacks stayed with the trainer: a later model.train() with Ultralytics' own trainer would call them
+    ours = {f for fns in model.trainer.callbacks.values() for f in fns if f.__module__.startswith("semiyolo.")}
+    assert ours and not ours & {f for fns in model.callbacks.values() for f in fns}
 
 
 def test_semi_trainer_validates_its_settings_first():

@@ -44,16 +44,16 @@ def split_images(
     Relative entries start from ``root`` (the working folder if None, as in Ultralytics).
 
     Raises:
-        DataError: naming ``source`` and ``split``, for an entry that is neither a folder nor a ``.txt`` list.
+        DataError: naming ``source`` and ``split``, for an entry that is neither a folder nor a list file.
     """
     images: list[Path] = []
     for path in split_entries(data, root or Path(), split):
         if path.is_dir():
             images += list_images(path)
-        elif path.is_file() and path.suffix == ".txt":
+        elif path.is_file():  # a list file, whatever its suffix, as in Ultralytics
             images += read_image_list(path)
         else:
-            raise DataError(f"{source}: {split}: {path} does not exist (expected an image folder or a .txt list)")
+            raise DataError(f"{source}: {split}: {path} does not exist (expected an image folder or a list file)")
     return images
 
 

@@ -20,7 +20,9 @@ What this relies on in Ultralytics' loop (``BaseTrainer._do_train``, 8.4), all i
    rebuilt around a :class:`~semiyolo.reproducibility.PassShuffler`, whose pass count is saved.
 4. Mosaic datasets keep recently loaded images in ``dataset.buffer`` (partners are drawn from it).
 5. Ultralytics restores ``start_epoch``, the scheduler and (half-precision) weights before
-   ``on_pretrain_routine_end``, and runs ``on_train_epoch_start`` after its per-epoch random draws.
+   ``on_pretrain_routine_end``; ``on_train_epoch_start`` is the first thing in each epoch, after every set-up
+   draw and before the epoch's own (the scheduler step, the loader's order), so the generators restored there
+   continue where the saved run's were.
 """
 
 from __future__ import annotations
@@ -121,7 +123,8 @@ class ExactResume:
 
 
 def capture(trainer, last_opt_ni: int, batch_ni: int) -> dict[str, Any]:
-    """:meth:`ExactResume.capture`; the trainer's step counters (``trainer.steps``) are saved with it."""
+    """The state of ``trainer`` at an epoch's end, with the step counters (``trainer.steps``) and, when the last
+    optimizer step came before the last batch, the gradients accumulated since."""
     params = list(unwrap_model(trainer.model).parameters())
     pending = last_opt_ni != batch_ni  # gradients accumulated since the last step carry over
     sampler = trainer.train_loader.sampler

@@ -1,7 +1,8 @@
 """Online semi-supervised training (``semi.mode: online``): the student trains on labeled batches extended with
 pseudo-labeled unlabeled images, and a mean teacher (:class:`semiyolo.teacher.MeanTeacher`) follows it.
 
-The online step, top to bottom (:meth:`OnlineTrainer.preprocess_batch` and :meth:`OnlineTrainer.optimizer_step`):
+The online step, top to bottom (:meth:`OnlineTrainer.add_pseudo_labeled`, then the base trainer's guarded
+optimizer step, then :meth:`OnlineTrainer.after_optimizer_step`):
 
 1. Ultralytics loads and preprocesses a labeled batch.
 2. After ``burn_in`` epochs, the next batch of the unlabeled stream (:mod:`.unlabeled`) is handed to
@@ -13,9 +14,8 @@ The online step, top to bottom (:meth:`OnlineTrainer.preprocess_batch` and :meth
 4. After the optimizer step, the teacher takes one EMA step towards the student.
 
 Per epoch: ``lambda_unsup`` ramps, filter counts are summed over ranks, DSAT re-estimates its thresholds, and the
-teacher is validated beside the student. Private Ultralytics method overridden (no public seam exists):
-``_handle_nan_recovery`` (the teacher must rewind with the student); ``tests/test_semi_online.py`` fails if
-upstream renames it.
+teacher is validated beside the student. Where this relies on Ultralytics beyond its public seams (the NaN
+rewind) is listed in the package docstring (:mod:`semiyolo.integrations.ultralytics`).
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ class OnlineTrainer(SupervisedTrainer):
         self.lambda_unsup = 0.0
         self.filter_counts: dict[str, float] = {}
         self.picture_due = False
+        self.teacher_metrics: dict[str, float] = {}  # the teacher's last validation
 
     # --- data ---------------------------------------------------------------------------------------------
     def labeled_dataset(self) -> dict:
@@ -167,7 +168,7 @@ class OnlineTrainer(SupervisedTrainer):
         return self.add_pseudo_labeled(batch) if self.semi_active else batch
 
     def add_pseudo_labeled(self, batch: dict) -> dict:
-        """Steps 2 of the module docstring: the next unlabeled batch, labeled by the teacher, appended."""
+        """Step 2 of the module docstring: the next unlabeled batch, labeled by the teacher, appended."""
         images, hidden, _ = next(self.unlabeled)
         self.unlabeled_consumed += 1
         weak = images.to(self.device, non_blocking=True).float() / 255
@@ -185,8 +186,8 @@ class OnlineTrainer(SupervisedTrainer):
         self.mean_teacher.update(unwrap_model(self.model))
 
     # --- epochs ---------------------------------------------------------------------------------------------
-    def set_loss_weights(self) -> None:
-        super().set_loss_weights()
+    def schedule_loss_weights(self) -> None:
+        super().schedule_loss_weights()
         s = self.semi
         self.lambda_unsup = ramp_weight(self.epoch, s.lambda_unsup, s.burn_in, s.lambda_unsup_warmup, "linear")
         set_loss_weights(unwrap_model(self.model).criterion, lambda_unsup=self.lambda_unsup)
@@ -234,7 +235,8 @@ class OnlineTrainer(SupervisedTrainer):
 
     # --- metrics ------------------------------------------------------------------------------------------------
     def run_metrics(self) -> dict[str, float]:
-        """The base figures, ``lambda_unsup``, the audit, the filters' counts and DSAT's thresholds."""
+        """The base figures, ``lambda_unsup``, the audit, the filters' counts, DSAT's thresholds and the teacher's
+        last validation (zeros before the first, as Ultralytics starts its own metrics)."""
         metrics = {**super().run_metrics(), "semi/lambda_unsup": self.lambda_unsup, **self.audit.metrics()}
         if self.mean_teacher is None:
             return metrics
@@ -243,13 +245,15 @@ class OnlineTrainer(SupervisedTrainer):
         dsat = self.mean_teacher.filters.find(DSATFilter)
         if dsat is not None:
             metrics.update({f"semi/thr_{self.data['names'][c]}": float(t) for c, t in enumerate(dsat.thresholds)})
-        return metrics
+        if self.semi.validate_teacher and not self.teacher_metrics:
+            self.teacher_metrics = {_teacher_key(k): 0.0 for k in self.validator.metrics.keys}
+        return {**metrics, **self.teacher_metrics}
 
     def validate(self):
-        """The student's validation (its EMA), and the teacher's metrics as ``teacher/...``."""
-        teacher = self.validate_teacher() if self.mean_teacher is not None and self.semi.validate_teacher else {}
-        metrics, fitness = super().validate()
-        return (None, fitness) if metrics is None else ({**metrics, **teacher}, fitness)
+        """The teacher's validation (``teacher/...``), then the student's (its EMA)."""
+        if self.mean_teacher is not None and self.semi.validate_teacher:
+            self.teacher_metrics = self.validate_teacher()
+        return super().validate()
 
     def validate_teacher(self) -> dict[str, float]:
         model = self.mean_teacher.model
@@ -259,7 +263,7 @@ class OnlineTrainer(SupervisedTrainer):
         finally:
             if end2end is not None:
                 model.end2end = end2end
-        return {f"teacher/{k.split('/', 1)[1]}": v for k, v in metrics.items() if k.startswith("metrics/")}
+        return {_teacher_key(k): v for k, v in metrics.items() if k.startswith("metrics/")}
 
     # --- state -----------------------------------------------------------------------------------------------
     def semi_state(self) -> dict[str, Any]:
@@ -280,6 +284,11 @@ class OnlineTrainer(SupervisedTrainer):
     def load_semi_state(self, state: dict[str, Any]) -> None:
         self.mean_teacher.load_state_dict(state)
         self.unlabeled_consumed = state.get("unlabeled_consumed", 0)
+
+
+def _teacher_key(metric: str) -> str:
+    """``metrics/mAP50(B)`` -> ``teacher/mAP50(B)``."""
+    return f"teacher/{metric.split('/', 1)[1]}"
 
 
 def _warn_no_pseudo_labels(trainer: OnlineTrainer) -> None:

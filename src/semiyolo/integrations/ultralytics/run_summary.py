@@ -4,6 +4,7 @@ validation image, in ``summary.json`` in the run folder."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from ultralytics.utils import LOGGER
@@ -20,7 +21,7 @@ def write_run_summary(trainer) -> None:
     last = trainer.semi.report_weights == "last" or not trainer.best.exists()
     weights = trainer.last if last else trainer.best
     metrics = final_row(trainer) if trainer.semi.report_weights == "last" else trainer.metrics
-    summary: dict[str, Any] = {k: round(float(v), 5) for k, v in (metrics or {}).items()}
+    summary: dict[str, Any] = {k: _number(v) for k, v in (metrics or {}).items()}
     summary.update(
         {
             "weights": weights.name,
@@ -39,6 +40,12 @@ def write_run_summary(trainer) -> None:
         )
     summary["semi"] = trainer.semi.model_dump()
     (trainer.save_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+
+
+def _number(value: Any) -> float | None:
+    """A metric for strict JSON: rounded, ``None`` for NaN (no hidden labels, say)."""
+    value = float(value)
+    return None if math.isnan(value) else round(value, 5)
 
 
 def final_row(trainer) -> dict[str, float]:

@@ -10,6 +10,7 @@ The trainer is a ``DetectionTrainer`` that calls well-named units at Ultralytics
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from typing import Any
 
 from ultralytics.cfg import DEFAULT_CFG
@@ -62,6 +63,8 @@ class SupervisedTrainer(DetectionTrainer):
         self.steps = GuardedSteps(self.semi.max_grad_norm, self.semi.nonfinite_patience, self.semi.max_optimizer_steps)
         self.exact_resume = ExactResume(enabled=self.semi.exact_resume and self.world_size <= 1)
         self.batch_files: tuple = ()
+        # Ultralytics copies the dict of callbacks, not its lists: ours must not reach a YOLO object's own lists
+        self.callbacks = defaultdict(list, {event: list(found) for event, found in self.callbacks.items()})
         for event, callback in CALLBACKS.items():
             self.add_callback_once(event, callback)
 
@@ -119,7 +122,7 @@ class SupervisedTrainer(DetectionTrainer):
         if self.ema is not None:
             self.ema.ema.criterion = criterion
 
-    def set_loss_weights(self) -> None:
+    def schedule_loss_weights(self) -> None:
         """At an epoch's start: the scheduled weights, set on the criterion in one call."""
         self.lambda_bg = self.current_lambda_bg(self.epoch)
         set_loss_weights(unwrap_model(self.model).criterion, lambda_bg=self.lambda_bg)
@@ -171,8 +174,10 @@ class SupervisedTrainer(DetectionTrainer):
         return (None, fitness) if metrics is None else ({**metrics, **self.run_metrics()}, fitness)
 
     def save_metrics(self, metrics: dict) -> None:
-        """results.csv: the current :meth:`run_metrics` also on an epoch that was not validated."""
-        super().save_metrics({**metrics, **self.run_metrics()})
+        """results.csv, with the current :meth:`run_metrics` last, also on an epoch that was not validated:
+        Ultralytics writes the header from the first row, so every row keeps one order of columns."""
+        ours = self.run_metrics()
+        super().save_metrics({**{k: v for k, v in metrics.items() if k not in ours}, **ours})
 
     def resume_states(self) -> dict[str, dict[str, Any]]:
         """What ``last.pt`` lacks for an exact resume, by file name in the weights folder."""
@@ -183,8 +188,9 @@ class SupervisedTrainer(DetectionTrainer):
         return save_atomically(self, super().save_model, self.resume_states())
 
     def begin_epoch(self) -> None:
-        """At an epoch's start (after Ultralytics' per-epoch draws): weights, then the exact-resume restore."""
-        self.set_loss_weights()
+        """At an epoch's start (the first thing in Ultralytics' epoch, after its set-up draws): the scheduled
+        weights, then the exact-resume restore."""
+        self.schedule_loss_weights()
         self.exact_resume.epoch_start(self)
 
     def end_epoch(self) -> None:
