@@ -38,3 +38,29 @@ def test_boxes_pushed_out_of_the_image_are_dropped_and_empty_lists_pass():
     out, boxes, kept = aug(images, [torch.zeros(0, 4), torch.tensor([[1.0, 1.0, 1.5, 1.5]])])
     assert boxes[0].shape == (0, 4) and kept[1].numel() == 0  # a 0.5 px box is too small to keep
     assert out.min() >= 0 and out.max() <= 1
+
+
+def test_what_the_view_brings_in_from_outside_is_grey_114():
+    aug = StrongAugment(flip=0.0, scale=(0.5, 0.5), translate=0.0, brightness=0, contrast=0, saturation=0)
+    out, _, _ = aug(torch.zeros(1, 3, 32, 32), [torch.zeros(0, 4)])
+    # halved about the centre: the image fills the middle 16 x 16, the rest is Ultralytics' padding grey
+    assert torch.allclose(out[0, :, 0, 0], torch.full((3,), 114 / 255))
+    assert torch.allclose(out[0, :, 12:20, 12:20], torch.zeros(3, 8, 8), atol=1e-6)
+
+
+def test_cutout_and_grayscale_change_pixels_not_boxes():
+    photometric = {"flip": 0.0, "scale": (1.0, 1.0), "translate": 0.0, "brightness": 0, "contrast": 0}
+    aug = StrongAugment(**photometric, saturation=0, cutout=1, cutout_size=0.5)
+    images = torch.ones(4, 3, 20, 20)
+    boxes = [torch.tensor([[2.0, 2.0, 10.0, 10.0]])] * 4
+    out, moved, kept = aug(images, boxes, torch.Generator().manual_seed(0))
+    holes = (out[:, 0] == 114 / 255).sum((1, 2))
+    # one rectangle per image, each side at most half of 20 px: between 1 and 10 x 10 = 100 grey pixels
+    assert ((holes >= 1) & (holes <= 100)).all() and ((out == 1) | (out == 114 / 255)).all()
+    assert (
+        all(torch.allclose(m, b) for m, b in zip(moved, boxes, strict=True)) and [k.tolist() for k in kept] == [[0]] * 4
+    )
+    grey = StrongAugment(**photometric, saturation=0, grayscale=1.0)
+    coloured = torch.rand(2, 3, 8, 8)
+    out, _, _ = grey(coloured, [torch.zeros(0, 4)] * 2)
+    assert torch.allclose(out, coloured.mean(1, keepdim=True).expand_as(coloured))
