@@ -64,3 +64,13 @@ def test_cutout_and_grayscale_change_pixels_not_boxes():
     coloured = torch.rand(2, 3, 8, 8)
     out, _, _ = grey(coloured, [torch.zeros(0, 4)] * 2)
     assert torch.allclose(out, coloured.mean(1, keepdim=True).expand_as(coloured))
+
+
+def test_the_student_view_follows_what_the_teacher_labeled():
+    from semiyolo.pseudo.augment import student_view
+
+    assert student_view("letterbox").moves_boxes
+    shared_geometry = student_view("ultralytics")  # Ultralytics' mosaic / affine / flip made the geometry already
+    assert not shared_geometry.moves_boxes and shared_geometry.cutout > 0
+    with pytest.raises(ValueError, match="teacher_view must be one of"):
+        student_view("mosaic")

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import ConfigError
 from .losses import PENALTY_MODES, PENALTY_NORMALIZATIONS
 from .pseudo import DEFAULT_FILTERS, FILTERS, PSEUDO_TARGETS, build_filters
+from .pseudo.augment import TEACHER_VIEWS
 from .schedules import SCHEDULES
 from .teacher import EMPTY_UNLABELED
 
@@ -105,6 +106,12 @@ class SemiConfig(_Strict):
     )
     pseudo_min_score: float = Field(
         0.1, ge=0, lt=1, description="candidates below never reach NMS; with tiered targets, the uncertain tier's floor"
+    )
+    unlabeled_view: Literal[TEACHER_VIEWS] = Field(  # type: ignore[valid-type]
+        "letterbox",
+        description="what the teacher labels: letterboxed images (the student gets a flip / scale / shift and colour "
+        "view), or Ultralytics' own mosaic / affine / flip view decoded in loader workers (the student gets the "
+        "same geometry with colour jitter, grayscale and cutout)",
     )
     pseudo_targets: Literal[PSEUDO_TARGETS] = Field(  # type: ignore[valid-type]
         "hard",

@@ -132,3 +132,17 @@ class StrongAugment:
         x1, y1 = x0 + sizes[..., 0].view(b, -1, 1, 1), y0 + sizes[..., 1].view(b, -1, 1, 1)
         hole = ((xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)).any(1, keepdim=True).to(images.device)
         return torch.where(hole, torch.full_like(images, GREY), images)
+
+
+TEACHER_VIEWS = ("letterbox", "ultralytics")  # semi.unlabeled_view: what the teacher labels
+
+
+def student_view(teacher_view: str) -> StrongAugment:
+    """The student's strong view of what the teacher labeled: over a letterboxed image, a geometric and
+    photometric view; over Ultralytics' own mosaic / affine / flip view, a photometric one (the geometry is
+    shared, so the pseudo-boxes need no moving): colour jitter, grayscale and cutout."""
+    if teacher_view not in TEACHER_VIEWS:
+        raise ValueError(f"teacher_view must be one of {TEACHER_VIEWS}, got {teacher_view!r}")
+    if teacher_view == "letterbox":
+        return StrongAugment()
+    return StrongAugment(flip=0.0, scale=(1.0, 1.0), translate=0.0, grayscale=0.1, cutout=2)

@@ -36,6 +36,7 @@ from ...config import SemiConfig
 from ...data import held_out_train, train_images
 from ...errors import ConfigError
 from ...pseudo import DSATFilter, build_filters
+from ...pseudo.augment import student_view
 from ...schedules import ramp_weight
 from ...teacher import MeanTeacher, PseudoLabelAudit, TeacherPseudoLabeler
 from .criterion import set_loss_weights
@@ -44,7 +45,7 @@ from .exact_resume import read_state
 from .pictures import plot_pseudo_labels
 from .semi_criterion import SemiSupervisedLoss
 from .supervised import SupervisedTrainer, semi_settings
-from .unlabeled import UnlabeledImages, unlabeled_batches
+from .unlabeled import UnlabeledImages, UnlabeledYOLODataset, ultralytics_view_batches, unlabeled_batches
 
 STATE_FILE = "semi_state.pt"
 DSAT_MAX_IMAGES = 200  # labeled images DSAT calibrates on, at most
@@ -99,11 +100,34 @@ class OnlineTrainer(SupervisedTrainer):
         return data
 
     def open_unlabeled_stream(self) -> None:
-        """The unlabeled batches, ``unlabeled_ratio`` per labeled image, this rank's shard, resumed in place."""
+        """The unlabeled batches, ``unlabeled_ratio`` per labeled image, this rank's shard, resumed in place:
+        letterboxed, or through Ultralytics' own transforms (``semi.unlabeled_view``)."""
         world = int(os.environ.get("WORLD_SIZE", 1))
         batch = max(1, round(self.batch_size * self.semi.unlabeled_ratio / max(world, 1)))
-        dataset = UnlabeledImages.from_folder(self.semi.unlabeled, self.args.imgsz)
-        self.unlabeled = unlabeled_batches(dataset, batch, self.args.seed, RANK, world, skip=self.unlabeled_consumed)
+        order = {"rank": RANK, "world_size": world, "skip": self.unlabeled_consumed}
+        if self.semi.unlabeled_view == "ultralytics":
+            dataset = self.unlabeled_view_dataset(batch)
+            self.unlabeled = ultralytics_view_batches(dataset, batch, self.args.seed, self.args.workers, **order)
+        else:
+            dataset = UnlabeledImages.from_folder(self.semi.unlabeled, self.args.imgsz)
+            self.unlabeled = unlabeled_batches(dataset, batch, self.args.seed, **order)
+
+    def unlabeled_view_dataset(self, batch: int) -> UnlabeledYOLODataset:
+        """The unlabeled folder through the labeled images' mosaic, affine and flip settings; colour is left to
+        the student's strong view, and mixing (mixup, cutmix, copy-paste) needs labels, so they are off."""
+        hyp = copy(self.args)
+        hyp.hsv_h = hyp.hsv_s = hyp.hsv_v = hyp.mixup = hyp.cutmix = hyp.copy_paste = 0.0
+        return UnlabeledYOLODataset(
+            img_path=self.semi.unlabeled,
+            imgsz=self.args.imgsz,
+            batch_size=batch,
+            augment=True,
+            hyp=hyp,
+            rect=False,
+            stride=int(unwrap_model(self.model).stride.max()),
+            prefix="semi.unlabeled: ",
+            data=self.data,
+        )
 
     # --- set-up -------------------------------------------------------------------------------------------
     def build_criterion(self, model, wrap=None):
@@ -140,6 +164,7 @@ class OnlineTrainer(SupervisedTrainer):
         teacher = MeanTeacher(
             student,
             labeler,
+            student_view(s.unlabeled_view),
             decay=self.teacher_decay(),
             tau=s.teacher_tau,
             seed=self.args.seed + max(RANK, 0),

@@ -1,4 +1,6 @@
-"""Unlabeled images for online training: letterboxed weak views, batched, sharded by DDP rank.
+"""Unlabeled images for online training, batched and sharded by DDP rank, in a resumable order: letterboxed
+weak views read in the training process (``semi.unlabeled_view: letterbox``), or Ultralytics' own mosaic / affine /
+flip views decoded in loader workers (``ultralytics``).
 
 Hidden labels (a benchmark split whose unlabeled images still have YOLO label files) are loaded alongside,
 in the same letterboxed pixel frame, for auditing pseudo-labels only: they never reach a loss.
@@ -13,8 +15,10 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 from torchvision.ops import box_convert
+from ultralytics.data import YOLODataset
 from ultralytics.utils import LOGGER
 from ultralytics.utils.patches import imread
 
@@ -57,19 +61,7 @@ class UnlabeledImages(Dataset):
         """The readable images under ``folder``; unreadable or corrupt ones are skipped, counted and listed
         (``skipped``), with a warning. Raises :class:`DataError`, naming ``key``, if the folder is missing or has
         no image."""
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise DataError(f"{key}: {folder} is not a folder of images")
-        candidates = list_images(folder)
-        if not candidates:
-            raise DataError(f"{key}: no images found in {folder}")
-        paths = [p for p in candidates if _readable(p)]
-        skipped = sorted(set(candidates) - set(paths))
-        if not paths:
-            raise DataError(f"{key}: none of the {len(candidates)} images in {folder} can be read")
-        if skipped:
-            listed = ", ".join(str(p) for p in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
-            LOGGER.warning(f"{key}: skipping {len(skipped)} unreadable or corrupt image(s): {listed}")
+        paths, skipped = readable_images(folder, key)
         dataset = cls(paths, imgsz)
         dataset.skipped = skipped
         return dataset
@@ -102,6 +94,25 @@ class UnlabeledImages(Dataset):
         return torch.cat((rows[:, :1], xyxy + torch.tensor([px, py, px, py])), 1)
 
 
+def readable_images(folder: str | Path, key: str = "semi.unlabeled") -> tuple[list[Path], list[Path]]:
+    """``(readable, skipped)`` images under ``folder``; the unreadable or corrupt ones are listed in a warning.
+    Raises :class:`DataError`, naming ``key``, if the folder is missing or has no readable image."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{key}: {folder} is not a folder of images")
+    candidates = list_images(folder)
+    if not candidates:
+        raise DataError(f"{key}: no images found in {folder}")
+    paths = [p for p in candidates if _readable(p)]
+    skipped = sorted(set(candidates) - set(paths))
+    if not paths:
+        raise DataError(f"{key}: none of the {len(candidates)} images in {folder} can be read")
+    if skipped:
+        listed = ", ".join(str(p) for p in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+        LOGGER.warning(f"{key}: skipping {len(skipped)} unreadable or corrupt image(s): {listed}")
+    return paths, skipped
+
+
 def _readable(path: Path) -> bool:
     try:
         with Image.open(path) as image:
@@ -116,8 +127,8 @@ def _collate(items):
     return torch.stack(images), list(labels), list(paths)
 
 
-def unlabeled_batches(
-    dataset: UnlabeledImages,
+def batch_indices(
+    n: int,
     batch: int,
     seed: int,
     rank: int = -1,
@@ -125,12 +136,12 @@ def unlabeled_batches(
     skip: int = 0,
     max_passes: int | None = None,
     shuffle: bool = True,
-) -> Iterator:
-    """Batches of ``dataset``, in a new order every pass (unless ``shuffle`` is off), endlessly (or for
-    ``max_passes``); each DDP rank reads its own shard. Pass ``k``'s order depends on ``(seed, k)`` only
-    (:func:`~semiyolo.reproducibility.pass_order`), so ``skip`` (batches already consumed) resumes a stream exactly,
-    without reading the skipped images."""
-    n, world = len(dataset), max(world_size, 1)
+) -> Iterator[list[int]]:
+    """The index batches of a stream over ``range(n)``, in a new order every pass (unless ``shuffle`` is off),
+    endlessly (or for ``max_passes``); each DDP rank reads its own shard. Pass ``k``'s order depends on
+    ``(seed, k)`` only (:func:`~semiyolo.reproducibility.pass_order`), so ``skip`` (batches already consumed)
+    resumes a stream exactly, without reading the skipped items."""
+    world = max(world_size, 1)
     if n == 0:
         return
     shard_size = -(-n // world)  # as DistributedSampler: ranks pad with the order's first images
@@ -142,5 +153,73 @@ def unlabeled_batches(
         order = pass_order(n, seed, pass_index) if shuffle else list(range(n))
         order = (order * world)[: shard_size * world][max(rank, 0) :: world]
         for b in range(skip_in_pass if pass_index == first_pass else 0, per_pass):
-            yield _collate([dataset[i] for i in order[b * batch : (b + 1) * batch]])
+            yield order[b * batch : (b + 1) * batch]
         pass_index += 1
+
+
+def unlabeled_batches(dataset: UnlabeledImages, batch: int, seed: int, *args, **kwargs) -> Iterator:
+    """Batches ``(images uint8 Tensor[B, 3, S, S], hidden labels, paths)`` of ``dataset`` in the order of
+    :func:`batch_indices` (same arguments), read in this process."""
+    for indices in batch_indices(len(dataset), batch, seed, *args, **kwargs):
+        yield _collate([dataset[i] for i in indices])
+
+
+class UnlabeledYOLODataset(YOLODataset):
+    """Ultralytics' training dataset over a folder of unlabeled images, so that they go through its own mosaic,
+    affine and flip transforms: the geometric view the teacher labels (``semi.unlabeled_view: ultralytics``).
+
+    Ultralytics refuses a folder without labels; here every image has a label entry: its hidden label file's
+    rows where one exists (they follow the geometry, for the pseudo-label audit only), none otherwise.
+    """
+
+    def get_img_files(self, img_path: str) -> list[str]:
+        """The readable images of the folder (:func:`readable_images`); corrupt ones are skipped with a warning."""
+        return [str(p) for p in readable_images(img_path)[0]]
+
+    def get_labels(self) -> list[dict]:
+        return [self._label(Path(path)) for path in self.im_files]
+
+    @staticmethod
+    def _label(path: Path) -> dict:
+        try:
+            rows = read_label_file(label_path(path))
+        except DataError:  # a malformed hidden label file only costs the audit this image
+            rows = np.zeros((0, 5), np.float32)
+        with Image.open(path) as image:
+            width, height = image.size
+        return {
+            "im_file": str(path),
+            "shape": (height, width),
+            "cls": rows[:, :1],
+            "bboxes": rows[:, 1:],
+            "segments": [],
+            "keypoints": None,
+            "normalized": True,
+            "bbox_format": "xywh",
+        }
+
+
+def ultralytics_view_batches(
+    dataset: UnlabeledYOLODataset, batch: int, seed: int, workers: int = 0, *args, **kwargs
+) -> Iterator:
+    """Batches ``(images uint8 Tensor[B, 3, S, S], hidden labels, paths)`` of ``dataset``'s augmented views, in
+    the order of :func:`batch_indices` (same arguments after ``workers``), decoded in ``workers`` loader processes.
+    The order resumes exactly; the mosaic partners (drawn from each worker's buffer) do not."""
+    loader = DataLoader(
+        dataset,
+        batch_sampler=batch_indices(len(dataset), batch, seed, *args, **kwargs),
+        num_workers=workers,
+        collate_fn=YOLODataset.collate_fn,
+        persistent_workers=workers > 0,
+    )
+    size = None
+    for views in loader:
+        size = size or views["img"].shape[-1]
+        yield views["img"], _hidden_in_view(views, size), list(views["im_file"])
+
+
+def _hidden_in_view(views: dict, size: int) -> list[Tensor]:
+    """Per image, ``Tensor[n, 5]`` (class, x1, y1, x2, y2) in pixels of the ``size x size`` view."""
+    xyxy = box_convert(views["bboxes"].float() * size, "cxcywh", "xyxy")
+    rows = torch.cat((views["cls"].view(-1, 1).float(), xyxy), 1)
+    return [rows[views["batch_idx"] == i] for i in range(views["img"].shape[0])]
