@@ -1,14 +1,14 @@
 """One online semi-supervised step against one supervised step pushing as many images through the student.
 
-Supervised: forward + backward + SGD step of YOLOv8n on ``2B`` labeled images. Online: the teacher's no-grad
-forward on ``B`` unlabeled weak views, NMS + the filter chain (score, DFL entropy, NMS spread, cap), the
-strong view, then the student's step on ``B`` labeled + ``B`` pseudo-labeled images, then the teacher's EMA
-update. Interleaved rounds, medians; the pseudo-label pipeline's share (NMS + filters) is reported apart.
-The teacher is untrained, so its scores say nothing: its 100 best anchors per image go to NMS (what a trained
-teacher's candidates above 0.1 amount to on such images) and the cap keeps 4 pseudo-labels per image, the
-labeled images' density, so that both steps assign and regress as many boxes.
+Supervised: forward + backward + SGD step of YOLOv8n on ``2B`` labeled images. Online: the trainer's own units,
+``MeanTeacher.extend`` (the teacher's no-grad forward on ``B`` unlabeled weak views, NMS + the filter chain
+(score, DFL entropy, NMS spread, cap), the strong view, the batch extended) then the student's step on ``B``
+labeled + ``B`` pseudo-labeled images, then ``MeanTeacher.update`` (the EMA). Interleaved rounds, medians; the
+teacher's forward is timed apart too. The teacher is untrained, so its scores say nothing: its 100 best anchors
+per image go to NMS (what a trained teacher's candidates above 0.1 amount to on such images) and the cap keeps
+4 pseudo-labels per image, the labeled images' density, so that both steps assign and regress as many boxes.
 
-    python benchmarks/ssod_step.py [--batch 8] [--imgsz 256] [--rounds 5]
+    python benchmarks/ssod_step.py [--batch 8] [--imgsz 256] [--rounds 5] [--targets hard|tiered]
 """
 
 from __future__ import annotations
@@ -23,18 +23,17 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 import torch
 from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel
-from ultralytics.utils.torch_utils import ModelEMA
 
 from semiyolo.integrations.ultralytics import BackgroundPenaltyDetectionLoss, SemiSupervisedLoss
 from semiyolo.pseudo import build_filters
 from semiyolo.pseudo.augment import StrongAugment
-from semiyolo.teacher import TeacherPseudoLabeler
+from semiyolo.teacher import MeanTeacher, TeacherPseudoLabeler
 
 FILTERS = [
     {"name": "score", "params": {"threshold": 0.0}},
     {"name": "dfl_entropy", "params": {"threshold": 1.0}},
     {"name": "nms_unc", "params": {"threshold": 10.0}},
-    {"name": "cap", "params": {"max_per_image": 50}},
+    {"name": "cap", "params": {"max_per_image": 4}},
 ]
 
 
@@ -55,6 +54,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="B: labeled (and unlabeled) images per online step")
     parser.add_argument("--imgsz", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--targets", choices=("hard", "tiered"), default="hard", help="semi.pseudo_targets")
     args = parser.parse_args()
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -62,11 +62,10 @@ def main() -> None:
     student.args = get_cfg()
     criterion = SemiSupervisedLoss(BackgroundPenaltyDetectionLoss(student), lambda_unsup=1.0)
     optimizer = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
-    teacher = ModelEMA(student, decay=0.999, tau=100)
     labeler = TeacherPseudoLabeler(
         build_filters(FILTERS, num_classes=3, has_dfl=True), min_score=0.0, max_candidates=100
     )
-    augment = StrongAugment()
+    teacher = MeanTeacher(student, labeler, StrongAugment(), decay=0.999, tau=100, pseudo_targets=args.targets)
 
     def student_step(batch: dict) -> None:
         loss, _ = criterion(student(batch["img"]), batch)
@@ -81,44 +80,23 @@ def main() -> None:
         return {"total": time.perf_counter() - start}
 
     def online() -> dict[str, float]:
-        batch, weak = (
-            labeled_batch(args.batch, args.imgsz, gen),
-            torch.rand(args.batch, 3, args.imgsz, args.imgsz, generator=gen),
-        )
-        t = {"start": time.perf_counter()}
-        outputs = labeler.forward(teacher.ema, weak)
-        t["teacher"] = time.perf_counter()
-        dets = labeler.postprocess(*outputs)
-        t["detect"] = time.perf_counter()
-        dets = [labeler.filters(d) for d in dets]
-        t["filters"] = time.perf_counter()
-        strong, boxes, kept = augment(weak, [d.boxes for d in dets], gen)
-        s = args.imgsz
-        idx, cls, xywh = [batch["batch_idx"]], [batch["cls"]], [batch["bboxes"]]
-        for i, (b, k, d) in enumerate(zip(boxes, kept, dets, strict=True)):
-            b = b / s
-            idx.append(torch.full((b.shape[0],), float(args.batch + i)))
-            cls.append(d.classes[k].float().view(-1, 1))
-            xywh.append(torch.cat(((b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]), 1))
-        batch = {
-            "img": torch.cat((batch["img"], strong)),
-            "batch_idx": torch.cat(idx),
-            "cls": torch.cat(cls),
-            "bboxes": torch.cat(xywh),
-            "num_labeled": args.batch,
-        }
-        t["augment"] = time.perf_counter()
+        batch = labeled_batch(args.batch, args.imgsz, gen)
+        weak = torch.rand(args.batch, 3, args.imgsz, args.imgsz, generator=gen)
+        t = [time.perf_counter()]
+        batch, _ = teacher.extend(batch, weak)
+        t.append(time.perf_counter())
         student_step(batch)
-        t["student"] = time.perf_counter()
+        t.append(time.perf_counter())
         teacher.update(student)
-        t["ema"] = time.perf_counter()
+        t.append(time.perf_counter())
+        labeler.forward(teacher.model, weak)  # apart, for the breakdown
+        t.append(time.perf_counter())
         return {
-            "total": t["ema"] - t["start"],
-            "teacher forward": t["teacher"] - t["start"],
-            "NMS + filters": t["filters"] - t["teacher"],
-            "augment": t["augment"] - t["filters"],
-            "student step": t["student"] - t["augment"],
-            "ema": t["ema"] - t["student"],
+            "total": t[3] - t[0],
+            "pseudo-labelling (extend)": t[1] - t[0],
+            "  of which teacher forward": t[4] - t[3],
+            "student step": t[2] - t[1],
+            "teacher EMA": t[3] - t[2],
         }
 
     supervised(), online()  # warm-up
@@ -131,7 +109,7 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; YOLOv8n, {args.imgsz} px, "
         f"supervised {2 * args.batch} labeled vs online {args.batch} labeled + {args.batch} unlabeled, "
-        f"{args.rounds} rounds"
+        f"{args.rounds} rounds, {args.targets} pseudo-targets"
     )
     print(f"{'supervised step':<26}{base * 1e3:>10.0f} ms")
     print(f"{'online step':<26}{med['total'] * 1e3:>10.0f} ms   ratio {med['total'] / base:.3f}")
