@@ -143,12 +143,26 @@ def test_protocol_settings_are_checked():
 def test_a_run_finished_with_other_settings_is_not_reused(tmp_path):
     import json
 
-    from semiyolo.errors import ConfigError
-    from semiyolo.experiments.ablate import _fingerprint, _run
+    import yaml
 
-    cfg = {"model": "m.yaml", "train": {"epochs": 3}, "semi": {"mode": "supervised", "lambda_bg": 0.0}}
+    from semiyolo.errors import ConfigError
+    from semiyolo.experiments.ablate import _run
+
+    cfg = {
+        "model": "m.yaml",
+        "data": "d.yaml",
+        "train": {"epochs": 3},
+        "semi": {"mode": "supervised", "lambda_bg": 0.0},
+    }
     (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "ablation_row.json").write_text(json.dumps({"run": "r", "config_fingerprint": _fingerprint(cfg)}))
+    (tmp_path / "r" / "args.yaml").write_text(yaml.safe_dump({"model": "m.yaml", "data": "d.yaml", "epochs": 3}))
+    row = {"run": "r", "semi": {"mode": "supervised", "lambda_bg": 0.0}}  # written before pseudo_targets existed
+    (tmp_path / "r" / "ablation_row.json").write_text(json.dumps(row))
     assert _run(tmp_path, "r", "supervised_continued", 0, cfg)["run"] == "r"  # same settings: reused
-    with pytest.raises(ConfigError, match="finished earlier with other settings"):
+    # an online-only key does not concern a supervised run; a key it predates counts as its default
+    online_only = {**cfg, "semi": {**cfg["semi"], "teacher_decay": 0.5, "pseudo_targets": "hard"}}
+    assert _run(tmp_path, "r", "supervised_continued", 0, online_only)["run"] == "r"
+    with pytest.raises(ConfigError, match=r"finished earlier with other settings \(epochs\)"):
         _run(tmp_path, "r", "supervised_continued", 0, {**cfg, "train": {"epochs": 4}})
+    with pytest.raises(ConfigError, match=r"other settings \(semi.lambda_bg\)"):
+        _run(tmp_path, "r", "supervised_continued", 0, {**cfg, "semi": {"mode": "supervised", "lambda_bg": 1.0}})

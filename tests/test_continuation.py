@@ -85,3 +85,11 @@ def test_every_seed_gets_every_arm():
     assert len(names) == 12 and names[6] == "seed1/supervised_continued"
     assert {a.kind for a in arms} == {"supervised_continued", "online", "offline"}
     assert next(a for a in arms if a.name == "seed1/online_focal1").semi["bg_mode"] == "focal"
+
+
+def test_variants_are_online_arms_of_every_seed():
+    protocol = Protocol(lambdas=(), offline=False, variants=(("tiered", {"pseudo_targets": "tiered"}),))
+    arms = continuation_arms(protocol, [0, 1])
+    tiered = [a for a in arms if a.variant == "tiered"]
+    assert [a.name for a in tiered] == ["seed0/online_tiered", "seed1/online_tiered"]
+    assert tiered[0].semi == {"mode": "online", "lambda_bg": 1.0, "pseudo_targets": "tiered"}

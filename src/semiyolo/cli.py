@@ -70,11 +70,64 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _review_source(args: argparse.Namespace):
+    """``(source, reviewed folder)`` for ``semiyolo review``: a run folder (it has ``weights/last.pt``) labelled by
+    its teacher, else a pseudo-label output or a YOLO split folder."""
+    from .review.sources import open_folder_source, read_names
+
+    names = read_names(args.names) if args.names else None
+    if not (args.source / "weights" / "last.pt").is_file():
+        reviewed = args.reviewed or args.source / "reviewed"
+        return open_folder_source(args.source, reviewed, names), reviewed
+    from .integrations.ultralytics.review_source import RunSource, read_semi_state, run_semi_settings
+
+    state = read_semi_state(args.source)
+    semi = run_semi_settings(args.source, args.config, state)
+    reviewed = args.reviewed or Path(semi.reviewed or args.source / "reviewed")
+    source = RunSource(args.source, semi, reviewed, state)
+    if names is not None:
+        if len(names) != len(source.names):
+            raise UserInputError(f"--names: {args.names} has {len(names)} classes, the run's model {len(source.names)}")
+        source.names = names
+    return source, reviewed
+
+
+def _review(args: argparse.Namespace) -> int:
+    from .review.app import create_app
+    from .review.server import allowed_hosts, serve
+    from .review.store import ReviewStore
+
+    source, reviewed = _review_source(args)
+    print(f"semiyolo review: {source.describe()}; reviewed labels go to {reviewed}", file=sys.stderr)
+    if source.refused:
+        print(f"semiyolo review: {source.refused} image(s) linked from outside the folder: not served", file=sys.stderr)
+    app = create_app(source, ReviewStore(reviewed), max_side=args.max_side, allowed_hosts=allowed_hosts(args.host))
+    serve(app, args.host, args.port)
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def _variant(text: str) -> tuple[str, dict]:
+    """``NAME:key=value,...`` -> ``(NAME, {key: value})``, values parsed as config overrides are."""
+    from .config import SemiConfig, parse_overrides
+
+    name, _, settings = text.partition(":")
+    if not name.isidentifier() or not settings:
+        raise argparse.ArgumentTypeError(f"expected NAME:key=value,..., got {text!r}")
+    try:
+        parsed = parse_overrides(settings.split(","))
+    except UserInputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    unknown = sorted(set(parsed) - set(SemiConfig.model_fields))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"{text!r}: not semi settings: {', '.join(unknown)}")
+    return name, parsed
 
 
 def _ablate(args: argparse.Namespace) -> int:
@@ -88,6 +141,7 @@ def _ablate(args: argparse.Namespace) -> int:
         offline=not args.no_offline,
         continue_lr=args.continue_lr,
         only=tuple(args.only or ()),
+        variants=tuple(args.variant or ()),
     )
     run_ablation(args.config, args.out, protocol, overrides=args.overrides)
     return 0
@@ -174,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--focal", action="store_true", help="add online with the focal background mode, lambda_bg 1")
     ablate.add_argument("--no-offline", action="store_true", help="leave out the offline arm")
     ablate.add_argument(
+        "--variant",
+        type=_variant,
+        action="append",
+        metavar="NAME:key=value,...",
+        help="an online arm with these semi settings over lambda_bg 1, e.g. "
+        "tiered:pseudo_targets=tiered,teacher_half_life=0.1 (repeatable; run folder online_NAME)",
+    )
+    ablate.add_argument(
         "--only",
         nargs="+",
         choices=("supervised_continued", "online", "offline", "fully_labeled"),
@@ -186,6 +248,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="a continuation's first learning rate as a share of the converged run's peak (default: 0.1)",
     )
     ablate.set_defaults(handler=_ablate)
+
+    review = commands.add_parser(
+        "review",
+        help="review pseudo-labels (or any YOLO labels) in the browser, the most doubtful images first",
+        description="Serve a page on which a person accepts, deletes, draws, moves, resizes and relabels the boxes of "
+        "SOURCE's images, the most doubtful first; accepted images are written as a YOLO dataset (and a log) to "
+        "--reviewed, which online training (semi.reviewed) moves from the unlabeled to the labeled images. SOURCE is "
+        "a 'semiyolo pseudo-label' output, a YOLO split folder (images/ and labels/), or an online run folder "
+        "(its weights/last.pt labels its unlabeled images on demand). Opens no browser.",
+    )
+    review.add_argument("source", type=Path, metavar="SOURCE", help="pseudo-label output, YOLO split or run folder")
+    review.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
+    review.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free port)")
+    review.add_argument("--reviewed", type=Path, help="where reviewed labels go (default: SOURCE/reviewed)")
+    review.add_argument("--names", type=Path, help="a data.yaml whose names are the classes (default: from SOURCE)")
+    review.add_argument(
+        "--config", type=Path, help="for a run folder without semi_state.pt or summary.json: the run's config"
+    )
+    review.add_argument(
+        "--max-side", type=_positive_int, default=1280, help="images are sent at most this many pixels wide or high"
+    )
+    review.set_defaults(handler=_review)
 
     split = commands.add_parser(
         "split",

@@ -133,6 +133,28 @@ class SemiConfig(_Strict):
     filters: list[FilterSpec] = Field(default_factory=lambda: [FilterSpec(**spec) for spec in DEFAULT_FILTERS])
 
 
+SUPERVISED_KEYS = (  # the semi settings a supervised or offline run reads; the others are the online trainer's
+    "mode",
+    "burn_in",
+    "lambda_bg",
+    "lambda_bg_warmup",
+    "lambda_bg_schedule",
+    "bg_mode",
+    "bg_normalize",
+    "bg_gamma",
+    "logit_clamp",
+    "max_grad_norm",
+    "nonfinite_patience",
+    "bg_fp_conf",
+    "exact_resume",
+    "max_optimizer_steps",
+    "init_state",
+    "report_weights",
+    "pseudo_labels",
+    "labeled_repeat",
+)
+
+
 class RunConfig(_Strict):
     model: str = "yolov8n.yaml"
     data: str

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 import yaml
 
-from ..config import load_config
+from ..config import SUPERVISED_KEYS, SemiConfig, load_config
 from ..data import check_detection_dataset, dataset_root, label_path, list_images, split_entries
 from ..errors import ConfigError
 from ..integrations.ultralytics import prepare, train, training_default
@@ -60,6 +60,7 @@ class Protocol:
     offline: bool = True
     continue_lr: float = 0.1  # the continuation's first learning rate, as a share of the converged run's peak
     only: tuple[str, ...] = ()  # run only these kinds besides the converged run (all when empty)
+    variants: tuple[tuple[str, dict[str, Any]], ...] = ()  # online arms (name, semi settings over lambda_bg 1)
 
     def __post_init__(self) -> None:
         if not 0 < self.continue_lr <= 1:
@@ -78,6 +79,7 @@ class Arm:
     kind: str
     seed: int
     semi: dict[str, Any] = field(default_factory=dict)  # semi settings over the config's
+    variant: str | None = None  # a --variant's name
 
 
 def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
@@ -90,6 +92,9 @@ def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
         if protocol.focal:
             online = {"mode": "online", "lambda_bg": 1.0, "bg_mode": "focal"}
             arms.append(Arm(f"seed{seed}/online_focal1", "online", seed, online))
+        for name, settings in protocol.variants:
+            online = {"mode": "online", "lambda_bg": 1.0, **settings}
+            arms.append(Arm(f"seed{seed}/online_{name}", "online", seed, online, variant=name))
         if protocol.offline:
             arms.append(Arm(f"seed{seed}/offline", "offline", seed, {"mode": "offline", "lambda_bg": 0.0}))
     return arms
@@ -185,16 +190,37 @@ def _fingerprint(run_cfg: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(run_cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _run(out: Path, name: str, kind: str, seed: int | None, run_cfg: dict[str, Any]) -> dict[str, Any]:
+def settings_differ(run_dir: Path, row: dict[str, Any], run_cfg: dict[str, Any]) -> list[str]:
+    """The settings of ``run_cfg`` that a finished run (its ``args.yaml`` and the ``semi`` block of its row) had
+    otherwise: model, data, every given training argument, and the ``semi`` keys its mode reads
+    (:data:`~semiyolo.config.SUPERVISED_KEYS` unless online). A key the run predates counts as its default."""
+    args = yaml.safe_load((run_dir / "args.yaml").read_text()) if (run_dir / "args.yaml").is_file() else {}
+    given = {"model": run_cfg["model"], "data": run_cfg["data"], **run_cfg["train"]}
+    differ = [k for k, v in given.items() if k not in ("project", "name", "exist_ok") and not _same(args.get(k), v)]
+    stored, defaults = row.get("semi", {}), SemiConfig().model_dump()
+    online = run_cfg["semi"].get("mode") == "online"
+    keys = [k for k in run_cfg["semi"] if online or k in SUPERVISED_KEYS]
+    return differ + [f"semi.{k}" for k in keys if not _same(stored.get(k, defaults.get(k)), run_cfg["semi"][k])]
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b or str(a) == str(b)
+
+
+def _run(
+    out: Path, name: str, kind: str, seed: int | None, run_cfg: dict[str, Any], variant: str | None = None
+) -> dict[str, Any]:
     """Train ``run_cfg`` as ``out/name`` unless it finished earlier with the same settings; its table row. An
     unfinished earlier attempt's folder is removed first (Ultralytics would append to its results.csv)."""
     done = out / name / "ablation_row.json"
     fingerprint = _fingerprint(run_cfg)
     if done.is_file():
         row = json.loads(done.read_text())
-        if row.get("config_fingerprint", fingerprint) != fingerprint:
+        differ = settings_differ(out / name, row, run_cfg)
+        if differ:
             raise ConfigError(
-                f"{out / name}: finished earlier with other settings; give --out a new folder, or delete that run"
+                f"{out / name}: finished earlier with other settings ({', '.join(differ[:5])}); give --out a new "
+                "folder, or delete that run"
             )
         print(f"\n{name} (finished earlier, skipped)", flush=True)
         return row
@@ -213,6 +239,7 @@ def _run(out: Path, name: str, kind: str, seed: int | None, run_cfg: dict[str, A
         "kind": kind,
         "seed": seed,
         "mode": run_cfg["semi"]["mode"],
+        "variant": variant,
         "lambda_bg": run_cfg["semi"]["lambda_bg"],
         "bg_mode": run_cfg["semi"].get("bg_mode", "max"),
         "semi/pl_precision": float(last.get("semi/pl_precision", "nan") or "nan"),
@@ -273,7 +300,7 @@ def run_ablation(
     optim = resolved_optimizer(plan.converged_dir)
     arms = continuation_arms(protocol, [base_seed + k for k in range(protocol.seeds)])
     for arm in (a for a in arms if protocol.runs(a.kind)):
-        _run(plan.out, arm.name, arm.kind, arm.seed, _continuation_config(plan, arm, protocol, optim))
+        _run(plan.out, arm.name, arm.kind, arm.seed, _continuation_config(plan, arm, protocol, optim), arm.variant)
     notes = [_run_ceiling(plan, cfg.data, cfg.semi.unlabeled, optim, base_seed)] if protocol.runs(FULLY_LABELED) else []
     names = [CONVERGED, *(a.name for a in arms), FULLY_LABELED]
     rows = [json.loads(f.read_text()) for f in (plan.out / n / "ablation_row.json" for n in names) if f.is_file()]

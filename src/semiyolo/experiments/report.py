@@ -104,9 +104,12 @@ ARM_METRICS = (
 
 
 def arm_name(row: dict[str, Any]) -> str:
-    """The arm a run belongs to: its kind, and for online runs the penalty weight and mode."""
+    """The arm a run belongs to: its kind, and for online runs the variant's name (``--variant``) or the penalty
+    weight and mode."""
     if row["kind"] != "online":
         return row["kind"]
+    if row.get("variant"):
+        return f"online {row['variant']}"
     mode = row.get("bg_mode") or "max"
     return f"online bg{row['lambda_bg']:g}" + ("" if mode == "max" else f" {mode}")
 
@@ -147,6 +150,7 @@ def summarize_arms(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "kind": members[0]["kind"],
             "lambda_bg": members[0].get("lambda_bg"),
             "bg_mode": members[0].get("bg_mode") or "max",
+            "variant": members[0].get("variant"),
             "seeds": len(members),
             "optimizer_steps": sorted(
                 {int(_number(r.get("optimizer_steps"))) for r in members if r.get("optimizer_steps") is not None}
@@ -236,7 +240,10 @@ def plot_arms_against_lambda(arms: Sequence[dict[str, Any]], out: str | Path) ->
     """From :func:`summarize_arms`: the online arms with the default penalty mode against lambda_bg (mean over
     seeds, bars one standard deviation): recall and mAP50-95, and background false positives per image at 0.25 and
     at the F1 peak; the supervised continuation as a dashed line."""
-    online = sorted((e for e in arms if e["kind"] == "online" and e["bg_mode"] == "max"), key=lambda e: e["lambda_bg"])
+    online = sorted(
+        (e for e in arms if e["kind"] == "online" and e["bg_mode"] == "max" and not e.get("variant")),
+        key=lambda e: e["lambda_bg"],
+    )
     lambdas = [e["lambda_bg"] for e in online]
     continued = next((e for e in arms if e["kind"] == "supervised_continued"), None)
     panels = (
