@@ -30,7 +30,8 @@ UNSCORED_OVERLAP_DOUBT = 0.5
 class ScoredBox:
     """One box of an image, YOLO-normalised (``cx, cy, w, h`` in [0, 1] of the image), with what the source
     knows of it: ``score`` (the class score), ``second`` (the second-best class score), ``entropy`` (normalised
-    DFL entropy, [0, 1]), ``spread`` (the NMS cluster spread, shown only)."""
+    DFL entropy, [0, 1]), ``spread`` (the NMS cluster spread, shown only), and for a candidate the filters dropped,
+    ``dropped_by`` (the filter's name; such boxes are shown, never counted or written)."""
 
     cls: int
     cx: float
@@ -41,6 +42,7 @@ class ScoredBox:
     second: float | None = None
     entropy: float | None = None
     spread: float | None = None
+    dropped_by: str | None = None
 
 
 def pairwise_iou(boxes: np.ndarray) -> np.ndarray:

@@ -29,14 +29,15 @@ from typing import Any
 
 from ultralytics.cfg import DEFAULT_CFG
 from ultralytics.models.yolo.detect import DetectionValidator
-from ultralytics.utils import LOGGER, RANK
+from ultralytics.utils import LOCAL_RANK, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from ...config import SemiConfig
-from ...data import held_out_train, train_images
+from ...data import held_out_train, train_images, write_image_list
 from ...errors import ConfigError
 from ...pseudo import DSATFilter, build_filters
 from ...pseudo.augment import student_view
+from ...review import reviewed_images
 from ...schedules import ramp_weight
 from ...teacher import MeanTeacher, PseudoLabelAudit, TeacherPseudoLabeler
 from .criterion import set_loss_weights
@@ -45,7 +46,13 @@ from .exact_resume import read_state
 from .pictures import plot_pseudo_labels
 from .semi_criterion import SemiSupervisedLoss
 from .supervised import SupervisedTrainer, semi_settings
-from .unlabeled import UnlabeledImages, UnlabeledYOLODataset, ultralytics_view_batches, unlabeled_batches
+from .unlabeled import (
+    UnlabeledImages,
+    UnlabeledYOLODataset,
+    readable_images,
+    ultralytics_view_batches,
+    unlabeled_batches,
+)
 
 STATE_FILE = "semi_state.pt"
 DSAT_MAX_IMAGES = 200  # labeled images DSAT calibrates on, at most
@@ -80,6 +87,9 @@ class OnlineTrainer(SupervisedTrainer):
         self.filter_counts: dict[str, float] = {}
         self.picture_due = False
         self.teacher_metrics: dict[str, float] = {}  # the teacher's last validation
+        self.unlabeled_files: list[str] = []  # the current unlabeled batch's images
+        self.labeled_train: list[Path] = []  # the labeled training list (repeats included), before reviews
+        self.reviewed: list[Path] = []  # images a person reviewed (semi.reviewed), trained as labeled
 
     # --- data ---------------------------------------------------------------------------------------------
     def labeled_dataset(self) -> dict:
@@ -105,20 +115,44 @@ class OnlineTrainer(SupervisedTrainer):
         world = int(os.environ.get("WORLD_SIZE", 1))
         batch = max(1, round(self.batch_size * self.semi.unlabeled_ratio / max(world, 1)))
         order = {"rank": RANK, "world_size": world, "skip": self.unlabeled_consumed}
+        paths = self.unlabeled_images()
         if self.semi.unlabeled_view == "ultralytics":
-            dataset = self.unlabeled_view_dataset(batch)
+            folder = str(write_image_list(self.save_dir / "unlabeled.txt", paths)) if self.reviewed else None
+            dataset = self.unlabeled_view_dataset(folder or self.semi.unlabeled, batch)
             self.unlabeled = ultralytics_view_batches(dataset, batch, self.args.seed, self.args.workers, **order)
         else:
-            dataset = UnlabeledImages.from_folder(self.semi.unlabeled, self.args.imgsz)
+            dataset = UnlabeledImages(paths, self.args.imgsz)
             self.unlabeled = unlabeled_batches(dataset, batch, self.args.seed, **order)
 
-    def unlabeled_view_dataset(self, batch: int) -> UnlabeledYOLODataset:
+    def unlabeled_images(self) -> list[Path]:
+        """The readable images of ``semi.unlabeled`` that no one has reviewed yet."""
+        done = {p.resolve() for p in self.reviewed}
+        return [p for p in readable_images(self.semi.unlabeled)[0] if p.resolve() not in done]
+
+    def take_reviewed(self) -> None:
+        """At an epoch's start: images reviewed since (``semi.reviewed``, ``semiyolo review``) leave the unlabeled
+        stream and join the labeled training images, repeated ``labeled_repeat`` times like them. Ultralytics'
+        training loader is rebuilt for the epoch; the unlabeled order restarts on the remaining images."""
+        known = {p.resolve() for p in self.reviewed}
+        new = [p for p in reviewed_images(self.semi.reviewed) if p.resolve() not in known]
+        if not new:
+            return
+        self.reviewed += new
+        listing = self.save_dir / "labeled_with_reviewed.txt"
+        write_image_list(listing, self.labeled_train + self.reviewed * self.semi.labeled_repeat)
+        self.train_loader = self.get_dataloader(str(listing), batch_size=self.batch_size, rank=LOCAL_RANK)
+        if self.epoch >= self.epochs - self.args.close_mosaic and hasattr(self.train_loader.dataset, "close_mosaic"):
+            self.train_loader.dataset.close_mosaic(hyp=copy(self.args))
+        self.open_unlabeled_stream()
+        LOGGER.info(f"{len(new)} reviewed image(s) from {self.semi.reviewed} join the labeled images")
+
+    def unlabeled_view_dataset(self, folder: str, batch: int) -> UnlabeledYOLODataset:
         """The unlabeled folder through the labeled images' mosaic, affine and flip settings; colour is left to
         the student's strong view, and mixing (mixup, cutmix, copy-paste) needs labels, so they are off."""
         hyp = copy(self.args)
         hyp.hsv_h = hyp.hsv_s = hyp.hsv_v = hyp.mixup = hyp.cutmix = hyp.copy_paste = 0.0
         return UnlabeledYOLODataset(
-            img_path=self.semi.unlabeled,
+            img_path=folder,
             imgsz=self.args.imgsz,
             batch_size=batch,
             augment=True,
@@ -144,6 +178,7 @@ class OnlineTrainer(SupervisedTrainer):
         """After the student is set up (resumed, or continued from another run): the mean teacher, built from it,
         its saved state on a resume, and the unlabeled stream; DDP ranks start from rank 0's teacher."""
         super().after_setup()
+        self.labeled_train = train_images(self.data)
         self.mean_teacher = self.build_mean_teacher()
         state = read_state(self.wdir / STATE_FILE, self.start_epoch - 1, self.device) if self.resume else None
         if state is not None:
@@ -194,7 +229,7 @@ class OnlineTrainer(SupervisedTrainer):
 
     def add_pseudo_labeled(self, batch: dict) -> dict:
         """Step 2 of the module docstring: the next unlabeled batch, labeled by the teacher, appended."""
-        images, hidden, _ = next(self.unlabeled)
+        images, hidden, self.unlabeled_files = next(self.unlabeled)
         self.unlabeled_consumed += 1
         weak = images.to(self.device, non_blocking=True).float() / 255
         labeled = batch["img"].shape[0]
@@ -218,6 +253,8 @@ class OnlineTrainer(SupervisedTrainer):
         set_loss_weights(unwrap_model(self.model).criterion, lambda_unsup=self.lambda_unsup)
 
     def begin_epoch(self) -> None:
+        if self.semi.reviewed:
+            self.take_reviewed()
         super().begin_epoch()
         self.picture_due = bool(self.args.plots) and RANK in {-1, 0}  # the epoch's first pseudo-labeled batch
         self.audit.reset()

@@ -22,7 +22,7 @@ from ultralytics.data import YOLODataset
 from ultralytics.utils import LOGGER
 from ultralytics.utils.patches import imread
 
-from ...data import label_path, list_images, read_label_file
+from ...data import label_path, list_images, read_image_list, read_label_file
 from ...errors import DataError
 from ...reproducibility import pass_order
 
@@ -173,7 +173,10 @@ class UnlabeledYOLODataset(YOLODataset):
     """
 
     def get_img_files(self, img_path: str) -> list[str]:
-        """The readable images of the folder (:func:`readable_images`); corrupt ones are skipped with a warning."""
+        """The readable images of the folder (:func:`readable_images`; corrupt ones are skipped with a warning), or
+        the images a list file names."""
+        if Path(img_path).is_file():
+            return [str(p) for p in read_image_list(img_path)]
         return [str(p) for p in readable_images(img_path)[0]]
 
     def get_labels(self) -> list[dict]:

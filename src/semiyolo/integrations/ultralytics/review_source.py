@@ -1,0 +1,186 @@
+"""``semiyolo review RUN``: a training run's pseudo-labels on its unlabeled images, made on demand.
+
+The run folder gives the weights (``weights/last.pt``), the inference size (``args.yaml``'s ``imgsz``) and the
+``semi`` settings (``--config``'s, else those saved with the teacher in ``weights/semi_state.pt`` after burn-in,
+else ``summary.json``'s once the run has finished). When ``semi_state.pt`` is there its teacher weights and filter
+state (DSAT's thresholds) label the images, as the run's teacher would; otherwise ``last.pt`` and the filters as
+configured do. Each image is labelled by :class:`~semiyolo.teacher.TeacherPseudoLabeler` (NMS, then the filter
+chain) when the page first asks for it, and a background thread labels the rest so that the list can be ordered.
+Each filter's verdict is kept: the candidates a filter dropped are shown with its name.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+from ultralytics.utils import LOGGER
+
+from ...config import SemiConfig, load_config, read_yaml, validate_config
+from ...errors import ConfigError, DataError
+from ...pseudo import Detections, FilterChain, build_filters, dfl_entropy
+from ...review.doubt import ScoredBox
+from ...review.sources import ImageSource, Proposal, scan_images
+from ...teacher import TeacherPseudoLabeler
+from .offline import _yolo_rows, load_detector
+from .online import STATE_FILE
+from .run_summary import SUMMARY_FILE
+from .unlabeled import UnlabeledImages
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` is an Ultralytics run folder with a ``weights/last.pt``."""
+    return (folder / "weights" / "last.pt").is_file()
+
+
+def read_semi_state(run: Path) -> dict[str, Any] | None:
+    """The online trainer's latest ``weights/semi_state.pt`` (teacher, filters, semi settings), or ``None``."""
+    path = run / "weights" / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch.load raises many kinds on a damaged file: label with last.pt instead
+        LOGGER.warning(f"{path}: cannot be read ({type(err).__name__}); labelling with last.pt and the filters as set")
+        return None
+
+
+def run_semi_settings(run: Path, config: Path | None, state: dict[str, Any] | None) -> SemiConfig:
+    """The run's ``semi`` settings: ``config``'s, else ``state``'s, else ``summary.json``'s.
+
+    Raises:
+        ConfigError: none is found (the message says to pass ``--config``), or the found ones are invalid.
+    """
+    if config is not None:
+        return load_config(config).semi
+    summary = run / SUMMARY_FILE
+    if state is not None and isinstance(state.get("semi"), dict):
+        raw, where = state["semi"], str(run / "weights" / STATE_FILE)
+    elif summary.is_file():
+        raw, where = _json_semi(summary), str(summary)
+    else:
+        raise ConfigError(
+            f"SOURCE: {run} has neither weights/{STATE_FILE} (written after burn-in) nor {SUMMARY_FILE} (written at "
+            "the end): pass --config with the run's config file, for its semi.unlabeled and semi.filters"
+        )
+    return validate_config({"data": "", "semi": raw}, source=where).semi
+
+
+def _json_semi(summary: Path) -> dict[str, Any]:
+    try:
+        semi = json.loads(summary.read_text()).get("semi")
+    except (ValueError, AttributeError):
+        raise ConfigError(f"{summary}: not a run summary (JSON object)") from None
+    if not isinstance(semi, dict):
+        raise ConfigError(f"{summary}: has no 'semi' settings; pass --config with the run's config file")
+    return semi
+
+
+def run_imgsz(run: Path) -> int:
+    """The run's training size (``args.yaml``'s ``imgsz``; 640 when absent)."""
+    args = read_yaml(run / "args.yaml") if (run / "args.yaml").is_file() else {}
+    imgsz = (args or {}).get("imgsz", 640)
+    return int(max(imgsz) if isinstance(imgsz, (list, tuple)) else imgsz)
+
+
+def filter_verdicts(chain: FilterChain, dets: Detections) -> tuple[Detections, list[tuple[Detections, str]]]:
+    """``(kept, [(dropped by filter f, f.name), ...])``: the chain applied filter by filter, its counts untouched."""
+    dropped = []
+    for f in chain:
+        keep = f.keep_mask(dets)
+        dropped.append((dets.select(~keep), f.name))
+        dets = dets.select(keep)
+    return dets, dropped
+
+
+def scored_boxes(dets: Detections, path: Path, imgsz: int, dropped_by: str | None = None) -> list[ScoredBox]:
+    """Detections in the letterboxed frame as boxes normalised to the image (the offline writer's rows, boxes
+    not over 1 px dropped), with their score, normalised DFL entropy and NMS spread."""
+    if len(dets) == 0:
+        return []
+    indexed = Detections(dets.boxes, dets.scores, torch.arange(len(dets)))  # rows then carry their index
+    entropy = dfl_entropy(dets.bin_logits).tolist() if dets.bin_logits is not None else None
+    spread = dets.cluster_spread.tolist() if dets.cluster_spread is not None else None
+    boxes = []
+    for index, cx, cy, w, h in _yolo_rows(indexed, path, imgsz):
+        i = int(index)
+        facts = {
+            "score": round(float(dets.scores[i]), 5),
+            "entropy": None if entropy is None else round(entropy[i], 5),
+            "spread": None if spread is None else round(spread[i], 5),
+        }
+        boxes.append(ScoredBox(int(dets.classes[i]), cx, cy, w, h, **facts, dropped_by=dropped_by))
+    return boxes
+
+
+class RunSource(ImageSource):
+    """The unlabeled images of an online run, labelled by its teacher on demand (see the module docstring)."""
+
+    kind = "run"
+
+    def __init__(self, run: Path, semi: SemiConfig, reviewed: Path, state: dict[str, Any] | None = None) -> None:
+        if not semi.unlabeled or not Path(semi.unlabeled).is_dir():
+            raise DataError(f"semi.unlabeled: {semi.unlabeled!r} is not a folder of images (run {run})")
+        root = Path(semi.unlabeled)
+        images, refused = scan_images(root, exclude=reviewed)
+        if not images:
+            raise DataError(f"semi.unlabeled: no images found under {root}")
+        self.model = load_detector(run / "weights" / "last.pt")
+        super().__init__(root, images, dict(self.model.names), refused=len(refused))
+        self.run, self.imgsz = run, run_imgsz(run)
+        has_dfl = getattr(self.model.model[-1], "reg_max", 1) > 1
+        chain = build_filters(semi.filters, len(self.names), has_dfl, classes_from=f"{run}/weights/last.pt")
+        self.teacher_note = self._restore_teacher(chain, state)
+        self.labeler = TeacherPseudoLabeler(chain, min_score=semi.pseudo_min_score, nms_iou=semi.pseudo_nms_iou)
+        self.dataset = UnlabeledImages(list(images.values()), self.imgsz)
+        self.positions = {name: i for i, name in enumerate(images)}
+        self._model_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _restore_teacher(self, chain: FilterChain, state: dict[str, Any] | None) -> str:
+        """The teacher's weights and the filters' state from ``semi_state.pt`` when they fit; says which."""
+        if state is None:
+            return "last.pt, filters as configured"
+        try:
+            self.model.load_state_dict({k: v.float() for k, v in state["teacher"].items()})
+            chain.load_state_dict(state["filters"])
+        except (KeyError, RuntimeError, ValueError) as err:
+            LOGGER.warning(f"{self.run}/weights/{STATE_FILE}: teacher not restored ({err}); labelling with last.pt")
+            return "last.pt, filters as configured"
+        return f"the teacher of epoch {int(state.get('epoch', -1)) + 1}, its filter state"
+
+    def load(self, name: str) -> Proposal:
+        """Label ``name`` now (the model is shared with the background thread, one forward at a time)."""
+        path = self.images[name]
+        try:
+            image = self.dataset[self.positions[name]][0]
+            with self._model_lock:
+                dets = self.labeler.detect(self.model, image[None].float() / 255)[0]
+                kept, dropped = filter_verdicts(self.labeler.filters, dets)
+            boxes = scored_boxes(kept, path, self.imgsz)
+            shown = [b for d, f in dropped for b in scored_boxes(d, path, self.imgsz, dropped_by=f)]
+        except (DataError, OSError) as err:
+            return Proposal(error=str(err))
+        return Proposal(boxes=boxes, dropped=shown)
+
+    def ready(self, name: str) -> Proposal | None:
+        """The proposal if already labelled; the first call starts the background labelling."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._label_all, name="review-labeller", daemon=True)
+            self._thread.start()
+        with self._lock:
+            return self._cache.get(name)
+
+    def _label_all(self) -> None:
+        for name in self.images:
+            self.proposal(name)
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self.images) - len(self._cache)
+
+    def describe(self) -> str:
+        return f"run {self.run}: {len(self.images)} unlabeled images in {self.root}, labelled with {self.teacher_note}"

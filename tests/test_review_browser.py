@@ -1,0 +1,192 @@
+"""The review page in a real browser: Debian's Chromium, headless, driven by Selenium through Debian's chromedriver
+(an explicit Service path: Selenium Manager downloads nothing), against the app served on a free loopback port.
+
+Skipped only when Chromium or chromedriver is missing and ``SEMIYOLO_REQUIRE_BROWSER`` is unset (``.ci/run``
+sets it, so CI fails instead of skipping). ``SEMIYOLO_SCREENSHOT=docs/review.png`` also writes the screenshot of
+the documentation (``test_the_page_screenshot``)."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from semiyolo.review.app import create_app
+from semiyolo.review.server import background_server
+from semiyolo.review.sources import open_folder_source
+from semiyolo.review.store import ReviewStore
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+HAVE_BROWSER = CHROMIUM.is_file() and CHROMEDRIVER.is_file()
+NAMES = {0: "circle", 1: "square", 2: "triangle"}
+
+pytestmark = pytest.mark.skipif(
+    not HAVE_BROWSER and not os.environ.get("SEMIYOLO_REQUIRE_BROWSER"),
+    reason=f"{CHROMIUM} or {CHROMEDRIVER} missing (apt-get install chromium chromium-driver)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1400,900")
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def _scene(path: Path, size=(400, 300)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGB", size, (200, 190, 170))
+    ImageDraw.Draw(image).ellipse((60, 40, 160, 140), fill=(40, 90, 160))
+    image.save(path)
+    return path
+
+
+def _wait(condition, timeout: float = 15.0, what: str = "the page"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _open(driver, url: str, name: str) -> dict:
+    """Load the page and wait until ``name`` is drawn; returns the canvas's rectangle in the viewport."""
+    driver.get(url)
+    _wait(lambda: driver.execute_script("return document.getElementById('canvas').dataset.ready") == name, what=name)
+    return driver.execute_script(
+        "const r = document.getElementById('canvas').getBoundingClientRect(); return r.toJSON()"
+    )
+
+
+def _drag(driver, start: tuple[int, int], end: tuple[int, int]) -> None:
+    """Press at ``start``, move to ``end`` in steps, release (viewport pixels)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    builder = ActionBuilder(driver)
+    builder.pointer_action.move_to_location(*start).pointer_down()
+    for k in range(1, 5):
+        x = start[0] + (end[0] - start[0]) * k // 4
+        y = start[1] + (end[1] - start[1]) * k // 4
+        builder.pointer_action.move_to_location(x, y)
+    builder.pointer_action.pointer_up()
+    builder.perform()
+    ActionChains(driver).pause(0.1).perform()
+
+
+def _keys(driver, keys: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(driver).send_keys(keys).perform()
+
+
+def _serve(folder: Path):
+    reviewed = folder / "reviewed"
+    source = open_folder_source(folder, reviewed, NAMES)
+    return background_server(create_app(source, ReviewStore(reviewed, user="browser"))), reviewed
+
+
+def test_draw_a_box_relabel_it_accept_and_find_the_label_file(browser, tmp_path):
+    folder = tmp_path / "split"
+    _scene(folder / "images" / "a_scene.png")  # no label file: nothing proposed
+    _scene(folder / "images" / "b_other.png")
+    server, reviewed = _serve(folder)
+    with server as url:
+        rect = _open(browser, url, "a_scene.png")
+        assert rect["width"] / rect["height"] == pytest.approx(400 / 300, abs=0.01)  # the image's aspect
+        left, top = int(rect["left"]) + 1, int(rect["top"]) + 1
+        start, end = (left + 40, top + 30), (left + 200, top + 150)
+        _drag(browser, start, end)
+        _keys(browser, "2")  # the new box is selected: class 2
+        _keys(browser, "a")
+        label = reviewed / "labels" / "a_scene.txt"
+        _wait(label.is_file, what=str(label))
+        _wait(lambda: browser.execute_script("return document.getElementById('canvas').dataset.ready") == "b_other.png")
+    (row,) = [line.split() for line in label.read_text().splitlines()]
+    cls, cx, cy, w, h = int(row[0]), *map(float, row[1:])
+    # the drag in canvas pixels: from (start - rect corner) to (end - rect corner), normalised by the canvas size
+    x1, y1 = start[0] - rect["left"], start[1] - rect["top"]
+    x2, y2 = end[0] - rect["left"], end[1] - rect["top"]
+    width, height = rect["width"], rect["height"]
+    assert cls == 2
+    assert cx * width == pytest.approx((x1 + x2) / 2, abs=1)
+    assert cy * height == pytest.approx((y1 + y2) / 2, abs=1)
+    assert w * width == pytest.approx(160, abs=1)  # 200 - 40 px
+    assert h * height == pytest.approx(120, abs=1)  # 150 - 30 px
+    (entry,) = [json.loads(line) for line in (reviewed / "review_log.jsonl").read_text().splitlines()]
+    assert (entry["image"], entry["action"], entry["before"], len(entry["after"])) == ("a_scene.png", "edit", [], 1)
+
+
+def test_move_and_resize_a_box_then_delete_another(browser, tmp_path):
+    folder = tmp_path / "split"
+    _scene(folder / "images" / "scene.png")
+    (folder / "labels").mkdir()
+    (folder / "labels" / "scene.txt").write_text("0 0.25 0.25 0.2 0.2\n1 0.75 0.75 0.1 0.1\n")
+    server, reviewed = _serve(folder)
+    with server as url:
+        rect = _open(browser, url, "scene.png")
+        W, H = rect["width"], rect["height"]
+        at = lambda x, y: (round(rect["left"] + x * W), round(rect["top"] + y * H))  # noqa: E731
+        _drag(browser, at(0.25, 0.25), at(0.45, 0.35))  # move box 0 by (+0.2, +0.1): it is selected
+        _drag(browser, at(0.55, 0.45), at(0.65, 0.55))  # its bottom-right corner, from (0.55, 0.45), by (+0.1, +0.1)
+        _drag(browser, at(0.75, 0.75), at(0.75, 0.75))  # a click on box 1 selects it
+        _keys(browser, "\ue017")  # Delete
+        _keys(browser, "a")
+        label = reviewed / "labels" / "scene.txt"
+        _wait(label.is_file, what=str(label))
+    (row,) = [line.split() for line in label.read_text().splitlines()]
+    # box 0 moved to centre (0.45, 0.35), corners (0.35, 0.25)-(0.55, 0.45); the corner dragged to (0.65, 0.55)
+    assert int(row[0]) == 0
+    assert [float(v) for v in row[1:]] == pytest.approx([0.5, 0.4, 0.3, 0.3], abs=1.5 / min(W, H))
+
+
+def _screenshot_folder(root: Path) -> Path:
+    """A pseudo-label-like folder of the synthetic shapes: the generator's boxes with illustrative scores."""
+    from semiyolo.data import SynthSpec, write_dataset
+
+    data = write_dataset(root / "data", SynthSpec(images=13, imgsz=320, seed=4, val_fraction=0.05))
+    images = sorted((data.parent / "images" / "train").glob("*.png"))
+    folder = root / "review"
+    manifest = []
+    for i, image in enumerate(images):
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        os.symlink(image, folder / "images" / image.name)
+        rows = (data.parent / "labels" / "train" / f"{image.stem}.txt").read_text().splitlines()
+        (folder / "labels").mkdir(exist_ok=True)
+        (folder / "labels" / f"{image.stem}.txt").write_text("\n".join(rows) + "\n")
+        scores = [round(0.97 - 0.09 * ((i + j) % 5), 2) for j in range(len(rows))]
+        manifest.append({"image": str(image), "scores": scores})
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(m) + "\n" for m in manifest))
+    (folder / "summary.json").write_text(json.dumps({"names": NAMES}))
+    return folder
+
+
+@pytest.mark.skipif(not os.environ.get("SEMIYOLO_SCREENSHOT"), reason="set SEMIYOLO_SCREENSHOT=docs/review.png")
+def test_the_page_screenshot(browser, tmp_path):
+    folder = _screenshot_folder(tmp_path)
+    source = open_folder_source(folder, folder / "reviewed", NAMES)
+    first = min(source.images, key=lambda name: (-(source.proposal(name).worth or 0), name))  # the list's first
+    box = source.proposal(first).boxes[0]
+    server, _ = _serve(folder)
+    with server as url:
+        rect = _open(browser, url, first)
+        centre = (round(rect["left"] + box.cx * rect["width"]), round(rect["top"] + box.cy * rect["height"]))
+        _drag(browser, centre, centre)  # a click: the box is selected
+        browser.save_screenshot(str(tmp_path / "page.png"))
+    shot = Image.open(tmp_path / "page.png")
+    shot.quantize(256).save(os.environ["SEMIYOLO_SCREENSHOT"], optimize=True)  # a third of the bytes, for git
+    assert shot.size[0] == 1400
