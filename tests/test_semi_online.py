@@ -394,24 +394,31 @@ def test_an_image_reviewed_between_epochs_is_trained_as_labeled_from_then_on(tmp
     cfg = load_config(_config(tmp_path, datasets, epochs=3, reviewed=str(reviewed), validate_teacher=False))
     trainer = OnlineTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     source = sorted(datasets[1].iterdir())[0]
+    val_image = sorted((datasets[0].parent / "images" / "val").iterdir())[0]
     seen = []  # (epoch, labeled files, unlabeled files) of every batch
 
     def review_after_epoch_1(t):
-        if t.epoch == 0:  # what 'semiyolo review' writes when a person accepts the image
+        if t.epoch == 0:  # what 'semiyolo review' writes when a person accepts an image
             (reviewed / "images").mkdir(parents=True)
             (reviewed / "labels").mkdir()
-            (reviewed / "images" / source.name).symlink_to(source)
-            (reviewed / "labels" / f"{source.stem}.txt").write_text("0 0.5 0.5 0.25 0.25\n")
+            for image, label in ((source, "0 0.5 0.5 0.25 0.25"), (val_image, "2 0.25 0.75 0.5 0.5")):
+                (reviewed / "images" / f"r{image.name}").symlink_to(image)
+                (reviewed / "labels" / f"r{image.stem}.txt").write_text(label + "\n")
 
     trainer.add_callback("on_train_batch_end", lambda t: seen.append((t.epoch, set(t.batch_files), t.unlabeled_files)))
     trainer.add_callback("on_train_epoch_end", review_after_epoch_1)
     trainer.train()
-    as_labeled = str(reviewed / "images" / source.name)
+    as_labeled = str(reviewed / "images" / f"r{source.name}")
     labeled_by_epoch = {e: set().union(*(f for ep, f, _ in seen if ep == e)) for e in range(3)}
     assert as_labeled not in labeled_by_epoch[0] and all(as_labeled in labeled_by_epoch[e] for e in (1, 2))
     listing = read_image_list(trainer.save_dir / "labeled_with_reviewed.txt")  # the training list from epoch 2 on
-    assert listing == [*trainer.labeled_train, reviewed / "images" / source.name]
+    assert listing == [*trainer.labeled_train, reviewed / "images" / f"r{source.name}"]
     drawn = {f for ep, _, files in seen if ep >= 1 for f in files}
     assert drawn and str(source) not in drawn
     remaining = trainer.unlabeled_images()
     assert len(remaining) == len(list(datasets[1].iterdir())) - 1 and source not in remaining
+    # the reviewed validation image is validated with the person's label, and never trained on
+    validated = trainer.validator.dataloader.dataset
+    at = validated.im_files.index(str(reviewed / "images" / f"r{val_image.name}"))
+    assert str(val_image) not in validated.im_files and validated.labels[at]["cls"].tolist() == [[2.0]]
+    assert all(str(val_image) not in files and f"r{val_image.name}" not in str(files) for _, files, _ in seen)

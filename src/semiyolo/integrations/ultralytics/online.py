@@ -33,7 +33,7 @@ from ultralytics.utils import LOCAL_RANK, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from ...config import SemiConfig
-from ...data import held_out_train, train_images, write_image_list
+from ...data import held_out_train, split_images, train_images, write_image_list
 from ...errors import ConfigError
 from ...pseudo import DSATFilter, build_filters
 from ...pseudo.augment import student_view
@@ -90,6 +90,7 @@ class OnlineTrainer(SupervisedTrainer):
         self.unlabeled_files: list[str] = []  # the current unlabeled batch's images
         self.labeled_train: list[Path] = []  # the labeled training list (repeats included), before reviews
         self.reviewed: list[Path] = []  # images a person reviewed (semi.reviewed), trained as labeled
+        self.reviewed_val: list[Path] = []  # validation images a person reviewed: their labels replace the originals
 
     # --- data ---------------------------------------------------------------------------------------------
     def labeled_dataset(self) -> dict:
@@ -130,21 +131,40 @@ class OnlineTrainer(SupervisedTrainer):
         return [p for p in readable_images(self.semi.unlabeled)[0] if p.resolve() not in done]
 
     def take_reviewed(self) -> None:
-        """At an epoch's start: images reviewed since (``semi.reviewed``, ``semiyolo review``) leave the unlabeled
-        stream and join the labeled training images, repeated ``labeled_repeat`` times like them. Ultralytics'
-        training loader is rebuilt for the epoch; the unlabeled order restarts on the remaining images."""
-        known = {p.resolve() for p in self.reviewed}
+        """At an epoch's start, the images reviewed since (``semi.reviewed``, ``semiyolo review``): a validation
+        image's reviewed labels replace its own in validation; any other reviewed image leaves the unlabeled stream
+        and joins the labeled training images, repeated ``labeled_repeat`` times like them. The loaders concerned
+        are rebuilt for the epoch; the unlabeled order restarts on the remaining images."""
+        known = {p.resolve() for p in (*self.reviewed, *self.reviewed_val)}
         new = [p for p in reviewed_images(self.semi.reviewed) if p.resolve() not in known]
-        if not new:
-            return
-        self.reviewed += new
+        val = {p.resolve(): p for p in split_images(self.data, self.args.split)}
+        edits = [p for p in new if p.resolve() in val]
+        if edits:
+            self.reviewed_val += edits
+            self.use_reviewed_validation_labels(list(val.values()))
+        if len(edits) < len(new):
+            self.reviewed += [p for p in new if p not in edits]
+            self.use_reviewed_training_images()
+        if new:
+            LOGGER.info(f"{len(new)} reviewed image(s) from {self.semi.reviewed}: {len(edits)} for validation")
+
+    def use_reviewed_training_images(self) -> None:
         listing = self.save_dir / "labeled_with_reviewed.txt"
         write_image_list(listing, self.labeled_train + self.reviewed * self.semi.labeled_repeat)
         self.train_loader = self.get_dataloader(str(listing), batch_size=self.batch_size, rank=LOCAL_RANK)
         if self.epoch >= self.epochs - self.args.close_mosaic and hasattr(self.train_loader.dataset, "close_mosaic"):
             self.train_loader.dataset.close_mosaic(hyp=copy(self.args))
         self.open_unlabeled_stream()
-        LOGGER.info(f"{len(new)} reviewed image(s) from {self.semi.reviewed} join the labeled images")
+
+    def use_reviewed_validation_labels(self, val_images: list[Path]) -> None:
+        """Validate on ``val_images`` with each reviewed one replaced by its link in the reviewed folder (whose
+        label file is the person's); the final evaluation reuses the validator's loader."""
+        edited = {p.resolve(): p for p in self.reviewed_val}
+        listing = self.save_dir / "val_with_reviewed.txt"
+        write_image_list(listing, [edited.get(p.resolve(), p) for p in val_images])
+        batch = self.test_loader.batch_size
+        self.test_loader = self.get_dataloader(str(listing), batch_size=batch, rank=LOCAL_RANK, mode="val")
+        self.validator.dataloader = self.test_loader
 
     def unlabeled_view_dataset(self, folder: str, batch: int) -> UnlabeledYOLODataset:
         """The unlabeled folder through the labeled images' mosaic, affine and flip settings; colour is left to
