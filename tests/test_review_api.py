@@ -448,3 +448,30 @@ def test_review_answers_help_with_its_options(capsys):
     assert exit_info.value.code == 0
     shown = capsys.readouterr().out
     assert all(option in shown for option in ("SOURCE", "--host", "--port", "--reviewed", "--names", "--config"))
+
+
+def test_teacher_student_disagreement_by_hand():
+    from semiyolo.review import ScoredBox, box_doubts, image_worth
+
+    confirmed = ScoredBox(0, 0.5, 0.5, 0.2, 0.2, score=0.9, student_agrees=True)
+    unconfirmed = ScoredBox(1, 0.2, 0.2, 0.1, 0.1, score=0.9, student_agrees=False)
+    # 1 - 0.9 = 0.1 each; the box the student does not confirm is worth at least 0.5; 3 student-only boxes add 1.5
+    assert box_doubts([confirmed, unconfirmed]) == pytest.approx([0.1, 0.5])
+    assert image_worth([confirmed, unconfirmed], student_only=3) == pytest.approx(0.1 + 0.5 + 1.5)
+
+
+def test_a_run_with_a_teacher_orders_by_what_the_student_sees_that_it_does_not(run_folder):
+    from semiyolo.pseudo import build_filters
+
+    student = _run_client(run_folder).get("/api/labels/u0.png").json()["boxes"]  # no teacher state: last.pt labels
+    filters = [{"name": "score", "params": {"threshold": 0.5}}, {"name": "cap", "params": {"max_per_image": 2}}]
+    chain = build_filters(filters, num_classes=2, has_dfl=True)  # the run's own filters, as in its summary.json
+    semi = {"mode": "online", "unlabeled": str(run_folder.parent / "unlabeled"), "filters": filters}
+    state = {"epoch": 3, "teacher": _detector(-3.0).state_dict(), "filters": chain.state_dict(), "semi": semi}
+    client = _run_client(run_folder, state)
+    assert client.get("/api/labels/u0.png").json()["boxes"] == []  # the teacher sees nothing
+    worth = {
+        row["name"]: row["worth"] for row in client.get("/api/images").json()["images"] if row["worth"] is not None
+    }
+    # every box the student (last.pt, confident everywhere) keeps is a disagreement worth 0.5
+    assert student and worth["u0.png"] == pytest.approx(0.5 * len(student))

@@ -69,7 +69,7 @@ class LabelsIn(BaseModel):
 
 def box_json(box: ScoredBox, doubt: float | None = None) -> dict[str, Any]:
     """A box for the page; absent facts are ``null``."""
-    out = {k: getattr(box, k) for k in ("cls", "score", "entropy", "spread", "dropped_by")}
+    out = {k: getattr(box, k) for k in ("cls", "score", "entropy", "spread", "dropped_by", "student_agrees")}
     geometry = {k: round(getattr(box, k), 6) for k in ("cx", "cy", "w", "h")}  # a label file's precision
     return {**out, **geometry, "doubt": None if doubt is None else round(doubt, 4)}
 

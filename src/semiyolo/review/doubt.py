@@ -9,10 +9,12 @@ The rule (``docs/review.md``), per box ``i`` of an image:
 - when the box has a normalised DFL entropy ``e`` (in [0, 1], 1 = uniform sides), its doubt is
   ``max(1 - m, e)``: a confident class on a box the head cannot place is still worth a look;
 - a box without a score (a label file written by a person, or pseudo-labels whose scores are not known) is
-  doubtful only when another box overlaps it with IoU >= 0.5: 0.5 (one of the two is likely wrong), else 0.
+  doubtful only when another box overlaps it with IoU >= 0.5: 0.5 (one of the two is likely wrong), else 0;
+- where a run gives both a teacher and a student, a teacher box the student does not confirm (no student box of
+  its class at IoU >= 0.5) has a doubt of at least 0.5, and each student box the teacher lacks adds 0.5.
 
-An image's worth is the sum of its boxes' doubts (so many boxes near the threshold add up), and the review list
-shows the largest worth first; an image without boxes is worth 0.
+An image's worth is the sum of its boxes' doubts and of the disagreements (so many boxes near the threshold add
+up), and the review list shows the largest worth first; an image without boxes is worth 0.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 
 OVERLAP_IOU = 0.5  # boxes overlapping this much compete (another class) or duplicate each other (no scores)
 UNSCORED_OVERLAP_DOUBT = 0.5
+DISAGREEMENT_DOUBT = 0.5  # teacher and student disagree on a box: one of the two is wrong
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class ScoredBox:
     entropy: float | None = None
     spread: float | None = None
     dropped_by: str | None = None
+    student_agrees: bool | None = None  # a run's student has a box of this class here (None: no student to ask)
 
 
 def pairwise_iou(boxes: np.ndarray) -> np.ndarray:
@@ -72,10 +76,13 @@ def box_doubts(boxes: Sequence[ScoredBox]) -> list[float]:
         doubt = 1.0 - (box.score - competing)
         if box.entropy is not None:
             doubt = max(doubt, box.entropy)
+        if box.student_agrees is False:
+            doubt = max(doubt, DISAGREEMENT_DOUBT)
         doubts.append(min(max(doubt, 0.0), 1.0))
     return doubts
 
 
-def image_worth(boxes: Sequence[ScoredBox]) -> float:
-    """The expected number of wrong boxes on an image: the sum of :func:`box_doubts`."""
-    return float(sum(box_doubts(boxes)))
+def image_worth(boxes: Sequence[ScoredBox], student_only: int = 0) -> float:
+    """The expected number of wrong boxes on an image: the sum of :func:`box_doubts`, and ``DISAGREEMENT_DOUBT``
+    for each of the ``student_only`` boxes a run's student finds where its teacher has none."""
+    return float(sum(box_doubts(boxes))) + DISAGREEMENT_DOUBT * student_only

@@ -43,6 +43,7 @@ class Proposal:
     error: str | None = None
     note: str | None = None
     worth: float | None = None  # set by ImageSource when it keeps the proposal
+    student_only: int = 0  # boxes a run's student finds where its teacher has none
 
 
 def check_name(name: str) -> str:
@@ -131,7 +132,7 @@ class ImageSource:
 
     def remember(self, name: str, proposal: Proposal) -> Proposal:
         """Keep ``proposal`` for ``name``, its worth computed (:func:`~.doubt.image_worth`)."""
-        proposal.worth = image_worth(proposal.boxes)
+        proposal.worth = image_worth(proposal.boxes, proposal.student_only)
         with self._lock:
             self._cache[name] = proposal
         return proposal

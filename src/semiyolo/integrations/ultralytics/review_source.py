@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torchvision.ops import box_iou
 from ultralytics.utils import LOGGER
 
 from ...config import SemiConfig, load_config, read_yaml, validate_config
 from ...errors import ConfigError, DataError
 from ...pseudo import Detections, FilterChain, build_filters, dfl_entropy
-from ...review.doubt import ScoredBox
+from ...review.doubt import OVERLAP_IOU, ScoredBox
 from ...review.sources import ImageSource, Proposal, scan_images
 from ...teacher import TeacherPseudoLabeler
 from .offline import _yolo_rows, load_detector
@@ -96,9 +97,16 @@ def filter_verdicts(chain: FilterChain, dets: Detections) -> tuple[Detections, l
     return dets, dropped
 
 
-def scored_boxes(dets: Detections, path: Path, imgsz: int, dropped_by: str | None = None) -> list[ScoredBox]:
+def scored_boxes(
+    dets: Detections,
+    path: Path,
+    imgsz: int,
+    dropped_by: str | None = None,
+    student_agrees: list[bool] | None = None,
+) -> list[ScoredBox]:
     """Detections in the letterboxed frame as boxes normalised to the image (the offline writer's rows, boxes
-    not over 1 px dropped), with their score, normalised DFL entropy and NMS spread."""
+    not over 1 px dropped), with their score, normalised DFL entropy, NMS spread and, given, whether the run's
+    student confirms each."""
     if len(dets) == 0:
         return []
     indexed = Detections(dets.boxes, dets.scores, torch.arange(len(dets)))  # rows then carry their index
@@ -112,8 +120,17 @@ def scored_boxes(dets: Detections, path: Path, imgsz: int, dropped_by: str | Non
             "entropy": None if entropy is None else round(entropy[i], 5),
             "spread": None if spread is None else round(spread[i], 5),
         }
+        facts["student_agrees"] = None if student_agrees is None else student_agrees[i]
         boxes.append(ScoredBox(int(dets.classes[i]), cx, cy, w, h, **facts, dropped_by=dropped_by))
     return boxes
+
+
+def _agreement(teacher: Detections, student: Detections) -> tuple[list[bool], int]:
+    """``(for each teacher box, whether a student box of its class overlaps it at IoU >= 0.5; the number of
+    student boxes no teacher box of their class overlaps so)``."""
+    same_class = teacher.classes[:, None] == student.classes[None, :]
+    matched = (box_iou(teacher.boxes, student.boxes) >= OVERLAP_IOU) & same_class
+    return matched.any(1).tolist(), int((~matched.any(0)).sum())
 
 
 class RunSource(ImageSource):
@@ -133,7 +150,10 @@ class RunSource(ImageSource):
         self.run, self.imgsz = run, run_imgsz(run)
         has_dfl = getattr(self.model.model[-1], "reg_max", 1) > 1
         chain = build_filters(semi.filters, len(self.names), has_dfl, classes_from=f"{run}/weights/last.pt")
+        self.student = load_detector(run / "weights" / "last.pt") if state is not None else None
         self.teacher_note = self._restore_teacher(chain, state)
+        if self.teacher_note.startswith("last.pt"):
+            self.student = None  # no teacher apart from the student: nothing to compare
         self.labeler = TeacherPseudoLabeler(chain, min_score=semi.pseudo_min_score, nms_iou=semi.pseudo_nms_iou)
         self.dataset = UnlabeledImages(list(images.values()), self.imgsz)
         self.positions = {name: i for i, name in enumerate(images)}
@@ -160,11 +180,20 @@ class RunSource(ImageSource):
             with self._model_lock:
                 dets = self.labeler.detect(self.model, image[None].float() / 255)[0]
                 kept, dropped = filter_verdicts(self.labeler.filters, dets)
-            boxes = scored_boxes(kept, path, self.imgsz)
+                student = self._student_boxes(image)
+            agrees, student_only = _agreement(kept, student) if student is not None else (None, 0)
+            boxes = scored_boxes(kept, path, self.imgsz, student_agrees=agrees)
             shown = [b for d, f in dropped for b in scored_boxes(d, path, self.imgsz, dropped_by=f)]
         except (DataError, OSError) as err:
             return Proposal(error=str(err))
-        return Proposal(boxes=boxes, dropped=shown)
+        return Proposal(boxes=boxes, dropped=shown, student_only=student_only)
+
+    def _student_boxes(self, image) -> Detections | None:
+        """The run's student's filtered detections on ``image`` (None without a separate teacher)."""
+        if self.student is None:
+            return None
+        dets = self.labeler.detect(self.student, image[None].float() / 255)[0]
+        return filter_verdicts(self.labeler.filters, dets)[0]
 
     def ready(self, name: str) -> Proposal | None:
         """The proposal if already labelled; the first call starts the background labelling."""
