@@ -37,15 +37,18 @@ class Tiers:
     uncertain: Tensor
 
 
-def split_tiers(chain: FilterChain, dets: Detections) -> Tiers:
+def split_tiers(chain: FilterChain, dets: Detections, tiered: bool = True) -> Tiers:
     """The tiers of ``dets`` (a teacher's detections after NMS, all above the candidates' floor).
 
-    The filters judging the label run first, in their configured order, each on what the previous kept; then
-    those judging localisation, on the reliable detections. Every filter counts what it kept and dropped.
+    Tiered: the filters judging the label run first, in their configured order, each on what the previous kept;
+    then those judging localisation, on the reliable detections. Not tiered (hard pseudo-labels): every filter, in
+    its order, keeps or deletes, and what survives is reliable and regressed. Every filter counts what it kept
+    and dropped.
     """
     n, device = len(dets), dets.scores.device
-    reliable = _surviving(dets, [f for f in chain if f.judges == "label"], torch.arange(n, device=device))
-    regressed = _surviving(dets, [f for f in chain if f.judges == "localisation"], reliable)
+    judges_label = [f for f in chain if f.judges == "label" or not tiered]
+    reliable = _surviving(dets, judges_label, torch.arange(n, device=device))
+    regressed = _surviving(dets, [f for f in chain if f not in judges_label], reliable)
     return Tiers(_mask(reliable, n, device), _mask(regressed, n, device), ~_mask(reliable, n, device))
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,7 @@ def read_names(data_yaml: str | Path) -> dict[int, str]:
     return as_names(data["names"], f"--names: {data_yaml}")
 
 
-class ImageSource:
+class ImageSource(ABC):
     """Images by name and their proposed boxes. ``kind`` names the source; ``names`` are the class names.
 
     Subclasses implement :meth:`load`; :meth:`proposal` caches what it returns per image."""
@@ -117,9 +118,9 @@ class ImageSource:
         self._cache: dict[str, Proposal] = {}
         self._lock = threading.Lock()
 
+    @abstractmethod
     def load(self, name: str) -> Proposal | None:
         """The proposal for ``name``, or ``None`` while it is not known yet (a run still labelling)."""
-        raise NotImplementedError
 
     def proposal(self, name: str) -> Proposal | None:
         """The proposal for ``name``, loaded once (``None`` while not known yet)."""

@@ -75,24 +75,13 @@ class MeanTeacher:
 
     def extend(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
         """``batch`` with the strong views of ``weak`` appended, labeled by the teacher
-        (:func:`~.batch.append_pseudo_labeled`); and the (reliable) pseudo-labels of every weak image, for the
-        audit."""
-        if self.pseudo_targets == "tiered":
-            return self._extend_tiered(batch, weak)
-        detections = self.pseudo_label(weak)
-        strong, boxes, kept = self.augment(weak, [d.boxes for d in detections], self.generator)
-        classes = [d.classes[k] for d, k in zip(detections, kept, strict=True)]
-        keep = self._images_to_keep([k.numel() for k in kept])
-        if not keep:
-            return batch, detections
-        strong, boxes, classes = strong[keep], [boxes[i] for i in keep], [classes[i] for i in keep]
-        return append_pseudo_labeled(batch, strong, boxes, classes), detections
+        (:func:`~.batch.append_pseudo_labeled`); and the reliable pseudo-labels of every weak image, for the audit.
 
-    def _extend_tiered(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
-        """Every detection goes through the strong view; reliable ones become targets (regressed or not), the
-        uncertain ones ignore regions."""
+        Every detection goes through the strong view; reliable ones become targets; with tiered targets, regressed
+        or not, and the uncertain ones ignore regions (:func:`~semiyolo.pseudo.split_tiers`)."""
+        tiered = self.pseudo_targets == "tiered"
         candidates = self.labeler.detect(self.model, weak)
-        tiers = [split_tiers(self.filters, d) for d in candidates]
+        tiers = [split_tiers(self.filters, d, tiered) for d in candidates]
         strong, boxes, kept = self.augment(weak, [d.boxes for d in candidates], self.generator)
         views = [_tiers_in_view(d, t, b, k) for d, t, b, k in zip(candidates, tiers, boxes, kept, strict=True)]
         keep = self._images_to_keep([v[0].shape[0] for v in views])
@@ -100,6 +89,8 @@ class MeanTeacher:
         if not keep:
             return batch, reliable
         boxes, classes, regressed, ignored = (list(x) for x in zip(*(views[i] for i in keep), strict=True))
+        if not tiered:
+            regressed = ignored = None
         return append_pseudo_labeled(batch, strong[keep], boxes, classes, regressed, ignored), reliable
 
     def _images_to_keep(self, targets_per_image: list[int]) -> list[int]:

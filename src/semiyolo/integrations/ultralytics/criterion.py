@@ -329,10 +329,10 @@ def _regress_mask(batch: dict[str, Any], target_gt_idx: Tensor, max_objects: int
     if "regress" not in batch:
         return None
     image = batch["batch_idx"].long().to(target_gt_idx.device)
-    order = torch.zeros_like(image)  # each target's position among its image's targets
-    for b in image.unique():
-        where = image == b
-        order[where] = torch.arange(int(where.sum()), device=image.device)
+    sorted_image, by_image = image.sort(stable=True)
+    counts = torch.bincount(image, minlength=target_gt_idx.shape[0])
+    order = torch.empty_like(image)  # each target's position among its image's targets, in order of appearance
+    order[by_image] = torch.arange(image.numel(), device=image.device) - (counts.cumsum(0) - counts)[sorted_image]
     padded = torch.zeros(target_gt_idx.shape[0], max(max_objects, 1), dtype=torch.bool, device=image.device)
     padded[image, order] = batch["regress"].to(image.device).bool()
     return padded.gather(1, target_gt_idx.long())  # float zeros when the batch has no object
