@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torchvision.ops import box_convert, box_iou
 
 OVERLAP_IOU = 0.5  # boxes overlapping this much compete (another class) or duplicate each other (no scores)
 UNSCORED_OVERLAP_DOUBT = 0.5
@@ -50,14 +52,11 @@ class ScoredBox:
 
 
 def pairwise_iou(boxes: np.ndarray) -> np.ndarray:
-    """IoU of every pair of ``boxes: [n, 4]`` (cx, cy, w, h), ``[n, n]``, the diagonal set to 0. IoU does not
-    change when the axes are scaled apart, so normalised boxes give the pixels' IoU."""
-    lo, hi = boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2
-    inter = np.clip(np.minimum(hi[:, None], hi[None]) - np.maximum(lo[:, None], lo[None]), 0, None).prod(-1)
-    area = boxes[:, 2] * boxes[:, 3]
-    iou = inter / np.maximum(area[:, None] + area[None] - inter, 1e-12)
-    np.fill_diagonal(iou, 0.0)
-    return iou
+    """IoU of every pair of ``boxes: [n, 4]`` (cx, cy, w, h), ``[n, n]``, the diagonal set to 0
+    (``torchvision.ops.box_iou``). IoU does not change when the axes are scaled apart, so normalised boxes give
+    the pixels' IoU."""
+    xyxy = box_convert(torch.as_tensor(boxes, dtype=torch.float64), "cxcywh", "xyxy")
+    return box_iou(xyxy, xyxy).fill_diagonal_(0.0).numpy()
 
 
 def box_doubts(boxes: Sequence[ScoredBox]) -> list[float]:

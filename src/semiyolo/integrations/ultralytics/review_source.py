@@ -150,10 +150,9 @@ class RunSource(ImageSource):
         self.run, self.imgsz = run, run_imgsz(run)
         has_dfl = getattr(self.model.model[-1], "reg_max", 1) > 1
         chain = build_filters(semi.filters, len(self.names), has_dfl, classes_from=f"{run}/weights/last.pt")
-        self.student = load_detector(run / "weights" / "last.pt") if state is not None else None
         self.teacher_note = self._restore_teacher(chain, state)
-        if self.teacher_note.startswith("last.pt"):
-            self.student = None  # no teacher apart from the student: nothing to compare
+        # with a teacher apart from the student, last.pt (the student) is loaded again to compare with it
+        self.student = load_detector(run / "weights" / "last.pt") if self.teacher_restored else None
         self.labeler = TeacherPseudoLabeler(chain, min_score=semi.pseudo_min_score, nms_iou=semi.pseudo_nms_iou)
         self.dataset = UnlabeledImages(list(images.values()), self.imgsz)
         self.positions = {name: i for i, name in enumerate(images)}
@@ -162,6 +161,7 @@ class RunSource(ImageSource):
 
     def _restore_teacher(self, chain: FilterChain, state: dict[str, Any] | None) -> str:
         """The teacher's weights and the filters' state from ``semi_state.pt`` when they fit; says which."""
+        self.teacher_restored = False
         if state is None:
             return "last.pt, filters as configured"
         try:
@@ -170,6 +170,7 @@ class RunSource(ImageSource):
         except (KeyError, RuntimeError, ValueError) as err:
             LOGGER.warning(f"{self.run}/weights/{STATE_FILE}: teacher not restored ({err}); labelling with last.pt")
             return "last.pt, filters as configured"
+        self.teacher_restored = True
         return f"the teacher of epoch {int(state.get('epoch', -1)) + 1}, its filter state"
 
     def load(self, name: str) -> Proposal:
