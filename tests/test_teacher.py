@@ -161,3 +161,26 @@ def test_audit_precision_recall_by_hand():
     assert m["semi/pseudo_per_image"] == 1.0 and m["semi/teacher_conf"] == pytest.approx(0.75)
     audit.reset()
     assert math.isnan(audit.metrics()["semi/pl_recall"])
+
+
+def test_labeled_part_undoes_append_pseudo_labeled():
+    from semiyolo.teacher import append_pseudo_labeled, labeled_part
+
+    batch = {
+        "img": torch.zeros(2, 3, 8, 8),
+        "batch_idx": torch.tensor([0.0, 1.0]),
+        "cls": torch.tensor([[3.0], [4.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.25, 0.25, 0.5, 0.5]]),
+        "im_file": ("a.jpg", "b.jpg"),
+    }
+    boxes = [torch.tensor([[0.0, 0.0, 4.0, 4.0]]), torch.zeros(0, 4)]
+    classes = [torch.tensor([1]), torch.zeros(0, dtype=torch.long)]
+    regressed, ignored = [torch.tensor([False]), torch.zeros(0, dtype=torch.bool)], [torch.zeros(0, 4)] * 2
+    extended = append_pseudo_labeled(batch, torch.ones(2, 3, 8, 8), boxes, classes, regressed, ignored)
+    part = labeled_part(extended)
+    assert part["img"].shape[0] == 2 and part["im_file"] == ("a.jpg", "b.jpg")
+    for key in ("batch_idx", "cls", "bboxes"):
+        assert torch.equal(part[key], batch[key])
+    assert part["regress"].tolist() == [True, True]  # the labeled targets are always regressed
+    assert "num_labeled" not in part and "ignore_idx" not in part
+    assert labeled_part(batch) is batch  # a batch nothing was appended to

@@ -167,16 +167,18 @@ def test_gradient_clipping_uses_semi_max_grad_norm(tiny_data):
     assert weight.detach().norm().item() == pytest.approx(0.5, rel=1e-4)
 
 
-def test_demo_writes_its_table(tmp_path, capsys):
+def test_demo_runs_the_fair_comparison_and_shows_pseudo_labels(tmp_path, capsys):
     from semiyolo.experiments.demo import run_demo
 
-    rows = run_demo(tmp_path / "demo", images=12, imgsz=64, epochs=1, batch=4)
-    assert [r["lambda_bg"] for r in rows] == [0.0, 1.0]
-    table = (tmp_path / "demo" / "results.md").read_text().splitlines()
-    assert table[0].startswith("| lambda_bg | precision | recall | mAP50 | mAP50-95 | bg FP / image")
-    assert len(table) == 4 and table[2].startswith("| 0 |") and table[3].startswith("| 1 |")
-    assert len((tmp_path / "demo" / "results.csv").read_text().splitlines()) == 3
-    assert "bg FP / image" in capsys.readouterr().out
+    out = tmp_path / "demo"
+    rows = run_demo(out, images=20, imgsz=64, epochs=1, steps=2, batch=4, fraction=0.5)
+    runs = {r["run"]: r for r in rows}
+    assert sorted(runs) == ["seed0/online_bg1", "seed0/supervised_continued", "supervised_converged"]
+    assert runs["seed0/online_bg1"]["optimizer_steps"] == runs["seed0/supervised_continued"]["optimizer_steps"] == 2
+    assert runs["seed0/online_bg1"]["lambda_bg"] == 1.0
+    assert "| online bg1 | 1 | 2 |" in (out / "ablation" / "ablation.md").read_text()
+    pictures = list((out / "ablation" / "seed0" / "online_bg1").glob("pseudo_labels_epoch*.jpg"))
+    assert pictures and str(pictures[0]) in capsys.readouterr().out
 
 
 def test_checkpoints_are_written_atomically(tmp_path, tiny_data, monkeypatch):

@@ -56,6 +56,7 @@ class Protocol:
     steps: int = 200  # optimizer steps of every continuation arm
     seeds: int = 3
     lambdas: Sequence[float] = (1.0,)  # online lambda_bg values besides 0
+    unpenalized: bool = True  # online with lambda_bg 0 as well
     focal: bool = False
     offline: bool = True
     continue_lr: float = 0.1  # the continuation's first learning rate, as a share of the converged run's peak
@@ -87,7 +88,7 @@ def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
     arms = []
     for seed in seeds:
         arms.append(Arm(f"seed{seed}/{CONTINUED}", CONTINUED, seed, {"mode": "supervised", "lambda_bg": 0.0}))
-        for lam in (0.0, *protocol.lambdas):
+        for lam in ((0.0,) if protocol.unpenalized else ()) + tuple(protocol.lambdas):
             arms.append(Arm(f"seed{seed}/online_bg{lam:g}", "online", seed, {"mode": "online", "lambda_bg": lam}))
         if protocol.focal:
             online = {"mode": "online", "lambda_bg": 1.0, "bg_mode": "focal"}

@@ -1,7 +1,7 @@
 """The student's strong view of an unlabeled batch, with the pseudo-boxes carried through it (torch only).
 
-Geometric: a random horizontal flip and a random scale and translation (one affine map per image, applied
-with ``grid_sample``, padding grey 114 like Ultralytics' letterbox; the boxes' corners go through the same map,
+Geometric: a random horizontal flip and a random scale and translation (per image, a bilinear resize pasted at
+a whole-pixel offset onto grey 114 like Ultralytics' letterbox; the boxes' corners go through the same map,
 are clipped to the image, and boxes that lose most of their area are dropped). With no flip, scale or
 translation the view is photometric only (no resampling): the choice when the geometric view
 comes from Ultralytics' own transforms. Photometric: brightness, contrast and saturation jitter, grayscale,
@@ -18,6 +18,31 @@ import torch.nn.functional as F
 from torch import Tensor
 
 GREY = 114 / 255  # Ultralytics' padding value, in [0, 1]
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where one image lands in its view: resized to ``width x height`` pixels, its top-left corner at
+    ``(left, top)`` of a grey canvas of the original size, then mirrored left-right if ``flip``."""
+
+    width: int
+    height: int
+    left: int
+    top: int
+    flip: bool
+
+
+def _place(image: Tensor, p: _Placement) -> Tensor:
+    """``image: Tensor[3, H, W]`` resized bilinearly and pasted per ``p`` onto grey 114 (what falls outside is
+    cropped), mirrored if ``p.flip``; a box's corners move by ``x -> x * width / W + left`` (then ``W - x``)."""
+    _, h, w = image.shape
+    resized = F.interpolate(image[None], size=(p.height, p.width), mode="bilinear", align_corners=False)[0]
+    canvas = image.new_full(image.shape, GREY)
+    x0, y0 = max(p.left, 0), max(p.top, 0)
+    x1, y1 = min(p.left + p.width, w), min(p.top + p.height, h)
+    if x1 > x0 and y1 > y0:
+        canvas[:, y0:y1, x0:x1] = resized[:, y0 - p.top : y1 - p.top, x0 - p.left : x1 - p.left]
+    return canvas.flip(-1) if p.flip else canvas
 
 
 @dataclass(frozen=True)
@@ -44,47 +69,31 @@ class StrongAugment:
         Returns ``(images, boxes, kept)`` with ``kept[i]`` the indices of image ``i``'s boxes that survive.
         """
         b, _, h, w = images.shape
-        dev = images.device
         if not self.moves_boxes:  # the identity map: no resampling; boxes are clipped and filtered as below
-            placed = [self._move_boxes(bx, 1.0, 1.0, [0.0, 0.0], w, h) for bx in boxes]
+            placed = [self._move_boxes(bx, _Placement(w, h, 0, 0, False), w, h) for bx in boxes]
             return self._photometric(images, generator), [p[0] for p in placed], [p[1] for p in placed]
+        draws = torch.rand(b, 4, generator=generator).tolist()  # flip, scale, shift x, shift y
+        placements = [self._placement(d, w, h) for d in draws]
+        geometric = torch.stack([_place(image, p) for image, p in zip(images, placements, strict=True)])
+        moved = [self._move_boxes(bx, p, w, h) for bx, p in zip(boxes, placements, strict=True)]
+        return self._photometric(geometric, generator), [m[0] for m in moved], [m[1] for m in moved]
 
-        def uniform(lo: float, hi: float, n: int = b) -> Tensor:
-            return torch.rand(n, generator=generator, device="cpu").to(dev) * (hi - lo) + lo
+    def _placement(self, draws: list[float], w: int, h: int) -> _Placement:
+        """Scale ``s`` about the centre, shift by ``t`` of half the side, in whole pixels: the image is resized to
+        ``round(s W) x round(s H)`` and pasted at ``round((W - s W) / 2 + t W / 2)`` (likewise in y)."""
+        flip, scale, tx, ty = draws
+        s = self.scale[0] + scale * (self.scale[1] - self.scale[0])
+        tx, ty = ((2 * t - 1) * self.translate for t in (tx, ty))
+        nw, nh = max(1, round(s * w)), max(1, round(s * h))
+        return _Placement(nw, nh, round((w - nw) / 2 + tx * w / 2), round((h - nh) / 2 + ty * h / 2), flip < self.flip)
 
-        flip = torch.where(uniform(0, 1) < self.flip, -1.0, 1.0)
-        scale = uniform(*self.scale)
-        shift = torch.stack((uniform(-self.translate, self.translate), uniform(-self.translate, self.translate)), 1)
-        geometric = self._warp(images, flip, scale, shift)
-        out_boxes, kept = [], []
-        for i, bx in enumerate(boxes):
-            moved, keep = self._move_boxes(bx, float(flip[i]), float(scale[i]), shift[i].tolist(), w, h)
-            out_boxes.append(moved)
-            kept.append(keep)
-        return self._photometric(geometric, generator), out_boxes, kept
-
-    @staticmethod
-    def _warp(images: Tensor, flip: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
-        # forward map u_out = flip (s u_in + t); grid_sample wants its inverse, u_in = (flip u_out - t) / s
-        theta = torch.zeros(images.shape[0], 2, 3, device=images.device, dtype=images.dtype)
-        theta[:, 0, 0] = flip / scale
-        theta[:, 1, 1] = 1 / scale
-        theta[:, 0, 2] = -shift[:, 0] / scale
-        theta[:, 1, 2] = -shift[:, 1] / scale
-        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-        warped = F.grid_sample(images - GREY, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return warped + GREY  # what the map brings in from outside the image is grey 114
-
-    def _move_boxes(self, boxes: Tensor, flip: float, scale: float, shift: list[float], w: int, h: int):
+    def _move_boxes(self, boxes: Tensor, p: _Placement, w: int, h: int):
         if boxes.numel() == 0:
             return boxes.reshape(0, 4), torch.zeros(0, dtype=torch.long, device=boxes.device)
-        # forward map in normalised coordinates u in [-1, 1]: u_out = flip * (s * u_in + t)
-        half = boxes.new_tensor([w / 2, h / 2, w / 2, h / 2])
-        u = boxes / half - 1
-        u = u * scale + boxes.new_tensor([shift[0], shift[1], shift[0], shift[1]])
-        if flip < 0:
-            u = torch.stack((-u[:, 2], u[:, 1], -u[:, 0], u[:, 3]), 1)
-        moved = (u + 1) * half
+        factor = boxes.new_tensor([p.width / w, p.height / h] * 2)
+        moved = boxes * factor + boxes.new_tensor([p.left, p.top] * 2)
+        if p.flip:
+            moved = torch.stack((w - moved[:, 2], moved[:, 1], w - moved[:, 0], moved[:, 3]), 1)
         area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
         moved = torch.stack(
             (moved[:, 0].clamp(0, w), moved[:, 1].clamp(0, h), moved[:, 2].clamp(0, w), moved[:, 3].clamp(0, h)), 1
@@ -102,24 +111,25 @@ class StrongAugment:
         return moved[keep], keep
 
     def _photometric(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
-        b = images.shape[0]
+        n = images.shape[0]
 
         def factor(strength: float) -> Tensor:
-            return (1 + (torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1) * strength).to(images)
+            return (1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * strength).to(images)
 
+        # saturation s about the grey image g, contrast c about its mean m (the mean of x and of g agree), brightness
+        # b: b (m + c (g + s (x - g) - m)) = (b c s) x + b c (1 - s) g + b (1 - c) m, in one pass
+        s, c, b = factor(self.saturation), factor(self.contrast), factor(self.brightness)
         gray = images.mean(1, keepdim=True)
-        images = gray + (images - gray) * factor(self.saturation)
-        mean = images.mean((1, 2, 3), keepdim=True)
-        images = mean + (images - mean) * factor(self.contrast)
-        images = images * factor(self.brightness)
+        mean = gray.mean((2, 3), keepdim=True)
+        images = torch.addcmul(b * c * (1 - s) * gray + b * (1 - c) * mean, images, b * c * s)
         if self.grayscale > 0:
-            grey = torch.rand(b, 1, 1, 1, generator=generator).to(images.device) < self.grayscale
+            grey = torch.rand(n, 1, 1, 1, generator=generator).to(images.device) < self.grayscale
             images = torch.where(grey, images.mean(1, keepdim=True).expand_as(images), images)
         if self.noise > 0:
             images = images + torch.randn(images.shape, generator=generator).to(images) * self.noise
         if self.cutout > 0:
             images = self._cutout(images, generator)
-        return images.clamp(0, 1)
+        return images.clamp_(0, 1)  # a new tensor by now: addcmul made one
 
     def _cutout(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
         """``cutout`` grey rectangles per image, each side up to ``cutout_size`` of the image's."""

@@ -2,7 +2,7 @@
 student trains on."""
 
 from .audit import PseudoLabelAudit
-from .batch import append_pseudo_labeled
+from .batch import append_pseudo_labeled, labeled_part
 from .ema import TeacherEMA
 from .labeler import TeacherPseudoLabeler
 from .mean_teacher import EMPTY_UNLABELED, MeanTeacher
@@ -14,4 +14,5 @@ __all__ = [
     "TeacherEMA",
     "TeacherPseudoLabeler",
     "append_pseudo_labeled",
+    "labeled_part",
 ]

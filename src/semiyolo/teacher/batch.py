@@ -75,3 +75,19 @@ def _targets(boxes: Sequence[Tensor], frame: Tensor, first: int, idx_dtype, box_
     xywh = [box_convert(b.to(device).float() / frame, "xyxy", "cxcywh").to(box_dtype) for b in boxes]
     empty = (torch.zeros(0, device=device, dtype=idx_dtype), torch.zeros(0, 4, device=device, dtype=box_dtype))
     return (torch.cat(idx), torch.cat(xywh)) if boxes else empty
+
+
+def labeled_part(batch: dict) -> dict:
+    """The labeled images of a batch :func:`append_pseudo_labeled` extended (``batch`` itself when it was not):
+    ``img[:B]`` and the targets whose image index is below ``B = num_labeled``, without the pseudo-labels' ignore
+    regions; other keys are kept."""
+    n_labeled = batch.get("num_labeled")
+    if n_labeled is None:
+        return batch
+    own = batch["batch_idx"] < n_labeled
+    part = {k: v for k, v in batch.items() if k not in (*IGNORE_KEYS, "num_labeled")}
+    part.update(img=batch["img"][:n_labeled], batch_idx=batch["batch_idx"][own], cls=batch["cls"][own])
+    part["bboxes"] = batch["bboxes"][own]
+    if REGRESS_KEY in batch:
+        part[REGRESS_KEY] = batch[REGRESS_KEY][own]
+    return part

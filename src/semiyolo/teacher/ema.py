@@ -47,9 +47,10 @@ class TeacherEMA:
         d = self.current_decay()
         self.updates += 1
         student_state = student.state_dict()
-        for name, value in self.model.state_dict().items():
-            if value.dtype.is_floating_point:
-                value.mul_(d).add_(student_state[name].detach().to(value.dtype), alpha=1 - d)
+        ours = [(v, student_state[k]) for k, v in self.model.state_dict().items() if v.dtype.is_floating_point]
+        teacher = [v for v, _ in ours]
+        followed = [s.detach().to(v.dtype) for v, s in ours]
+        torch._foreach_lerp_(teacher, followed, 1 - d)  # t + (1 - d)(s - t) = d t + (1 - d) s, one fused pass
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "updates": self.updates}

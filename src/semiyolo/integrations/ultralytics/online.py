@@ -39,7 +39,7 @@ from ...pseudo import DSATFilter, build_filters
 from ...pseudo.augment import student_view
 from ...review import reviewed_images
 from ...schedules import ramp_weight
-from ...teacher import MeanTeacher, PseudoLabelAudit, TeacherPseudoLabeler
+from ...teacher import MeanTeacher, PseudoLabelAudit, TeacherPseudoLabeler, labeled_part
 from .criterion import set_loss_weights
 from .distributed import broadcast_filters, broadcast_module, sum_counts
 from .exact_resume import read_state
@@ -260,6 +260,10 @@ class OnlineTrainer(SupervisedTrainer):
             self.picture_due = False
             plot_pseudo_labels(batch, self.data["names"], self.save_dir / f"pseudo_labels_epoch{self.epoch + 1}.jpg")
         return batch
+
+    def plot_training_samples(self, batch: dict, ni: int) -> None:
+        """Ultralytics' ``train_batch*.jpg`` of the labeled images; the pseudo-labeled ones have their own picture."""
+        super().plot_training_samples(labeled_part(batch), ni)
 
     def after_optimizer_step(self) -> None:
         """Step 4: the teacher follows the student."""
