@@ -7,6 +7,7 @@ import math
 
 import matplotlib.image
 import pytest
+import yaml
 
 from semiyolo.cli import main
 from semiyolo.data import SynthSpec, write_dataset
@@ -110,8 +111,16 @@ def test_tiny_protocol_end_to_end(tmp_path, capsys):
         "seed0/online_bg0",
         "seed0/online_bg1",
         "seed0/offline",
+        "seed0/oracle_continued",
         "fully_labeled",
     ]
+    # the oracle continues on the labeled and the unlabeled images with their hidden labels, the ceiling's data
+    oracle_args = yaml.safe_load((out / "seed0" / "oracle_continued" / "args.yaml").read_text())
+    assert (
+        oracle_args["data"]
+        == str(out / "fully_labeled.yaml")
+        == yaml.safe_load((out / "fully_labeled" / "args.yaml").read_text())["data"]
+    )
     # every continuation takes exactly the budget; the ceiling as many steps as the converged run
     assert {rows[r]["optimizer_steps"] for r in rows if r.startswith("seed0/")} == {"2"}
     assert rows["fully_labeled"]["optimizer_steps"] == rows["supervised_converged"]["optimizer_steps"]
@@ -126,7 +135,7 @@ def test_tiny_protocol_end_to_end(tmp_path, capsys):
     assert "gap closed" in (out / "ablation.md").read_text()
     capsys.readouterr()
     assert main(args) == 0
-    assert capsys.readouterr().out.count("(finished earlier, skipped)") == 6
+    assert capsys.readouterr().out.count("(finished earlier, skipped)") == 7
 
 
 def test_protocol_settings_are_checked():

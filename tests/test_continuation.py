@@ -74,16 +74,17 @@ def test_continuation_starts_below_the_peak_without_warm_up():
 def test_every_seed_gets_every_arm():
     arms = continuation_arms(Protocol(seeds=2, lambdas=(0.5, 1.0), focal=True), [0, 1])
     names = [a.name for a in arms]
-    assert names[:6] == [
+    assert names[:7] == [
         "seed0/supervised_continued",
         "seed0/online_bg0",
         "seed0/online_bg0.5",
         "seed0/online_bg1",
         "seed0/online_focal1",
         "seed0/offline",
+        "seed0/oracle_continued",
     ]
-    assert len(names) == 12 and names[6] == "seed1/supervised_continued"
-    assert {a.kind for a in arms} == {"supervised_continued", "online", "offline"}
+    assert len(names) == 14 and names[7] == "seed1/supervised_continued"
+    assert {a.kind for a in arms} == {"supervised_continued", "online", "offline", "oracle_continued"}
     assert next(a for a in arms if a.name == "seed1/online_focal1").semi["bg_mode"] == "focal"
 
 

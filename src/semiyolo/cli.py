@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import RunInterrupted, TrainingDiverged, UserInputError
+from .experiments.arms import ARM_KINDS
 
 
 def _plot_losses(args: argparse.Namespace) -> int:
@@ -139,6 +140,7 @@ def _ablate(args: argparse.Namespace) -> int:
         lambdas=tuple(args.lambdas),
         focal=args.focal,
         offline=not args.no_offline,
+        oracle=not args.no_oracle,
         continue_lr=args.continue_lr,
         only=tuple(args.only or ()),
         variants=tuple(args.variant or ()),
@@ -243,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--focal", action="store_true", help="add online with the focal background mode, lambda_bg 1")
     ablate.add_argument("--no-offline", action="store_true", help="leave out the offline arm")
     ablate.add_argument(
+        "--no-oracle", action="store_true", help="leave out the continuation on the unlabeled images' hidden labels"
+    )
+    ablate.add_argument(
         "--variant",
         type=_variant,
         action="append",
@@ -253,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument(
         "--only",
         nargs="+",
-        choices=("supervised_continued", "online", "offline", "fully_labeled"),
+        choices=ARM_KINDS,
         help="run only these arms (the converged run is always trained or reused); e.g. to run the ceiling apart",
     )
     ablate.add_argument(

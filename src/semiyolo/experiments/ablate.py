@@ -9,9 +9,11 @@ Arms (``kind`` in ``ablation.csv``):
   the labeled images alone. The baseline every other continuation is judged against.
 - ``online`` (lambda_bg 0, each of ``lambdas``, the focal mode on request) and ``offline`` (pseudo-labels from the
   converged weights, labeled + pseudo-labeled images): the same continuation, the same ``steps``.
+- ``oracle_continued``: the same continuation on the labeled and the unlabeled images with their hidden labels, as
+  if the pseudo-labels were perfect: what ``steps`` optimizer steps can give at most to any pseudo-labels.
 - ``fully_labeled``: the labeled and unlabeled images with their hidden labels, from the config's model, with the
-  converged run's schedule in as many batches (so as many optimizer steps): the ceiling. Skipped, with a note,
-  without hidden labels.
+  converged run's schedule in as many batches (so as many optimizer steps): the ceiling. The oracle and the
+  ceiling are skipped, with a note, without hidden labels.
 
 Every continuation uses the converged run's optimizer (its resolved class and peak learning rate), starts at
 ``continue_lr`` times that peak with no warm-up and decays linearly to the converged run's final learning rate, and
@@ -42,11 +44,8 @@ from ..data import check_detection_dataset, dataset_root, label_path, list_image
 from ..errors import ConfigError
 from ..integrations.ultralytics import prepare, train, training_default
 from ..integrations.ultralytics.offline import pseudo_label_folder
+from .arms import CONTINUATIONS, CONTINUED, CONVERGED, FULLY_LABELED, ORACLE
 from .report import write_protocol_report
-
-CONVERGED = "supervised_converged"
-FULLY_LABELED = "fully_labeled"
-CONTINUED = "supervised_continued"
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,7 @@ class Protocol:
     unpenalized: bool = True  # online with lambda_bg 0 as well
     focal: bool = False
     offline: bool = True
+    oracle: bool = True  # the continuation on the hidden labels (needs them)
     continue_lr: float = 0.1  # the continuation's first learning rate, as a share of the converged run's peak
     only: tuple[str, ...] = ()  # run only these kinds besides the converged run (all when empty)
     variants: tuple[tuple[str, dict[str, Any]], ...] = ()  # online arms (name, semi settings over lambda_bg 1)
@@ -98,6 +98,8 @@ def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
             arms.append(Arm(f"seed{seed}/online_{name}", "online", seed, online, variant=name))
         if protocol.offline:
             arms.append(Arm(f"seed{seed}/offline", "offline", seed, {"mode": "offline", "lambda_bg": 0.0}))
+        if protocol.oracle:
+            arms.append(Arm(f"seed{seed}/{ORACLE}", ORACLE, seed, {"mode": "supervised", "lambda_bg": 0.0}))
     return arms
 
 
@@ -268,6 +270,7 @@ class _Plan:
     n_labeled: int
     n_unlabeled: int
     labeled_repeat: int
+    full_data: Path | None  # data.yaml of the labeled and unlabeled images with their hidden labels, if they have them
 
     @property
     def converged_dir(self) -> Path:
@@ -287,12 +290,14 @@ def run_ablation(
     base = cfg.model_dump()
     base["semi"].update(report_weights="last", exact_resume=True)
     _fixed_batch(base["train"])
+    out_dir = Path(out or Path("runs") / "ablate" / Path(str(config)).stem).resolve()
     plan = _Plan(
-        out=Path(out or Path("runs") / "ablate" / Path(str(config)).stem).resolve(),
+        out=out_dir,
         base=base,
         n_labeled=check_detection_dataset(cfg.data)["n_train"],
         n_unlabeled=len(list_images(cfg.semi.unlabeled)),
         labeled_repeat=cfg.semi.labeled_repeat,
+        full_data=hidden_labels_dataset(cfg.data, cfg.semi.unlabeled, out_dir),
     )
     base_seed = int(base["train"].get("seed", 0))
     converged_cfg = copy.deepcopy(base)
@@ -300,9 +305,14 @@ def run_ablation(
     _run(plan.out, CONVERGED, CONVERGED, base_seed, converged_cfg)
     optim = resolved_optimizer(plan.converged_dir)
     arms = continuation_arms(protocol, [base_seed + k for k in range(protocol.seeds)])
-    for arm in (a for a in arms if protocol.runs(a.kind)):
+    notes = []
+    if plan.full_data is None and (protocol.runs(FULLY_LABELED) or (protocol.oracle and protocol.runs(ORACLE))):
+        notes.append(f"{ORACLE}, {FULLY_LABELED}: skipped, the unlabeled images ({cfg.semi.unlabeled}) have no labels")
+        print(notes[-1])
+    for arm in (a for a in arms if protocol.runs(a.kind) and (a.kind != ORACLE or plan.full_data is not None)):
         _run(plan.out, arm.name, arm.kind, arm.seed, _continuation_config(plan, arm, protocol, optim), arm.variant)
-    notes = [_run_ceiling(plan, cfg.data, cfg.semi.unlabeled, optim, base_seed)] if protocol.runs(FULLY_LABELED) else []
+    if protocol.runs(FULLY_LABELED) and plan.full_data is not None:
+        _run_ceiling(plan, optim, base_seed)
     names = [CONVERGED, *(a.name for a in arms), FULLY_LABELED]
     rows = [json.loads(f.read_text()) for f in (plan.out / n / "ablation_row.json" for n in names) if f.is_file()]
     notes += _step_mismatches(rows, protocol.steps)
@@ -314,8 +324,8 @@ def run_ablation(
 
 def _continuation_config(plan: _Plan, arm: Arm, protocol: Protocol, optim: dict[str, Any]) -> dict[str, Any]:
     run_cfg = copy.deepcopy(plan.base)
-    offline = arm.kind == "offline"
-    images = plan.n_labeled + plan.n_unlabeled if offline else plan.n_labeled * plan.labeled_repeat
+    offline, oracle = arm.kind == "offline", arm.kind == ORACLE
+    images = plan.n_labeled + plan.n_unlabeled if offline or oracle else plan.n_labeled * plan.labeled_repeat
     batch, nbs = _fixed_batch(run_cfg["train"]), int(run_cfg["train"].get("nbs", training_default("nbs")))
     run_cfg["model"] = str(plan.converged_dir / "weights" / "last.pt")
     run_cfg["train"].update(
@@ -333,32 +343,28 @@ def _continuation_config(plan: _Plan, arm: Arm, protocol: Protocol, optim: dict[
     if offline:
         pseudo = _pseudo_labels(plan.out, plan.converged_dir, run_cfg)
         run_cfg["semi"].update(labeled_repeat=1, pseudo_labels=str(pseudo))
+    if oracle:
+        run_cfg["data"] = str(plan.full_data)
+        run_cfg["semi"].update(labeled_repeat=1)
     return run_cfg
 
 
-def _run_ceiling(plan: _Plan, data: str, unlabeled: str, optim: dict[str, Any], seed: int) -> str:
-    """Train ``fully_labeled`` if the unlabeled images have hidden labels; a note for the report otherwise."""
-    full_data = hidden_labels_dataset(data, unlabeled, plan.out)
-    if full_data is None:
-        note = f"{FULLY_LABELED}: skipped, the unlabeled images ({unlabeled}) have no hidden labels"
-        print(note)
-        return note
+def _run_ceiling(plan: _Plan, optim: dict[str, Any], seed: int) -> None:
+    """Train ``fully_labeled``: every training image with its (hidden) label, the converged run's schedule."""
     full_cfg = copy.deepcopy(plan.base)
-    full_cfg["data"] = str(full_data)
+    full_cfg["data"] = str(plan.full_data)
     scale = plan.n_labeled * plan.labeled_repeat / (plan.n_labeled + plan.n_unlabeled)
     full_cfg["train"].update(ceiling_train_args(optim, plan.base["train"], scale))
     full_cfg["semi"].update(mode="supervised", lambda_bg=0.0, labeled_repeat=1)
     _run(plan.out, FULLY_LABELED, FULLY_LABELED, seed, full_cfg)
-    return ""
 
 
 def _step_mismatches(rows: Sequence[dict[str, Any]], steps: int) -> list[str]:
     """A note for each continuation that took another number of optimizer steps than the budget."""
-    continuations = ("supervised_continued", "online", "offline")
     odd = [
         f"{r['run']} ({r.get('optimizer_steps')})"
         for r in rows
-        if r["kind"] in continuations and r.get("optimizer_steps") != steps
+        if r["kind"] in CONTINUATIONS and r.get("optimizer_steps") != steps
     ]
     return [f"WARNING: these runs did not take {steps} optimizer steps: {', '.join(odd)}"] if odd else []
 

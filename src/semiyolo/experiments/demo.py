@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..data import SynthSpec, split_dataset, write_dataset
-from .ablate import CONTINUED, FULLY_LABELED, Protocol, run_ablation
+from .ablate import Protocol, run_ablation
+from .arms import CONTINUED, FULLY_LABELED
 
 LABELED_REPEAT = 5  # each labeled image appears this many times an epoch, so that an epoch is a few dozen batches
 

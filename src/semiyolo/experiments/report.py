@@ -18,6 +18,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .arms import CONTINUATIONS
+
 COLUMNS = (
     ("run", "run"),
     ("lambda_bg", "lambda_bg"),
@@ -161,7 +163,7 @@ def summarize_arms(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         gaps = [
             gap_closed(_number(r.get(MAP)), continued[r["seed"]], ceiling)
             for r in members
-            if r["kind"] in ("supervised_continued", "online", "offline") and r["seed"] in continued
+            if r["kind"] in CONTINUATIONS and r["seed"] in continued
         ]
         entry["gap closed"] = mean_std(gaps)
         summary.append(entry)
