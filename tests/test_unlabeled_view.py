@@ -75,3 +75,27 @@ def test_online_training_on_ultralytics_views(tmp_path, squares):
     assert float(rows[-1]["semi/lambda_unsup"]) == 1.0 and float(rows[-1]["train/u_cls_loss"]) > 0
     state = torch.load(tmp_path / "r" / "weights" / "semi_state.pt", weights_only=False)
     assert state["unlabeled_consumed"] == 2  # 8 labeled images / batch 4: two unlabeled batches in epoch 2
+
+
+def test_the_unlabeled_view_closes_mosaic_with_the_labeled_images(tmp_path, squares):
+    from semiyolo.config import load_config
+    from semiyolo.data import SynthSpec, write_dataset
+    from semiyolo.integrations.ultralytics import OnlineTrainer
+
+    labeled = write_dataset(tmp_path / "labeled", SynthSpec(images=8, imgsz=64, seed=3))
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"model: yolov8n.yaml\ndata: {labeled}\n"
+        f"train: {{epochs: 2, close_mosaic: 1, imgsz: 64, batch: 4, workers: 0, plots: false, project: {tmp_path}}}\n"
+        f"semi: {{mode: online, unlabeled: {squares}, unlabeled_view: ultralytics, validate_teacher: false}}\n"
+    )
+    cfg = load_config(config)
+    trainer = OnlineTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    trainer.train()
+    # epoch 2 is in the last close_mosaic epochs: each view is one image, so at most its one square is labeled
+    # (a mosaic tiles four images: four squares, test_hidden_boxes_stay_on_their_squares_through_mosaic_and_affine)
+    assert not trainer.unlabeled_mosaic
+    random.seed(0)
+    assert max(len(trainer.unlabeled_dataset[i]["cls"]) for i in range(8)) == 1
+    mosaic = _dataset(squares)
+    assert max(len(mosaic[i]["cls"]) for i in range(8)) > 1  # what the first epoch's views looked like

@@ -82,6 +82,7 @@ class OnlineTrainer(SupervisedTrainer):
         self.mean_teacher: MeanTeacher | None = None
         self.unlabeled = None  # the unlabeled stream, opened after set-up
         self.unlabeled_consumed = 0  # batches drawn from it, for an exact resume
+        self.unlabeled_mosaic = False  # whether the unlabeled view still has Ultralytics' mosaic (semi.unlabeled_view)
         self.audit = PseudoLabelAudit()
         self.lambda_unsup = 0.0
         self.filter_counts: dict[str, float] = {}
@@ -119,8 +120,11 @@ class OnlineTrainer(SupervisedTrainer):
         paths = self.unlabeled_images()
         if self.semi.unlabeled_view == "ultralytics":
             folder = str(write_image_list(self.save_dir / "unlabeled.txt", paths)) if self.reviewed else None
-            dataset = self.unlabeled_view_dataset(folder or self.semi.unlabeled, batch)
-            self.unlabeled = ultralytics_view_batches(dataset, batch, self.args.seed, self.args.workers, **order)
+            self.unlabeled_dataset = self.unlabeled_view_dataset(folder or self.semi.unlabeled, batch)
+            self.unlabeled_mosaic = not self.mosaic_closed
+            self.unlabeled = ultralytics_view_batches(
+                self.unlabeled_dataset, batch, self.args.seed, self.args.workers, **order
+            )
         else:
             dataset = UnlabeledImages(paths, self.args.imgsz)
             self.unlabeled = unlabeled_batches(dataset, batch, self.args.seed, **order)
@@ -171,6 +175,8 @@ class OnlineTrainer(SupervisedTrainer):
         the student's strong view, and mixing (mixup, cutmix, copy-paste) needs labels, so they are off."""
         hyp = copy(self.args)
         hyp.hsv_h = hyp.hsv_s = hyp.hsv_v = hyp.mixup = hyp.cutmix = hyp.copy_paste = 0.0
+        if self.mosaic_closed:
+            hyp.mosaic = 0.0
         return UnlabeledYOLODataset(
             img_path=folder,
             imgsz=self.args.imgsz,
@@ -276,9 +282,18 @@ class OnlineTrainer(SupervisedTrainer):
         self.lambda_unsup = ramp_weight(self.epoch, s.lambda_unsup, s.burn_in, s.lambda_unsup_warmup, "linear")
         set_loss_weights(unwrap_model(self.model).criterion, lambda_unsup=self.lambda_unsup)
 
+    @property
+    def mosaic_closed(self) -> bool:
+        """Ultralytics' rule: no mosaic in the run's last ``close_mosaic`` epochs (for the labeled images, and here
+        for the unlabeled view too, so the teacher labels the scale the student now trains at)."""
+        epoch = getattr(self, "epoch", self.start_epoch)  # before the first epoch: the one training starts at
+        return bool(self.args.close_mosaic) and epoch >= self.epochs - self.args.close_mosaic
+
     def begin_epoch(self) -> None:
         if self.semi.reviewed:
             self.take_reviewed()
+        if self.mosaic_closed and self.unlabeled_mosaic:
+            self.open_unlabeled_stream()  # the same order, from where it was, without mosaic
         super().begin_epoch()
         self.picture_due = bool(self.args.plots) and RANK in {-1, 0}  # the epoch's first pseudo-labeled batch
         self.audit.reset()
