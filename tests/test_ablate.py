@@ -175,3 +175,21 @@ def test_a_run_finished_with_other_settings_is_not_reused(tmp_path):
         _run(tmp_path, "r", "supervised_continued", 0, {**cfg, "train": {"epochs": 4}})
     with pytest.raises(ConfigError, match=r"other settings \(semi.lambda_bg\)"):
         _run(tmp_path, "r", "supervised_continued", 0, {**cfg, "semi": {"mode": "supervised", "lambda_bg": 1.0}})
+
+
+def test_unlabeled_images_without_hidden_labels_are_named_in_a_note(tmp_path):
+    from PIL import Image
+
+    from semiyolo.experiments.ablate import _missing_hidden_labels
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for name in ("a", "b", "c"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "images" / f"{name}.png")
+    folder = str(tmp_path / "images")
+    assert _missing_hidden_labels(folder) == f"the unlabeled images ({folder}) have no label files"
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    assert _missing_hidden_labels(folder).startswith("2 of 3 unlabeled images")
+    for name in ("b", "c"):
+        (tmp_path / "labels" / f"{name}.txt").write_text("")  # images without objects: an empty label file
+    assert _missing_hidden_labels(folder) == ""

@@ -87,3 +87,24 @@ def test_colour_jitter_is_saturation_then_contrast_then_brightness():
     mean = saturated.mean((1, 2, 3), keepdim=True)
     expected = ((mean + (saturated - mean) * c) * b).clamp(0, 1)
     assert torch.allclose(out, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "placement",
+    [
+        (48, 32, -8, -4, False),  # shrunk, partly off the top left
+        (192, 128, -40, -20, True),  # enlarged, cropped on every side, mirrored
+        (96, 64, 30, 20, True),  # same size, pushed past the bottom right, mirrored
+    ],
+)
+def test_a_box_lands_where_its_pixels_land(placement):
+    from semiyolo.pseudo.augment import _place, _Placement
+
+    p = _Placement(*placement)
+    image = torch.zeros(3, 64, 96)
+    image[:, 16:48, 32:64] = 1.0  # x 32..64, y 16..48: on whole pixels, whole pixels after scaling by 0.5 or 2
+    moved, kept = StrongAugment(min_area_kept=0.0)._move_boxes(torch.tensor([[32.0, 16.0, 64.0, 48.0]]), p, 96, 64)
+    assert kept.tolist() == [0]
+    mask = _place(image, p)[0] > 0.5  # bilinear edges cross 0.5 at the box's edge
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    assert moved[0].tolist() == [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]

@@ -271,6 +271,7 @@ class _Plan:
     n_unlabeled: int
     labeled_repeat: int
     full_data: Path | None  # data.yaml of the labeled and unlabeled images with their hidden labels, if they have them
+    hidden_note: str = ""  # how many unlabeled images have no hidden label file, when some have none
 
     @property
     def converged_dir(self) -> Path:
@@ -298,6 +299,7 @@ def run_ablation(
         n_unlabeled=len(list_images(cfg.semi.unlabeled)),
         labeled_repeat=cfg.semi.labeled_repeat,
         full_data=hidden_labels_dataset(cfg.data, cfg.semi.unlabeled, out_dir),
+        hidden_note=_missing_hidden_labels(cfg.semi.unlabeled),
     )
     base_seed = int(base["train"].get("seed", 0))
     converged_cfg = copy.deepcopy(base)
@@ -305,10 +307,11 @@ def run_ablation(
     _run(plan.out, CONVERGED, CONVERGED, base_seed, converged_cfg)
     optim = resolved_optimizer(plan.converged_dir)
     arms = continuation_arms(protocol, [base_seed + k for k in range(protocol.seeds)])
-    notes = []
-    if plan.full_data is None and (protocol.runs(FULLY_LABELED) or (protocol.oracle and protocol.runs(ORACLE))):
-        notes.append(f"{ORACLE}, {FULLY_LABELED}: skipped, the unlabeled images ({cfg.semi.unlabeled}) have no labels")
-        print(notes[-1])
+    hidden = [k for k in (ORACLE, FULLY_LABELED) if protocol.runs(k) and (k != ORACLE or protocol.oracle)]
+    notes = [] if plan.full_data or not hidden else [f"{', '.join(hidden)}: skipped, {plan.hidden_note}"]
+    notes += [plan.hidden_note] if plan.full_data and plan.hidden_note else []
+    for note in notes:
+        print(note)
     for arm in (a for a in arms if protocol.runs(a.kind) and (a.kind != ORACLE or plan.full_data is not None)):
         _run(plan.out, arm.name, arm.kind, arm.seed, _continuation_config(plan, arm, protocol, optim), arm.variant)
     if protocol.runs(FULLY_LABELED) and plan.full_data is not None:
@@ -357,6 +360,17 @@ def _run_ceiling(plan: _Plan, optim: dict[str, Any], seed: int) -> None:
     full_cfg["train"].update(ceiling_train_args(optim, plan.base["train"], scale))
     full_cfg["semi"].update(mode="supervised", lambda_bg=0.0, labeled_repeat=1)
     _run(plan.out, FULLY_LABELED, FULLY_LABELED, seed, full_cfg)
+
+
+def _missing_hidden_labels(unlabeled: str) -> str:
+    """A note when some unlabeled images have no label file: the oracle and the ceiling train them as background."""
+    images = list_images(unlabeled)
+    missing = sum(not label_path(image).is_file() for image in images)
+    if not missing:
+        return ""
+    if missing == len(images):
+        return f"the unlabeled images ({unlabeled}) have no label files"
+    return f"{missing} of {len(images)} unlabeled images ({unlabeled}) have no label file: trained as background there"
 
 
 def _step_mismatches(rows: Sequence[dict[str, Any]], steps: int) -> list[str]:

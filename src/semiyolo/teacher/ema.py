@@ -50,7 +50,8 @@ class TeacherEMA:
         ours = [(v, student_state[k]) for k, v in self.model.state_dict().items() if v.dtype.is_floating_point]
         teacher = [v for v, _ in ours]
         followed = [s.detach().to(v.dtype) for v, s in ours]
-        torch._foreach_lerp_(teacher, followed, 1 - d)  # t + (1 - d)(s - t) = d t + (1 - d) s, one fused pass
+        if teacher:  # t + (1 - d)(s - t) = d t + (1 - d) s, one fused pass
+            torch._foreach_lerp_(teacher, followed, 1 - d)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "updates": self.updates}
