@@ -1,6 +1,7 @@
 """Offline mode: pseudo-label a folder with a trained checkpoint, then train on labeled + pseudo-labeled."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -71,7 +72,11 @@ def test_pseudo_label_writes_yolo_labels_and_a_manifest(trained, tmp_path):
     assert rows and all(len(r) == 5 and 0 <= float(r[3]) <= 1 for r in rows)
     assert max(len(p.read_text().splitlines()) for p in labels) <= 3  # the cap
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    assert len(manifest) == len(images) and all(len(m["scores"]) == len(m["classes"]) for m in manifest)
+    assert len(manifest) == len(images)
+    for m in manifest:  # the scores of the rows written, in their order (a box under 1 px is dropped with its score)
+        written = (out / "labels" / f"{Path(m['name']).stem}.txt").read_text().splitlines()
+        assert len(m["scores"]) == len(m["classes"]) == len(written)
+        assert [int(r.split()[0]) for r in written] == m["classes"] and (out / "images" / m["name"]).is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == len(images) and summary["filters"]["1_cap/kept"] == len(rows)
 
@@ -167,7 +172,8 @@ def test_pseudo_label_rows_by_hand(tmp_path):
         ]
     )
     det = Detections(boxes, torch.tensor([0.9, 0.8, 0.7]), torch.tensor([2, 0, 1]))
-    rows = _yolo_rows(det, image, imgsz=64)
+    rows, kept = _yolo_rows(det, image, imgsz=64)
+    assert kept.tolist() == [True, True, False]
     # (class, cx / 100, cy / 50, w / 100, h / 50)
     expected = [[2, 0.35, 0.35, 0.5, 0.5], [0, 0.25, 0.15625, 0.5, 0.3125]]
     assert len(rows) == 2 and all(r == pytest.approx(e, abs=1e-6) for r, e in zip(rows, expected, strict=True))

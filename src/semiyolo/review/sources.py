@@ -184,9 +184,9 @@ class LabelFolderSource(ImageSource):
 
 
 def manifest_scores(folder: Path, images: dict[str, Path]) -> dict[str, list[float]]:
-    """Scores per image name from a pseudo-label output's ``manifest.jsonl``: an entry's ``image`` (the source
-    image) is matched to the link under ``images/`` that resolves to it, else to the one name ending in the
-    entry's flattened file name (``<stem>_<ext>.<ext>``, as the writer names it)."""
+    """Scores per image name from a pseudo-label output's ``manifest.jsonl``: an entry's ``name`` (its file under
+    ``images/``), or for an entry without one (an older output) the link under ``images/`` that resolves to its
+    ``image``."""
     path = folder / "manifest.jsonl"
     if not path.is_file():
         return {}
@@ -198,11 +198,7 @@ def manifest_scores(folder: Path, images: dict[str, Path]) -> dict[str, list[flo
             source, values = Path(entry["image"]), [float(s) for s in entry["scores"]]
         except (ValueError, KeyError, TypeError):
             raise DataError(f"{path}:{number}: not a manifest entry with 'image' and 'scores'") from None
-        name = by_target.get(source.resolve())
-        if name is None:
-            tail = f"{source.stem}_{source.suffix.lstrip('.')}{source.suffix}"
-            matches = [n for n in images if Path(n).name.endswith(tail)]
-            name = matches[0] if len(matches) == 1 else None
+        name = entry.get("name") if entry.get("name") in images else by_target.get(source.resolve())
         if name is not None:
             scores[name] = values
     return scores

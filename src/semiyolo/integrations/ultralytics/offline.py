@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from PIL import Image
+from torch import Tensor
 from torchvision.ops import box_convert
 from ultralytics.data.utils import exif_size
 from ultralytics.nn.tasks import load_checkpoint
@@ -76,21 +77,14 @@ def pseudo_label_folder(
     with open(out / "manifest.jsonl", "w") as manifest:
         for images, _, paths in unlabeled_batches(dataset, batch, seed=0, max_passes=1, shuffle=False):
             for det, path in zip(labeler(model, images.float() / 255), paths, strict=True):
-                rows = _yolo_rows(det, Path(path), imgsz)
+                rows, kept = _yolo_rows(det, Path(path), imgsz)
                 total += len(rows)
                 name = _flat_name(Path(path), Path(source))
                 link(path, out / "images" / name)
                 write_label_file(out / "labels" / f"{Path(name).stem}.txt", rows)
-                manifest.write(
-                    json.dumps(
-                        {
-                            "image": path,
-                            "classes": det.classes.tolist(),
-                            "scores": [round(s, 5) for s in det.scores.tolist()],
-                        }
-                    )
-                    + "\n"
-                )
+                scores = [round(s, 5) for s in det.scores.cpu()[kept].tolist()]
+                entry = {"image": path, "name": name, "classes": det.classes.cpu()[kept].tolist(), "scores": scores}
+                manifest.write(json.dumps(entry) + "\n")
     summary = {"images": len(dataset), "pseudo_labels": total, "filters": chain.stats(), "names": names}
     if total == 0:
         summary["warning"] = (
@@ -129,9 +123,10 @@ def prepare_output_folder(source: Path, out: Path, overwrite: bool) -> None:
             part.unlink(missing_ok=True)
 
 
-def _yolo_rows(det, path: Path, imgsz: int) -> list[list[float]]:
+def _yolo_rows(det, path: Path, imgsz: int) -> tuple[list[list[float]], Tensor]:
     """Kept boxes, from the letterboxed frame back to the image (clipped to it; those not over 1 px wide and high
-    dropped), as YOLO label rows ``(class, cx, cy, w, h)`` normalised to the image. Float64 throughout."""
+    dropped), as YOLO label rows ``(class, cx, cy, w, h)`` normalised to the image, float64 throughout; and the
+    ``Tensor[n] bool`` of the detections that became rows."""
     with Image.open(path) as image:
         w, h = exif_size(image)  # cv2.imread applies EXIF rotation: so must the size
     _, ratio, (px, py) = letterbox_geometry(w, h, imgsz)
@@ -140,7 +135,7 @@ def _yolo_rows(det, path: Path, imgsz: int) -> list[list[float]]:
     cxcywh = box_convert(boxes, "xyxy", "cxcywh")
     keep = (cxcywh[:, 2] > 1) & (cxcywh[:, 3] > 1)
     normalised = cxcywh[keep] / torch.tensor([w, h, w, h], dtype=torch.float64)
-    return torch.cat((det.classes.cpu()[keep, None].double(), normalised), 1).tolist()
+    return torch.cat((det.classes.cpu()[keep, None].double(), normalised), 1).tolist(), keep
 
 
 def _flat_name(path: Path, source: Path) -> str:

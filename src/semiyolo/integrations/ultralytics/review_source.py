@@ -113,7 +113,7 @@ def scored_boxes(
     entropy = dfl_entropy(dets.bin_logits).tolist() if dets.bin_logits is not None else None
     spread = dets.cluster_spread.tolist() if dets.cluster_spread is not None else None
     boxes = []
-    for index, cx, cy, w, h in _yolo_rows(indexed, path, imgsz):
+    for index, cx, cy, w, h in _yolo_rows(indexed, path, imgsz)[0]:
         i = int(index)
         facts = {
             "score": round(float(dets.scores[i]), 5),
