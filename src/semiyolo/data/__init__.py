@@ -10,6 +10,7 @@ from .files import (
     list_images,
     read_image_list,
     read_label_file,
+    write_atomically,
     write_image_list,
     write_label_file,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "split_holdout",
     "split_images",
     "train_images",
+    "write_atomically",
     "write_dataset",
     "write_digits_dataset",
     "write_image_list",

@@ -14,7 +14,7 @@ import math
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -96,19 +96,48 @@ def read_image_list(path: str | Path) -> list[Path]:
 
 
 def write_image_list(path: str | Path, images: Iterable[str | Path]) -> Path:
-    """Write a list file of ``images`` (one path a line, in order) atomically: to a new file in the same folder,
-    then renamed over ``path``, so that a reader (another DDP rank, a killed run's successor) sees the old list or
-    the new one, never half of one. Creates the folder. Returns ``path``."""
+    """Write a list file of ``images`` (one path a line, in order) with :func:`write_atomically`, so that a reader
+    (another DDP rank, a killed run's successor) sees the old list or the new one. Returns ``path``."""
+
+    def write(part: Path) -> None:
+        with open(part, "x") as f:
+            f.writelines(f"{image}\n" for image in images)
+
+    return write_atomically(path, write)
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], object], sync: bool = False) -> Path:
+    """Write ``path`` by calling ``write`` on a new file in the same folder, then renaming it over ``path``: a
+    reader sees the old file or the new one, never half of one; if anything fails the old file is untouched and
+    the new one removed. ``sync``: the file is flushed to disk before the rename and the folder's entry after.
+    Creates the folder. Returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
     try:
-        with open(part, "x") as f:
-            f.writelines(f"{image}\n" for image in images)
+        write(part)
+        if sync:
+            _fsync(part)
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)
+    if sync:
+        _fsync(path.parent)
     return path
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk; folders cannot be opened on every system."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def link(src: str | Path, dst: str | Path) -> None:

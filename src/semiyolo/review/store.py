@@ -16,7 +16,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import secrets
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import label_path, link, list_images, read_label_file, write_label_file
+from ..data import label_path, link, list_images, read_label_file, write_atomically, write_label_file
 
 LOG_NAME = "review_log.jsonl"
 
@@ -41,34 +40,9 @@ def reviewed_images(folder: str | Path) -> list[Path]:
 
 
 def write_label_atomically(path: str | Path, rows: Iterable[Sequence[float]]) -> Path:
-    """Write YOLO rows to ``path`` (:func:`semiyolo.data.write_label_file`'s format) atomically: a temporary file
-    in the same folder, synced, then renamed over ``path``. If anything fails the old file is untouched and the
-    temporary file removed. Creates the folder. Returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
-    try:
-        write_label_file(part, rows)
-        _fsync(part)
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)
-    _fsync(path.parent)
-    return path
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file (or a folder's entries) to disk; folders cannot be opened on every system."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Write YOLO rows to ``path`` (:func:`semiyolo.data.write_label_file`'s format) with
+    :func:`semiyolo.data.write_atomically`, synced: if anything fails the old file is untouched. Returns ``path``."""
+    return write_atomically(path, lambda part: write_label_file(part, rows), sync=True)
 
 
 def append_log(path: str | Path, entry: dict[str, Any]) -> None:
