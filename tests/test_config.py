@@ -142,3 +142,14 @@ def test_choices_come_from_the_core_registries():
 
     assert get_args(FilterSpec.model_fields["name"].annotation) == tuple(FILTERS)
     assert [f.model_dump() for f in SemiConfig().filters] == list(DEFAULT_FILTERS)
+
+
+def test_the_teacher_pace_by_half_life_unless_a_decay_is_given_alone():
+    from semiyolo.config import SemiConfig
+
+    default = SemiConfig()
+    assert default.teacher_half_life == 0.1 and default.pseudo_targets == "tiered"
+    assert SemiConfig(teacher_decay=0.998).teacher_half_life is None  # a config written before the default
+    assert SemiConfig(teacher_decay=0.998, teacher_half_life=0.2).teacher_half_life == 0.2
+    for cfg in (default, SemiConfig(teacher_decay=0.998)):  # a dumped config validates to the same settings
+        assert SemiConfig.model_validate(cfg.model_dump()) == cfg

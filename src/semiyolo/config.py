@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 from .losses import PENALTY_MODES, PENALTY_NORMALIZATIONS
@@ -91,18 +91,21 @@ class SemiConfig(_Strict):
         1, ge=1, le=1000, description="each labeled training image appears this many times per epoch (oversampling)"
     )
     lambda_unsup_warmup: int = Field(0, ge=0, description="epochs of linear ramp of lambda_unsup after burn-in")
-    teacher_decay: float = Field(0.999, gt=0, lt=1, description="EMA decay of the teacher")
+    teacher_decay: float = Field(
+        0.999, gt=0, lt=1, description="EMA decay of the teacher per optimizer step, when teacher_half_life is null"
+    )
     teacher_tau: float = Field(
         100.0,
         ge=0,
         description="EMA warm-up: decay * (1 - exp(-updates / tau)); 0: none (a teacher from trained weights)",
     )
     teacher_half_life: float | None = Field(
-        None,
+        0.1,
         gt=0,
         le=1,
         description="the teacher's half-life as a share of the run's optimizer steps: sets the EMA decay from the "
-        "run's length, 0.5 ** (1 / (share * steps)), in place of teacher_decay",
+        "run's length, 0.5 ** (1 / (share * steps)), in place of teacher_decay (null, or teacher_decay given "
+        "alone: teacher_decay)",
     )
     pseudo_min_score: float = Field(
         0.1, ge=0, lt=1, description="candidates below never reach NMS; with tiered targets, the uncertain tier's floor"
@@ -114,7 +117,7 @@ class SemiConfig(_Strict):
         "same geometry with colour jitter, grayscale and cutout)",
     )
     pseudo_targets: Literal[PSEUDO_TARGETS] = Field(  # type: ignore[valid-type]
-        "hard",
+        "tiered",
         description="hard: the filters keep or delete each pseudo-label; tiered: reliable ones are targets (boxes "
         "regressed if the localisation filters agree), uncertain ones are neither positive nor negative",
     )
@@ -131,6 +134,14 @@ class SemiConfig(_Strict):
     )
     validate_teacher: bool = Field(True, description="validate the teacher too each epoch (teacher/... columns)")
     filters: list[FilterSpec] = Field(default_factory=lambda: [FilterSpec(**spec) for spec in DEFAULT_FILTERS])
+
+    @model_validator(mode="after")
+    def _teacher_pace(self) -> SemiConfig:
+        """``teacher_decay`` given without ``teacher_half_life`` is the pace asked for (a config written before the
+        half-life default keeps its decay); given both, the half-life sets the pace unless it is null."""
+        if "teacher_decay" in self.model_fields_set and "teacher_half_life" not in self.model_fields_set:
+            self.__dict__["teacher_half_life"] = None  # not an assignment: it would validate the model again
+        return self
 
 
 SUPERVISED_KEYS = (  # the semi settings a supervised or offline run reads; the others are the online trainer's
