@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="From nothing: a synthetic shapes dataset split into labeled and unlabeled images; YOLOv8n "
         "trained on the labeled ones to convergence, then continued for the same optimizer steps on the labeled "
         "images alone and semi-supervised (mean teacher, background penalty); the table of both and pictures of "
-        "the pseudo-labels. About 7 minutes on 2 CPU cores.",
+        "the pseudo-labels. About 6 minutes on 2 CPU cores.",
     )
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
     demo.add_argument("--images", type=int, default=400, help="synthetic images, train + val (default: 400)")
