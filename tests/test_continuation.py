@@ -94,3 +94,11 @@ def test_variants_are_online_arms_of_every_seed():
     tiered = [a for a in arms if a.variant == "tiered"]
     assert [a.name for a in tiered] == ["seed0/online_tiered", "seed1/online_tiered"]
     assert tiered[0].semi == {"mode": "online", "lambda_bg": 1.0, "pseudo_targets": "tiered"}
+
+
+def test_a_variant_may_set_a_list_such_as_the_filters():
+    from semiyolo.cli import _variant
+
+    name, settings = _variant("low:pseudo_targets=tiered,filters=[{name: score, params: {threshold: 0.3}}],lambda_bg=0")
+    assert name == "low" and settings["pseudo_targets"] == "tiered" and settings["lambda_bg"] == 0
+    assert settings["filters"] == [{"name": "score", "params": {"threshold": 0.3}}]

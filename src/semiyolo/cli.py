@@ -122,13 +122,25 @@ def _variant(text: str) -> tuple[str, dict]:
     if not name.isidentifier() or not settings:
         raise argparse.ArgumentTypeError(f"expected NAME:key=value,..., got {text!r}")
     try:
-        parsed = parse_overrides(settings.split(","))
+        parsed = parse_overrides(_top_level_split(settings))
     except UserInputError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     unknown = sorted(set(parsed) - set(SemiConfig.model_fields))
     if unknown:
         raise argparse.ArgumentTypeError(f"{text!r}: not semi settings: {', '.join(unknown)}")
     return name, parsed
+
+
+def _top_level_split(text: str, sep: str = ",") -> list[str]:
+    """``text`` split at each ``sep`` outside brackets and braces, so that a value may be a YAML flow list or
+    mapping: ``a=1,filters=[{name: score, params: {threshold: 0.3}}]`` is two settings."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += (char in "[{") - (char in "]}")
+        if char == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]
 
 
 def _ablate(args: argparse.Namespace) -> int:
