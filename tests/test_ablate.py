@@ -171,6 +171,14 @@ def test_a_run_finished_with_other_settings_is_not_reused(tmp_path):
     # an online-only key does not concern a supervised run; a key it predates counts as its default
     online_only = {**cfg, "semi": {**cfg["semi"], "teacher_decay": 0.5, "pseudo_targets": "hard"}}
     assert _run(tmp_path, "r", "supervised_continued", 0, online_only)["run"] == "r"
+    # an online run written before pseudo_targets and teacher_half_life existed made hard targets at a fixed decay
+    online = {**cfg, "semi": {"mode": "online", "lambda_bg": 0.0, "pseudo_targets": "hard", "teacher_half_life": None}}
+    stored_before = {**row, "semi": {"mode": "online", "lambda_bg": 0.0}}
+    (tmp_path / "r" / "ablation_row.json").write_text(json.dumps(stored_before))
+    assert _run(tmp_path, "r", "online", 0, online)["run"] == "r"
+    with pytest.raises(ConfigError, match=r"other settings \(semi.pseudo_targets\)"):
+        _run(tmp_path, "r", "online", 0, {**online, "semi": {**online["semi"], "pseudo_targets": "tiered"}})
+    (tmp_path / "r" / "ablation_row.json").write_text(json.dumps(row))
     with pytest.raises(ConfigError, match=r"finished earlier with other settings \(epochs\)"):
         _run(tmp_path, "r", "supervised_continued", 0, {**cfg, "train": {"epochs": 4}})
     with pytest.raises(ConfigError, match=r"other settings \(semi.lambda_bg\)"):

@@ -144,6 +144,9 @@ class SemiConfig(_Strict):
         return self
 
 
+BEFORE_THE_KEY = {"pseudo_targets": "hard", "teacher_half_life": None}  # what a run made before these keys existed
+# did, where it is not their default today (a finished run is compared through it: semiyolo ablate)
+
 SUPERVISED_KEYS = (  # the semi settings a supervised or offline run reads; the others are the online trainer's
     "mode",
     "burn_in",

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 import yaml
 
-from ..config import SUPERVISED_KEYS, SemiConfig, load_config
+from ..config import BEFORE_THE_KEY, SUPERVISED_KEYS, SemiConfig, load_config
 from ..data import check_detection_dataset, dataset_root, label_path, list_images, split_entries
 from ..errors import ConfigError
 from ..integrations.ultralytics import prepare, train, training_default
@@ -196,11 +196,12 @@ def _fingerprint(run_cfg: dict[str, Any]) -> str:
 def settings_differ(run_dir: Path, row: dict[str, Any], run_cfg: dict[str, Any]) -> list[str]:
     """The settings of ``run_cfg`` that a finished run (its ``args.yaml`` and the ``semi`` block of its row) had
     otherwise: model, data, every given training argument, and the ``semi`` keys its mode reads
-    (:data:`~semiyolo.config.SUPERVISED_KEYS` unless online). A key the run predates counts as its default."""
+    (:data:`~semiyolo.config.SUPERVISED_KEYS` unless online). A key the run predates counts as what runs did
+    before it existed (:data:`~semiyolo.config.BEFORE_THE_KEY`), else as its default."""
     args = yaml.safe_load((run_dir / "args.yaml").read_text()) if (run_dir / "args.yaml").is_file() else {}
     given = {"model": run_cfg["model"], "data": run_cfg["data"], **run_cfg["train"]}
     differ = [k for k, v in given.items() if k not in ("project", "name", "exist_ok") and not _same(args.get(k), v)]
-    stored, defaults = row.get("semi", {}), SemiConfig().model_dump()
+    stored, defaults = row.get("semi", {}), {**SemiConfig().model_dump(), **BEFORE_THE_KEY}
     online = run_cfg["semi"].get("mode") == "online"
     keys = [k for k in run_cfg["semi"] if online or k in SUPERVISED_KEYS]
     return differ + [f"semi.{k}" for k in keys if not _same(stored.get(k, defaults.get(k)), run_cfg["semi"][k])]
