@@ -8,7 +8,12 @@ teacher's forward is timed apart too. The teacher is untrained, so its scores sa
 per image go to NMS (what a trained teacher's candidates above 0.1 amount to on such images) and the cap keeps
 4 pseudo-labels per image, the labeled images' density, so that both steps assign and regress as many boxes.
 
+On a GPU (``--device cuda``) the steps are timed with the device synchronised, and ``--amp`` runs the student
+under autocast (float16, with a gradient scaler) and the teacher's forward under autocast too, as the trainer
+does with ``train.amp``.
+
     python benchmarks/ssod_step.py [--batch 8] [--imgsz 256] [--rounds 5] [--targets hard|tiered]
+                                   [--device cpu|cuda] [--amp]
 """
 
 from __future__ import annotations
@@ -37,16 +42,17 @@ FILTERS = [
 ]
 
 
-def labeled_batch(n: int, imgsz: int, gen: torch.Generator) -> dict:
+def labeled_batch(n: int, imgsz: int, gen: torch.Generator, device: torch.device) -> dict:
     per = 4
     xy = torch.rand(n * per, 2, generator=gen) * 0.6 + 0.2
     wh = torch.rand(n * per, 2, generator=gen) * 0.2 + 0.05
-    return {
+    batch = {
         "img": torch.rand(n, 3, imgsz, imgsz, generator=gen),
         "batch_idx": torch.arange(n).repeat_interleave(per).float(),
         "cls": torch.randint(0, 3, (n * per, 1), generator=gen).float(),
         "bboxes": torch.cat((xy, wh), 1),
     }
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 def main() -> None:
@@ -55,42 +61,56 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--targets", choices=("hard", "tiered"), default="hard", help="semi.pseudo_targets")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--amp", action="store_true", help="float16 autocast for the student and the teacher (GPU)")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
-    student = DetectionModel("yolov8n.yaml", nc=3, verbose=False).train()
+    student = DetectionModel("yolov8n.yaml", nc=3, verbose=False).to(device).train()
     student.args = get_cfg()
     criterion = SemiSupervisedLoss(BackgroundPenaltyDetectionLoss(student), lambda_unsup=1.0)
     optimizer = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp)
     labeler = TeacherPseudoLabeler(
-        build_filters(FILTERS, num_classes=3, has_dfl=True), min_score=0.0, max_candidates=100
+        build_filters(FILTERS, num_classes=3, has_dfl=True),
+        min_score=0.0,
+        max_candidates=100,
+        amp_dtype=torch.float16 if args.amp else None,
     )
     teacher = MeanTeacher(student, labeler, StrongAugment(), decay=0.999, tau=100, pseudo_targets=args.targets)
 
+    def now() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
     def student_step(batch: dict) -> None:
-        loss, _ = criterion(student(batch["img"]), batch)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=args.amp):
+            loss, _ = criterion(student(batch["img"]), batch)
         optimizer.zero_grad()
-        loss.sum().backward()
-        optimizer.step()
+        scaler.scale(loss.sum()).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     def supervised() -> dict[str, float]:
-        batch = labeled_batch(2 * args.batch, args.imgsz, gen)
-        start = time.perf_counter()
+        batch = labeled_batch(2 * args.batch, args.imgsz, gen, device)
+        start = now()
         student_step(batch)
-        return {"total": time.perf_counter() - start}
+        return {"total": now() - start}
 
     def online() -> dict[str, float]:
-        batch = labeled_batch(args.batch, args.imgsz, gen)
-        weak = torch.rand(args.batch, 3, args.imgsz, args.imgsz, generator=gen)
-        t = [time.perf_counter()]
+        batch = labeled_batch(args.batch, args.imgsz, gen, device)
+        weak = torch.rand(args.batch, 3, args.imgsz, args.imgsz, generator=gen).to(device)
+        t = [now()]
         batch, _ = teacher.extend(batch, weak)
-        t.append(time.perf_counter())
+        t.append(now())
         student_step(batch)
-        t.append(time.perf_counter())
+        t.append(now())
         teacher.update(student)
-        t.append(time.perf_counter())
+        t.append(now())
         labeler.forward(teacher.model, weak)  # apart, for the breakdown
-        t.append(time.perf_counter())
+        t.append(now())
         return {
             "total": t[3] - t[0],
             "pseudo-labelling (extend)": t[1] - t[0],
@@ -106,8 +126,9 @@ def main() -> None:
         onl.append(online())
     med = {k: statistics.median(r[k] for r in onl) for k in onl[0]}
     base = statistics.median(r["total"] for r in sup)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; YOLOv8n, {args.imgsz} px, "
+        f"torch {torch.__version__}, {where}{', AMP' if args.amp else ''}; YOLOv8n, {args.imgsz} px, "
         f"supervised {2 * args.batch} labeled vs online {args.batch} labeled + {args.batch} unlabeled, "
         f"{args.rounds} rounds, {args.targets} pseudo-targets"
     )

@@ -135,12 +135,31 @@ def test_unlabeled_stream_shards_by_rank(datasets):
     assert images.shape == (4, 3, 64, 64) and images.dtype == torch.uint8 and len(hidden) == 4
 
 
+def test_unlabeled_stream_in_workers_is_the_in_process_stream(datasets):
+    """Decoding in loader processes changes where the work happens, not what comes out or in which order, and a
+    resume that skips the consumed batches (prefetched ones not counted) lands on the same batch."""
+    dataset = UnlabeledImages.from_folder(datasets[1], imgsz=64)
+    here = list(unlabeled_batches(dataset, 4, seed=3, max_passes=2))
+    there = list(unlabeled_batches(dataset, 4, seed=3, max_passes=2, workers=2))
+    assert len(here) == len(there) == 2 * (len(dataset) // 4)
+    for (img_a, hid_a, paths_a), (img_b, hid_b, paths_b) in zip(here, there, strict=True):
+        assert paths_a == paths_b
+        assert torch.equal(img_a, img_b)
+        assert all(torch.equal(a, b) for a, b in zip(hid_a, hid_b, strict=True))
+    resumed = next(unlabeled_batches(dataset, 4, seed=3, skip=3, workers=2))
+    assert resumed[2] == here[3][2]
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         (["semi.filters=[{name: dsat, params: {num_classes: 7}}]"], "num_classes is 7, the dataset has 3"),
         (["semi.filters=[{name: score, params: {threshold: 2}}]"], r"score.threshold must lie in [0, 1]"),
         (["model=yolo26n.yaml"], "the model's head has no DFL distributions"),
+        (
+            ["semi.pseudo_targets=dense", "train.multi_scale=0.5"],
+            "train.multi_scale: 0.5 with semi.pseudo_targets: dense",
+        ),
     ],
 )
 def test_bad_semi_input_is_refused_before_training(tmp_path, datasets, capsys, overrides, message):
@@ -363,9 +382,10 @@ def test_teacher_half_life_sets_the_decay_from_the_run_length():
     assert OnlineTrainer.teacher_decay(SimpleNamespace(semi=SemiConfig(teacher_decay=0.99))) == 0.99
 
 
-def test_online_training_with_tiered_pseudo_targets(tmp_path, datasets):
+@pytest.mark.parametrize("targets", ["tiered", "dense"])
+def test_online_training_with_tiered_or_dense_pseudo_targets(tmp_path, datasets, targets):
     filters = [{"name": "score", "params": {"threshold": 0.3}}, {"name": "nms_unc", "params": {"threshold": 0.1}}]
-    config = _config(tmp_path, datasets, epochs=2, pseudo_targets="tiered", filters=filters, validate_teacher=False)
+    config = _config(tmp_path, datasets, epochs=2, pseudo_targets=targets, filters=filters, validate_teacher=False)
     assert main(["train", str(config)]) == 0
     rows = list(csv.DictReader((tmp_path / "runs" / "semi" / "results.csv").open()))
     last = rows[-1]

@@ -119,7 +119,17 @@ class SemiConfig(_Strict):
     pseudo_targets: Literal[PSEUDO_TARGETS] = Field(  # type: ignore[valid-type]
         "tiered",
         description="hard: the filters keep or delete each pseudo-label; tiered: reliable ones are targets (boxes "
-        "regressed if the localisation filters agree), uncertain ones are neither positive nor negative",
+        "regressed if the localisation filters agree), uncertain ones are neither positive nor negative; dense: the "
+        "teacher's per-anchor scores and boxes on its most confident anchors (dense_fraction), no NMS, the student's "
+        "view photometric only",
+    )
+    dense_fraction: float = Field(
+        0.02,
+        gt=0,
+        le=1,
+        description="with dense pseudo-targets, the share of each unlabeled image's anchors, by the teacher's best "
+        "class score, that get its scores and boxes as targets; below pseudo_min_score the rest are background, "
+        "above it neither",
     )
     pseudo_nms_iou: float = Field(0.7, gt=0, le=1)
     dsat_holdout: float = Field(

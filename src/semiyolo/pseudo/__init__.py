@@ -1,5 +1,6 @@
 """Pseudo-labels: teacher detections, their filters (score, DSAT, DFL entropy, NMS uncertainty, cap)."""
 
+from .dense import DenseTargets, dense_targets
 from .dsat import f1_optimal_threshold
 from .filters import (
     DEFAULT_FILTERS,
@@ -26,6 +27,7 @@ __all__ = [
     "CapFilter",
     "DFLEntropyFilter",
     "DSATFilter",
+    "DenseTargets",
     "Detections",
     "FilterChain",
     "FilterParamError",
@@ -35,6 +37,7 @@ __all__ = [
     "Tiers",
     "anchors_in_boxes",
     "build_filters",
+    "dense_targets",
     "dfl_entropy",
     "f1_optimal_threshold",
     "make_filter",

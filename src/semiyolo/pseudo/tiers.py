@@ -24,7 +24,7 @@ from torch import Tensor
 from .filters import FilterChain
 from .predictions import Detections
 
-PSEUDO_TARGETS = ("hard", "tiered")  # semi.pseudo_targets
+PSEUDO_TARGETS = ("hard", "tiered", "dense")  # semi.pseudo_targets (dense: :mod:`.dense`)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from torchvision.ops import box_convert
 
 REGRESS_KEY = "regress"  # Tensor[N] bool per target: box and DFL losses apply (absent: every target)
 IGNORE_KEYS = ("ignore_idx", "ignore_bboxes")  # uncertain pseudo-labels: Tensor[M] image, Tensor[M, 4] cxcywh
+DENSE_KEY = "dense_targets"  # DenseTargets of the pseudo-labeled images: the criterion's targets in their place
 
 
 def append_pseudo_labeled(
@@ -80,12 +81,12 @@ def _targets(boxes: Sequence[Tensor], frame: Tensor, first: int, idx_dtype, box_
 def labeled_part(batch: dict) -> dict:
     """The labeled images of a batch :func:`append_pseudo_labeled` extended (``batch`` itself when it was not):
     ``img[:B]`` and the targets whose image index is below ``B = num_labeled``, without the pseudo-labels' ignore
-    regions; other keys are kept."""
+    regions or dense targets; other keys are kept."""
     n_labeled = batch.get("num_labeled")
     if n_labeled is None:
         return batch
     own = batch["batch_idx"] < n_labeled
-    part = {k: v for k, v in batch.items() if k not in (*IGNORE_KEYS, "num_labeled")}
+    part = {k: v for k, v in batch.items() if k not in (*IGNORE_KEYS, DENSE_KEY, "num_labeled")}
     part.update(img=batch["img"][:n_labeled], batch_idx=batch["batch_idx"][own], cls=batch["cls"][own])
     part["bboxes"] = batch["bboxes"][own]
     if REGRESS_KEY in batch:

@@ -15,11 +15,11 @@ import torch
 from torch import Tensor, nn
 
 from ..metrics import match_detections
-from ..pseudo import PSEUDO_TARGETS, Detections, DSATFilter, FilterChain, Tiers, split_tiers
+from ..pseudo import PSEUDO_TARGETS, Detections, DSATFilter, FilterChain, Tiers, dense_targets, split_tiers
 from ..pseudo.augment import StrongAugment
-from .batch import append_pseudo_labeled
+from .batch import DENSE_KEY, append_pseudo_labeled
 from .ema import TeacherEMA
-from .labeler import TeacherPseudoLabeler
+from .labeler import TeacherPseudoLabeler, per_anchor
 
 EMPTY_UNLABELED = ("background", "skip")  # an image left without pseudo-labels: all background, or left out
 
@@ -35,8 +35,11 @@ class MeanTeacher:
         seed: seeds the strong view's generator (one per DDP rank: give ``seed + rank``).
         empty_unlabeled: ``background`` keeps an image without pseudo-labels (all its anchors are background
             targets); ``skip`` leaves it out of the batch.
-        pseudo_targets: ``hard`` (the filter chain keeps or deletes each detection) or ``tiered``
-            (:mod:`semiyolo.pseudo.tiers`: reliable, regressed and uncertain detections).
+        pseudo_targets: ``hard`` (the filter chain keeps or deletes each detection), ``tiered``
+            (:mod:`semiyolo.pseudo.tiers`: reliable, regressed and uncertain detections) or ``dense``
+            (:mod:`semiyolo.pseudo.dense`: the teacher's per-anchor scores and boxes; ``augment`` must keep the
+            geometry).
+        dense_fraction: with dense targets, the share of each image's anchors that get targets.
     """
 
     def __init__(
@@ -49,14 +52,18 @@ class MeanTeacher:
         seed: int = 0,
         empty_unlabeled: str = "background",
         pseudo_targets: str = "hard",
+        dense_fraction: float = 0.02,
     ) -> None:
         if empty_unlabeled not in EMPTY_UNLABELED:
             raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
         if pseudo_targets not in PSEUDO_TARGETS:
             raise ValueError(f"pseudo_targets must be one of {PSEUDO_TARGETS}, got {pseudo_targets!r}")
-        self.pseudo_targets = pseudo_targets
+        augment = augment or StrongAugment()
+        if pseudo_targets == "dense" and augment.moves_boxes:
+            raise ValueError("dense pseudo-targets need a strong view that keeps the geometry (no flip, scale, shift)")
+        self.pseudo_targets, self.dense_fraction = pseudo_targets, dense_fraction
         self.ema = TeacherEMA(student, decay=decay, tau=tau)
-        self.labeler, self.augment = labeler, augment or StrongAugment()
+        self.labeler, self.augment = labeler, augment
         self.generator = torch.Generator().manual_seed(seed)
         self.empty_unlabeled = empty_unlabeled
 
@@ -78,7 +85,10 @@ class MeanTeacher:
         (:func:`~.batch.append_pseudo_labeled`); and the reliable pseudo-labels of every weak image, for the audit.
 
         Every detection goes through the strong view; reliable ones become targets; with tiered targets, regressed
-        or not, and the uncertain ones ignore regions (:func:`~semiyolo.pseudo.split_tiers`)."""
+        or not, and the uncertain ones ignore regions (:func:`~semiyolo.pseudo.split_tiers`). Dense: see
+        :meth:`extend_dense`."""
+        if self.pseudo_targets == "dense":
+            return self.extend_dense(batch, weak)
         tiered = self.pseudo_targets == "tiered"
         candidates = self.labeler.detect(self.model, weak)
         tiers = [split_tiers(self.filters, d, tiered) for d in candidates]
@@ -92,6 +102,23 @@ class MeanTeacher:
         if not tiered:
             regressed = ignored = None
         return append_pseudo_labeled(batch, strong[keep], boxes, classes, regressed, ignored), reliable
+
+    def extend_dense(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
+        """``batch`` with the photometric strong views of ``weak`` appended and their dense targets
+        (:func:`~semiyolo.pseudo.dense_targets`) under ``dense_targets``, which the criterion uses in place of
+        the pseudo-labeled images' boxes; those boxes are the filtered detections, there for the pictures. Every
+        image joins. Returns the filtered detections too, for the audit."""
+        if weak.shape[-2:] != batch["img"].shape[-2:]:
+            raise ValueError(
+                f"dense pseudo-targets need the unlabeled images at the labeled batch's size "
+                f"{tuple(batch['img'].shape[-2:])}, got {tuple(weak.shape[-2:])} (no multi-scale training with them)"
+            )
+        decoded, raw = self.labeler.forward(self.model, weak)
+        reliable = [self.filters(d) for d in self.labeler.postprocess(decoded, raw)]
+        dense = dense_targets(*per_anchor(decoded), self.dense_fraction, self.labeler.min_score)
+        strong, boxes, kept = self.augment(weak, [d.boxes for d in reliable], self.generator)
+        classes = [d.classes[k] for d, k in zip(reliable, kept, strict=True)]
+        return {**append_pseudo_labeled(batch, strong, boxes, classes), DENSE_KEY: dense}, reliable
 
     def _images_to_keep(self, targets_per_image: list[int]) -> list[int]:
         """The images that join the batch: all, or with ``skip`` those left with pseudo-labels."""

@@ -23,7 +23,8 @@ from ultralytics.utils.loss import E2ELoss, v8DetectionLoss
 from ultralytics.utils.tal import make_anchors
 
 from ...losses import PENALTY_MODES, PENALTY_NORMALIZATIONS, background_penalty, bce_and_background_sums
-from ...pseudo import anchors_in_boxes
+from ...pseudo import DenseTargets, anchors_in_boxes
+from ...teacher.batch import DENSE_KEY
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,25 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             regress_mask=_regress_mask(batch, target_gt_idx, gt_labels.shape[1]),
         )
 
+    @torch.no_grad()
+    def assign_dense(self, outputs: HeadOutputs, dense: DenseTargets) -> Assignment:
+        """Dense pseudo-targets (:mod:`semiyolo.pseudo.dense`) as an assignment: the selected anchors are the
+        foreground, with the teacher's scores and boxes as targets; the uncertain ones are ignored."""
+        if dense.selected.shape != outputs.logits.shape[:2]:
+            raise ValueError(
+                f"dense targets for {tuple(dense.selected.shape)} (images, anchors), the head has "
+                f"{tuple(outputs.logits.shape[:2])}: the teacher's view and the student's differ in size"
+            )
+        scores = dense.scores.to(outputs.probs)
+        return Assignment(
+            fg_mask=dense.selected,
+            target_scores=scores,
+            target_bboxes=dense.boxes.to(outputs.bboxes.dtype),
+            target_gt_idx=torch.zeros_like(dense.selected, dtype=torch.long),
+            normalizer=scores.sum().clamp(min=1),
+            ignore_mask=dense.uncertain,
+        )
+
     # --- terms (unweighted) --------------------------------------------------------------------------------
     def classification_sums(self, outputs: HeadOutputs, assignment: Assignment) -> tuple[Tensor, Tensor]:
         """``(sum BCE, sum_bg L_bg)`` over ``logits: Tensor[B, A, C]``, unnormalised; the penalty sum is 0 unless
@@ -283,13 +303,15 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
     def forward(
         self, preds: dict[str, Tensor], batch: dict[str, Any], normalizer_floor: Tensor | float | None = None, **kw
     ) -> tuple[Tensor, dict[str, Tensor], HeadOutputs, Assignment]:
-        """Assign, compute the terms over ``max(assignment.normalizer, normalizer_floor)``, weigh them.
+        """Assign (TAL, or the batch's dense pseudo-targets), compute the terms over ``max(assignment.normalizer,
+        normalizer_floor)``, weigh them.
 
         Returns ``(loss, items, outputs, assignment)``: ``loss`` is ``Tensor[4]`` (not times the batch size),
         ``items`` its detached values by name. ``kw`` goes to the assigner.
         """
         outputs = self.decode(preds)
-        assignment = self.assign(outputs, batch, **kw)
+        dense = batch.get(DENSE_KEY)
+        assignment = self.assign(outputs, batch, **kw) if dense is None else self.assign_dense(outputs, dense)
         normalizer = assignment.normalizer
         if normalizer_floor is not None:
             normalizer = torch.maximum(normalizer, torch.as_tensor(normalizer_floor).to(normalizer))

@@ -27,7 +27,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ultralytics.cfg import DEFAULT_CFG
+import torch
+from ultralytics.cfg import DEFAULT_CFG, get_cfg
 from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import LOCAL_RANK, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
@@ -78,6 +79,12 @@ class OnlineTrainer(SupervisedTrainer):
         if not semi.unlabeled:
             raise ConfigError("semi.unlabeled: online mode needs a folder of unlabeled images")
         self.dsat_images: list[Path] = []  # the labeled images DSAT calibrates on
+        multi_scale = get_cfg(cfg, overrides).multi_scale
+        if semi.pseudo_targets == "dense" and multi_scale:
+            raise ConfigError(
+                f"train.multi_scale: {multi_scale} with semi.pseudo_targets: dense; dense targets map the teacher's "
+                "anchors to the student's, so both views need the same size: set train.multi_scale to 0"
+            )
         super().__init__(cfg, overrides, _callbacks, semi)
         self.mean_teacher: MeanTeacher | None = None
         self.unlabeled = None  # the unlabeled stream, opened after set-up
@@ -117,17 +124,21 @@ class OnlineTrainer(SupervisedTrainer):
         world = int(os.environ.get("WORLD_SIZE", 1))
         batch = max(1, round(self.batch_size * self.semi.unlabeled_ratio / max(world, 1)))
         order = {"rank": RANK, "world_size": world, "skip": self.unlabeled_consumed}
+        loading = {"workers": self.unlabeled_workers(world), "pin_memory": self.device.type == "cuda"}
         paths = self.unlabeled_images()
         if self.semi.unlabeled_view == "ultralytics":
             folder = str(write_image_list(self.save_dir / "unlabeled.txt", paths)) if self.reviewed else None
             self.unlabeled_dataset = self.unlabeled_view_dataset(folder or self.semi.unlabeled, batch)
             self.unlabeled_mosaic = not self.mosaic_closed
-            self.unlabeled = ultralytics_view_batches(
-                self.unlabeled_dataset, batch, self.args.seed, self.args.workers, **order
-            )
+            self.unlabeled = ultralytics_view_batches(self.unlabeled_dataset, batch, self.args.seed, **order, **loading)
         else:
             dataset = UnlabeledImages(paths, self.args.imgsz)
-            self.unlabeled = unlabeled_batches(dataset, batch, self.args.seed, **order)
+            self.unlabeled = unlabeled_batches(dataset, batch, self.args.seed, **order, **loading)
+
+    def unlabeled_workers(self, world: int) -> int:
+        """Loader processes for the unlabeled images: ``train.workers``, capped as Ultralytics caps its own
+        (the CPU cores shared by the ranks)."""
+        return min((os.cpu_count() or 1) // max(world, 1), self.args.workers)
 
     def unlabeled_images(self) -> list[Path]:
         """The readable images of ``semi.unlabeled`` that no one has reviewed yet."""
@@ -221,19 +232,27 @@ class OnlineTrainer(SupervisedTrainer):
             build_filters(s.filters, num_classes=self.data["nc"], has_dfl=has_dfl),
             min_score=s.pseudo_min_score,
             nms_iou=s.pseudo_nms_iou,
+            amp_dtype=self.amp_dtype(),
         )
         teacher = MeanTeacher(
             student,
             labeler,
-            student_view(s.unlabeled_view),
+            student_view(s.unlabeled_view, same_geometry=s.pseudo_targets == "dense"),
             decay=self.teacher_decay(),
             tau=s.teacher_tau,
             seed=self.args.seed + max(RANK, 0),
             empty_unlabeled=s.empty_unlabeled,
             pseudo_targets=s.pseudo_targets,
+            dense_fraction=s.dense_fraction,
         )
         teacher.model.criterion = student.criterion  # shared, as the EMA's: the teacher's validation losses
         return teacher
+
+    def amp_dtype(self) -> torch.dtype | None:
+        """The student's autocast dtype (``train.amp``, after Ultralytics' AMP check), for the teacher's forward."""
+        if not getattr(self, "amp", False):
+            return None
+        return torch.bfloat16 if self.args.amp == "bf16" else torch.float16
 
     def teacher_decay(self) -> float:
         """``semi.teacher_decay``, or with ``semi.teacher_half_life`` the decay whose half-life is that share of the

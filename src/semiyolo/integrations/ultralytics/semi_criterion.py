@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ...teacher.batch import DENSE_KEY
 from .criterion import BackgroundPenaltyDetectionLoss
 
 UNSUPERVISED_PREFIX = "u_"
@@ -26,8 +27,8 @@ def _slice(obj: Any, part: slice) -> Any:
 
 def split_batch(batch: dict[str, Tensor], num_labeled: int) -> tuple[dict, dict]:
     """Targets of the labeled images and of the pseudo-labeled ones (their image indices restarted at 0); the
-    pseudo-labeled part keeps the tiered targets' ``regress`` flags and uncertain boxes, if any
-    (:func:`semiyolo.teacher.append_pseudo_labeled`)."""
+    pseudo-labeled part keeps the tiered targets' ``regress`` flags and uncertain boxes, or the dense targets, if
+    any (:func:`semiyolo.teacher.append_pseudo_labeled`, :meth:`semiyolo.teacher.MeanTeacher.extend_dense`)."""
     labeled = batch["batch_idx"] < num_labeled
     parts = []
     for mask, offset in ((labeled, 0), (~labeled, num_labeled)):
@@ -39,6 +40,8 @@ def split_batch(batch: dict[str, Tensor], num_labeled: int) -> tuple[dict, dict]
     if "ignore_bboxes" in batch:
         parts[1]["ignore_idx"] = batch["ignore_idx"] - num_labeled
         parts[1]["ignore_bboxes"] = batch["ignore_bboxes"]
+    if DENSE_KEY in batch:
+        parts[1][DENSE_KEY] = batch[DENSE_KEY]
     return parts[0], parts[1]
 
 

@@ -1,6 +1,6 @@
-"""Unlabeled images for online training, batched and sharded by DDP rank, in a resumable order: letterboxed
-weak views read in the training process (``semi.unlabeled_view: letterbox``), or Ultralytics' own mosaic / affine /
-flip views decoded in loader workers (``ultralytics``).
+"""Unlabeled images for online training, batched and sharded by DDP rank, in a resumable order, decoded in loader
+workers: letterboxed weak views (``semi.unlabeled_view: letterbox``), or Ultralytics' own mosaic / affine / flip
+views (``ultralytics``).
 
 Hidden labels (a benchmark split whose unlabeled images still have YOLO label files) are loaded alongside,
 in the same letterboxed pixel frame, for auditing pseudo-labels only: they never reach a loss.
@@ -157,11 +157,26 @@ def batch_indices(
         pass_index += 1
 
 
-def unlabeled_batches(dataset: UnlabeledImages, batch: int, seed: int, *args, **kwargs) -> Iterator:
+def unlabeled_batches(
+    dataset: UnlabeledImages, batch: int, seed: int, *args, workers: int = 0, pin_memory: bool = False, **kwargs
+) -> Iterator:
     """Batches ``(images uint8 Tensor[B, 3, S, S], hidden labels, paths)`` of ``dataset`` in the order of
-    :func:`batch_indices` (same arguments), read in this process."""
-    for indices in batch_indices(len(dataset), batch, seed, *args, **kwargs):
-        yield _collate([dataset[i] for i in indices])
+    :func:`batch_indices` (same arguments), decoded in ``workers`` loader processes (0: in this process)."""
+    sampler = batch_indices(len(dataset), batch, seed, *args, **kwargs)
+    yield from _loader(dataset, sampler, _collate, workers, pin_memory)
+
+
+def _loader(dataset: Dataset, sampler: Iterator[list[int]], collate, workers: int, pin_memory: bool) -> DataLoader:
+    """A loader of the batches ``sampler`` names, in its order; prefetched batches are not counted as consumed,
+    so a resume that skips the consumed ones is exact."""
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+    )
 
 
 class UnlabeledYOLODataset(YOLODataset):
@@ -203,20 +218,14 @@ class UnlabeledYOLODataset(YOLODataset):
 
 
 def ultralytics_view_batches(
-    dataset: UnlabeledYOLODataset, batch: int, seed: int, workers: int = 0, *args, **kwargs
+    dataset: UnlabeledYOLODataset, batch: int, seed: int, *args, workers: int = 0, pin_memory: bool = False, **kwargs
 ) -> Iterator:
     """Batches ``(images uint8 Tensor[B, 3, S, S], hidden labels, paths)`` of ``dataset``'s augmented views, in
-    the order of :func:`batch_indices` (same arguments after ``workers``), decoded in ``workers`` loader processes.
-    The order resumes exactly; the mosaic partners (drawn from each worker's buffer) do not."""
-    loader = DataLoader(
-        dataset,
-        batch_sampler=batch_indices(len(dataset), batch, seed, *args, **kwargs),
-        num_workers=workers,
-        collate_fn=YOLODataset.collate_fn,
-        persistent_workers=workers > 0,
-    )
+    the order of :func:`batch_indices` (same arguments), decoded in ``workers`` loader processes. The order resumes
+    exactly; the mosaic partners (drawn from each worker's buffer) do not."""
+    sampler = batch_indices(len(dataset), batch, seed, *args, **kwargs)
     size = None
-    for views in loader:
+    for views in _loader(dataset, sampler, YOLODataset.collate_fn, workers, pin_memory):
         size = size or views["img"].shape[-1]
         yield views["img"], _hidden_in_view(views, size), list(views["im_file"])
 

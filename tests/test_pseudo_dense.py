@@ -1,0 +1,108 @@
+"""Dense pseudo-targets: the selection by hand, the teacher that sends them, and the criterion that uses them
+(against the identity: a student equal to its teacher has nothing to learn where the teacher gave targets)."""
+
+import pytest
+import torch
+from ultralytics.cfg import get_cfg
+from ultralytics.nn.tasks import DetectionModel
+
+from semiyolo.integrations.ultralytics.criterion import BackgroundPenaltyDetectionLoss
+from semiyolo.integrations.ultralytics.semi_criterion import SemiSupervisedLoss, split_batch
+from semiyolo.pseudo import FilterChain, ScoreFilter, dense_targets
+from semiyolo.pseudo.augment import StrongAugment, student_view
+from semiyolo.teacher import MeanTeacher, TeacherPseudoLabeler, labeled_part
+from semiyolo.teacher.batch import DENSE_KEY
+from semiyolo.teacher.labeler import per_anchor
+
+
+def test_dense_targets_by_hand():
+    # one image, 4 anchors, 2 classes; best scores 0.9, 0.3, 0.02, 0.6
+    probs = torch.tensor([[[0.9, 0.1], [0.05, 0.3], [0.02, 0.01], [0.2, 0.6]]])
+    boxes = torch.arange(16.0).view(1, 4, 4)
+    t = dense_targets(probs, boxes, fraction=0.5, floor=0.1)
+    # top ceil(0.5 x 4) = 2 anchors by best score: 0 (0.9) and 3 (0.6); both classes' scores are their targets
+    assert t.selected.tolist() == [[True, False, False, True]]
+    assert torch.equal(t.scores[0, 0], probs[0, 0]) and torch.equal(t.scores[0, 3], probs[0, 3])
+    assert t.scores[0, 1:3].abs().sum() == 0
+    # anchor 1 (0.3 >= floor 0.1) is neither; anchor 2 (0.02) is background
+    assert t.uncertain.tolist() == [[False, True, False, False]]
+    assert t.background.tolist() == [[False, False, True, False]]
+    assert torch.equal(t.boxes, boxes)
+    # ceil(0.01 x 4) = 1: only the best anchor
+    assert dense_targets(probs, boxes, fraction=0.01, floor=0.1).selected.tolist() == [[True, False, False, False]]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"fraction": 0.0}, "fraction"), ({"fraction": 1.5}, "fraction"), ({"floor": 1.0}, "floor")],
+)
+def test_dense_targets_reject_bad_settings(kwargs, message):
+    probs, boxes = torch.rand(1, 3, 2), torch.rand(1, 3, 4)
+    with pytest.raises(ValueError, match=message):
+        dense_targets(probs, boxes, **{"fraction": 0.5, "floor": 0.1, **kwargs})
+    with pytest.raises(ValueError, match="expected probs"):
+        dense_targets(probs, torch.rand(1, 2, 4), 0.5, 0.1)
+
+
+def _model() -> DetectionModel:
+    torch.manual_seed(0)
+    model = DetectionModel("yolov8n.yaml", nc=2, verbose=False)
+    model.args = get_cfg()
+    return model
+
+
+def test_a_student_equal_to_its_teacher_learns_nothing_where_dense_targets_are():
+    """The teacher's targets are the student's own probabilities and boxes: d BCE / d logit = p - p = 0 on selected
+    anchors, the box loss (CIoU of identical boxes) is 0, uncertain anchors get no gradient at all, and only
+    background anchors are pushed down (BCE towards 0 and the penalty)."""
+    model = _model().eval()
+    for branch in model.model[-1].cv3:  # class biases spread out, so that the anchors' scores differ
+        torch.nn.init.normal_(branch[-1].bias, std=2.0)
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        decoded, raw = model(images)
+    probs, boxes = per_anchor(decoded)
+    floor = float(probs.max(-1).values.median())  # half the anchors at or above: some are uncertain
+    dense = dense_targets(probs, boxes, fraction=0.1, floor=floor)
+    assert dense.uncertain.any() and dense.background.any()
+    criterion = BackgroundPenaltyDetectionLoss(model, lambda_bg=1.0)
+    scores = raw["scores"].detach().clone().requires_grad_()
+    preds = {"boxes": raw["boxes"].detach(), "scores": scores, "feats": raw["feats"]}
+    empty = {"batch_idx": torch.zeros(0), "cls": torch.zeros(0, 1), "bboxes": torch.zeros(0, 4), DENSE_KEY: dense}
+    loss, items, _, assignment = criterion.forward(preds, empty)
+    assert torch.equal(assignment.fg_mask, dense.selected)
+    assert items["box_loss"].abs() < 1e-4
+    loss.sum().backward()
+    grad = scores.grad.permute(0, 2, 1).abs().amax(-1)  # (B, A)
+    assert grad[dense.selected].max() < 1e-6
+    assert grad[dense.uncertain].max() == 0
+    assert (grad[dense.background] > 0).all()
+
+
+def test_dense_targets_ride_with_the_pseudo_labeled_part_only():
+    model = _model().eval()
+    labeler = TeacherPseudoLabeler(FilterChain([ScoreFilter(0.0)]), min_score=0.0, max_candidates=20)
+    with pytest.raises(ValueError, match="keeps the geometry"):
+        MeanTeacher(model, labeler, StrongAugment(), pseudo_targets="dense")
+    teacher = MeanTeacher(model, labeler, student_view("letterbox", same_geometry=True), pseudo_targets="dense")
+    labeled = {
+        "img": torch.rand(2, 3, 64, 64),
+        "batch_idx": torch.tensor([0.0, 1.0]),
+        "cls": torch.tensor([[0.0], [1.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.1, 0.1]]),
+    }
+    batch, reliable = teacher.extend(labeled, torch.rand(3, 3, 64, 64))
+    anchors = 8 * 8 + 4 * 4 + 2 * 2  # strides 8, 16, 32 at 64 px
+    dense = batch[DENSE_KEY]
+    assert batch["num_labeled"] == 2 and batch["img"].shape[0] == 5
+    assert dense.scores.shape == (3, anchors, 2) and dense.selected.sum(1).tolist() == [2, 2, 2]  # ceil(0.02 x 84)
+    assert len(reliable) == 3
+    assert DENSE_KEY not in labeled_part(batch)
+    labeled_targets, pseudo_targets = split_batch(batch, 2)
+    assert DENSE_KEY not in labeled_targets and pseudo_targets[DENSE_KEY] is dense
+    semi = SemiSupervisedLoss(BackgroundPenaltyDetectionLoss(model), lambda_unsup=1.0)
+    model.train()
+    loss, items = semi(model(batch["img"]), batch)
+    assert torch.isfinite(loss).all() and items["u_cls_loss"] > 0
+    with pytest.raises(ValueError, match="labeled batch's size"):
+        teacher.extend(labeled, torch.rand(3, 3, 32, 32))
