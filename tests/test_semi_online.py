@@ -354,15 +354,27 @@ def test_nan_recovery_rewinds_the_teacher_with_the_student(tmp_path, datasets):
 
 
 def test_autobatch_leaves_room_for_the_unlabeled_images(tmp_path, datasets, monkeypatch):
-    from ultralytics.models.yolo.detect import DetectionTrainer
+    """Ultralytics' own ``DetectionTrainer.auto_batch`` runs (it counts the objects per image), down to the memory
+    probe of ``BaseTrainer`` (which needs a GPU): ``batch: -1`` crashed once on a GPU, the signatures disagreeing."""
+    from ultralytics.engine.trainer import BaseTrainer
+    from ultralytics.nn.tasks import DetectionModel
 
     from semiyolo.config import load_config
     from semiyolo.integrations.ultralytics import OnlineTrainer
 
     cfg = load_config(_config(tmp_path, datasets, unlabeled_ratio=2.0))
     trainer = OnlineTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
-    monkeypatch.setattr(DetectionTrainer, "auto_batch", lambda self, max_num_obj=0, dataset_size=0: 48)
+    trainer.model = DetectionModel(cfg.model, nc=3, verbose=False)
+    probed = {}
+    monkeypatch.setattr(
+        BaseTrainer,
+        "auto_batch",
+        lambda self, max_num_obj=0, dataset_size=0: (
+            probed.update(max_num_obj=max_num_obj, dataset_size=dataset_size) or 48
+        ),
+    )
     assert trainer.auto_batch() == 16  # 48 images fit: 16 labeled + 32 unlabeled
+    assert probed["dataset_size"] > 0 and probed["max_num_obj"] > 0
 
 
 def test_teacher_half_life_sets_the_decay_from_the_run_length():

@@ -348,10 +348,10 @@ class OnlineTrainer(SupervisedTrainer):
         LOGGER.warning(f"non-finite loss: teacher and filters rewound with the student to epoch {epoch}")
         return True
 
-    def auto_batch(self, max_num_obj: int = 0, dataset_size: int = 0) -> int:
-        """Ultralytics' estimate is for labeled images alone; after burn-in a step also carries
+    def auto_batch(self) -> int:
+        """``train.batch: -1``: Ultralytics' estimate is for labeled images alone; after burn-in a step also carries
         ``unlabeled_ratio`` unlabeled images per labeled one (and the teacher's no-grad forward)."""
-        return max(1, int(super().auto_batch(max_num_obj, dataset_size) / (1 + self.semi.unlabeled_ratio)))
+        return max(1, int(super().auto_batch() / (1 + self.semi.unlabeled_ratio)))
 
     # --- metrics ------------------------------------------------------------------------------------------------
     def run_metrics(self) -> dict[str, float]:
