@@ -30,7 +30,7 @@ from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel
 
 from semiyolo.integrations.ultralytics import BackgroundPenaltyDetectionLoss, SemiSupervisedLoss
-from semiyolo.pseudo import build_filters
+from semiyolo.pseudo import build_filters, split_tiers
 from semiyolo.pseudo.augment import StrongAugment
 from semiyolo.teacher import MeanTeacher, TeacherPseudoLabeler
 
@@ -109,12 +109,22 @@ def main() -> None:
         t.append(now())
         teacher.update(student)
         t.append(now())
-        labeler.forward(teacher.model, weak)  # apart, for the breakdown
+        # apart, for the breakdown of extend: the forward, then NMS, the filters / tiers and the strong view
+        labeler.forward(teacher.model, weak)
+        t.append(now())
+        candidates = labeler.detect(teacher.model, weak)
+        t.append(now())
+        [split_tiers(teacher.filters, d, args.targets == "tiered") for d in candidates]
+        t.append(now())
+        teacher.augment(weak, [d.boxes for d in candidates], teacher.generator)
         t.append(now())
         return {
             "total": t[3] - t[0],
             "pseudo-labelling (extend)": t[1] - t[0],
             "  of which teacher forward": t[4] - t[3],
+            "  of which candidates, NMS": (t[5] - t[4]) - (t[4] - t[3]),
+            "  of which filters, tiers": t[6] - t[5],
+            "  of which strong view": t[7] - t[6],
             "student step": t[2] - t[1],
             "teacher EMA": t[3] - t[2],
         }
