@@ -53,8 +53,8 @@ def _model() -> DetectionModel:
 
 def test_a_student_equal_to_its_teacher_learns_nothing_where_dense_targets_are():
     """The teacher's targets are the student's own probabilities and boxes: d BCE / d logit = p - p = 0 on selected
-    anchors, the box loss (CIoU of identical boxes) is 0, uncertain anchors get no gradient at all, and only
-    background anchors are pushed down (BCE towards 0 and the penalty)."""
+    anchors and the box loss (CIoU of identical boxes) is 0; every other anchor is pushed down by BCE, and the
+    penalty adds to that only where the teacher is confident there is nothing, not on the uncertain anchors."""
     model = _model().eval()
     for branch in model.model[-1].cv3:  # class biases spread out, so that the anchors' scores differ
         torch.nn.init.normal_(branch[-1].bias, std=2.0)
@@ -65,18 +65,22 @@ def test_a_student_equal_to_its_teacher_learns_nothing_where_dense_targets_are()
     floor = float(probs.max(-1).values.median())  # half the anchors at or above: some are uncertain
     dense = dense_targets(probs, boxes, fraction=0.1, floor=floor)
     assert dense.uncertain.any() and dense.background.any()
-    criterion = BackgroundPenaltyDetectionLoss(model, lambda_bg=1.0)
-    scores = raw["scores"].detach().clone().requires_grad_()
-    preds = {"boxes": raw["boxes"].detach(), "scores": scores, "feats": raw["feats"]}
     empty = {"batch_idx": torch.zeros(0), "cls": torch.zeros(0, 1), "bboxes": torch.zeros(0, 4), DENSE_KEY: dense}
-    loss, items, _, assignment = criterion.forward(preds, empty)
-    assert torch.equal(assignment.fg_mask, dense.selected)
-    assert items["box_loss"].abs() < 1e-4
-    loss.sum().backward()
-    grad = scores.grad.permute(0, 2, 1).abs().amax(-1)  # (B, A)
-    assert grad[dense.selected].max() < 1e-6
-    assert grad[dense.uncertain].max() == 0
-    assert (grad[dense.background] > 0).all()
+    grads = {}
+    for lambda_bg in (0.0, 1.0):
+        criterion = BackgroundPenaltyDetectionLoss(model, lambda_bg=lambda_bg)
+        scores = raw["scores"].detach().clone().requires_grad_()
+        preds = {"boxes": raw["boxes"].detach(), "scores": scores, "feats": raw["feats"]}
+        loss, items, _, assignment = criterion.forward(preds, empty)
+        assert torch.equal(assignment.fg_mask, dense.selected)
+        assert items["box_loss"].abs() < 1e-4
+        loss.sum().backward()
+        grads[lambda_bg] = scores.grad.permute(0, 2, 1).abs().amax(-1)  # (B, A)
+    bce, with_penalty = grads[0.0], grads[1.0]
+    assert with_penalty[dense.selected].max() < 1e-6
+    assert (bce[~dense.selected] > 0).all()
+    torch.testing.assert_close(with_penalty[dense.uncertain], bce[dense.uncertain])
+    assert (with_penalty[dense.background] > bce[dense.background]).all()
 
 
 def test_dense_targets_ride_with_the_pseudo_labeled_part_only():

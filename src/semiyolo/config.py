@@ -128,8 +128,8 @@ class SemiConfig(_Strict):
         gt=0,
         le=1,
         description="with dense pseudo-targets, the share of each unlabeled image's anchors, by the teacher's best "
-        "class score, that get its scores and boxes as targets; below pseudo_min_score the rest are background, "
-        "above it neither",
+        "class score, that get its scores and boxes as targets; the rest are negatives, penalised only below "
+        "pseudo_min_score",
     )
     pseudo_nms_iou: float = Field(0.7, gt=0, le=1)
     dsat_holdout: float = Field(

@@ -3,9 +3,13 @@
 After Dense Teacher (Zhou et al., "Dense Teacher: Dense Pseudo-Labels for Semi-supervised Object Detection",
 ECCV 2022, section 3.3): on each unlabeled image, the anchors where the teacher is most confident (the top
 ``fraction`` of them by their best class score) take the teacher's class scores as soft classification
-targets and its boxes as regression targets. Where Dense Teacher trains every other anchor towards 0, here only
-anchors the teacher is itself confident are background (best class score below ``floor``) are negatives, and
-the rest, which the teacher half-sees, are neither (as the uncertain tier of :mod:`.tiers`).
+targets and its boxes as regression targets, and every other anchor is a classification negative, as in Dense
+Teacher. The background penalty acts only where the teacher is itself confident there is nothing (best class
+score below ``floor``); the unselected anchors above it are ``uncertain``: negatives, never penalised.
+
+Left as neither positive nor negative (an earlier version), the uncertain anchors taught nothing against a
+teacher that rose everywhere: from a weak teacher, two epochs on a GPU left 81 pseudo-labels and 123 background
+false positives per image (docs/BENCHMARKS.md, "On a GPU").
 
 The teacher and the student must see the same geometry (anchor ``a`` of the teacher's view is anchor ``a`` of
 the student's): the student's view is photometric only.
@@ -28,7 +32,8 @@ class DenseTargets:
         scores: ``Tensor[U, A, C]`` the teacher's class probabilities on selected anchors, 0 elsewhere.
         boxes: ``Tensor[U, A, 4]`` the teacher's boxes, xyxy pixels (meaningful on selected anchors).
         selected: ``Tensor[U, A]`` bool, the anchors with targets.
-        uncertain: ``Tensor[U, A]`` bool, unselected anchors whose best teacher score is at least ``floor``.
+        uncertain: ``Tensor[U, A]`` bool, unselected anchors whose best teacher score is at least ``floor``: no
+            background penalty there.
     """
 
     scores: Tensor
@@ -38,7 +43,7 @@ class DenseTargets:
 
     @property
     def background(self) -> Tensor:
-        """``Tensor[U, A]`` bool: the anchors the teacher is confident are background."""
+        """``Tensor[U, A]`` bool: the anchors the teacher is confident are background (the penalty's)."""
         return ~self.selected & ~self.uncertain
 
 

@@ -70,6 +70,8 @@ class Assignment:
             pseudo-label (:mod:`semiyolo.pseudo.tiers`): no classification target and no penalty.
         regress_mask: ``Tensor[B, A]`` bool or ``None``: foreground anchors whose object's box is regressed
             (``None``: all of them).
+        penalty_mask: ``Tensor[B, A]`` bool or ``None``: the anchors the background penalty may act on (dense
+            pseudo-targets: where the teacher is confident there is nothing); ``None``: every background anchor.
     """
 
     fg_mask: Tensor
@@ -79,11 +81,14 @@ class Assignment:
     normalizer: Tensor
     ignore_mask: Tensor | None = None
     regress_mask: Tensor | None = None
+    penalty_mask: Tensor | None = None
 
     @property
     def background(self) -> Tensor:
-        """``Tensor[B, A]`` bool, the anchors the background penalty acts on: no object, nothing uncertain."""
-        return ~self.fg_mask if self.ignore_mask is None else ~self.fg_mask & ~self.ignore_mask
+        """``Tensor[B, A]`` bool, the anchors the background penalty acts on: no object, nothing uncertain, and
+        within ``penalty_mask`` if given."""
+        background = ~self.fg_mask if self.ignore_mask is None else ~self.fg_mask & ~self.ignore_mask
+        return background if self.penalty_mask is None else background & self.penalty_mask
 
     @property
     def box_mask(self) -> Tensor:
@@ -221,7 +226,8 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
     @torch.no_grad()
     def assign_dense(self, outputs: HeadOutputs, dense: DenseTargets) -> Assignment:
         """Dense pseudo-targets (:mod:`semiyolo.pseudo.dense`) as an assignment: the selected anchors are the
-        foreground, with the teacher's scores and boxes as targets; the uncertain ones are ignored."""
+        foreground, with the teacher's scores and boxes as targets; every other anchor is a classification
+        negative, and the penalty acts only where the teacher is confident there is nothing."""
         if dense.selected.shape != outputs.logits.shape[:2]:
             raise ValueError(
                 f"dense targets for {tuple(dense.selected.shape)} (images, anchors), the head has "
@@ -234,7 +240,7 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             target_bboxes=dense.boxes.to(outputs.bboxes.dtype),
             target_gt_idx=torch.zeros_like(dense.selected, dtype=torch.long),
             normalizer=scores.sum().clamp(min=1),
-            ignore_mask=dense.uncertain,
+            penalty_mask=dense.background,
         )
 
     # --- terms (unweighted) --------------------------------------------------------------------------------
@@ -243,7 +249,8 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         :attr:`penalized`. The ``max`` mode without class weights takes one fused pass for both
         (:func:`~semiyolo.losses.bce_and_background_sums`)."""
         logits, target_scores = outputs.logits, assignment.target_scores
-        if self.class_weights is None and self.mode in ("max", "none") and assignment.ignore_mask is None:
+        plain = assignment.ignore_mask is None and assignment.penalty_mask is None
+        if self.class_weights is None and self.mode in ("max", "none") and plain:
             fg_mask = assignment.fg_mask
             return bce_and_background_sums(
                 logits, fg_mask, target_scores[fg_mask], outputs.probs, with_penalty=self.penalized
