@@ -123,12 +123,13 @@ class SemiConfig(_Strict):
         "teacher's per-anchor scores and boxes on its most confident anchors (dense_fraction), no NMS, the student's "
         "view photometric only",
     )
-    dense_fraction: float = Field(
-        0.02,
+    dense_fraction: float | None = Field(
+        None,
         gt=0,
         le=1,
         description="with dense pseudo-targets, the share of each unlabeled image's anchors, by the teacher's best "
-        "class score, that get its scores and boxes as targets; the rest are negatives, penalised only below "
+        "class score, that get its scores and boxes as targets (Dense Teacher's choice); null: as many as the "
+        "labeled images of the batch have foreground anchors; the rest are negatives, penalised only below "
         "pseudo_min_score",
     )
     pseudo_nms_iou: float = Field(0.7, gt=0, le=1)

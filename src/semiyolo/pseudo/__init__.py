@@ -1,6 +1,6 @@
 """Pseudo-labels: teacher detections, their filters (score, DSAT, DFL entropy, NMS uncertainty, cap)."""
 
-from .dense import DenseTargets, dense_targets
+from .dense import DenseTargets
 from .dsat import f1_optimal_threshold
 from .filters import (
     DEFAULT_FILTERS,
@@ -37,7 +37,6 @@ __all__ = [
     "Tiers",
     "anchors_in_boxes",
     "build_filters",
-    "dense_targets",
     "dfl_entropy",
     "f1_optimal_threshold",
     "make_filter",

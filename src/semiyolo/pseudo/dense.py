@@ -1,15 +1,16 @@
 """Dense pseudo-targets (torch only): the teacher's per-anchor scores and boxes, without NMS or a score threshold.
 
 After Dense Teacher (Zhou et al., "Dense Teacher: Dense Pseudo-Labels for Semi-supervised Object Detection",
-ECCV 2022, section 3.3): on each unlabeled image, the anchors where the teacher is most confident (the top
-``fraction`` of them by their best class score) take the teacher's class scores as soft classification
-targets and its boxes as regression targets, and every other anchor is a classification negative, as in Dense
-Teacher. The background penalty acts only where the teacher is itself confident there is nothing (best class
-score below ``floor``); the unselected anchors above it are ``uncertain``: negatives, never penalised.
+ECCV 2022, section 3.3): on each unlabeled image, the ``k`` anchors where the teacher is most confident (by their
+best class score) take the teacher's class scores as soft classification targets and its boxes as regression
+targets, and every other anchor is a classification negative. The background penalty acts only where the
+teacher is itself confident there is nothing (best class score below ``floor``).
 
-Left as neither positive nor negative (an earlier version), the uncertain anchors taught nothing against a
-teacher that rose everywhere: from a weak teacher, two epochs on a GPU left 81 pseudo-labels and 123 background
-false positives per image (docs/BENCHMARKS.md, "On a GPU").
+``k`` is, by default, the number of foreground anchors a labeled image of the same batch gets from the
+task-aligned assigner (its mean over the labeled images): as many positives as a labeled image has, whatever
+the image size and object density. Dense Teacher selects a fixed share of the anchors (1 % of FCOS's on COCO);
+``fraction`` gives that choice. A fixed 2 % (11 of 525 anchors at 160 px) was too few on our generated sets: the
+objects' other anchors became negatives and pseudo-label recall fell within five epochs (docs/BENCHMARKS.md).
 
 The teacher and the student must see the same geometry (anchor ``a`` of the teacher's view is anchor ``a`` of
 the student's): the student's view is photometric only.
@@ -26,48 +27,50 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class DenseTargets:
-    """Per-anchor targets of ``U`` unlabeled images over the head's ``A`` anchors (all levels, the head's order).
+    """The teacher's outputs on ``U`` unlabeled images over the head's ``A`` anchors (all levels, the head's order).
 
     Attributes:
-        scores: ``Tensor[U, A, C]`` the teacher's class probabilities on selected anchors, 0 elsewhere.
-        boxes: ``Tensor[U, A, 4]`` the teacher's boxes, xyxy pixels (meaningful on selected anchors).
-        selected: ``Tensor[U, A]`` bool, the anchors with targets.
-        uncertain: ``Tensor[U, A]`` bool, unselected anchors whose best teacher score is at least ``floor``: no
-            background penalty there.
+        probs: ``Tensor[U, A, C]`` the teacher's class probabilities.
+        boxes: ``Tensor[U, A, 4]`` its boxes, xyxy pixels.
+        floor: in [0, 1): the penalty acts on anchors whose best class score is below it.
+        fraction: in (0, 1], the share of each image's anchors that get targets; ``None``: the caller gives ``k``.
     """
 
-    scores: Tensor
+    probs: Tensor
     boxes: Tensor
-    selected: Tensor
-    uncertain: Tensor
+    floor: float
+    fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.probs.ndim != 3 or self.boxes.shape != (*self.probs.shape[:2], 4):
+            shapes = f"{tuple(self.probs.shape)} and {tuple(self.boxes.shape)}"
+            raise ValueError(f"expected probs (U, A, C) and boxes (U, A, 4), got {shapes}")
+        if self.fraction is not None and not 0 < self.fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1] or None, got {self.fraction!r}")
+        if not 0 <= self.floor < 1:
+            raise ValueError(f"floor must be in [0, 1), got {self.floor!r}")
 
     @property
-    def background(self) -> Tensor:
-        """``Tensor[U, A]`` bool: the anchors the teacher is confident are background (the penalty's)."""
-        return ~self.selected & ~self.uncertain
+    def best(self) -> Tensor:
+        """``Tensor[U, A]``: each anchor's best class score."""
+        return self.probs.max(-1).values if self.probs.shape[-1] else self.probs.new_zeros(self.probs.shape[:2])
 
+    def anchors_per_image(self, k: int | None = None) -> int:
+        """``ceil(fraction * A)`` with a ``fraction``, else ``k``; within ``[1, A]``."""
+        if self.fraction is not None:
+            k = math.ceil(self.fraction * self.probs.shape[1])
+        if k is None:
+            raise ValueError("dense targets without a fraction need k, the positives per image")
+        return min(max(int(k), 1), self.probs.shape[1])
 
-def dense_targets(probs: Tensor, boxes: Tensor, fraction: float, floor: float) -> DenseTargets:
-    """The dense targets of the teacher's outputs on ``U`` images.
+    def selected(self, k: int | None = None) -> Tensor:
+        """``Tensor[U, A]`` bool: each image's top :meth:`anchors_per_image` anchors by best class score."""
+        best = self.best
+        chosen = torch.zeros_like(best, dtype=torch.bool)
+        if best.numel():
+            chosen.scatter_(1, best.topk(self.anchors_per_image(k), dim=1).indices, True)
+        return chosen
 
-    Args:
-        probs: ``Tensor[U, A, C]`` the teacher's class probabilities (sigmoid of its logits).
-        boxes: ``Tensor[U, A, 4]`` its decoded boxes, xyxy pixels.
-        fraction: in (0, 1]: each image's top ``ceil(fraction * A)`` anchors by best class score are selected.
-        floor: in [0, 1): an unselected anchor whose best class score is at least this is uncertain.
-    """
-    if probs.ndim != 3 or boxes.shape != (*probs.shape[:2], 4):
-        raise ValueError(
-            f"expected probs (U, A, C) and boxes (U, A, 4), got {tuple(probs.shape)}, {tuple(boxes.shape)}"
-        )
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
-    if not 0 <= floor < 1:
-        raise ValueError(f"floor must be in [0, 1), got {floor!r}")
-    best = probs.max(-1).values if probs.shape[-1] else probs.new_zeros(probs.shape[:2])
-    k = min(math.ceil(fraction * probs.shape[1]), probs.shape[1])
-    selected = torch.zeros_like(best, dtype=torch.bool)
-    if k and probs.shape[1]:
-        selected.scatter_(1, best.topk(k, dim=1).indices, True)
-    scores = probs * selected.unsqueeze(-1)
-    return DenseTargets(scores, boxes, selected, ~selected & (best >= floor))
+    def penalized(self, selected: Tensor) -> Tensor:
+        """``Tensor[U, A]`` bool: the unselected anchors the teacher is confident are background."""
+        return ~selected & (self.best < self.floor)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..metrics import match_detections
-from ..pseudo import PSEUDO_TARGETS, Detections, DSATFilter, FilterChain, Tiers, dense_targets, split_tiers
+from ..pseudo import PSEUDO_TARGETS, DenseTargets, Detections, DSATFilter, FilterChain, Tiers, split_tiers
 from ..pseudo.augment import StrongAugment
 from .batch import DENSE_KEY, append_pseudo_labeled
 from .ema import TeacherEMA
@@ -39,7 +39,8 @@ class MeanTeacher:
             (:mod:`semiyolo.pseudo.tiers`: reliable, regressed and uncertain detections) or ``dense``
             (:mod:`semiyolo.pseudo.dense`: the teacher's per-anchor scores and boxes; ``augment`` must keep the
             geometry).
-        dense_fraction: with dense targets, the share of each image's anchors that get targets.
+        dense_fraction: with dense targets, the share of each image's anchors that get targets; ``None``: as many
+            as the labeled images' foreground anchors (the criterion counts them).
     """
 
     def __init__(
@@ -52,7 +53,7 @@ class MeanTeacher:
         seed: int = 0,
         empty_unlabeled: str = "background",
         pseudo_targets: str = "hard",
-        dense_fraction: float = 0.02,
+        dense_fraction: float | None = None,
     ) -> None:
         if empty_unlabeled not in EMPTY_UNLABELED:
             raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
@@ -104,10 +105,10 @@ class MeanTeacher:
         return append_pseudo_labeled(batch, strong[keep], boxes, classes, regressed, ignored), reliable
 
     def extend_dense(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
-        """``batch`` with the photometric strong views of ``weak`` appended and their dense targets
-        (:func:`~semiyolo.pseudo.dense_targets`) under ``dense_targets``, which the criterion uses in place of
-        the pseudo-labeled images' boxes; those boxes are the filtered detections, there for the pictures. Every
-        image joins. Returns the filtered detections too, for the audit."""
+        """``batch`` with the photometric strong views of ``weak`` appended and the teacher's per-anchor outputs
+        (:class:`~semiyolo.pseudo.DenseTargets`) under ``dense_targets``, which the criterion uses in place of the
+        pseudo-labeled images' boxes; those boxes are the filtered detections, there for the pictures. Every image
+        joins. Returns the filtered detections too, for the audit."""
         if weak.shape[-2:] != batch["img"].shape[-2:]:
             raise ValueError(
                 f"dense pseudo-targets need the unlabeled images at the labeled batch's size "
@@ -115,7 +116,7 @@ class MeanTeacher:
             )
         decoded, raw = self.labeler.forward(self.model, weak)
         reliable = [self.filters(d) for d in self.labeler.postprocess(decoded, raw)]
-        dense = dense_targets(*per_anchor(decoded), self.dense_fraction, self.labeler.min_score)
+        dense = DenseTargets(*per_anchor(decoded), floor=self.labeler.min_score, fraction=self.dense_fraction)
         strong, boxes, kept = self.augment(weak, [d.boxes for d in reliable], self.generator)
         classes = [d.classes[k] for d, k in zip(reliable, kept, strict=True)]
         return {**append_pseudo_labeled(batch, strong, boxes, classes), DENSE_KEY: dense}, reliable

@@ -224,23 +224,26 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         )
 
     @torch.no_grad()
-    def assign_dense(self, outputs: HeadOutputs, dense: DenseTargets) -> Assignment:
-        """Dense pseudo-targets (:mod:`semiyolo.pseudo.dense`) as an assignment: the selected anchors are the
-        foreground, with the teacher's scores and boxes as targets; every other anchor is a classification
-        negative, and the penalty acts only where the teacher is confident there is nothing."""
-        if dense.selected.shape != outputs.logits.shape[:2]:
+    def assign_dense(self, outputs: HeadOutputs, dense: DenseTargets, k: int | None = None) -> Assignment:
+        """Dense pseudo-targets (:mod:`semiyolo.pseudo.dense`) as an assignment: each image's ``k`` anchors (or
+        the targets' ``fraction``) with the teacher's best scores are the foreground, with its scores and boxes as
+        targets; every other anchor is a classification negative; the penalty acts only where the teacher is
+        confident there is nothing. The normaliser is the number of selected anchors: a teacher growing more
+        confident must not shrink the weight of its own negatives."""
+        if dense.probs.shape[:2] != outputs.logits.shape[:2]:
             raise ValueError(
-                f"dense targets for {tuple(dense.selected.shape)} (images, anchors), the head has "
+                f"dense targets for {tuple(dense.probs.shape[:2])} (images, anchors), the head has "
                 f"{tuple(outputs.logits.shape[:2])}: the teacher's view and the student's differ in size"
             )
-        scores = dense.scores.to(outputs.probs)
+        selected = dense.selected(k)
+        scores = (dense.probs * selected.unsqueeze(-1)).to(outputs.probs)
         return Assignment(
-            fg_mask=dense.selected,
+            fg_mask=selected,
             target_scores=scores,
             target_bboxes=dense.boxes.to(outputs.bboxes.dtype),
-            target_gt_idx=torch.zeros_like(dense.selected, dtype=torch.long),
-            normalizer=scores.sum().clamp(min=1),
-            penalty_mask=dense.background,
+            target_gt_idx=torch.zeros_like(selected, dtype=torch.long),
+            normalizer=selected.sum().float().clamp(min=1),
+            penalty_mask=dense.penalized(selected),
         )
 
     # --- terms (unweighted) --------------------------------------------------------------------------------
@@ -308,17 +311,23 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
 
     # --- calls ---------------------------------------------------------------------------------------------
     def forward(
-        self, preds: dict[str, Tensor], batch: dict[str, Any], normalizer_floor: Tensor | float | None = None, **kw
+        self,
+        preds: dict[str, Tensor],
+        batch: dict[str, Any],
+        normalizer_floor: Tensor | float | None = None,
+        dense_k: int | None = None,
+        **kw,
     ) -> tuple[Tensor, dict[str, Tensor], HeadOutputs, Assignment]:
         """Assign (TAL, or the batch's dense pseudo-targets), compute the terms over ``max(assignment.normalizer,
         normalizer_floor)``, weigh them.
 
         Returns ``(loss, items, outputs, assignment)``: ``loss`` is ``Tensor[4]`` (not times the batch size),
-        ``items`` its detached values by name. ``kw`` goes to the assigner.
+        ``items`` its detached values by name. ``dense_k``: the positives per image of dense targets without a
+        fraction (:meth:`assign_dense`). ``kw`` goes to the assigner.
         """
         outputs = self.decode(preds)
         dense = batch.get(DENSE_KEY)
-        assignment = self.assign(outputs, batch, **kw) if dense is None else self.assign_dense(outputs, dense)
+        assignment = self.assign(outputs, batch, **kw) if dense is None else self.assign_dense(outputs, dense, dense_k)
         normalizer = assignment.normalizer
         if normalizer_floor is not None:
             normalizer = torch.maximum(normalizer, torch.as_tensor(normalizer_floor).to(normalizer))
@@ -332,11 +341,15 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         return (a.fg_mask, a.target_gt_idx, a.target_bboxes, outputs.anchor_points, outputs.stride_tensor), loss, items
 
     def loss(
-        self, preds: dict[str, Tensor], batch: dict[str, Any], normalizer_floor: Tensor | float | None = None
+        self,
+        preds: dict[str, Tensor],
+        batch: dict[str, Any],
+        normalizer_floor: Tensor | float | None = None,
+        dense_k: int | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """``(Tensor[4] * B, items)`` as ``v8DetectionLoss.loss`` (``E2ELoss`` calls this on each branch);
-        ``normalizer_floor``: see :meth:`forward`."""
-        loss, items, _, _ = self.forward(preds, batch, normalizer_floor)
+        ``normalizer_floor``, ``dense_k``: see :meth:`forward`."""
+        loss, items, _, _ = self.forward(preds, batch, normalizer_floor, dense_k)
         return loss * preds["boxes"].shape[0], items
 
 

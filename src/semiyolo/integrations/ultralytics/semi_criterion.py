@@ -3,6 +3,7 @@ times the same criterion on the pseudo-labeled ones, whose normaliser is floored
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -43,6 +44,12 @@ def split_batch(batch: dict[str, Tensor], num_labeled: int) -> tuple[dict, dict]
     if DENSE_KEY in batch:
         parts[1][DENSE_KEY] = batch[DENSE_KEY]
     return parts[0], parts[1]
+
+
+def _labeled_positives(assignment, num_labeled: int) -> int:
+    """The labeled images' foreground anchors per image (rounded up): the positives of each image with dense
+    pseudo-targets (:mod:`semiyolo.pseudo.dense`)."""
+    return math.ceil(int(assignment.fg_mask.sum()) / max(num_labeled, 1))
 
 
 class SemiSupervisedLoss:
@@ -118,6 +125,8 @@ class SemiSupervisedLoss:
         labeled, pseudo = split_batch(batch, num_labeled)
         loss, items, _, assignment = self.criterion.forward(_slice(preds, slice(0, num_labeled)), labeled)
         floor = assignment.normalizer * (total - num_labeled) / num_labeled if self.density_floor else None
-        u_loss, u_items = self.criterion.loss(_slice(preds, slice(num_labeled, total)), pseudo, normalizer_floor=floor)
+        dense_k = _labeled_positives(assignment, num_labeled) if DENSE_KEY in pseudo else None
+        u_part = _slice(preds, slice(num_labeled, total))
+        u_loss, u_items = self.criterion.loss(u_part, pseudo, normalizer_floor=floor, dense_k=dense_k)
         items = {**items, **{UNSUPERVISED_PREFIX + k: v for k, v in u_items.items()}}
         return loss * num_labeled + self.lambda_unsup * u_loss, items
