@@ -120,8 +120,8 @@ class SemiConfig(_Strict):
         "tiered",
         description="hard: the filters keep or delete each pseudo-label; tiered: reliable ones are targets (boxes "
         "regressed if the localisation filters agree), uncertain ones are neither positive nor negative; dense: the "
-        "teacher's per-anchor scores and boxes on its most confident anchors (dense_fraction), no NMS, the student's "
-        "view photometric only",
+        "teacher's per-anchor scores and boxes on its most confident anchors (as many as a labeled image's foreground "
+        "anchors, or dense_fraction), the rest negatives, no NMS, the student's view photometric only",
     )
     dense_fraction: float | None = Field(
         None,
