@@ -84,18 +84,16 @@ def timed(stream: Iterator, waits: list[float]) -> Iterator:
 
 
 class TimedOnline(OnlineTrainer):
-    in_process = False
-
     def open_unlabeled_stream(self) -> None:
         super().open_unlabeled_stream()
         self.unlabeled = timed(self.unlabeled, self.unlabeled_waits)
 
-    def unlabeled_workers(self, world: int) -> int:
-        return 0 if self.in_process else super().unlabeled_workers(world)
-
 
 class InProcessOnline(TimedOnline):
-    in_process = True
+    """The unlabeled images decoded in the training process, as the letterbox view read them before."""
+
+    def unlabeled_workers(self, world: int) -> int:
+        return 0
 
 
 def run_arm(name: str, config: Path, overrides: dict, semi: dict, out: Path) -> dict:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -50,9 +51,10 @@ class DenseTargets:
         if not 0 <= self.floor < 1:
             raise ValueError(f"floor must be in [0, 1), got {self.floor!r}")
 
-    @property
+    @cached_property
     def best(self) -> Tensor:
-        """``Tensor[U, A]``: each anchor's best class score."""
+        """``Tensor[U, A]``: each anchor's best class score (computed once: the selection and the penalty's
+        region both read it)."""
         return self.probs.max(-1).values if self.probs.shape[-1] else self.probs.new_zeros(self.probs.shape[:2])
 
     def anchors_per_image(self, k: int | None = None) -> int:

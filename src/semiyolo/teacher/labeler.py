@@ -67,16 +67,16 @@ class TeacherPseudoLabeler:
             teacher.train(was_training)
 
     @torch.no_grad()
-    def postprocess(self, decoded: Tensor, raw: dict) -> list[Detections]:
+    def postprocess(self, probs: Tensor, boxes: Tensor, raw: dict) -> list[Detections]:
         """Per image: the best ``max_candidates`` candidates above ``min_score``, class-aware NMS with cluster
-        spread, DFL logits kept; on the CPU.
+        spread, DFL logits kept; on the CPU. ``probs``, ``boxes``: :func:`per_anchor` of the head's decoded output;
+        ``raw``: its training outputs (the DFL logits).
 
         The candidates of the whole batch are gathered where the head ran and moved to the CPU in one transfer:
         after that, a few hundred boxes per image cost a GPU more in kernel launches and waits than the CPU in
         arithmetic (the post-processing of 16 images took 70 ms on an H100, in ``benchmarks/ssod_step.py``)."""
         reg_max = raw["boxes"].shape[1] // 4 if isinstance(raw, dict) and "boxes" in raw else 1
         n_bins = reg_max if reg_max > 1 else None
-        probs, boxes = per_anchor(decoded)
         scores, classes = probs.max(-1)  # (B, A)
         k = min(int((scores > self.min_score).sum(1).max()) if scores.numel() else 0, self.max_candidates)
         if k == 0:
@@ -91,7 +91,8 @@ class TeacherPseudoLabeler:
 
     def detect(self, teacher: nn.Module, images: Tensor) -> list[Detections]:
         """Detections after NMS, before the filters (on the CPU)."""
-        return self.postprocess(*self.forward(teacher, images))
+        decoded, raw = self.forward(teacher, images)
+        return self.postprocess(*per_anchor(decoded), raw)
 
     def _image(self, candidates: Tensor, n_bins: int | None) -> Detections:
         """NMS over one image's candidates ``Tensor[K, 6 (+ 4 n_bins)]``: score, class, xyxy box (, DFL logits)."""

@@ -115,8 +115,9 @@ class MeanTeacher:
                 f"{tuple(batch['img'].shape[-2:])}, got {tuple(weak.shape[-2:])} (no multi-scale training with them)"
             )
         decoded, raw = self.labeler.forward(self.model, weak)
-        reliable = [self.filters(d) for d in self.labeler.postprocess(decoded, raw)]
-        dense = DenseTargets(*per_anchor(decoded), floor=self.labeler.min_score, fraction=self.dense_fraction)
+        probs, boxes = per_anchor(decoded)
+        reliable = [self.filters(d) for d in self.labeler.postprocess(probs, boxes, raw)]
+        dense = DenseTargets(probs, boxes, floor=self.labeler.min_score, fraction=self.dense_fraction)
         strong, boxes, kept = self.augment(weak, [d.boxes for d in reliable], self.generator)
         classes = [d.classes[k] for d, k in zip(reliable, kept, strict=True)]
         return {**append_pseudo_labeled(batch, strong, boxes, classes), DENSE_KEY: dense}, reliable
