@@ -74,7 +74,8 @@ class TeacherPseudoLabeler:
 
         The candidates of the whole batch are gathered where the head ran and moved to the CPU in one transfer:
         after that, a few hundred boxes per image cost a GPU more in kernel launches and waits than the CPU in
-        arithmetic (the post-processing of 16 images took 70 ms on an H100, in ``benchmarks/ssod_step.py``)."""
+        arithmetic (candidates, NMS, filters and tiers of 16 images took 41 to 53 ms on an H100 when they ran there:
+        docs/BENCHMARKS.md, "On a GPU")."""
         reg_max = raw["boxes"].shape[1] // 4 if isinstance(raw, dict) and "boxes" in raw else 1
         n_bins = reg_max if reg_max > 1 else None
         scores, classes = probs.max(-1)  # (B, A)
