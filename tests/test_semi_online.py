@@ -160,6 +160,7 @@ def test_unlabeled_stream_in_workers_is_the_in_process_stream(datasets):
             ["semi.pseudo_targets=dense", "train.multi_scale=0.5"],
             "train.multi_scale: 0.5 with semi.pseudo_targets: dense",
         ),
+        (["semi.pseudo_targets=dense", "semi.pseudo_mixup=0.5"], "pseudo_mixup: 0.5 with pseudo_targets: dense"),
     ],
 )
 def test_bad_semi_input_is_refused_before_training(tmp_path, datasets, capsys, overrides, message):
@@ -394,10 +395,16 @@ def test_teacher_half_life_sets_the_decay_from_the_run_length():
     assert OnlineTrainer.teacher_decay(SimpleNamespace(semi=SemiConfig(teacher_decay=0.99))) == 0.99
 
 
-@pytest.mark.parametrize("targets", ["tiered", "dense"])
-def test_online_training_with_tiered_or_dense_pseudo_targets(tmp_path, datasets, targets):
+@pytest.mark.parametrize(
+    ("targets", "mixup"),
+    [("tiered", {}), ("dense", {}), ("tiered", {"pseudo_mixup": 1.0, "mixup_partners": "labeled"})],
+    ids=["tiered", "dense", "tiered-mixup"],
+)
+def test_online_training_with_tiered_or_dense_pseudo_targets(tmp_path, datasets, targets, mixup):
     filters = [{"name": "score", "params": {"threshold": 0.3}}, {"name": "nms_unc", "params": {"threshold": 0.1}}]
-    config = _config(tmp_path, datasets, epochs=2, pseudo_targets=targets, filters=filters, validate_teacher=False)
+    config = _config(
+        tmp_path, datasets, epochs=2, pseudo_targets=targets, filters=filters, validate_teacher=False, **mixup
+    )
     assert main(["train", str(config)]) == 0
     rows = list(csv.DictReader((tmp_path / "runs" / "semi" / "results.csv").open()))
     last = rows[-1]

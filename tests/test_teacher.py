@@ -119,6 +119,19 @@ def test_mean_teacher_extends_a_batch_with_the_teachers_boxes(empty_unlabeled, a
     assert batch["cls"][1].item() == 1.0 and batch["batch_idx"].tolist() == [0.0, 1.0]
 
 
+def test_mean_teacher_blends_pseudo_labeled_images_with_each_other_when_asked():
+    teacher = _mean_teacher()
+    teacher.mixup = 1.0  # every pseudo-labeled image blended, partners the other pseudo-labeled image
+    weak = torch.stack([torch.zeros(3, 8, 8), torch.ones(3, 8, 8)])
+    batch, _ = teacher.extend(_labeled_batch(), weak)
+    # rows 1 and 2: the two weak images (0 and 1) blended half and half, 0.5 everywhere (the view is the identity)
+    assert torch.equal(batch["img"][1:], torch.full((2, 3, 4, 8), 0.5))  # resized to the labeled 4 x 8
+    # image 0's pseudo-box (class 1) now on both rows; image 1 had none to give
+    assert batch["batch_idx"].tolist() == [0.0, 1.0, 2.0] and batch["cls"].view(-1).tolist()[1:] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="cannot be blended"):
+        MeanTeacher(_FixedDetector(), teacher.labeler, teacher.augment, pseudo_targets="dense", mixup=0.5)
+
+
 def test_mean_teacher_with_nothing_to_append_returns_the_batch():
     teacher = _mean_teacher("skip", threshold=0.95)  # the filter drops the one candidate (score 0.9)
     labeled = _labeled_batch()

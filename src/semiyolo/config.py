@@ -30,7 +30,7 @@ from .losses import PENALTY_MODES, PENALTY_NORMALIZATIONS
 from .pseudo import DEFAULT_FILTERS, FILTERS, PSEUDO_TARGETS, build_filters
 from .pseudo.augment import TEACHER_VIEWS
 from .schedules import SCHEDULES
-from .teacher import EMPTY_UNLABELED
+from .teacher import EMPTY_UNLABELED, MIXUP_PARTNERS
 
 MODES = ("supervised", "online", "offline")  # semi.mode: labeled data only, a mean teacher, stored pseudo-labels
 REPORT_WEIGHTS = ("best", "last")  # semi.report_weights: the weights summary.json reports
@@ -132,6 +132,16 @@ class SemiConfig(_Strict):
         "labeled images of the batch have foreground anchors; the rest are negatives, penalised only below "
         "pseudo_min_score",
     )
+    pseudo_mixup: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="the probability that a pseudo-labeled image is blended half and half with a partner and takes "
+        "its targets too (MixPL's pseudo mixup); 0: none; not with dense pseudo-targets",
+    )
+    mixup_partners: Literal[MIXUP_PARTNERS] = Field(  # type: ignore[valid-type]
+        "pseudo", description="pseudo-mixup's partners: other pseudo-labeled images, or labeled ones with their labels"
+    )
     pseudo_nms_iou: float = Field(0.7, gt=0, le=1)
     dsat_holdout: float = Field(
         0.1,
@@ -152,6 +162,15 @@ class SemiConfig(_Strict):
         half-life default keeps its decay); given both, the half-life sets the pace unless it is null."""
         if "teacher_decay" in self.model_fields_set and "teacher_half_life" not in self.model_fields_set:
             self.__dict__["teacher_half_life"] = None  # not an assignment: it would validate the model again
+        return self
+
+    @model_validator(mode="after")
+    def _mixup_needs_boxes(self) -> SemiConfig:
+        if self.pseudo_mixup > 0 and self.pseudo_targets == "dense":
+            raise ValueError(
+                f"pseudo_mixup: {self.pseudo_mixup} with pseudo_targets: dense; dense targets map the teacher's "
+                "anchors to the student's one image at a time, so they cannot be blended: set pseudo_mixup to 0"
+            )
         return self
 
 

@@ -6,13 +6,17 @@ from .batch import append_pseudo_labeled, labeled_part
 from .ema import TeacherEMA
 from .labeler import TeacherPseudoLabeler
 from .mean_teacher import EMPTY_UNLABELED, MeanTeacher
+from .mixup import MIXUP_PARTNERS, draw_partners, mix_pseudo_labeled
 
 __all__ = [
     "EMPTY_UNLABELED",
+    "MIXUP_PARTNERS",
     "MeanTeacher",
     "PseudoLabelAudit",
     "TeacherEMA",
     "TeacherPseudoLabeler",
     "append_pseudo_labeled",
+    "draw_partners",
     "labeled_part",
+    "mix_pseudo_labeled",
 ]

@@ -20,6 +20,7 @@ from ..pseudo.augment import StrongAugment
 from .batch import DENSE_KEY, append_pseudo_labeled
 from .ema import TeacherEMA
 from .labeler import TeacherPseudoLabeler, per_anchor
+from .mixup import draw_partners, mix_pseudo_labeled
 
 EMPTY_UNLABELED = ("background", "skip")  # an image left without pseudo-labels: all background, or left out
 
@@ -41,6 +42,9 @@ class MeanTeacher:
             geometry).
         dense_fraction: with dense targets, the share of each image's anchors that get targets; ``None``: as many
             as the labeled images' foreground anchors (the criterion counts them).
+        mixup: the probability that a pseudo-labeled image is blended with a partner (:mod:`.mixup`); not with
+            dense targets, which map the teacher's anchors to the student's one image at a time.
+        mixup_partners: ``pseudo`` (another pseudo-labeled image) or ``labeled``.
     """
 
     def __init__(
@@ -54,6 +58,8 @@ class MeanTeacher:
         empty_unlabeled: str = "background",
         pseudo_targets: str = "hard",
         dense_fraction: float | None = None,
+        mixup: float = 0.0,
+        mixup_partners: str = "pseudo",
     ) -> None:
         if empty_unlabeled not in EMPTY_UNLABELED:
             raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
@@ -62,6 +68,10 @@ class MeanTeacher:
         augment = augment or StrongAugment()
         if pseudo_targets == "dense" and augment.moves_boxes:
             raise ValueError("dense pseudo-targets need a strong view that keeps the geometry (no flip, scale, shift)")
+        if pseudo_targets == "dense" and mixup > 0:
+            raise ValueError("dense pseudo-targets cannot be blended with mixup: they map anchor to anchor")
+        draw_partners(0, 0, mixup, mixup_partners)  # checks both
+        self.mixup, self.mixup_partners = mixup, mixup_partners
         self.pseudo_targets, self.dense_fraction = pseudo_targets, dense_fraction
         self.ema = TeacherEMA(student, decay=decay, tau=tau)
         self.labeler, self.augment = labeler, augment
@@ -102,7 +112,7 @@ class MeanTeacher:
         boxes, classes, regressed, ignored = (list(x) for x in zip(*(views[i] for i in keep), strict=True))
         if not tiered:
             regressed = ignored = None
-        return append_pseudo_labeled(batch, strong[keep], boxes, classes, regressed, ignored), reliable
+        return self._blend(append_pseudo_labeled(batch, strong[keep], boxes, classes, regressed, ignored)), reliable
 
     def extend_dense(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
         """``batch`` with the photometric strong views of ``weak`` appended and the teacher's per-anchor outputs
@@ -121,6 +131,14 @@ class MeanTeacher:
         strong, boxes, kept = self.augment(weak, [d.boxes for d in reliable], self.generator)
         classes = [d.classes[k] for d, k in zip(reliable, kept, strict=True)]
         return {**append_pseudo_labeled(batch, strong, boxes, classes), DENSE_KEY: dense}, reliable
+
+    def _blend(self, batch: dict) -> dict:
+        """``batch`` with its pseudo-labeled images blended with their partners (:mod:`.mixup`), if ``mixup``."""
+        if not self.mixup:
+            return batch
+        labeled, total = batch["num_labeled"], batch["img"].shape[0]
+        partners = draw_partners(labeled, total - labeled, self.mixup, self.mixup_partners, self.generator)
+        return mix_pseudo_labeled(batch, partners)
 
     def _images_to_keep(self, targets_per_image: list[int]) -> list[int]:
         """The images that join the batch: all, or with ``skip`` those left with pseudo-labels."""

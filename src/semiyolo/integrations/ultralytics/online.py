@@ -244,6 +244,8 @@ class OnlineTrainer(SupervisedTrainer):
             empty_unlabeled=s.empty_unlabeled,
             pseudo_targets=s.pseudo_targets,
             dense_fraction=s.dense_fraction,
+            mixup=s.pseudo_mixup,
+            mixup_partners=s.mixup_partners,
         )
         teacher.model.criterion = student.criterion  # shared, as the EMA's: the teacher's validation losses
         return teacher

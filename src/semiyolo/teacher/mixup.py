@@ -1,0 +1,99 @@
+"""Pseudo-mixup: the strong views of pseudo-labeled images blended with other images of the batch, with both
+images' targets (torch only).
+
+After MixPL (Chen et al., "Mixed Pseudo Labels for Semi-Supervised Object Detection", 2023, its "Pseudo Mixup"):
+an image the teacher labeled is blended half and half with another one and takes the union of their labels, as
+Ultralytics' ``mixup`` does for labeled images. The partner is another pseudo-labeled image (MixPL's choice) or a
+labeled one, whose true labels then join the pseudo-labeled part. The blended image stays in the pseudo-labeled part
+of the batch (weighted by ``lambda_unsup``); the labeled images themselves are left as they are.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .batch import IGNORE_KEYS, REGRESS_KEY
+
+MIXUP_PARTNERS = ("pseudo", "labeled")  # semi.mixup_partners
+
+
+def draw_partners(
+    num_labeled: int, num_pseudo: int, probability: float, partners: str, generator: torch.Generator | None = None
+) -> Tensor:
+    """``Tensor[num_pseudo]`` long: for each pseudo-labeled image (batch row ``num_labeled + i``), the batch row it
+    is blended with, or -1 for none.
+
+    Each image is blended with probability ``probability``. ``pseudo``: partners follow a random cycle through the
+    pseudo-labeled images, so no image is its own partner (none with fewer than two); ``labeled``: a labeled row
+    drawn uniformly (none without labeled images). The draws use ``generator`` alone, in a fixed order, so a
+    resumed run draws the same partners."""
+    if partners not in MIXUP_PARTNERS:
+        raise ValueError(f"mixup partners must be one of {MIXUP_PARTNERS}, got {partners!r}")
+    if not 0 <= probability <= 1:
+        raise ValueError(f"mixup probability must lie in [0, 1], got {probability!r}")
+    blended = torch.rand(num_pseudo, generator=generator) < probability
+    if partners == "labeled":
+        rows = torch.randint(max(num_labeled, 1), (num_pseudo,), generator=generator)
+        possible = num_labeled > 0
+    else:
+        cycle = torch.randperm(num_pseudo, generator=generator)
+        rows = torch.empty(num_pseudo, dtype=torch.long)
+        rows[cycle] = cycle.roll(-1) + num_labeled  # cycle[k]'s partner is cycle[k + 1]
+        possible = num_pseudo > 1
+    none = torch.full_like(rows, -1)
+    return torch.where(blended, rows, none) if possible else none
+
+
+def mix_pseudo_labeled(batch: dict, partners: Tensor, ratio: float = 0.5) -> dict:
+    """A new batch whose pseudo-labeled image ``i`` (row ``B + i``, ``B = batch["num_labeled"]``) is, where
+    ``partners[i] = p >= 0``, ``ratio * img[B + i] + (1 - ratio) * img[p]`` (both before blending), and also carries
+    row ``p``'s targets: classes, boxes (cxcywh normalised, so sizes need not agree), ``regress`` flags and the
+    uncertain ``ignore`` regions, placed after the row's own (the targets stay sorted by image).
+
+    Args:
+        batch: a batch :func:`~.batch.append_pseudo_labeled` made (``img: Tensor[B + U, 3, H, W]``,
+            ``batch_idx: Tensor[N]``, ``cls: Tensor[N, 1]``, ``bboxes: Tensor[N, 4]``, ``num_labeled``).
+        partners: ``Tensor[U]`` long, batch rows or -1 (:func:`draw_partners`).
+        ratio: the pseudo-labeled image's share of the blend, in (0, 1].
+    """
+    num_labeled, total = batch["num_labeled"], batch["img"].shape[0]
+    if partners.shape != (total - num_labeled,):
+        raise ValueError(f"expected one partner per pseudo-labeled image ({total - num_labeled}), got {partners.shape}")
+    if not 0 < ratio <= 1:
+        raise ValueError(f"mixup ratio must lie in (0, 1], got {ratio!r}")
+    device = batch["img"].device
+    partners = partners.to(device)
+    rows = (partners >= 0).nonzero().squeeze(1) + num_labeled  # the blended images' rows
+    sources = partners[rows - num_labeled]  # and their partners'
+    if rows.numel() == 0:
+        return batch
+    img = batch["img"].clone()
+    img[rows] = ratio * batch["img"][rows] + (1 - ratio) * batch["img"][sources]
+    out = {**batch, "img": img}
+    copied, into = _copies(batch["batch_idx"], rows, sources)
+    order = _by_image(batch["batch_idx"], into)
+    out["batch_idx"] = torch.cat((batch["batch_idx"], into.to(batch["batch_idx"].dtype)))[order]
+    for key in ("cls", "bboxes", REGRESS_KEY):
+        if key in batch:
+            out[key] = torch.cat((batch[key], batch[key][copied]))[order]
+    if IGNORE_KEYS[0] in batch:
+        index, boxes = (batch[k] for k in IGNORE_KEYS)
+        copied, into = _copies(index, rows, sources)
+        order = _by_image(index, into)
+        out[IGNORE_KEYS[0]] = torch.cat((index, into.to(index.dtype)))[order]
+        out[IGNORE_KEYS[1]] = torch.cat((boxes, boxes[copied]))[order]
+    return out
+
+
+def _copies(image_of: Tensor, rows: Tensor, sources: Tensor) -> tuple[Tensor, Tensor]:
+    """``(which, into)``: the entries (``image_of: Tensor[N]``, each entry's image row) of every ``sources[k]``,
+    and the row ``rows[k]`` each copy goes to."""
+    which, k = (image_of.long().view(-1, 1) == sources.view(1, -1)).nonzero(as_tuple=True)
+    return which, rows[k]
+
+
+def _by_image(image_of: Tensor, into: Tensor) -> Tensor:
+    """The order that sorts ``cat(image_of, into)`` by image, stably: Ultralytics' ``preprocess`` reads each
+    image's targets as one contiguous run, and each image's own targets stay before the copies it receives."""
+    return torch.cat((image_of.long(), into.long())).argsort(stable=True)
