@@ -431,7 +431,8 @@ def test_an_image_reviewed_between_epochs_is_trained_as_labeled_from_then_on(tmp
 
     reviewed = tmp_path / "reviewed"
     cfg = load_config(_config(tmp_path, datasets, epochs=3, reviewed=str(reviewed), validate_teacher=False))
-    trainer = OnlineTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
+    overrides = {**cfg.train, "model": cfg.model, "data": cfg.data, "fliplr": 0.0}  # mirrors nothing, below
+    trainer = OnlineTrainer(overrides=overrides, semi=cfg.semi)
     source = sorted(datasets[1].iterdir())[0]
     val_image = sorted((datasets[0].parent / "images" / "val").iterdir())[0]
     seen = []  # (epoch, labeled files, unlabeled files) of every batch
@@ -461,3 +462,4 @@ def test_an_image_reviewed_between_epochs_is_trained_as_labeled_from_then_on(tmp
     at = validated.im_files.index(str(reviewed / "images" / f"r{val_image.name}"))
     assert str(val_image) not in validated.im_files and validated.labels[at]["cls"].tolist() == [[2.0]]
     assert all(str(val_image) not in files and f"r{val_image.name}" not in str(files) for _, files, _ in seen)
+    assert trainer.mean_teacher.augment.flip == 0.0  # the unlabeled images' strong view follows train.fliplr

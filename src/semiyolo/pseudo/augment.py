@@ -147,13 +147,14 @@ class StrongAugment:
 TEACHER_VIEWS = ("letterbox", "ultralytics")  # semi.unlabeled_view: what the teacher labels
 
 
-def student_view(teacher_view: str, same_geometry: bool = False) -> StrongAugment:
+def student_view(teacher_view: str, same_geometry: bool = False, flip: float = 0.5) -> StrongAugment:
     """The student's strong view of what the teacher labeled: over a letterboxed image, a geometric and
-    photometric view; over Ultralytics' own mosaic / affine / flip view, or wherever the student must see the
-    teacher's geometry (``same_geometry``: dense pseudo-targets map anchor to anchor), a photometric one: colour
-    jitter, grayscale and cutout."""
+    photometric view, mirrored with probability ``flip`` (the trainer passes Ultralytics' ``fliplr``, so objects a
+    mirror changes, such as digits or text, are not mirrored when the labeled images are not); over Ultralytics' own
+    mosaic / affine / flip view, or wherever the student must see the teacher's geometry (``same_geometry``: dense
+    pseudo-targets map anchor to anchor), a photometric one: colour jitter, grayscale and cutout."""
     if teacher_view not in TEACHER_VIEWS:
         raise ValueError(f"teacher_view must be one of {TEACHER_VIEWS}, got {teacher_view!r}")
     if teacher_view == "letterbox" and not same_geometry:
-        return StrongAugment()
+        return StrongAugment(flip=flip)
     return StrongAugment(flip=0.0, scale=(1.0, 1.0), translate=0.0, grayscale=0.1, cutout=2)

@@ -237,7 +237,7 @@ class OnlineTrainer(SupervisedTrainer):
         teacher = MeanTeacher(
             student,
             labeler,
-            student_view(s.unlabeled_view, same_geometry=s.pseudo_targets == "dense"),
+            student_view(s.unlabeled_view, same_geometry=s.pseudo_targets == "dense", flip=self.args.fliplr),
             decay=self.teacher_decay(),
             tau=s.teacher_tau,
             seed=self.args.seed + max(RANK, 0),
