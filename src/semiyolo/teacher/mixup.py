@@ -46,10 +46,13 @@ def draw_partners(
 
 
 def mix_pseudo_labeled(batch: dict, partners: Tensor, ratio: float = 0.5) -> dict:
-    """A new batch whose pseudo-labeled image ``i`` (row ``B + i``, ``B = batch["num_labeled"]``) is, where
+    """A new batch dict whose pseudo-labeled image ``i`` (row ``B + i``, ``B = batch["num_labeled"]``) is, where
     ``partners[i] = p >= 0``, ``ratio * img[B + i] + (1 - ratio) * img[p]`` (both before blending), and also carries
     row ``p``'s targets: classes, boxes (cxcywh normalised, so sizes need not agree), ``regress`` flags and the
     uncertain ``ignore`` regions, placed after the row's own (the targets stay sorted by image).
+
+    The images are blended in place, in ``batch["img"]``: the batch :func:`~.batch.append_pseudo_labeled` made owns
+    them, and a copy of a whole batch would cost more than the blend (a 128-image batch at 160 px: 39 MB).
 
     Args:
         batch: a batch :func:`~.batch.append_pseudo_labeled` made (``img: Tensor[B + U, 3, H, W]``,
@@ -68,9 +71,9 @@ def mix_pseudo_labeled(batch: dict, partners: Tensor, ratio: float = 0.5) -> dic
     sources = partners[rows - num_labeled]  # and their partners'
     if rows.numel() == 0:
         return batch
-    img = batch["img"].clone()
-    img[rows] = ratio * batch["img"][rows] + (1 - ratio) * batch["img"][sources]
-    out = {**batch, "img": img}
+    img = batch["img"]  # gathered before the write, so a row that is also a partner gives its unblended image
+    img[rows] = torch.lerp(img[sources], img[rows], ratio)
+    out = dict(batch)
     copied, into = _copies(batch["batch_idx"], rows, sources)
     order = _by_image(batch["batch_idx"], into)
     out["batch_idx"] = torch.cat((batch["batch_idx"], into.to(batch["batch_idx"].dtype)))[order]
