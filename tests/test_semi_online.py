@@ -414,6 +414,29 @@ def test_online_training_with_tiered_or_dense_pseudo_targets(tmp_path, datasets,
     assert float(last["train/u_cls_loss"]) > 0
 
 
+def test_the_mean_teacher_takes_the_runs_mixup_and_mirroring():
+    from types import SimpleNamespace
+
+    from ultralytics.nn.tasks import DetectionModel
+
+    from semiyolo.config import SemiConfig
+    from semiyolo.integrations.ultralytics import OnlineTrainer
+
+    student = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
+    student.criterion = None
+    trainer = SimpleNamespace(
+        semi=SemiConfig(pseudo_mixup=0.5, mixup_partners="labeled"),
+        model=student,
+        data={"nc": 3},
+        args=SimpleNamespace(seed=0, fliplr=0.0),  # Ultralytics' fliplr 0: the labeled images are never mirrored
+        amp_dtype=lambda: None,
+        teacher_decay=lambda: 0.99,
+    )
+    teacher = OnlineTrainer.build_mean_teacher(trainer)
+    assert (teacher.mixup, teacher.mixup_partners) == (0.5, "labeled")
+    assert teacher.augment.flip == 0.0 and teacher.augment.moves_boxes  # scale and shift still; no mirror
+
+
 def test_dsat_calibrates_on_the_training_images_without_a_hold_out(tmp_path, datasets):
     config = _config(tmp_path, datasets, epochs=2, dsat_holdout=0, validate_teacher=False)
     assert main(["train", str(config)]) == 0
@@ -431,8 +454,7 @@ def test_an_image_reviewed_between_epochs_is_trained_as_labeled_from_then_on(tmp
 
     reviewed = tmp_path / "reviewed"
     cfg = load_config(_config(tmp_path, datasets, epochs=3, reviewed=str(reviewed), validate_teacher=False))
-    overrides = {**cfg.train, "model": cfg.model, "data": cfg.data, "fliplr": 0.0}  # mirrors nothing, below
-    trainer = OnlineTrainer(overrides=overrides, semi=cfg.semi)
+    trainer = OnlineTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     source = sorted(datasets[1].iterdir())[0]
     val_image = sorted((datasets[0].parent / "images" / "val").iterdir())[0]
     seen = []  # (epoch, labeled files, unlabeled files) of every batch
@@ -462,4 +484,3 @@ def test_an_image_reviewed_between_epochs_is_trained_as_labeled_from_then_on(tmp
     at = validated.im_files.index(str(reviewed / "images" / f"r{val_image.name}"))
     assert str(val_image) not in validated.im_files and validated.labels[at]["cls"].tolist() == [[2.0]]
     assert all(str(val_image) not in files and f"r{val_image.name}" not in str(files) for _, files, _ in seen)
-    assert trainer.mean_teacher.augment.flip == 0.0  # the unlabeled images' strong view follows train.fliplr
