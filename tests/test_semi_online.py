@@ -484,3 +484,25 @@ def test_an_image_reviewed_between_epochs_is_trained_as_labeled_from_then_on(tmp
     at = validated.im_files.index(str(reviewed / "images" / f"r{val_image.name}"))
     assert str(val_image) not in validated.im_files and validated.labels[at]["cls"].tolist() == [[2.0]]
     assert all(str(val_image) not in files and f"r{val_image.name}" not in str(files) for _, files, _ in seen)
+
+
+def test_a_resumed_ddp_rank_draws_its_own_strong_views(monkeypatch):
+    from types import SimpleNamespace
+
+    from semiyolo.integrations.ultralytics import online
+    from semiyolo.pseudo import FilterChain
+    from semiyolo.teacher import MeanTeacher, TeacherPseudoLabeler
+
+    def rank(r):  # a trainer of rank r of 2 that resumes from rank 0's semi_state.pt of epoch 3
+        monkeypatch.setattr(online, "RANK", r)
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        teacher = MeanTeacher(torch.nn.Linear(1, 1), TeacherPseudoLabeler(FilterChain([])), seed=r)
+        trainer = SimpleNamespace(mean_teacher=teacher, args=SimpleNamespace(seed=0))
+        online.OnlineTrainer.restore_mean_teacher(trainer, {**saved, "epoch": 3})
+        return torch.rand(4, generator=teacher.generator)
+
+    saved = MeanTeacher(torch.nn.Linear(1, 1), TeacherPseudoLabeler(FilterChain([])), seed=0).state_dict()
+    expected = torch.rand(4, generator=torch.Generator().manual_seed(0))  # rank 0's saved stream, from seed 0
+    assert torch.equal(rank(0), expected)  # rank 0 resumes exactly
+    # rank 1 from seed 0 + 1 + 2 * (3 + 1) = 9: not rank 0's stream, and not its own first one (seed 1)
+    assert torch.equal(rank(1), torch.rand(4, generator=torch.Generator().manual_seed(9)))

@@ -346,7 +346,7 @@ class OnlineTrainer(SupervisedTrainer):
         if state is None:
             LOGGER.warning("non-finite loss: the student was rewound to last.pt, the teacher could not be")
             return True
-        self.mean_teacher.load_state_dict(state)
+        self.restore_mean_teacher(state)
         LOGGER.warning(f"non-finite loss: teacher and filters rewound with the student to epoch {epoch}")
         return True
 
@@ -404,8 +404,18 @@ class OnlineTrainer(SupervisedTrainer):
         return states
 
     def load_semi_state(self, state: dict[str, Any]) -> None:
-        self.mean_teacher.load_state_dict(state)
+        self.restore_mean_teacher(state)
         self.unlabeled_consumed = state.get("unlabeled_consumed", 0)
+
+    def restore_mean_teacher(self, state: dict[str, Any]) -> None:
+        """The mean teacher's saved state (written by rank 0). Its strong-view generator is rank 0's, so every
+        other DDP rank then seeds its own, ``seed + rank + world * (epoch + 1)``: a stream no rank shares with
+        another and none drew before (each started from ``seed + rank``), as they did not share one before the
+        resume. Rank 0, and a single process, resume exactly."""
+        self.mean_teacher.load_state_dict(state)
+        if RANK > 0:
+            world = int(os.environ.get("WORLD_SIZE", 1))
+            self.mean_teacher.generator.manual_seed(self.args.seed + RANK + world * (state.get("epoch", 0) + 1))
 
 
 def _teacher_key(metric: str) -> str:
