@@ -28,15 +28,14 @@ import yaml
 from torchvision.ops import box_convert, box_iou
 from ultralytics import YOLO
 
+from semiyolo.data import label_path, list_images, read_label_file
+
 BINS = ((0.5, 1.01), (0.3, 0.5), (0.1, 0.3), (0.01, 0.1), (0.0, 0.01))  # the object's own class, best score
 
 
 def hidden_labels(image: Path, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(classes Tensor[M], xyxy pixels Tensor[M, 4])`` from the label file beside ``image`` (``images/`` ->
-    ``labels/``); empty when there is none."""
-    label = image.parent.parent / "labels" / f"{image.stem}.txt"
-    rows = [line.split() for line in label.read_text().splitlines() if line.strip()] if label.exists() else []
-    table = torch.tensor([[float(v) for v in row] for row in rows]).view(-1, 5)
+    """``(classes Tensor[M], xyxy pixels Tensor[M, 4])`` of ``image``'s label file (Ultralytics' path rule)."""
+    table = torch.from_numpy(read_label_file(label_path(image)))
     boxes = box_convert(table[:, 1:] * torch.tensor([width, height] * 2), "cxcywh", "xyxy")
     return table[:, 0].long(), boxes
 
@@ -68,7 +67,7 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=160)
     args = parser.parse_args()
     model = YOLO(args.root / "ablation" / "supervised_converged" / "weights" / "last.pt")
-    images = sorted((args.root / "split" / "unlabeled" / "images").iterdir())
+    images = list_images(args.root / "split" / "unlabeled" / "images")
     own, other = object_scores(model, images, args.imgsz)
     print(f"{args.root}: {len(own)} objects in {len(images)} unlabeled images")
     print("| own class's best score | share of objects | of them, another class scores higher |")

@@ -20,7 +20,7 @@ from ..pseudo.augment import StrongAugment
 from .batch import DENSE_KEY, append_pseudo_labeled
 from .ema import TeacherEMA
 from .labeler import TeacherPseudoLabeler, per_anchor
-from .mixup import draw_partners, mix_pseudo_labeled
+from .mixup import check_mixup, draw_partners, mix_pseudo_labeled
 
 EMPTY_UNLABELED = ("background", "skip")  # an image left without pseudo-labels: all background, or left out
 
@@ -70,7 +70,7 @@ class MeanTeacher:
             raise ValueError("dense pseudo-targets need a strong view that keeps the geometry (no flip, scale, shift)")
         if pseudo_targets == "dense" and mixup > 0:
             raise ValueError("dense pseudo-targets cannot be blended with mixup: they map anchor to anchor")
-        draw_partners(0, 0, mixup, mixup_partners)  # checks both
+        check_mixup(mixup, mixup_partners)
         self.mixup, self.mixup_partners = mixup, mixup_partners
         self.pseudo_targets, self.dense_fraction = pseudo_targets, dense_fraction
         self.ema = TeacherEMA(student, decay=decay, tau=tau)

@@ -18,6 +18,14 @@ from .batch import IGNORE_KEYS, REGRESS_KEY
 MIXUP_PARTNERS = ("pseudo", "labeled")  # semi.mixup_partners
 
 
+def check_mixup(probability: float, partners: str) -> None:
+    """Raise ``ValueError`` unless ``probability`` lies in [0, 1] and ``partners`` is one of :data:`MIXUP_PARTNERS`."""
+    if partners not in MIXUP_PARTNERS:
+        raise ValueError(f"mixup partners must be one of {MIXUP_PARTNERS}, got {partners!r}")
+    if not 0 <= probability <= 1:
+        raise ValueError(f"mixup probability must lie in [0, 1], got {probability!r}")
+
+
 def draw_partners(
     num_labeled: int, num_pseudo: int, probability: float, partners: str, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -28,10 +36,7 @@ def draw_partners(
     pseudo-labeled images, so no image is its own partner (none with fewer than two); ``labeled``: a labeled row
     drawn uniformly (none without labeled images). The draws use ``generator`` alone, in a fixed order, so a
     resumed run draws the same partners."""
-    if partners not in MIXUP_PARTNERS:
-        raise ValueError(f"mixup partners must be one of {MIXUP_PARTNERS}, got {partners!r}")
-    if not 0 <= probability <= 1:
-        raise ValueError(f"mixup probability must lie in [0, 1], got {probability!r}")
+    check_mixup(probability, partners)
     blended = torch.rand(num_pseudo, generator=generator) < probability
     if partners == "labeled":
         rows = torch.randint(max(num_labeled, 1), (num_pseudo,), generator=generator)
@@ -74,29 +79,25 @@ def mix_pseudo_labeled(batch: dict, partners: Tensor, ratio: float = 0.5) -> dic
     img = batch["img"]  # gathered before the write, so a row that is also a partner gives its unblended image
     img[rows] = torch.lerp(img[sources], img[rows], ratio)
     out = dict(batch)
-    copied, into = _copies(batch["batch_idx"], rows, sources)
-    order = _by_image(batch["batch_idx"], into)
-    out["batch_idx"] = torch.cat((batch["batch_idx"], into.to(batch["batch_idx"].dtype)))[order]
-    for key in ("cls", "bboxes", REGRESS_KEY):
-        if key in batch:
-            out[key] = torch.cat((batch[key], batch[key][copied]))[order]
+    per_target = {k: batch[k] for k in ("cls", "bboxes", REGRESS_KEY) if k in batch}
+    out["batch_idx"], copied = _with_copies(batch["batch_idx"], per_target, rows, sources)
+    out.update(copied)
     if IGNORE_KEYS[0] in batch:
-        index, boxes = (batch[k] for k in IGNORE_KEYS)
-        copied, into = _copies(index, rows, sources)
-        order = _by_image(index, into)
-        out[IGNORE_KEYS[0]] = torch.cat((index, into.to(index.dtype)))[order]
-        out[IGNORE_KEYS[1]] = torch.cat((boxes, boxes[copied]))[order]
+        index, boxes = IGNORE_KEYS
+        out[index], copied = _with_copies(batch[index], {boxes: batch[boxes]}, rows, sources)
+        out.update(copied)
     return out
 
 
-def _copies(image_of: Tensor, rows: Tensor, sources: Tensor) -> tuple[Tensor, Tensor]:
-    """``(which, into)``: the entries (``image_of: Tensor[N]``, each entry's image row) of every ``sources[k]``,
-    and the row ``rows[k]`` each copy goes to."""
+def _with_copies(
+    image_of: Tensor, fields: dict[str, Tensor], rows: Tensor, sources: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Entries ``image_of: Tensor[N]`` (each one's image row) and their ``fields`` (``Tensor[N, ...]`` each), with
+    a copy of every entry of row ``sources[k]`` given to row ``rows[k]``, all sorted by image, stably: Ultralytics'
+    ``preprocess`` reads each image's targets as one contiguous run, and a row's own entries stay before the
+    copies it receives."""
     which, k = (image_of.long().view(-1, 1) == sources.view(1, -1)).nonzero(as_tuple=True)
-    return which, rows[k]
-
-
-def _by_image(image_of: Tensor, into: Tensor) -> Tensor:
-    """The order that sorts ``cat(image_of, into)`` by image, stably: Ultralytics' ``preprocess`` reads each
-    image's targets as one contiguous run, and each image's own targets stay before the copies it receives."""
-    return torch.cat((image_of.long(), into.long())).argsort(stable=True)
+    into = rows[k]
+    order = torch.cat((image_of.long(), into)).argsort(stable=True)
+    extended = torch.cat((image_of, into.to(image_of.dtype)))[order]
+    return extended, {name: torch.cat((v, v[which]))[order] for name, v in fields.items()}
