@@ -10,10 +10,11 @@ per image go to NMS (what a trained teacher's candidates above 0.1 amount to on 
 
 On a GPU (``--device cuda``) the steps are timed with the device synchronised, and ``--amp`` runs the student
 under autocast (float16, with a gradient scaler) and the teacher's forward under autocast too, as the trainer
-does with ``train.amp``.
+does with ``train.amp``. The teacher runs as the trainer runs it, through a copy with its BatchNorms folded
+(``--no-fold``: the teacher itself, as before); ``--mixup`` blends the pseudo-labeled images (``semi.pseudo_mixup``).
 
     python benchmarks/ssod_step.py [--batch 8] [--imgsz 256] [--rounds 5] [--targets hard|tiered]
-                                   [--device cpu|cuda] [--amp]
+                                   [--device cpu|cuda] [--amp] [--no-fold] [--mixup P]
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def main() -> None:
     parser.add_argument("--targets", choices=("hard", "tiered"), default="hard", help="semi.pseudo_targets")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--amp", action="store_true", help="float16 autocast for the student and the teacher (GPU)")
+    parser.add_argument("--no-fold", action="store_true", help="the teacher runs itself, BatchNorms not folded")
+    parser.add_argument("--mixup", type=float, default=0.0, help="semi.pseudo_mixup (with pseudo partners)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -77,8 +80,11 @@ def main() -> None:
         min_score=0.0,
         max_candidates=100,
         amp_dtype=torch.float16 if args.amp else None,
+        fold=not args.no_fold,
     )
-    teacher = MeanTeacher(student, labeler, StrongAugment(), decay=0.999, tau=100, pseudo_targets=args.targets)
+    teacher = MeanTeacher(
+        student, labeler, StrongAugment(), decay=0.999, tau=100, pseudo_targets=args.targets, mixup=args.mixup
+    )
 
     def now() -> float:
         if device.type == "cuda":
@@ -140,7 +146,8 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {where}{', AMP' if args.amp else ''}; YOLOv8n, {args.imgsz} px, "
         f"supervised {2 * args.batch} labeled vs online {args.batch} labeled + {args.batch} unlabeled, "
-        f"{args.rounds} rounds, {args.targets} pseudo-targets"
+        f"{args.rounds} rounds, {args.targets} pseudo-targets, teacher {'unfolded' if args.no_fold else 'folded'}"
+        f"{f', pseudo-mixup {args.mixup}' if args.mixup else ''}"
     )
     print(f"{'supervised step':<26}{base * 1e3:>10.0f} ms")
     print(f"{'online step':<26}{med['total'] * 1e3:>10.0f} ms   ratio {med['total'] / base:.3f}")
