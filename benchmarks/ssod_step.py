@@ -12,6 +12,8 @@ On a GPU (``--device cuda``) the steps are timed with the device synchronised, a
 under autocast (float16, with a gradient scaler) and the teacher's forward under autocast too, as the trainer
 does with ``train.amp``. The teacher runs as the trainer runs it, through a copy with its BatchNorms folded
 (``--no-fold``: the teacher itself, as before); ``--mixup`` blends the pseudo-labeled images (``semi.pseudo_mixup``).
+Each round also times the teacher's forward unfolded, beside the folded one, for a paired comparison (not part of
+the step).
 
     python benchmarks/ssod_step.py [--batch 8] [--imgsz 256] [--rounds 5] [--targets hard|tiered]
                                    [--device cpu|cuda] [--amp] [--no-fold] [--mixup P]
@@ -82,6 +84,7 @@ def main() -> None:
         amp_dtype=torch.float16 if args.amp else None,
         fold=not args.no_fold,
     )
+    unfolded = TeacherPseudoLabeler(labeler.filters, min_score=0.0, amp_dtype=labeler.amp_dtype, fold=False)
     teacher = MeanTeacher(
         student, labeler, StrongAugment(), decay=0.999, tau=100, pseudo_targets=args.targets, mixup=args.mixup
     )
@@ -124,6 +127,8 @@ def main() -> None:
         t.append(now())
         teacher.augment(weak, [d.boxes for d in candidates], teacher.generator)
         t.append(now())
+        unfolded.forward(teacher.model, weak)  # the same forward by the teacher itself, paired in each round
+        t.append(now())
         return {
             "total": t[3] - t[0],
             "pseudo-labelling (extend)": t[1] - t[0],
@@ -131,6 +136,7 @@ def main() -> None:
             "  of which candidates, NMS": (t[5] - t[4]) - (t[4] - t[3]),
             "  of which filters, tiers": t[6] - t[5],
             "  of which strong view": t[7] - t[6],
+            "  (teacher forward unfolded)": t[8] - t[7],
             "student step": t[2] - t[1],
             "teacher EMA": t[3] - t[2],
         }
