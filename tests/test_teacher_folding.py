@@ -9,7 +9,7 @@ from torch import nn
 
 from semiyolo.pseudo import FilterChain
 from semiyolo.teacher import TeacherPseudoLabeler
-from semiyolo.teacher.folding import FoldedTeacher, foldable_modules
+from semiyolo.teacher.folding import FoldedTeacher, foldable_modules, folds_faithfully
 
 
 class ConvBN(nn.Module):
@@ -65,10 +65,11 @@ def test_folding_by_hand():
     out = folded(teacher, x)
     assert torch.allclose(teacher(x), torch.full_like(x, 3.25))
     assert torch.allclose(out, torch.full_like(x, 3.25))
-    assert folded.trusted
-    assert folded.copy.conv.weight.item() == pytest.approx(3.0)
-    assert folded.copy.conv.bias.item() == pytest.approx(0.25)
-    assert isinstance(folded.copy.bn, nn.Identity)
+    copy = folded.copies[teacher]
+    assert copy.trusted
+    assert copy.model.conv.weight.item() == pytest.approx(3.0)
+    assert copy.model.conv.bias.item() == pytest.approx(0.25)
+    assert isinstance(copy.model.bn, nn.Identity)
     assert isinstance(teacher.bn, nn.BatchNorm2d)  # the teacher itself is untouched
 
 
@@ -104,17 +105,25 @@ def test_a_side_branch_is_left_unfolded_and_the_outputs_agree():
     teacher = nn.Sequential(hand_built(), hand_built(WithSideBranch)).eval()
     folded, x = FoldedTeacher(), torch.rand(1, 1, 3, 3)
     assert torch.allclose(folded(teacher, x), teacher(x), atol=1e-6)
-    assert folded.trusted and isinstance(folded.copy[1].bn, nn.BatchNorm2d)
+    assert folded.copies[teacher].trusted and isinstance(folded.copies[teacher].model[1].bn, nn.BatchNorm2d)
 
 
 def test_a_copy_that_disagrees_is_not_used():
     teacher, folded, x = hand_built(BNFirst), FoldedTeacher(), torch.ones(1, 1, 2, 2)
     # teacher: conv(bn(1)) = 2 * ((1 - 0.5) / 2 * 3 + 1) = 3.5; the folded copy would give 3.25
-    with pytest.warns(UserWarning, match="disagrees"):
+    with pytest.warns(UserWarning, match="changes its outputs"):
         out = folded(teacher, x)
-    assert folded.trusted is False
+    assert folded.copies[teacher].trusted is False
     assert torch.allclose(out, torch.full_like(x, 3.5))
     assert torch.allclose(folded(teacher, x), torch.full_like(x, 3.5))  # and never again
+
+
+def test_the_check_reads_the_architecture_not_the_weights():
+    identity = BNFirst()  # fresh BatchNorm: mean 0, var 1, gamma 1, beta 0, so bn(x) is x / sqrt(1 + 1e-5)
+    with pytest.warns(UserWarning, match="changes its outputs"):
+        assert not folds_faithfully(identity.eval(), torch.Size((1, 2, 2)))  # its weights would have passed
+    assert folds_faithfully(ConvBN().eval(), torch.Size((1, 2, 2)))
+    assert folds_faithfully(hand_built(), torch.Size((1, 2, 2)))
 
 
 def test_the_copy_is_rebuilt_when_the_teacher_changes_dtype():
@@ -147,9 +156,10 @@ def test_yolov8n_folded_agrees_with_the_teacher_and_leaves_it_as_it_was():
     folded, x = FoldedTeacher(), torch.rand(2, 3, 96, 96)
     with torch.no_grad():
         expected, got = teacher(x), folded(teacher, x)
-    assert folded.trusted
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.copy.modules())
-    assert len(folded.pairs) == len(foldable_modules(teacher)) > 50
+    copy = folded.copies[teacher]
+    assert copy.trusted
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in copy.model.modules())
+    assert len(copy.pairs) == len(foldable_modules(teacher)) > 50
     # decoded boxes (pixels) and class probabilities, and the raw head outputs the labeler reads
     assert torch.allclose(got[0], expected[0], rtol=1e-4, atol=1e-3)
     for k in ("boxes", "scores"):
@@ -158,11 +168,39 @@ def test_yolov8n_folded_agrees_with_the_teacher_and_leaves_it_as_it_was():
     assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in state.items())
 
 
+def test_yolov8n_copy_follows_in_place_changes_of_folded_and_unfolded_weights():
+    teacher, folded, x = yolo_teacher(), FoldedTeacher(), torch.rand(1, 3, 64, 64)
+    folded(teacher, x)
+    head = teacher.model[-1]
+    with torch.no_grad():  # as an EMA step does: a class logit's bias (not folded) and a BatchNorm mean (folded)
+        head.cv3[0][2].bias.add_(2.0)
+        teacher.model[0].bn.running_mean.add_(0.3)
+        expected, got = teacher(x), folded(teacher, x)
+    assert torch.allclose(got[0], expected[0], rtol=1e-4, atol=1e-3)
+    assert torch.allclose(got[1]["scores"], expected[1]["scores"], rtol=1e-4, atol=1e-3)
+
+
+def test_one_folder_keeps_one_copy_per_model():
+    a, b, x = hand_built(), hand_built(), torch.ones(1, 1, 2, 2)
+    with torch.no_grad():
+        b.conv.weight.fill_(4.0)
+    folded = FoldedTeacher()
+    first = [folded(m, x) for m in (a, b)]
+    copies = (folded.copies[a], folded.copies[b])
+    second = [folded(m, x) for m in (a, b)]
+    assert (folded.copies[a], folded.copies[b]) == copies  # not rebuilt when the models alternate
+    # a: 3.25 (by hand above); b: (4 - 0.5) / 2 * 3 + 1 = 6.25
+    for out, value in zip(first + second, (3.25, 6.25) * 2, strict=True):
+        assert torch.allclose(out, torch.full_like(out, value))
+    del a
+    assert len(folded.copies) == 1  # a model gone takes its copy with it
+
+
 def test_the_labeler_runs_the_folded_copy_and_gets_the_teachers_outputs():
-    teacher, x = yolo_teacher(), torch.rand(2, 3, 96, 96)
+    teacher, x = yolo_teacher().train(), torch.rand(2, 3, 96, 96)
     folding, plain = (TeacherPseudoLabeler(FilterChain([]), fold=fold) for fold in (True, False))
     (decoded, raw), (expected, expected_raw) = folding.forward(teacher, x), plain.forward(teacher, x)
-    assert folding.folded.trusted and plain.folded is None
+    assert folding.folded.copies[teacher].trusted and plain.folded is None
     assert torch.allclose(decoded, expected, rtol=1e-4, atol=1e-3)
     assert torch.allclose(raw["boxes"], expected_raw["boxes"], rtol=1e-4, atol=1e-3)
-    assert teacher.training is False  # the labeler put it back as it found it (eval)
+    assert teacher.training  # the labeler ran it in eval mode and put it back as it found it

@@ -5,14 +5,21 @@ Folding (Ioffe & Szegedy, 2015, eval mode; as Ultralytics' ``fuse`` does for inf
 ``b`` followed by a BatchNorm with ``gamma``, ``beta``, running mean ``mu`` and variance ``var``,
 ``s = gamma / sqrt(var + eps)``, ``W' = s W`` (per output channel) and ``b' = beta + s (b - mu)``. The teacher
 itself is never changed: it stays the EMA's weights, saved, validated and resumed as before. The copy is derived
-state, rebuilt whenever the teacher it follows, its device or dtype change, and checked against the teacher once
-(in float32) before it is trusted: a module whose forward is not ``bn(conv(x))`` falls back to the teacher.
+state: one per model it runs, rebuilt when that model's device, dtype or modules change. Before a copy is used, a
+probe checks that folding is faithful to the architecture: a deep copy of the model with random BatchNorm
+statistics from a fixed seed, folded and unfolded, on a fixed random input. The check depends on the
+architecture alone, never on the weights, so a resumed run decides as the uninterrupted one did. A module whose
+forward is not ``bn(conv(x))`` fails it, and the model then runs unfolded, with a warning.
+
+The copy holds the model's weights and buffers (refreshed) but not attributes set on the model after it was built
+(a head's ``end2end`` switched for validation and restored keeps the value the pseudo-labels need).
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
+import weakref
 from typing import Any
 
 import torch
@@ -40,85 +47,120 @@ def foldable_modules(model: nn.Module) -> list[str]:
 
 
 class FoldedTeacher:
-    """Runs ``teacher(images)`` in eval mode through a folded, channels-last copy of ``teacher``.
+    """Runs ``model(images)`` (eval mode, no gradient) through a refreshed folded, channels-last copy of ``model``,
+    one copy per model it is given (a review page runs a teacher and a student through one labeler).
 
     Args:
-        rtol, atol: how close the copy's outputs must be to the teacher's on the first images (float32) for the
-            copy to be used; otherwise the teacher runs itself, with a warning.
+        rtol, atol: how close the folded probe's outputs must be to the unfolded probe's for copies of that
+            architecture to be used (``atol`` relative to the largest output).
     """
 
-    def __init__(self, rtol: float = 1e-3, atol: float = 1e-3) -> None:
+    def __init__(self, rtol: float = 1e-4, atol: float = 1e-4) -> None:
         self.rtol, self.atol = rtol, atol
-        self.copy: nn.Module | None = None
-        self.key: tuple | None = None  # what the copy was built from: the teacher's id, device, dtype, size
-        self.trusted: bool | None = None  # None: not yet compared with the teacher
-        self.pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d, nn.Conv2d]] = []
-        self.copies: list[tuple[Tensor, Tensor]] = []  # (the copy's tensor, the teacher's): every other state entry
+        self.copies: weakref.WeakKeyDictionary[nn.Module, FoldedCopy] = weakref.WeakKeyDictionary()
 
     @torch.no_grad()
-    def __call__(self, teacher: nn.Module, images: Tensor) -> Any:
-        """``teacher(images)``, computed by the refreshed copy once it agreed with the teacher."""
-        if self._key(teacher) != self.key:
-            self._build(teacher)
-        if self.trusted is False:
-            return teacher(images)
-        self.refresh()
-        if self.trusted is None:
-            self.trusted = self._agrees(teacher, images)
-            if not self.trusted:
-                return teacher(images)
-        return self.copy(images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images)
+    def __call__(self, model: nn.Module, images: Tensor) -> Any:
+        """``model(images)``, computed by its copy when folding is faithful to its architecture."""
+        folded = self.copies.get(model)
+        if folded is None or folded.key != _key(model):
+            folded = self.copies[model] = FoldedCopy(model)
+            folded.trusted = folds_faithfully(model, images.shape[1:], self.rtol, self.atol)
+        if not folded.trusted:
+            return model(images)
+        folded.refresh()
+        return folded.model(_channels_last(images))
 
-    @staticmethod
-    def _key(teacher: nn.Module) -> tuple:
-        first = next(teacher.parameters(), None)
-        size = sum(1 for _ in teacher.modules())
-        return (id(teacher), size) if first is None else (id(teacher), size, first.device, first.dtype)
 
-    def _build(self, teacher: nn.Module) -> None:
-        self.key, self.trusted = self._key(teacher), None
-        loss = getattr(teacher, "criterion", None)  # a host's loss hung on the model is no part of its forward
-        folded = copy.deepcopy(teacher, {id(loss): None} if loss is not None else None).eval()
-        self.pairs = []
+class FoldedCopy:
+    """A copy of ``source`` with every :func:`foldable_modules` block folded, in channels-last memory;
+    :meth:`refresh` recomputes its weights from ``source``'s current ones."""
+
+    def __init__(self, source: nn.Module) -> None:
+        self.key, self.trusted = _key(source), False
+        self.model = _detached_copy(source)
+        self.pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d, nn.Conv2d]] = []  # source conv, source bn, folded conv
         folded_keys = set()
-        for name in foldable_modules(teacher):
-            source, target = teacher.get_submodule(name), folded.get_submodule(name)
-            target.conv = _biased_like(source.conv)
-            target.bn = nn.Identity()
-            self.pairs.append((source.conv, source.bn, target.conv))
+        for name in foldable_modules(source):
+            block, target = source.get_submodule(name), self.model.get_submodule(name)
+            target.conv, target.bn = _biased_like(block.conv), nn.Identity()
+            target.conv.requires_grad_(False)
+            self.pairs.append((block.conv, block.bn, target.conv))
             prefix = f"{name}." if name else ""
             folded_keys |= {f"{prefix}conv.weight", f"{prefix}conv.bias"}
-        for p in folded.parameters():
-            p.requires_grad_(False)
-        self.copy = folded.to(memory_format=torch.channels_last)
-        ours, theirs = self.copy.state_dict(keep_vars=True), teacher.state_dict(keep_vars=True)
-        self.copies = [(v, theirs[k]) for k, v in ours.items() if k not in folded_keys]
+        self.model.to(memory_format=torch.channels_last)
+        ours, theirs = self.model.state_dict(keep_vars=True), source.state_dict(keep_vars=True)
+        self.others = [(v, theirs[k]) for k, v in ours.items() if k not in folded_keys]  # copied as they are
 
+    @torch.no_grad()
     def refresh(self) -> None:
-        """The copy's weights from the teacher's current ones (about 2 ms for YOLOv8n on a CPU core)."""
+        """The copy's weights from the source's current ones (about 2 ms for YOLOv8n on a CPU core)."""
         for conv, bn, target in self.pairs:
             scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)  # s, per output channel
             target.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
             shift = bn.bias - bn.running_mean * scale  # beta - s mu
             target.bias.copy_(shift if conv.bias is None else shift + conv.bias * scale)
-        if self.copies:
-            torch._foreach_copy_([v for v, _ in self.copies], [s.detach() for _, s in self.copies])
+        if self.others:
+            torch._foreach_copy_([v for v, _ in self.others], [s.detach() for _, s in self.others])
 
-    def _agrees(self, teacher: nn.Module, images: Tensor) -> bool:
-        """Whether the copy computes what the teacher does on ``images``, in float32."""
-        with torch.autocast(images.device.type, enabled=False):
-            expected, got = _tensors(teacher(images)), _tensors(self.copy(images))
-        same = len(expected) == len(got) and all(
-            e.shape == g.shape and torch.allclose(e.float(), g.float(), self.rtol, self.atol)
-            for e, g in zip(expected, got, strict=True)
+
+@torch.no_grad()
+def folds_faithfully(model: nn.Module, image_shape: torch.Size, rtol: float = 1e-4, atol: float = 1e-4) -> bool:
+    """Whether folding ``model``'s :func:`foldable_modules` keeps its outputs: on a float32 probe of its
+    architecture with random weights and BatchNorm statistics (fixed seed, whatever the model's own), folded and
+    unfolded, on one fixed random image of ``image_shape`` ``(C, H, W)``. Warns when it does not."""
+    gen = torch.Generator().manual_seed(0)
+    probe = _detached_copy(model).float()
+    for name, t in probe.state_dict().items():
+        if t.is_floating_point():
+            t.copy_(_random_like(name, t, gen))
+    folded = FoldedCopy(probe)
+    folded.refresh()
+    device = next(probe.parameters(), torch.empty(0)).device
+    image = torch.rand(1, *image_shape, generator=gen).to(device)
+    with torch.autocast(device.type, enabled=False):
+        expected, got = _tensors(probe(image)), _tensors(folded.model(_channels_last(image)))
+    faithful = len(expected) == len(got) and all(
+        e.shape == g.shape and torch.allclose(g, e, rtol, atol * max(float(e.abs().max()), 1.0))
+        for e, g in zip(expected, got, strict=True)
+    )
+    if not faithful:
+        warnings.warn(
+            f"semiyolo: folding BatchNorm into the convolutions of {type(model).__name__} changes its outputs (a "
+            "module named conv + bn that does not compute bn(conv(x))?); it runs unfolded",
+            stacklevel=3,
         )
-        if not same:
-            warnings.warn(
-                "semiyolo: the teacher with BatchNorm folded into its convolutions disagrees with the teacher "
-                "(a module named conv + bn that does not compute bn(conv(x))?); the teacher runs unfolded",
-                stacklevel=3,
-            )
-        return same
+    return faithful
+
+
+def _random_like(name: str, t: Tensor, gen: torch.Generator) -> Tensor:
+    """A probe's value for state entry ``name``: convolution and linear weights scaled by their fan-in, BatchNorm
+    scales and variances around 1, everything else small."""
+    if name.endswith("running_var"):
+        return torch.rand(t.shape, generator=gen) * 1.5 + 0.5
+    if t.dim() > 1:
+        return torch.randn(t.shape, generator=gen) / max(t[0].numel(), 1) ** 0.5
+    if name.endswith("weight"):  # a BatchNorm's (or other norm's) scale
+        return torch.rand(t.shape, generator=gen) + 0.5
+    return torch.rand(t.shape, generator=gen) - 0.5
+
+
+def _key(model: nn.Module) -> tuple:
+    """What a copy depends on beyond the weights: the model's modules, device and dtype."""
+    first = next(model.parameters(), None)
+    size = sum(1 for _ in model.modules())
+    return (size,) if first is None else (size, first.device, first.dtype)
+
+
+def _detached_copy(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode without gradients, leaving out a host's loss hung on the model (``criterion``)."""
+    loss = getattr(model, "criterion", None)
+    twin = copy.deepcopy(model, {id(loss): None} if loss is not None else None).eval()
+    return twin.requires_grad_(False)
+
+
+def _channels_last(images: Tensor) -> Tensor:
+    return images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images
 
 
 def _biased_like(conv: nn.Conv2d) -> nn.Conv2d:
