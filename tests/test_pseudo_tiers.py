@@ -101,6 +101,37 @@ def test_a_tiered_teacher_sends_reliable_boxes_as_targets_and_the_rest_as_ignore
     assert torch.allclose(batch["ignore_bboxes"], torch.tensor([[0.75, 0.75, 0.25, 0.25]]))
 
 
+def test_soft_uncertain_targets_join_the_targets_at_the_teachers_score_unregressed():
+    labeler = TeacherPseudoLabeler(FilterChain([ScoreFilter(0.5)]), min_score=0.1)
+    identity = StrongAugment(flip=0.0, scale=(1.0, 1.0), translate=0.0, brightness=0, contrast=0, saturation=0)
+    teacher = MeanTeacher(_TwoCandidates(), labeler, identity, pseudo_targets="tiered", uncertain_targets="soft")
+    labeled = {
+        "img": torch.zeros(1, 3, 16, 16),
+        "batch_idx": torch.tensor([0.0]),
+        "cls": torch.tensor([[0.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.5, 0.5]]),
+    }
+    batch, reliable = teacher.extend(labeled, torch.rand(1, 3, 16, 16))
+    assert [len(d) for d in reliable] == [1]  # the audit still counts the reliable pseudo-labels only
+    # targets: the labeled one, the reliable class-1 box (score 0.9) at full weight and regressed, then the uncertain
+    # class-0 box (score 0.3) at weight 0.3, not regressed; its box, cxcywh (0.75, 0.75, 0.25, 0.25), is also an
+    # ignore region, so the anchors the assigner leaves out of it stay neutral
+    assert batch["cls"][:, 0].tolist() == [0.0, 1.0, 0.0] and batch["batch_idx"].tolist() == [0.0, 1.0, 1.0]
+    assert torch.allclose(batch["bboxes"][2], torch.tensor([0.75, 0.75, 0.25, 0.25]))
+    assert batch["regress"].tolist() == [True, True, False]
+    assert torch.allclose(batch["target_weight"], torch.tensor([1.0, 1.0, 0.3]))
+    assert batch["ignore_idx"].tolist() == [1.0]
+    assert torch.allclose(batch["ignore_bboxes"], torch.tensor([[0.75, 0.75, 0.25, 0.25]]))
+
+
+def test_soft_uncertain_targets_need_tiers():
+    labeler = TeacherPseudoLabeler(FilterChain([]))
+    with pytest.raises(ValueError, match="soft uncertain targets need tiered"):
+        MeanTeacher(_TwoCandidates(), labeler, pseudo_targets="hard", uncertain_targets="soft")
+    with pytest.raises(ValueError, match="uncertain_targets must be one of"):
+        MeanTeacher(_TwoCandidates(), labeler, pseudo_targets="tiered", uncertain_targets="half")
+
+
 def test_mean_teacher_rejects_an_unknown_target_choice():
     labeler = TeacherPseudoLabeler(FilterChain([]))
     with pytest.raises(ValueError, match="pseudo_targets must be one of"):

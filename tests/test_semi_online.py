@@ -397,8 +397,13 @@ def test_teacher_half_life_sets_the_decay_from_the_run_length():
 
 @pytest.mark.parametrize(
     ("targets", "mixup"),
-    [("tiered", {}), ("dense", {}), ("tiered", {"pseudo_mixup": 1.0, "mixup_partners": "labeled"})],
-    ids=["tiered", "dense", "tiered-mixup"],
+    [
+        ("tiered", {}),
+        ("dense", {}),
+        ("tiered", {"pseudo_mixup": 1.0, "mixup_partners": "labeled"}),
+        ("tiered", {"uncertain_targets": "soft", "pseudo_mixup": 1.0}),
+    ],
+    ids=["tiered", "dense", "tiered-mixup", "tiered-soft-mixup"],
 )
 def test_online_training_with_tiered_or_dense_pseudo_targets(tmp_path, datasets, targets, mixup):
     filters = [{"name": "score", "params": {"threshold": 0.3}}, {"name": "nms_unc", "params": {"threshold": 0.1}}]

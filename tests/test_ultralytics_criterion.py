@@ -383,16 +383,31 @@ def test_uncertain_pseudo_labels_are_neither_positive_nor_negative_and_the_regre
     torch.testing.assert_close(regressed["dfl_loss"], torch.tensor(ln2))
 
 
+def test_a_soft_target_scales_its_objects_class_targets_by_its_weight():
+    model, preds, batch = _hand_case()
+    crit = BackgroundPenaltyDetectionLoss(model)
+    outputs = crit.decode(preds)
+    plain = crit.assign(outputs, batch)
+    soft = crit.assign(outputs, {**batch, "target_weight": torch.tensor([0.4])})
+    assert torch.equal(soft.fg_mask, plain.fg_mask)  # the same anchors are positive
+    torch.testing.assert_close(soft.target_scores, 0.4 * plain.target_scores)
+    # the 5 foreground anchors fit the object exactly (target score 1 each): N = 5, and with the weight 0.4 * 5 = 2
+    torch.testing.assert_close(plain.normalizer, torch.tensor(5.0))
+    torch.testing.assert_close(soft.normalizer, torch.tensor(2.0))
+
+
 def test_split_batch_keeps_the_tiered_targets_of_the_pseudo_labeled_part():
     batch = {
         "batch_idx": torch.tensor([0.0, 1.0, 2.0]),
         "cls": torch.tensor([[0.0], [1.0], [2.0]]),
         "bboxes": torch.rand(3, 4),
         "regress": torch.tensor([True, False, True]),
+        "target_weight": torch.tensor([1.0, 0.3, 1.0]),
         "ignore_idx": torch.tensor([1.0, 2.0]),
         "ignore_bboxes": torch.rand(2, 4),
     }
     labeled, pseudo = split_batch(batch, num_labeled=1)
-    assert "regress" not in labeled and "ignore_bboxes" not in labeled
+    assert "regress" not in labeled and "ignore_bboxes" not in labeled and "target_weight" not in labeled
     assert pseudo["batch_idx"].tolist() == [0.0, 1.0] and pseudo["regress"].tolist() == [False, True]
+    assert pseudo["target_weight"].tolist() == [pytest.approx(0.3), 1.0]
     assert pseudo["ignore_idx"].tolist() == [0.0, 1.0] and torch.equal(pseudo["ignore_bboxes"], batch["ignore_bboxes"])

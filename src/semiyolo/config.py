@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 from .losses import PENALTY_MODES, PENALTY_NORMALIZATIONS
-from .pseudo import DEFAULT_FILTERS, FILTERS, PSEUDO_TARGETS, build_filters
+from .pseudo import DEFAULT_FILTERS, FILTERS, PSEUDO_TARGETS, UNCERTAIN_TARGETS, build_filters
 from .pseudo.augment import TEACHER_VIEWS
 from .schedules import SCHEDULES
 from .teacher import EMPTY_UNLABELED, MIXUP_PARTNERS
@@ -123,6 +123,11 @@ class SemiConfig(_Strict):
         "teacher's per-anchor scores and boxes on its most confident anchors (as many as a labeled image's foreground "
         "anchors, or dense_fraction), the rest negatives, no NMS, the student's view photometric only",
     )
+    uncertain_targets: Literal[UNCERTAIN_TARGETS] = Field(  # type: ignore[valid-type]
+        "ignore",
+        description="with tiered targets, what the uncertain tier teaches: ignore (neither positive nor negative) or "
+        "soft (Efficient Teacher's: a target whose class score is scaled by the teacher's score, never regressed)",
+    )
     dense_fraction: float | None = Field(
         None,
         gt=0,
@@ -170,6 +175,15 @@ class SemiConfig(_Strict):
             raise ValueError(
                 f"pseudo_mixup: {self.pseudo_mixup} with pseudo_targets: dense; dense targets map the teacher's "
                 "anchors to the student's one image at a time, so they cannot be blended: set pseudo_mixup to 0"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _soft_needs_tiers(self) -> SemiConfig:
+        if self.uncertain_targets == "soft" and self.pseudo_targets != "tiered":
+            raise ValueError(
+                f"uncertain_targets: soft with pseudo_targets: {self.pseudo_targets}; only tiered targets have an "
+                "uncertain tier: set pseudo_targets to tiered or uncertain_targets to ignore"
             )
         return self
 

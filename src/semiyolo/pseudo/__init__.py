@@ -18,12 +18,13 @@ from .filters import (
     make_filter,
 )
 from .predictions import Detections
-from .tiers import PSEUDO_TARGETS, Tiers, anchors_in_boxes, split_tiers
+from .tiers import PSEUDO_TARGETS, UNCERTAIN_TARGETS, Tiers, anchors_in_boxes, split_tiers
 
 __all__ = [
     "DEFAULT_FILTERS",
     "FILTERS",
     "PSEUDO_TARGETS",
+    "UNCERTAIN_TARGETS",
     "CapFilter",
     "DFLEntropyFilter",
     "DSATFilter",

@@ -11,6 +11,10 @@ regression pseudo-labels of Unbiased Teacher v2 (Liu et al., CVPR 2022) and S4OD
   anchors they cover are neither positive nor negative, and the background penalty leaves them alone. What is
   left, outside every teacher detection, is background the teacher is confident about.
 
+With ``soft`` uncertain targets (Efficient Teacher's uncertain pseudo-labels) the uncertain detections are targets
+too: their classification target is scaled by the teacher's score, they are never regressed, and the anchors of
+their box that the assigner leaves out stay neither positive nor negative.
+
 Hard pseudo-labels (the filter chain as a whole deciding, no uncertain tier) remain the ``hard`` choice.
 """
 
@@ -25,6 +29,7 @@ from .filters import FilterChain
 from .predictions import Detections
 
 PSEUDO_TARGETS = ("hard", "tiered", "dense")  # semi.pseudo_targets (dense: :mod:`.dense`)
+UNCERTAIN_TARGETS = ("ignore", "soft")  # semi.uncertain_targets: what the uncertain tier teaches
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from torch import Tensor
 from torchvision.ops import box_convert
 
 REGRESS_KEY = "regress"  # Tensor[N] bool per target: box and DFL losses apply (absent: every target)
+WEIGHT_KEY = "target_weight"  # Tensor[N] float per target: its classification target's scale (absent: 1)
+PER_TARGET_KEYS = ("cls", "bboxes", REGRESS_KEY, WEIGHT_KEY)  # what each target carries, beside batch_idx
 IGNORE_KEYS = ("ignore_idx", "ignore_bboxes")  # uncertain pseudo-labels: Tensor[M] image, Tensor[M, 4] cxcywh
 DENSE_KEY = "dense_targets"  # DenseTargets of the pseudo-labeled images: the criterion's targets in their place
 
@@ -21,6 +23,7 @@ def append_pseudo_labeled(
     classes: Sequence[Tensor],
     regressed: Sequence[Tensor] | None = None,
     ignored: Sequence[Tensor] | None = None,
+    weights: Sequence[Tensor] | None = None,
 ) -> dict:
     """A new batch: ``batch``'s images and targets, then ``images`` with their pseudo-labels.
 
@@ -35,6 +38,9 @@ def append_pseudo_labeled(
             batch then carries ``regress: Tensor[N + sum n_i]`` (True for the labeled targets).
         ignored: per appended image, ``Tensor[m_i, 4]`` xyxy pixels of uncertain pseudo-labels; the batch then
             carries ``ignore_idx: Tensor[sum m_i]`` and ``ignore_bboxes: Tensor[sum m_i, 4]`` (cxcywh normalised).
+        weights: per appended image, ``Tensor[n_i]`` float, each target's classification scale (soft targets of
+            uncertain pseudo-labels); the batch then carries ``target_weight: Tensor[N + sum n_i]`` (1 for the
+            labeled targets).
 
     Returns:
         The batch with ``U`` more images; their targets take image indices ``B .. B + U - 1``; ``num_labeled = B``
@@ -65,6 +71,9 @@ def append_pseudo_labeled(
         out[REGRESS_KEY] = torch.cat((labeled, *(r.to(device).bool() for r in regressed)))
     if ignored is not None:
         out[IGNORE_KEYS[0]], out[IGNORE_KEYS[1]] = _targets(ignored, frame, n_labeled, idx.dtype, xywh.dtype)
+    if weights is not None:
+        labeled = batch.get(WEIGHT_KEY, torch.ones(batch["cls"].shape[0], device=device))
+        out[WEIGHT_KEY] = torch.cat((labeled, *(w.to(device).float() for w in weights)))
     return out
 
 
@@ -87,8 +96,6 @@ def labeled_part(batch: dict) -> dict:
         return batch
     own = batch["batch_idx"] < n_labeled
     part = {k: v for k, v in batch.items() if k not in (*IGNORE_KEYS, DENSE_KEY, "num_labeled")}
-    part.update(img=batch["img"][:n_labeled], batch_idx=batch["batch_idx"][own], cls=batch["cls"][own])
-    part["bboxes"] = batch["bboxes"][own]
-    if REGRESS_KEY in batch:
-        part[REGRESS_KEY] = batch[REGRESS_KEY][own]
+    part.update(img=batch["img"][:n_labeled], batch_idx=batch["batch_idx"][own])
+    part.update({k: batch[k][own] for k in PER_TARGET_KEYS if k in batch})
     return part

@@ -15,7 +15,16 @@ import torch
 from torch import Tensor, nn
 
 from ..metrics import match_detections
-from ..pseudo import PSEUDO_TARGETS, DenseTargets, Detections, DSATFilter, FilterChain, Tiers, split_tiers
+from ..pseudo import (
+    PSEUDO_TARGETS,
+    UNCERTAIN_TARGETS,
+    DenseTargets,
+    Detections,
+    DSATFilter,
+    FilterChain,
+    Tiers,
+    split_tiers,
+)
 from ..pseudo.augment import StrongAugment
 from .batch import DENSE_KEY, append_pseudo_labeled
 from .ema import TeacherEMA
@@ -45,6 +54,9 @@ class MeanTeacher:
         mixup: the probability that a pseudo-labeled image is blended with a partner (:mod:`.mixup`); not with
             dense targets, which map the teacher's anchors to the student's one image at a time.
         mixup_partners: ``pseudo`` (another pseudo-labeled image) or ``labeled``.
+        uncertain_targets: with tiered targets, ``ignore`` (the uncertain tier is neither positive nor negative) or
+            ``soft`` (it is a target too, its classification target scaled by the teacher's score, never
+            regressed; the anchors of its box the assigner leaves out stay ignored).
     """
 
     def __init__(
@@ -60,6 +72,7 @@ class MeanTeacher:
         dense_fraction: float | None = None,
         mixup: float = 0.0,
         mixup_partners: str = "pseudo",
+        uncertain_targets: str = "ignore",
     ) -> None:
         if empty_unlabeled not in EMPTY_UNLABELED:
             raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
@@ -71,6 +84,11 @@ class MeanTeacher:
         if pseudo_targets == "dense" and mixup > 0:
             raise ValueError("dense pseudo-targets cannot be blended with mixup: they map anchor to anchor")
         check_mixup(mixup, mixup_partners)
+        if uncertain_targets not in UNCERTAIN_TARGETS:
+            raise ValueError(f"uncertain_targets must be one of {UNCERTAIN_TARGETS}, got {uncertain_targets!r}")
+        if uncertain_targets == "soft" and pseudo_targets != "tiered":
+            raise ValueError(f"soft uncertain targets need tiered pseudo-targets, got {pseudo_targets!r}")
+        self.soft_uncertain = uncertain_targets == "soft"
         self.mixup, self.mixup_partners = mixup, mixup_partners
         self.pseudo_targets, self.dense_fraction = pseudo_targets, dense_fraction
         self.ema = TeacherEMA(student, decay=decay, tau=tau)
@@ -104,15 +122,20 @@ class MeanTeacher:
         candidates = self.labeler.detect(self.model, weak)
         tiers = [split_tiers(self.filters, d, tiered) for d in candidates]
         strong, boxes, kept = self.augment(weak, [d.boxes for d in candidates], self.generator)
-        views = [_tiers_in_view(d, t, b, k) for d, t, b, k in zip(candidates, tiers, boxes, kept, strict=True)]
+        views = [
+            _tiers_in_view(d, t, b, k, self.soft_uncertain)
+            for d, t, b, k in zip(candidates, tiers, boxes, kept, strict=True)
+        ]
         keep = self._images_to_keep([v[0].shape[0] for v in views])
         reliable = [d.select(t.reliable) for d, t in zip(candidates, tiers, strict=True)]
         if not keep:
             return batch, reliable
-        boxes, classes, regressed, ignored = (list(x) for x in zip(*(views[i] for i in keep), strict=True))
+        boxes, classes, regressed, ignored, weights = (list(x) for x in zip(*(views[i] for i in keep), strict=True))
         if not tiered:
             regressed = ignored = None
-        return self._blend(append_pseudo_labeled(batch, strong[keep], boxes, classes, regressed, ignored)), reliable
+        weights = weights if self.soft_uncertain else None
+        extended = append_pseudo_labeled(batch, strong[keep], boxes, classes, regressed, ignored, weights)
+        return self._blend(extended), reliable
 
     def extend_dense(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
         """``batch`` with the photometric strong views of ``weak`` appended and the teacher's per-anchor outputs
@@ -185,8 +208,14 @@ class MeanTeacher:
         self.generator.set_state(state["augment_generator"].cpu())
 
 
-def _tiers_in_view(dets: Detections, tiers: Tiers, boxes: Tensor, kept: Tensor):
-    """``(boxes, classes, regressed, ignored boxes)`` of one image in the strong view: ``boxes[j]`` is detection
-    ``kept[j]`` after the view's geometry (the view drops boxes that leave the image)."""
+def _tiers_in_view(dets: Detections, tiers: Tiers, boxes: Tensor, kept: Tensor, soft: bool = False):
+    """``(boxes, classes, regressed, ignored boxes, weights)`` of one image's targets in the strong view:
+    ``boxes[j]`` is detection ``kept[j]`` after the view's geometry (the view drops boxes that leave the image).
+    The targets are the reliable detections (weight 1), and with ``soft`` the uncertain ones too (weight: the
+    teacher's score, never regressed); the uncertain ones' boxes are ignore regions either way."""
     reliable = tiers.reliable[kept]
-    return boxes[reliable], dets.classes[kept][reliable], tiers.regressed[kept][reliable], boxes[~reliable]
+    if soft:
+        weights = torch.where(reliable, 1.0, dets.scores[kept].float())
+        return boxes, dets.classes[kept], tiers.regressed[kept], boxes[~reliable], weights
+    targets = boxes[reliable], dets.classes[kept][reliable], tiers.regressed[kept][reliable]
+    return *targets, boxes[~reliable], torch.ones(int(reliable.sum()))

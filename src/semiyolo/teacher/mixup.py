@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .batch import IGNORE_KEYS, REGRESS_KEY
+from .batch import IGNORE_KEYS, PER_TARGET_KEYS
 
 MIXUP_PARTNERS = ("pseudo", "labeled")  # semi.mixup_partners
 
@@ -53,8 +53,8 @@ def draw_partners(
 def mix_pseudo_labeled(batch: dict, partners: Tensor, ratio: float = 0.5) -> dict:
     """A new batch dict whose pseudo-labeled image ``i`` (row ``B + i``, ``B = batch["num_labeled"]``) is, where
     ``partners[i] = p >= 0``, ``ratio * img[B + i] + (1 - ratio) * img[p]`` (both before blending), and also carries
-    row ``p``'s targets: classes, boxes (cxcywh normalised, so sizes need not agree), ``regress`` flags and the
-    uncertain ``ignore`` regions, placed after the row's own (the targets stay sorted by image).
+    row ``p``'s targets: classes, boxes (cxcywh normalised, so sizes need not agree), ``regress`` flags, target
+    weights and the uncertain ``ignore`` regions, placed after the row's own (the targets stay sorted by image).
 
     The images are blended in place, in ``batch["img"]``: the batch :func:`~.batch.append_pseudo_labeled` made owns
     them, and a copy of a whole batch would cost more than the blend (a 128-image batch at 160 px: 39 MB).
@@ -79,7 +79,7 @@ def mix_pseudo_labeled(batch: dict, partners: Tensor, ratio: float = 0.5) -> dic
     img = batch["img"]  # gathered before the write, so a row that is also a partner gives its unblended image
     img[rows] = torch.lerp(img[sources], img[rows], ratio)
     out = dict(batch)
-    per_target = {k: batch[k] for k in ("cls", "bboxes", REGRESS_KEY) if k in batch}
+    per_target = {k: batch[k] for k in PER_TARGET_KEYS if k in batch}
     out["batch_idx"], copied = _with_copies(batch["batch_idx"], per_target, rows, sources)
     out.update(copied)
     if IGNORE_KEYS[0] in batch:

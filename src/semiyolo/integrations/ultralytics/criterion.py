@@ -24,7 +24,7 @@ from ultralytics.utils.tal import make_anchors
 
 from ...losses import PENALTY_MODES, PENALTY_NORMALIZATIONS, background_penalty, bce_and_background_sums
 from ...pseudo import DenseTargets, anchors_in_boxes
-from ...teacher.batch import DENSE_KEY
+from ...teacher.batch import DENSE_KEY, REGRESS_KEY, WEIGHT_KEY
 
 
 @dataclass(frozen=True)
@@ -213,6 +213,10 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             mask_gt,
             **assign_kwargs,
         )
+        max_objects = gt_labels.shape[1]
+        if WEIGHT_KEY in batch:  # soft targets: each object's class target scaled by its weight
+            weights = _on_anchors(batch, batch[WEIGHT_KEY].float(), target_gt_idx, max_objects)
+            target_scores = target_scores * weights.unsqueeze(-1).to(target_scores.dtype)
         return Assignment(
             fg_mask=fg_mask,
             target_scores=target_scores,
@@ -220,7 +224,9 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             target_gt_idx=target_gt_idx,
             normalizer=target_scores.sum().clamp_(min=1),
             ignore_mask=_ignore_mask(outputs, batch, fg_mask),
-            regress_mask=_regress_mask(batch, target_gt_idx, gt_labels.shape[1]),
+            regress_mask=_on_anchors(batch, batch[REGRESS_KEY].bool(), target_gt_idx, max_objects)
+            if REGRESS_KEY in batch
+            else None,
         )
 
     @torch.no_grad()
@@ -365,19 +371,18 @@ def _ignore_mask(outputs: HeadOutputs, batch: dict[str, Any], fg_mask: Tensor) -
     return covered & ~fg_mask
 
 
-def _regress_mask(batch: dict[str, Any], target_gt_idx: Tensor, max_objects: int) -> Tensor | None:
-    """``Tensor[B, A]``: whether each anchor's assigned object (``target_gt_idx``, in ``preprocess``'s per-image
-    order of appearance) is regressed, from the batch's per-target ``regress``; ``None`` when it has none."""
-    if "regress" not in batch:
-        return None
+def _on_anchors(batch: dict[str, Any], values: Tensor, target_gt_idx: Tensor, max_objects: int) -> Tensor:
+    """``Tensor[B, A]``: the value of each anchor's assigned object (``target_gt_idx``, in ``preprocess``'s
+    per-image order of appearance), from ``values: Tensor[N]``, one per target of the batch (its ``regress`` flags,
+    its target weights); zero (False) where the image has no object."""
     image = batch["batch_idx"].long().to(target_gt_idx.device)
     sorted_image, by_image = image.sort(stable=True)
     counts = torch.bincount(image, minlength=target_gt_idx.shape[0])
     order = torch.empty_like(image)  # each target's position among its image's targets, in order of appearance
     order[by_image] = torch.arange(image.numel(), device=image.device) - (counts.cumsum(0) - counts)[sorted_image]
-    padded = torch.zeros(target_gt_idx.shape[0], max(max_objects, 1), dtype=torch.bool, device=image.device)
-    padded[image, order] = batch["regress"].to(image.device).bool()
-    return padded.gather(1, target_gt_idx.long())  # float zeros when the batch has no object
+    padded = torch.zeros(target_gt_idx.shape[0], max(max_objects, 1), dtype=values.dtype, device=image.device)
+    padded[image, order] = values.to(image.device)
+    return padded.gather(1, target_gt_idx.long())
 
 
 # --- criteria inside wrappers -------------------------------------------------------------------------------

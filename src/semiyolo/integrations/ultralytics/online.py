@@ -246,6 +246,7 @@ class OnlineTrainer(SupervisedTrainer):
             dense_fraction=s.dense_fraction,
             mixup=s.pseudo_mixup,
             mixup_partners=s.mixup_partners,
+            uncertain_targets=s.uncertain_targets,
         )
         teacher.model.criterion = student.criterion  # shared, as the EMA's: the teacher's validation losses
         return teacher

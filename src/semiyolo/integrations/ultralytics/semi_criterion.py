@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...teacher.batch import DENSE_KEY
+from ...teacher.batch import DENSE_KEY, REGRESS_KEY, WEIGHT_KEY
 from .criterion import BackgroundPenaltyDetectionLoss
 
 UNSUPERVISED_PREFIX = "u_"
@@ -28,16 +28,18 @@ def _slice(obj: Any, part: slice) -> Any:
 
 def split_batch(batch: dict[str, Tensor], num_labeled: int) -> tuple[dict, dict]:
     """Targets of the labeled images and of the pseudo-labeled ones (their image indices restarted at 0); the
-    pseudo-labeled part keeps the tiered targets' ``regress`` flags and uncertain boxes, or the dense targets, if
-    any (:func:`semiyolo.teacher.append_pseudo_labeled`, :meth:`semiyolo.teacher.MeanTeacher.extend_dense`)."""
+    pseudo-labeled part keeps the tiered targets' ``regress`` flags, weights and uncertain boxes, or the dense
+    targets, if any (:func:`semiyolo.teacher.append_pseudo_labeled`,
+    :meth:`semiyolo.teacher.MeanTeacher.extend_dense`)."""
     labeled = batch["batch_idx"] < num_labeled
     parts = []
     for mask, offset in ((labeled, 0), (~labeled, num_labeled)):
         parts.append(
             {"batch_idx": batch["batch_idx"][mask] - offset, "cls": batch["cls"][mask], "bboxes": batch["bboxes"][mask]}
         )
-    if "regress" in batch:
-        parts[1]["regress"] = batch["regress"][~labeled]
+    for key in (REGRESS_KEY, WEIGHT_KEY):  # the labeled targets are all regressed, at weight 1
+        if key in batch:
+            parts[1][key] = batch[key][~labeled]
     if "ignore_bboxes" in batch:
         parts[1]["ignore_idx"] = batch["ignore_idx"] - num_labeled
         parts[1]["ignore_bboxes"] = batch["ignore_bboxes"]
