@@ -3,8 +3,10 @@ tiered mean teacher builds."""
 
 import pytest
 import torch
+from pydantic import ValidationError
 from torch import nn
 
+from semiyolo.config import SemiConfig
 from semiyolo.pseudo import (
     CapFilter,
     Detections,
@@ -12,6 +14,7 @@ from semiyolo.pseudo import (
     NMSUncertaintyFilter,
     ScoreFilter,
     anchors_in_boxes,
+    soft_targets,
     split_tiers,
 )
 from semiyolo.pseudo.augment import StrongAugment
@@ -124,12 +127,26 @@ def test_soft_uncertain_targets_join_the_targets_at_the_teachers_score_unregress
     assert torch.allclose(batch["ignore_bboxes"], torch.tensor([[0.75, 0.75, 0.25, 0.25]]))
 
 
+def test_soft_targets_leave_out_an_uncertain_reading_of_a_reliable_object():
+    reliable = torch.tensor([True, False, False])
+    # the reliable box (0, 0, 10, 10); an uncertain one on it, (0, 0, 10, 9): IoU 90 / 100 = 0.9 >= 0.5, left out;
+    # one elsewhere, (20, 20, 30, 30): IoU 0, kept
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 9.0], [20.0, 20.0, 30.0, 30.0]])
+    assert soft_targets(reliable, boxes).tolist() == [True, False, True]
+    # (0, 0, 10, 4) against the reliable box: IoU 40 / 100 = 0.4 < 0.5, kept
+    assert soft_targets(reliable[:2], torch.tensor([[0.0, 0, 10, 10], [0.0, 0, 10, 4]])).tolist() == [True, True]
+    assert soft_targets(torch.tensor([False, False]), boxes[:2]).tolist() == [True, True]  # nothing reliable
+    assert soft_targets(torch.zeros(0, dtype=torch.bool), torch.zeros(0, 4)).tolist() == []
+
+
 def test_soft_uncertain_targets_need_tiers():
     labeler = TeacherPseudoLabeler(FilterChain([]))
     with pytest.raises(ValueError, match="soft uncertain targets need tiered"):
         MeanTeacher(_TwoCandidates(), labeler, pseudo_targets="hard", uncertain_targets="soft")
     with pytest.raises(ValueError, match="uncertain_targets must be one of"):
         MeanTeacher(_TwoCandidates(), labeler, pseudo_targets="tiered", uncertain_targets="half")
+    with pytest.raises(ValidationError, match="uncertain_targets: soft with pseudo_targets: hard"):
+        SemiConfig(pseudo_targets="hard", uncertain_targets="soft")
 
 
 def test_mean_teacher_rejects_an_unknown_target_choice():

@@ -189,11 +189,14 @@ def test_labeled_part_undoes_append_pseudo_labeled():
     boxes = [torch.tensor([[0.0, 0.0, 4.0, 4.0]]), torch.zeros(0, 4)]
     classes = [torch.tensor([1]), torch.zeros(0, dtype=torch.long)]
     regressed, ignored = [torch.tensor([False]), torch.zeros(0, dtype=torch.bool)], [torch.zeros(0, 4)] * 2
-    extended = append_pseudo_labeled(batch, torch.ones(2, 3, 8, 8), boxes, classes, regressed, ignored)
+    weights = [torch.tensor([0.3]), torch.zeros(0)]
+    extended = append_pseudo_labeled(batch, torch.ones(2, 3, 8, 8), boxes, classes, regressed, ignored, weights)
+    assert extended["target_weight"].tolist() == [1.0, 1.0, pytest.approx(0.3)]  # labeled targets at weight 1
     part = labeled_part(extended)
     assert part["img"].shape[0] == 2 and part["im_file"] == ("a.jpg", "b.jpg")
     for key in ("batch_idx", "cls", "bboxes"):
         assert torch.equal(part[key], batch[key])
     assert part["regress"].tolist() == [True, True]  # the labeled targets are always regressed
+    assert part["target_weight"].tolist() == [1.0, 1.0]
     assert "num_labeled" not in part and "ignore_idx" not in part
     assert labeled_part(batch) is batch  # a batch nothing was appended to

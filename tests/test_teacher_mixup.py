@@ -8,7 +8,7 @@ from semiyolo.teacher import append_pseudo_labeled, draw_partners, mix_pseudo_la
 
 def _batch():
     """Two labeled 2x2 images (values 0 and 1) with one box each, then two pseudo-labeled images (values 2 and 3):
-    image 2 with a regressed box and an uncertain region, image 3 with an unregressed box."""
+    image 2 with a regressed box and an uncertain region, image 3 with an unregressed soft target (weight 0.4)."""
     labeled = {
         "img": torch.stack([torch.full((3, 2, 2), float(v)) for v in (0, 1)]),
         "batch_idx": torch.tensor([0.0, 1.0]),
@@ -24,6 +24,7 @@ def _batch():
         [torch.tensor([7]), torch.tensor([8])],
         regressed=[torch.tensor([True]), torch.tensor([False])],
         ignored=[torch.tensor([[0.0, 0.0, 2.0, 1.0]]), torch.zeros(0, 4)],
+        weights=[torch.tensor([1.0]), torch.tensor([0.4])],
     )
 
 
@@ -40,6 +41,7 @@ def test_a_pseudo_labeled_image_blended_with_a_labeled_one_takes_its_labels():
     assert mixed["cls"].view(-1).tolist() == [5, 6, 7, 6, 8]
     assert torch.equal(mixed["bboxes"][3], batch["bboxes"][1]) and torch.equal(mixed["bboxes"][4], batch["bboxes"][3])
     assert mixed["regress"].tolist() == [True, True, True, True, False]
+    assert mixed["target_weight"].tolist() == [1.0, 1.0, 1.0, 1.0, pytest.approx(0.4)]
     # the labeled row had no uncertain region to pass on; row 2 keeps its own
     assert torch.equal(mixed["ignore_idx"], batch["ignore_idx"]) and mixed["num_labeled"] == 2
     assert mixed["img"] is batch["img"] and batch["cls"].shape[0] == 4  # images blended in place, targets new
@@ -55,6 +57,7 @@ def test_two_pseudo_labeled_images_blended_with_each_other_swap_targets_and_igno
     assert mixed["batch_idx"].tolist() == [0, 1, 2, 2, 3, 3]
     assert mixed["cls"].view(-1).tolist() == [5, 6, 7, 8, 8, 7]
     assert mixed["regress"].tolist() == [True, True, True, False, False, True]
+    assert mixed["target_weight"].tolist() == [1.0, 1.0, 1.0, pytest.approx(0.4), pytest.approx(0.4), 1.0]
     # row 2's uncertain region is now row 3's too: cx 0.5, cy 0.25, w 1, h 0.5 of the 2x2 frame
     assert mixed["ignore_idx"].tolist() == [2, 3]
     assert torch.allclose(mixed["ignore_bboxes"], torch.tensor([[0.5, 0.25, 1.0, 0.5]] * 2))

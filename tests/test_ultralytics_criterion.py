@@ -396,6 +396,30 @@ def test_a_soft_target_scales_its_objects_class_targets_by_its_weight():
     torch.testing.assert_close(soft.normalizer, torch.tensor(2.0))
 
 
+def test_each_anchor_takes_the_weight_of_the_object_it_is_assigned_across_images():
+    model, batch = _model("yolov8n.yaml"), _batch(n_images=3)  # image 0: two objects, image 1: one, image 2: none
+    crit = BackgroundPenaltyDetectionLoss(model)
+    outputs = crit.decode(model(batch["img"]))
+    weights = torch.tensor([0.2, 0.5, 0.9])
+    plain, soft = crit.assign(outputs, batch), crit.assign(outputs, {**batch, "target_weight": weights})
+    assert torch.equal(soft.fg_mask, plain.fg_mask) and plain.fg_mask[:2].any(dim=1).all()
+    assert not plain.fg_mask[2].any()
+    # each foreground anchor's object, read back from the box it was assigned, gives the scale of its class target
+    scale = IMGSZ * torch.tensor([1.0, 1.0, 1.0, 1.0])
+    objects = torch.cat(
+        (batch["bboxes"][:, :2] - batch["bboxes"][:, 2:] / 2, batch["bboxes"][:, :2] + batch["bboxes"][:, 2:] / 2), 1
+    )
+    objects = objects * scale
+    for b, a in plain.fg_mask.nonzero().tolist():
+        own = (batch["batch_idx"] == b).nonzero().squeeze(1)
+        j = own[(objects[own] - plain.target_bboxes[b, a]).abs().sum(1).argmin()]
+        torch.testing.assert_close(soft.target_scores[b, a], weights[j] * plain.target_scores[b, a])
+    assert {0.2, 0.5, 0.9} <= {
+        round(float(w), 1)
+        for w in (soft.target_scores.sum(-1) / plain.target_scores.sum(-1).clamp(min=1e-9))[plain.fg_mask]
+    }
+
+
 def test_split_batch_keeps_the_tiered_targets_of_the_pseudo_labeled_part():
     batch = {
         "batch_idx": torch.tensor([0.0, 1.0, 2.0]),

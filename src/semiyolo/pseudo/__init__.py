@@ -18,7 +18,7 @@ from .filters import (
     make_filter,
 )
 from .predictions import Detections
-from .tiers import PSEUDO_TARGETS, UNCERTAIN_TARGETS, Tiers, anchors_in_boxes, split_tiers
+from .tiers import PSEUDO_TARGETS, UNCERTAIN_TARGETS, Tiers, anchors_in_boxes, soft_targets, split_tiers
 
 __all__ = [
     "DEFAULT_FILTERS",
@@ -41,5 +41,6 @@ __all__ = [
     "dfl_entropy",
     "f1_optimal_threshold",
     "make_filter",
+    "soft_targets",
     "split_tiers",
 ]

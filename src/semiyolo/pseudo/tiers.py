@@ -12,8 +12,8 @@ regression pseudo-labels of Unbiased Teacher v2 (Liu et al., CVPR 2022) and S4OD
   left, outside every teacher detection, is background the teacher is confident about.
 
 With ``soft`` uncertain targets (Efficient Teacher's uncertain pseudo-labels) the uncertain detections are targets
-too: their classification target is scaled by the teacher's score, they are never regressed, and the anchors of
-their box that the assigner leaves out stay neither positive nor negative.
+too (:func:`soft_targets`): their classification target is scaled by the teacher's score, they are never
+regressed, and the anchors of their box that the assigner leaves out stay neither positive nor negative.
 
 Hard pseudo-labels (the filter chain as a whole deciding, no uncertain tier) remain the ``hard`` choice.
 """
@@ -24,12 +24,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torchvision.ops import box_iou
 
 from .filters import FilterChain
 from .predictions import Detections
 
 PSEUDO_TARGETS = ("hard", "tiered", "dense")  # semi.pseudo_targets (dense: :mod:`.dense`)
 UNCERTAIN_TARGETS = ("ignore", "soft")  # semi.uncertain_targets: what the uncertain tier teaches
+SAME_OBJECT_IOU = 0.5  # an uncertain detection this close to a reliable one is another reading of that object
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,30 @@ def split_tiers(chain: FilterChain, dets: Detections, tiered: bool = True) -> Ti
     reliable = _surviving(dets, judges_label, torch.arange(n, device=device))
     regressed = _surviving(dets, [f for f in chain if f not in judges_label], reliable)
     return Tiers(_mask(reliable, n, device), _mask(regressed, n, device), ~_mask(reliable, n, device))
+
+
+def soft_targets(reliable: Tensor, boxes: Tensor) -> Tensor:
+    """Which detections are targets with soft uncertain targets: every reliable one, and every uncertain one that
+    overlaps no reliable box at IoU >= ``SAME_OBJECT_IOU``.
+
+    Such an overlap is mostly the same object read as another class (class-aware NMS keeps both). As a target it
+    would compete in the assigner for that object's anchors by fit alone, whatever its weight, and the anchors it
+    took would teach the reliable class 0 there; it stays an ignore region instead.
+
+    Args:
+        reliable: ``Tensor[N]`` bool.
+        boxes: ``Tensor[N, 4]`` xyxy.
+
+    Returns:
+        ``Tensor[N]`` bool.
+    """
+    uncertain = ~reliable
+    if not reliable.any() or not uncertain.any():
+        return torch.ones_like(reliable)
+    overlap = box_iou(boxes[uncertain], boxes[reliable]).amax(1)  # (number uncertain,)
+    targets = reliable.clone()
+    targets[uncertain.nonzero().squeeze(1)] = overlap < SAME_OBJECT_IOU
+    return targets
 
 
 def _surviving(dets: Detections, filters: list, index: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ from ..pseudo import (
     DSATFilter,
     FilterChain,
     Tiers,
+    soft_targets,
     split_tiers,
 )
 from ..pseudo.augment import StrongAugment
@@ -126,7 +127,7 @@ class MeanTeacher:
             _tiers_in_view(d, t, b, k, self.soft_uncertain)
             for d, t, b, k in zip(candidates, tiers, boxes, kept, strict=True)
         ]
-        keep = self._images_to_keep([v[0].shape[0] for v in views])
+        keep = self._images_to_keep([int(t.reliable[k].sum()) for t, k in zip(tiers, kept, strict=True)])
         reliable = [d.select(t.reliable) for d, t in zip(candidates, tiers, strict=True)]
         if not keep:
             return batch, reliable
@@ -212,10 +213,9 @@ def _tiers_in_view(dets: Detections, tiers: Tiers, boxes: Tensor, kept: Tensor, 
     """``(boxes, classes, regressed, ignored boxes, weights)`` of one image's targets in the strong view:
     ``boxes[j]`` is detection ``kept[j]`` after the view's geometry (the view drops boxes that leave the image).
     The targets are the reliable detections (weight 1), and with ``soft`` the uncertain ones too (weight: the
-    teacher's score, never regressed); the uncertain ones' boxes are ignore regions either way."""
+    teacher's score, never regressed) but those on a reliable one (:func:`~semiyolo.pseudo.soft_targets`); the
+    uncertain ones' boxes are ignore regions either way."""
     reliable = tiers.reliable[kept]
-    if soft:
-        weights = torch.where(reliable, 1.0, dets.scores[kept].float())
-        return boxes, dets.classes[kept], tiers.regressed[kept], boxes[~reliable], weights
-    targets = boxes[reliable], dets.classes[kept][reliable], tiers.regressed[kept][reliable]
-    return *targets, boxes[~reliable], torch.ones(int(reliable.sum()))
+    targets = soft_targets(reliable, boxes) if soft else reliable
+    weights = torch.where(reliable, 1.0, dets.scores[kept].float())[targets]
+    return boxes[targets], dets.classes[kept][targets], tiers.regressed[kept][targets], boxes[~reliable], weights

@@ -8,16 +8,21 @@ from pathlib import Path
 import torch
 from ultralytics.utils.plotting import plot_images
 
+from ...teacher.batch import WEIGHT_KEY
+
 
 def plot_pseudo_labels(batch: dict, names: dict[int, str], fname: Path, max_images: int = 8) -> None:
     """Draw the pseudo-labeled part of ``batch`` (images from ``num_labeled`` on) to ``fname``.
 
     Boxes by tier (:mod:`semiyolo.pseudo.tiers`): a reliable pseudo-label under its class name, one without box
-    regression as ``<name> (class only)``, an uncertain one as ``uncertain``. Hard pseudo-labels are all reliable.
+    regression as ``<name> (class only)``, an uncertain one as ``uncertain`` (a soft target too, or not). Hard
+    pseudo-labels are all reliable.
     """
     first, nc = int(batch["num_labeled"]), len(names)
     shown = torch.arange(first, min(first + max_images, batch["img"].shape[0]), device=batch["batch_idx"].device)
     targets = torch.isin(batch["batch_idx"], shown)
+    if WEIGHT_KEY in batch:  # soft targets of uncertain pseudo-labels: drawn once, as their ignore regions
+        targets &= batch[WEIGHT_KEY] >= 1
     cls = batch["cls"][targets].view(-1)
     if "regress" in batch:
         cls = torch.where(batch["regress"][targets], cls, cls + nc)
