@@ -79,18 +79,24 @@ class _TwoCandidates(nn.Module):
         return decoded, {}
 
 
-@pytest.mark.parametrize("targets", ["hard", "tiered"])
-def test_a_tiered_teacher_sends_reliable_boxes_as_targets_and_the_rest_as_ignored(targets):
+def _extend_one_labeled_image(**targets):
+    """A mean teacher over :class:`_TwoCandidates` (score threshold 0.5, an identity strong view) extends a batch
+    of one labeled 16 x 16 image with one pseudo-labeled image."""
     labeler = TeacherPseudoLabeler(FilterChain([ScoreFilter(0.5)]), min_score=0.1)
     identity = StrongAugment(flip=0.0, scale=(1.0, 1.0), translate=0.0, brightness=0, contrast=0, saturation=0)
-    teacher = MeanTeacher(_TwoCandidates(), labeler, identity, pseudo_targets=targets)
+    teacher = MeanTeacher(_TwoCandidates(), labeler, identity, **targets)
     labeled = {
         "img": torch.zeros(1, 3, 16, 16),
         "batch_idx": torch.tensor([0.0]),
         "cls": torch.tensor([[0.0]]),
         "bboxes": torch.tensor([[0.5, 0.5, 0.5, 0.5]]),
     }
-    batch, reliable = teacher.extend(labeled, torch.rand(1, 3, 16, 16))
+    return teacher.extend(labeled, torch.rand(1, 3, 16, 16))
+
+
+@pytest.mark.parametrize("targets", ["hard", "tiered"])
+def test_a_tiered_teacher_sends_reliable_boxes_as_targets_and_the_rest_as_ignored(targets):
+    batch, reliable = _extend_one_labeled_image(pseudo_targets=targets)
     assert [len(d) for d in reliable] == [1] and reliable[0].scores.tolist() == [pytest.approx(0.9)]
     # the reliable box: xyxy (2, 2, 6, 6) of 16 x 16, cxcywh (0.25, 0.25, 0.25, 0.25), class 1, image 1
     assert torch.allclose(batch["bboxes"][1], torch.tensor([0.25, 0.25, 0.25, 0.25]))
@@ -105,16 +111,7 @@ def test_a_tiered_teacher_sends_reliable_boxes_as_targets_and_the_rest_as_ignore
 
 
 def test_soft_uncertain_targets_join_the_targets_at_the_teachers_score_unregressed():
-    labeler = TeacherPseudoLabeler(FilterChain([ScoreFilter(0.5)]), min_score=0.1)
-    identity = StrongAugment(flip=0.0, scale=(1.0, 1.0), translate=0.0, brightness=0, contrast=0, saturation=0)
-    teacher = MeanTeacher(_TwoCandidates(), labeler, identity, pseudo_targets="tiered", uncertain_targets="soft")
-    labeled = {
-        "img": torch.zeros(1, 3, 16, 16),
-        "batch_idx": torch.tensor([0.0]),
-        "cls": torch.tensor([[0.0]]),
-        "bboxes": torch.tensor([[0.5, 0.5, 0.5, 0.5]]),
-    }
-    batch, reliable = teacher.extend(labeled, torch.rand(1, 3, 16, 16))
+    batch, reliable = _extend_one_labeled_image(pseudo_targets="tiered", uncertain_targets="soft")
     assert [len(d) for d in reliable] == [1]  # the audit still counts the reliable pseudo-labels only
     # targets: the labeled one, the reliable class-1 box (score 0.9) at full weight and regressed, then the uncertain
     # class-0 box (score 0.3) at weight 0.3, not regressed; its box, cxcywh (0.75, 0.75, 0.25, 0.25), is also an
