@@ -1,13 +1,14 @@
 """The teacher as it runs for pseudo-labels (torch only): a copy with every BatchNorm folded into the convolution
 before it, in channels-last memory, refreshed from the teacher before each forward.
 
-Folding (Ioffe & Szegedy, 2015, eval mode; as Ultralytics' ``fuse`` does for inference): for a convolution ``W``,
-``b`` followed by a BatchNorm with ``gamma``, ``beta``, running mean ``mu`` and variance ``var``,
-``s = gamma / sqrt(var + eps)``, ``W' = s W`` (per output channel) and ``b' = beta + s (b - mu)``. The teacher
+Folding (Ioffe & Szegedy, 2015, eval mode; torch's ``fuse_conv_bn_weights``, as Ultralytics' ``fuse`` does for
+inference): for a convolution ``W``, ``b`` followed by a BatchNorm with ``gamma``, ``beta``, running mean ``mu``
+and variance ``var``, ``s = gamma / sqrt(var + eps)``, ``W' = s W`` (per output channel) and
+``b' = beta + s (b - mu)``. The teacher
 itself is never changed: it stays the EMA's weights, saved, validated and resumed as before. The copy is derived
 state: one per model it runs, rebuilt when that model's device, dtype or modules change. Before a copy is used, a
-probe checks that folding is faithful to the architecture: a deep copy of the model with random BatchNorm
-statistics from a fixed seed, folded and unfolded, on a fixed random input. The check depends on the
+probe checks that folding is faithful to the architecture: a deep copy of the model with random weights and
+BatchNorm statistics from a fixed seed, folded and unfolded, on a fixed random input. The check depends on the
 architecture alone, never on the weights, so a resumed run decides as the uninterrupted one did. A module whose
 forward is not ``bn(conv(x))`` fails it, and the model then runs unfolded, with a warning.
 
@@ -24,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 
 FOLDABLE_CHILDREN = {"conv", "bn"}  # a module made of these (and parameter-free ones, the activation) folds
 
@@ -78,30 +80,32 @@ class FoldedCopy:
 
     def __init__(self, source: nn.Module) -> None:
         self.key, self.trusted = _key(source), False
-        self.model = _detached_copy(source)
+        self.model = _detached_copy(source)  # in eval mode, as folding requires
         self.pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d, nn.Conv2d]] = []  # source conv, source bn, folded conv
         folded_keys = set()
         for name in foldable_modules(source):
             block, target = source.get_submodule(name), self.model.get_submodule(name)
-            target.conv, target.bn = _biased_like(block.conv), nn.Identity()
-            target.conv.requires_grad_(False)
+            target.conv, target.bn = fuse_conv_bn_eval(target.conv, target.bn), nn.Identity()
             self.pairs.append((block.conv, block.bn, target.conv))
             prefix = f"{name}." if name else ""
             folded_keys |= {f"{prefix}conv.weight", f"{prefix}conv.bias"}
         self.model.to(memory_format=torch.channels_last)
         ours, theirs = self.model.state_dict(keep_vars=True), source.state_dict(keep_vars=True)
-        self.others = [(v, theirs[k]) for k, v in ours.items() if k not in folded_keys]  # copied as they are
+        copied = [k for k in ours if k not in folded_keys]  # every other entry, copied as it is
+        self.copied_to, self.copied_from = [ours[k] for k in copied], [theirs[k].detach() for k in copied]
 
     @torch.no_grad()
     def refresh(self) -> None:
-        """The copy's weights from the source's current ones (about 2 ms for YOLOv8n on a CPU core)."""
+        """The copy's weights from the source's current ones (part of the folded forward that
+        ``benchmarks/ssod_step.py`` times)."""
         for conv, bn, target in self.pairs:
-            scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)  # s, per output channel
-            target.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-            shift = bn.bias - bn.running_mean * scale  # beta - s mu
-            target.bias.copy_(shift if conv.bias is None else shift + conv.bias * scale)
-        if self.others:
-            torch._foreach_copy_([v for v, _ in self.others], [s.detach() for _, s in self.others])
+            w, b = fuse_conv_bn_weights(
+                conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+            )
+            target.weight.copy_(w)  # in place: the copy keeps its channels-last layout
+            target.bias.copy_(b)
+        if self.copied_to:
+            torch._foreach_copy_(self.copied_to, self.copied_from)
 
 
 @torch.no_grad()
@@ -161,15 +165,6 @@ def _detached_copy(model: nn.Module) -> nn.Module:
 
 def _channels_last(images: Tensor) -> Tensor:
     return images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images
-
-
-def _biased_like(conv: nn.Conv2d) -> nn.Conv2d:
-    """A convolution of ``conv``'s geometry, with a bias, to hold the folded weights."""
-    w = conv.weight
-    return nn.Conv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups,
-        bias=True, padding_mode=conv.padding_mode, device=w.device, dtype=w.dtype,
-    )  # fmt: skip
 
 
 def _tensors(out: Any) -> list[Tensor]:
