@@ -212,10 +212,14 @@ class MeanTeacher:
 def _tiers_in_view(dets: Detections, tiers: Tiers, boxes: Tensor, kept: Tensor, soft: bool = False):
     """``(boxes, classes, regressed, ignored boxes, weights)`` of one image's targets in the strong view:
     ``boxes[j]`` is detection ``kept[j]`` after the view's geometry (the view drops boxes that leave the image).
-    The targets are the reliable detections (weight 1), and with ``soft`` the uncertain ones too (weight: the
-    teacher's score, never regressed) but those on a reliable one (:func:`~semiyolo.pseudo.soft_targets`); the
-    uncertain ones' boxes are ignore regions either way."""
+    The targets are the reliable detections, and with ``soft`` the uncertain ones too (weight: the teacher's
+    score, 1 for the reliable ones; never regressed) but those on a reliable one
+    (:func:`~semiyolo.pseudo.soft_targets`); the uncertain ones' boxes are ignore regions either way. ``weights``
+    is ``None`` without ``soft``."""
     reliable = tiers.reliable[kept]
-    targets = soft_targets(reliable, boxes) if soft else reliable
+    if not soft:
+        targets = boxes[reliable], dets.classes[kept][reliable], tiers.regressed[kept][reliable]
+        return *targets, boxes[~reliable], None
+    targets = soft_targets(reliable, boxes)
     weights = torch.where(reliable, 1.0, dets.scores[kept].float())[targets]
     return boxes[targets], dets.classes[kept][targets], tiers.regressed[kept][targets], boxes[~reliable], weights

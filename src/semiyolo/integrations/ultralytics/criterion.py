@@ -213,10 +213,9 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             mask_gt,
             **assign_kwargs,
         )
-        max_objects = gt_labels.shape[1]
-        if WEIGHT_KEY in batch:  # soft targets: each object's class target scaled by its weight
-            weights = _on_anchors(batch, batch[WEIGHT_KEY].float(), target_gt_idx, max_objects)
-            target_scores = target_scores * weights.unsqueeze(-1).to(target_scores.dtype)
+        per_anchor = _on_anchors(batch, (REGRESS_KEY, WEIGHT_KEY), target_gt_idx, gt_labels.shape[1])
+        if WEIGHT_KEY in per_anchor:  # soft targets: each object's class target scaled by its weight
+            target_scores = target_scores * per_anchor[WEIGHT_KEY].unsqueeze(-1).to(target_scores.dtype)
         return Assignment(
             fg_mask=fg_mask,
             target_scores=target_scores,
@@ -224,9 +223,7 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             target_gt_idx=target_gt_idx,
             normalizer=target_scores.sum().clamp_(min=1),
             ignore_mask=_ignore_mask(outputs, batch, fg_mask),
-            regress_mask=_on_anchors(batch, batch[REGRESS_KEY].bool(), target_gt_idx, max_objects)
-            if REGRESS_KEY in batch
-            else None,
+            regress_mask=per_anchor.get(REGRESS_KEY),
         )
 
     @torch.no_grad()
@@ -371,18 +368,27 @@ def _ignore_mask(outputs: HeadOutputs, batch: dict[str, Any], fg_mask: Tensor) -
     return covered & ~fg_mask
 
 
-def _on_anchors(batch: dict[str, Any], values: Tensor, target_gt_idx: Tensor, max_objects: int) -> Tensor:
-    """``Tensor[B, A]``: the value of each anchor's assigned object (``target_gt_idx``, in ``preprocess``'s
-    per-image order of appearance), from ``values: Tensor[N]``, one per target of the batch (its ``regress`` flags,
-    its target weights); zero (False) where the image has no object."""
+def _on_anchors(
+    batch: dict[str, Any], keys: tuple[str, ...], target_gt_idx: Tensor, max_objects: int
+) -> dict[str, Tensor]:
+    """For each of ``keys`` the batch carries (per-target ``Tensor[N]``: its ``regress`` flags, its target
+    weights), ``Tensor[B, A]``: the value of each anchor's assigned object (``target_gt_idx``, in ``preprocess``'s
+    per-image order of appearance); zero (False) where the image has no object."""
+    present = [k for k in keys if k in batch]
+    if not present:
+        return {}
     image = batch["batch_idx"].long().to(target_gt_idx.device)
     sorted_image, by_image = image.sort(stable=True)
     counts = torch.bincount(image, minlength=target_gt_idx.shape[0])
     order = torch.empty_like(image)  # each target's position among its image's targets, in order of appearance
     order[by_image] = torch.arange(image.numel(), device=image.device) - (counts.cumsum(0) - counts)[sorted_image]
-    padded = torch.zeros(target_gt_idx.shape[0], max(max_objects, 1), dtype=values.dtype, device=image.device)
-    padded[image, order] = values.to(image.device)
-    return padded.gather(1, target_gt_idx.long())
+    on_anchors = {}
+    for key in present:
+        values = batch[key].to(image.device)
+        padded = torch.zeros(target_gt_idx.shape[0], max(max_objects, 1), dtype=values.dtype, device=image.device)
+        padded[image, order] = values
+        on_anchors[key] = padded.gather(1, target_gt_idx.long())
+    return on_anchors
 
 
 # --- criteria inside wrappers -------------------------------------------------------------------------------

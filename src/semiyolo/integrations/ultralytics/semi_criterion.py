@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...teacher.batch import DENSE_KEY, REGRESS_KEY, WEIGHT_KEY
+from ...teacher.batch import DENSE_KEY, PER_TARGET_KEYS
 from .criterion import BackgroundPenaltyDetectionLoss
 
 UNSUPERVISED_PREFIX = "u_"
@@ -32,14 +32,10 @@ def split_batch(batch: dict[str, Tensor], num_labeled: int) -> tuple[dict, dict]
     targets, if any (:func:`semiyolo.teacher.append_pseudo_labeled`,
     :meth:`semiyolo.teacher.MeanTeacher.extend_dense`)."""
     labeled = batch["batch_idx"] < num_labeled
-    parts = []
-    for mask, offset in ((labeled, 0), (~labeled, num_labeled)):
-        parts.append(
-            {"batch_idx": batch["batch_idx"][mask] - offset, "cls": batch["cls"][mask], "bboxes": batch["bboxes"][mask]}
-        )
-    for key in (REGRESS_KEY, WEIGHT_KEY):  # the labeled targets are all regressed, at weight 1
-        if key in batch:
-            parts[1][key] = batch[key][~labeled]
+    parts = []  # the labeled targets are all regressed, at weight 1: they need only their classes and boxes
+    for mask, offset, keys in ((labeled, 0, ("cls", "bboxes")), (~labeled, num_labeled, PER_TARGET_KEYS)):
+        targets = {k: batch[k][mask] for k in keys if k in batch}
+        parts.append({"batch_idx": batch["batch_idx"][mask] - offset, **targets})
     if "ignore_bboxes" in batch:
         parts[1]["ignore_idx"] = batch["ignore_idx"] - num_labeled
         parts[1]["ignore_bboxes"] = batch["ignore_bboxes"]
