@@ -148,6 +148,12 @@ class SemiConfig(_Strict):
         "pseudo", description="pseudo-mixup's partners: other pseudo-labeled images, or labeled ones with their labels"
     )
     pseudo_nms_iou: float = Field(0.7, gt=0, le=1)
+    teacher_flip: bool = Field(
+        False,
+        description="the teacher's outputs on each unlabeled image averaged anchor by anchor with its outputs on the "
+        "image's left-right mirror (Humble Teacher's flip ensemble): one teacher forward of twice the images; for "
+        "models trained with fliplr > 0",
+    )
     dsat_holdout: float = Field(
         0.1,
         ge=0,

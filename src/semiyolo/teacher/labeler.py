@@ -9,6 +9,7 @@ from torchvision.ops import box_convert
 from ..pseudo import Detections, FilterChain
 from ..pseudo.nms import nms_with_spread
 from .folding import FoldedTeacher
+from .mirror import mirror_average
 
 
 def _head_outputs(out) -> tuple[Tensor, dict]:
@@ -43,6 +44,9 @@ class TeacherPseudoLabeler:
         fold: the forward runs through a copy of the teacher with its BatchNorms folded into the convolutions, in
             channels-last memory (:class:`~.folding.FoldedTeacher`: the same outputs, faster); False: the teacher
             runs itself.
+        mirror: the outputs are a flip ensemble, the mean of the teacher's outputs on each image and on its
+            left-right mirror mapped back, anchor by anchor (:func:`~.mirror.mirror_average`): one forward of
+            twice the batch.
     """
 
     def __init__(
@@ -54,23 +58,28 @@ class TeacherPseudoLabeler:
         max_det: int = 300,
         amp_dtype: torch.dtype | None = None,
         fold: bool = True,
+        mirror: bool = False,
     ) -> None:
         self.filters, self.min_score, self.nms_iou = filters, min_score, nms_iou
         self.max_candidates, self.max_det = max_candidates, max_det
         self.amp_dtype = amp_dtype
         self.folded = FoldedTeacher() if fold else None
+        self.mirror = mirror
 
     @torch.no_grad()
     def forward(self, teacher: nn.Module, images: Tensor) -> tuple[Tensor, dict]:
-        """The teacher's eval-mode head outputs on ``images: Tensor[B, 3, H, W]`` in [0, 1]."""
+        """The teacher's eval-mode head outputs on ``images: Tensor[B, 3, H, W]`` in [0, 1] (with ``mirror``, the
+        flip ensemble's)."""
         was_training = teacher.training
         teacher.eval()
         amp = self.amp_dtype is not None and images.device.type == "cuda"
+        inputs = torch.cat([images, images.flip(-1)]) if self.mirror else images
         try:
             with torch.autocast("cuda", dtype=self.amp_dtype or torch.float16, enabled=amp):
-                return _head_outputs(self.folded(teacher, images) if self.folded else teacher(images))
+                outputs = _head_outputs(self.folded(teacher, inputs) if self.folded else teacher(inputs))
         finally:
             teacher.train(was_training)
+        return mirror_average(*outputs, images.shape[-1]) if self.mirror else outputs
 
     @torch.no_grad()
     def postprocess(self, probs: Tensor, boxes: Tensor, raw: dict) -> list[Detections]:

@@ -228,11 +228,17 @@ class OnlineTrainer(SupervisedTrainer):
     def build_mean_teacher(self) -> MeanTeacher:
         s, student = self.semi, unwrap_model(self.model)
         has_dfl = getattr(student.model[-1], "reg_max", 1) > 1
+        if s.teacher_flip and not self.args.fliplr:
+            LOGGER.warning(
+                "semi.teacher_flip with fliplr 0: the teacher averages its outputs on mirrored images, which it was "
+                "not trained on; set fliplr > 0 for objects that keep their class when mirrored, else teacher_flip off"
+            )
         labeler = TeacherPseudoLabeler(
             build_filters(s.filters, num_classes=self.data["nc"], has_dfl=has_dfl),
             min_score=s.pseudo_min_score,
             nms_iou=s.pseudo_nms_iou,
             amp_dtype=self.amp_dtype(),
+            mirror=s.teacher_flip,
         )
         teacher = MeanTeacher(
             student,

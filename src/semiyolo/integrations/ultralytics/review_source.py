@@ -153,7 +153,9 @@ class RunSource(ImageSource):
         self.teacher_note = self._restore_teacher(chain, state)
         # with a teacher apart from the student, last.pt (the student) is loaded again to compare with it
         self.student = load_detector(run / "weights" / "last.pt") if self.teacher_restored else None
-        self.labeler = TeacherPseudoLabeler(chain, min_score=semi.pseudo_min_score, nms_iou=semi.pseudo_nms_iou)
+        self.labeler = TeacherPseudoLabeler(
+            chain, min_score=semi.pseudo_min_score, nms_iou=semi.pseudo_nms_iou, mirror=semi.teacher_flip
+        )
         self.dataset = UnlabeledImages(list(images.values()), self.imgsz)
         self.positions = {name: i for i, name in enumerate(images)}
         self._model_lock = threading.Lock()

@@ -1,0 +1,60 @@
+"""The teacher's outputs on an image averaged with its outputs on the image's left-right mirror.
+
+A flip ensemble of the teacher, after Humble Teacher (Tang et al., CVPR 2021, "Humble Teachers Teach Better
+Students for Semi-Supervised Object Detection", sec. 3.3): the mirror's outputs are mapped back onto the image's
+anchors (each pyramid level's columns reversed, box centres mirrored, the left and right DFL distributions
+swapped) and the two are averaged anchor by anchor, before NMS. The model must have been trained on mirrored
+images (Ultralytics' ``fliplr`` > 0) for its mirror outputs to mean anything.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def mirrored_anchor_order(level_shapes: list[tuple[int, int]], device: torch.device | None = None) -> Tensor:
+    """``Tensor[A]``: for each anchor of an image, the index of the same place in its left-right mirror.
+
+    Anchors are laid out as Ultralytics' ``make_anchors`` lays them: level by level, each level's ``(h, w)`` grid
+    row by row. Mirroring reverses the columns of each row, so the order is an involution (its own inverse)."""
+    order, offset = [], 0
+    for h, w in level_shapes:
+        order.append(torch.arange(h * w, device=device).view(h, w).flip(1).reshape(-1) + offset)
+        offset += h * w
+    return torch.cat(order) if order else torch.zeros(0, dtype=torch.long, device=device)
+
+
+def mirror_average(decoded: Tensor, raw: dict, width: int) -> tuple[Tensor, dict]:
+    """The flip ensemble of a detection head's outputs on ``2B`` images: ``B`` images, then their mirrors.
+
+    Args:
+        decoded: ``Tensor[2B, 4 + C, A]``, the decoded inference output: ``cxcywh`` boxes in pixels, then class
+            probabilities.
+        raw: the head's training outputs, ``feats`` (one ``Tensor[2B, ch, h, w]`` per level: they give the
+            anchor grid) and, where present, ``boxes`` (DFL logits ``Tensor[2B, 4 reg_max, A]`` in ``l, t, r, b``
+            order) and ``scores`` (class logits ``Tensor[2B, C, A]``).
+        width: the images' width in pixels (the mirror maps ``cx`` to ``width - cx``).
+
+    Returns:
+        ``(decoded Tensor[B, 4 + C, A], raw)``: per anchor the mean of the image's outputs and the mirror's
+        mapped back (boxes, probabilities, logits); ``feats`` are the images' own. Averaging ``cx`` and ``w`` is
+        averaging the left and right distances, since both are linear in them.
+    """
+    batch = decoded.shape[0] // 2
+    if decoded.shape[0] != 2 * batch:
+        raise ValueError(f"mirror_average needs images then their mirrors (an even batch), got {decoded.shape[0]}")
+    order = mirrored_anchor_order([tuple(f.shape[-2:]) for f in raw["feats"]], decoded.device)
+    if order.numel() != decoded.shape[-1]:
+        raise ValueError(f"the feature maps give {order.numel()} anchors, the decoded output {decoded.shape[-1]}")
+    mirrored = decoded[batch:, :, order]
+    centre_x = width - mirrored[:, :1]
+    back = torch.cat([centre_x, mirrored[:, 1:]], 1)
+    averaged = {"feats": [f[:batch] for f in raw["feats"]]}
+    if "boxes" in raw:
+        sides = raw["boxes"][batch:, :, order].unflatten(1, (4, -1))  # (B, 4, reg_max, A): l, t, r, b
+        swapped = sides[:, [2, 1, 0, 3]].flatten(1, 2)
+        averaged["boxes"] = (raw["boxes"][:batch] + swapped) / 2
+    if "scores" in raw:
+        averaged["scores"] = (raw["scores"][:batch] + raw["scores"][batch:, :, order]) / 2
+    return (decoded[:batch] + back) / 2, averaged
