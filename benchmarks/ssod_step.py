@@ -11,12 +11,14 @@ per image go to NMS (what a trained teacher's candidates above 0.1 amount to on 
 On a GPU (``--device cuda``) the steps are timed with the device synchronised, and ``--amp`` runs the student
 under autocast (float16, with a gradient scaler) and the teacher's forward under autocast too, as the trainer
 does with ``train.amp``. The teacher runs as the trainer runs it, through a copy with its BatchNorms folded
-(``--no-fold``: the teacher itself, as before); ``--mixup`` blends the pseudo-labeled images (``semi.pseudo_mixup``).
+(``--no-fold``: the teacher itself, as before); ``--mixup`` blends the pseudo-labeled images (``semi.pseudo_mixup``);
+``--teacher-flip`` averages the teacher's outputs with those on the mirrored images (``semi.teacher_flip``).
 Each round also times the teacher's forward unfolded, beside the folded one, for a paired comparison (not part of
 the step).
 
     python benchmarks/ssod_step.py [--batch 8] [--imgsz 256] [--rounds 5] [--targets hard|tiered]
                                    [--device cpu|cuda] [--amp] [--no-fold] [--mixup P]
+                                   [--teacher-flip]
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="float16 autocast for the student and the teacher (GPU)")
     parser.add_argument("--no-fold", action="store_true", help="the teacher runs itself, BatchNorms not folded")
     parser.add_argument("--mixup", type=float, default=0.0, help="semi.pseudo_mixup (with pseudo partners)")
+    parser.add_argument("--teacher-flip", action="store_true", help="semi.teacher_flip: the flip ensemble")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -83,8 +86,11 @@ def main() -> None:
         max_candidates=100,
         amp_dtype=torch.float16 if args.amp else None,
         fold=not args.no_fold,
+        mirror=args.teacher_flip,
     )
-    unfolded = TeacherPseudoLabeler(labeler.filters, min_score=0.0, amp_dtype=labeler.amp_dtype, fold=False)
+    unfolded = TeacherPseudoLabeler(
+        labeler.filters, min_score=0.0, amp_dtype=labeler.amp_dtype, fold=False, mirror=args.teacher_flip
+    )
     teacher = MeanTeacher(
         student, labeler, StrongAugment(), decay=0.999, tau=100, pseudo_targets=args.targets, mixup=args.mixup
     )
@@ -154,6 +160,7 @@ def main() -> None:
         f"supervised {2 * args.batch} labeled vs online {args.batch} labeled + {args.batch} unlabeled, "
         f"{args.rounds} rounds, {args.targets} pseudo-targets, teacher {'unfolded' if args.no_fold else 'folded'}"
         f"{f', pseudo-mixup {args.mixup}' if args.mixup else ''}"
+        f"{', teacher flip ensemble' if args.teacher_flip else ''}"
     )
     print(f"{'supervised step':<26}{base * 1e3:>10.0f} ms")
     print(f"{'online step':<26}{med['total'] * 1e3:>10.0f} ms   ratio {med['total'] / base:.3f}")

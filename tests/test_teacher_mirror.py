@@ -32,8 +32,9 @@ def test_mirror_average_by_hand():
     ltrb_image = torch.zeros(4, 3)
     ltrb_mirror = torch.tensor([[0.0, 1, 0], [0, 2, 0], [0, 3, 0], [0, 4, 0]])  # a1: l 1, t 2, r 3, b 4
     # a1 of the mirror is a0 of the image, left and right swapped: l 3, t 2, r 1, b 4, halved by the mean
-    decoded, raw = mirror_average(*_outputs(torch.stack([image, mirror]), torch.stack([ltrb_image, ltrb_mirror]),
-                                            [(1, 2), (1, 1)]), width=4)
+    decoded, raw = mirror_average(
+        *_outputs(torch.stack([image, mirror]), torch.stack([ltrb_image, ltrb_mirror]), [(1, 2), (1, 1)]), width=4
+    )
     assert decoded.shape == (1, 5, 3)
     assert torch.allclose(decoded[0, 0], torch.tensor([1.25, 3.25, 2.5]))
     assert torch.allclose(decoded[0, 2], torch.tensor([1.5, 1.0, 2.0]))
@@ -71,8 +72,10 @@ def test_the_mirrors_dfl_logits_decode_to_its_boxes_mapped_back(yolo):
         decoded, raw = yolo(torch.cat([image, image.flip(-1)]))
     head = yolo.model[-1]
     # mirror_average of (mirror, mirror) is the mirror mapped back alone
-    mirror_only = (decoded[1:].repeat(2, 1, 1), {k: (v[1:].repeat(2, 1, 1) if k != "feats" else
-                                                    [f[1:].repeat(2, 1, 1, 1) for f in v]) for k, v in raw.items()})
+    mirror_only = (
+        decoded[1:].repeat(2, 1, 1),
+        {k: (v[1:].repeat(2, 1, 1) if k != "feats" else [f[1:].repeat(2, 1, 1, 1) for f in v]) for k, v in raw.items()},
+    )
     back, back_raw = mirror_average(*mirror_only, width=96)
     anchors, strides = make_anchors(back_raw["feats"], head.stride, 0.5)
     distances = head.dfl(back_raw["boxes"])
