@@ -1,0 +1,74 @@
+"""The flip ensemble (``semi.teacher_flip``) as a labeler and at test time.
+
+1. The converged supervised model (the online arms' first teacher) on the unlabeled images, with their hidden
+   labels: Ultralytics' validation of its outputs alone and of the flip ensemble (its outputs averaged anchor by
+   anchor with those on the mirrored image, :func:`semiyolo.teacher.mirror.mirror_average`): how much better the
+   ensemble labels.
+2. For each run folder named (``supervised_continued``, ``online_tiered_flip``, ...), each seed's final weights on
+   the validation images, alone and as a flip ensemble: what the ensemble would give at test time, which the
+   protocol's figures (single model, no test-time augmentation) leave out.
+
+    python benchmarks/flip_ensemble.py /tmp/abl/digits [--arms supervised_continued online_tiered_flip]
+
+The folder is one made by ``benchmarks/ssod_protocol.sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import torch
+from ultralytics import YOLO
+from ultralytics.nn.tasks import BaseModel, DetectionModel
+
+from semiyolo.teacher.mirror import mirror_average
+
+
+class FlipEnsembleModel(DetectionModel):
+    """A ``DetectionModel`` whose augmented forward (``augment=True`` in validation) is the flip ensemble."""
+
+    def _predict_augment(self, x: torch.Tensor):
+        decoded, raw = BaseModel.predict(self, torch.cat([x, x.flip(-1)]))
+        return mirror_average(decoded, raw, x.shape[-1])[0], None
+
+
+def validate(weights: Path, data: Path, imgsz: int, flip: bool) -> tuple[float, float, float]:
+    """``(mAP50-95, mAP50, recall)`` of ``weights`` on ``data``'s validation images, alone or as a flip ensemble."""
+    model = YOLO(weights)
+    if flip:
+        model.model.__class__ = FlipEnsembleModel  # the same module, validated through the ensemble's forward
+    box = model.val(
+        data=str(data), imgsz=imgsz, batch=32, augment=flip, verbose=False, plots=False, device="cpu", workers=0
+    ).box
+    return box.map, box.map50, box.mr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path, help="a folder made by benchmarks/ssod_protocol.sh")
+    parser.add_argument("--arms", nargs="*", default=[], help="run folders under ablation/seed<k>/")
+    parser.add_argument("--imgsz", type=int, default=160)
+    args = parser.parse_args()
+    ablation = args.root / "ablation"
+    unlabeled = args.root / "anatomy_unlabeled.yaml"  # written by benchmarks/teacher_anatomy.py
+    print(f"{args.root}: mAP50-95 / mAP50 / recall, alone and as a flip ensemble")
+    print("| model | images | alone | flip ensemble |")
+    print("|---|---|---|---|")
+    converged = ablation / "supervised_converged" / "weights" / "last.pt"
+    rows = [("supervised_converged (the first teacher)", converged, unlabeled, "unlabeled")]
+    for arm in args.arms:
+        for seed in sorted(ablation.glob("seed*")):
+            if (seed / arm / "weights" / "last.pt").is_file():
+                rows.append((f"{seed.name}/{arm}", seed / arm / "weights" / "last.pt", None, "validation"))
+    for name, weights, data, images in rows:
+        data = data or args.root / "split" / "data.yaml"
+        cells = [" / ".join(f"{v:.3f}" for v in validate(weights, data, args.imgsz, flip)) for flip in (False, True)]
+        print(f"| {name} | {images} | {cells[0]} | {cells[1]} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
