@@ -402,8 +402,9 @@ def test_teacher_half_life_sets_the_decay_from_the_run_length():
         ("dense", {}),
         ("tiered", {"pseudo_mixup": 1.0, "mixup_partners": "labeled"}),
         ("tiered", {"uncertain_targets": "soft", "pseudo_mixup": 1.0}),
+        ("dense", {"teacher_flip": True}),
     ],
-    ids=["tiered", "dense", "tiered-mixup", "tiered-soft-mixup"],
+    ids=["tiered", "dense", "tiered-mixup", "tiered-soft-mixup", "dense-teacher-flip"],
 )
 def test_online_training_with_tiered_or_dense_pseudo_targets(tmp_path, datasets, targets, mixup):
     filters = [{"name": "score", "params": {"threshold": 0.3}}, {"name": "nms_unc", "params": {"threshold": 0.1}}]
@@ -419,18 +420,21 @@ def test_online_training_with_tiered_or_dense_pseudo_targets(tmp_path, datasets,
     assert float(last["train/u_cls_loss"]) > 0
 
 
-def test_the_mean_teacher_takes_the_runs_mixup_and_mirroring():
+def test_the_mean_teacher_takes_the_runs_mixup_and_mirroring(monkeypatch):
     from types import SimpleNamespace
 
     from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.utils import LOGGER
 
     from semiyolo.config import SemiConfig
     from semiyolo.integrations.ultralytics import OnlineTrainer
 
+    said = []
+    monkeypatch.setattr(LOGGER, "warning", lambda message, *args, **kwargs: said.append(message))
     student = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
     student.criterion = None
     trainer = SimpleNamespace(
-        semi=SemiConfig(pseudo_mixup=0.5, mixup_partners="labeled"),
+        semi=SemiConfig(pseudo_mixup=0.5, mixup_partners="labeled", teacher_flip=True),
         model=student,
         data={"nc": 3},
         args=SimpleNamespace(seed=0, fliplr=0.0),  # Ultralytics' fliplr 0: the labeled images are never mirrored
@@ -440,6 +444,10 @@ def test_the_mean_teacher_takes_the_runs_mixup_and_mirroring():
     teacher = OnlineTrainer.build_mean_teacher(trainer)
     assert (teacher.mixup, teacher.mixup_partners) == (0.5, "labeled")
     assert teacher.augment.flip == 0.0 and teacher.augment.moves_boxes  # scale and shift still; no mirror
+    # the flip ensemble is what was asked for, with a warning: this teacher never saw a mirrored image
+    assert teacher.labeler.mirror and any("teacher_flip with fliplr 0" in m for m in said)
+    trainer.semi, trainer.args.fliplr, said[:] = SemiConfig(), 0.5, []
+    assert not OnlineTrainer.build_mean_teacher(trainer).labeler.mirror and not said
 
 
 def test_dsat_calibrates_on_the_training_images_without_a_hold_out(tmp_path, datasets):
