@@ -58,6 +58,7 @@ def _pseudo_label(args: argparse.Namespace) -> int:
         batch=args.batch,
         min_score=args.min_score,
         overwrite=args.overwrite,
+        teacher_flip=args.teacher_flip,
     )
     print(f"{summary['pseudo_labels']} pseudo-labels on {summary['images']} images written to {args.out}")
     return 0
@@ -237,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     pseudo.add_argument("--batch", type=int, default=8, help="images per forward (default: 8)")
     pseudo.add_argument("--min-score", type=float, default=0.1, help="candidates below never reach NMS (0.1)")
     pseudo.add_argument("--overwrite", action="store_true", help="replace an earlier pseudo-label output in --out")
+    pseudo.add_argument(
+        "--teacher-flip",
+        action="store_true",
+        help="label with the flip ensemble: outputs averaged with those on the mirrored image (semi.teacher_flip)",
+    )
     pseudo.set_defaults(handler=_pseudo_label)
 
     ablate = commands.add_parser(

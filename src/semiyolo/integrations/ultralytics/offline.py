@@ -54,6 +54,7 @@ def pseudo_label_folder(
     min_score: float = 0.1,
     nms_iou: float = 0.7,
     overwrite: bool = False,
+    teacher_flip: bool = False,
 ) -> dict:
     """Label every image under ``source``; returns the counts written to ``out/summary.json``.
 
@@ -68,7 +69,7 @@ def pseudo_label_folder(
     chain = build_filters(filters, num_classes=len(names), has_dfl=has_dfl, classes_from=f"--weights {weights}")
     if not filters:
         LOGGER.warning("no pseudo-label filter: every candidate above --min-score after NMS becomes a pseudo-label")
-    labeler = TeacherPseudoLabeler(chain, min_score=min_score, nms_iou=nms_iou)
+    labeler = TeacherPseudoLabeler(chain, min_score=min_score, nms_iou=nms_iou, mirror=teacher_flip)
     dataset = UnlabeledImages.from_folder(source, imgsz, key="--source")
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
