@@ -149,6 +149,22 @@ def test_protocol_settings_are_checked():
         _fixed_batch({"batch": -1})
 
 
+def test_only_seeds_and_only_choose_the_continuations_to_train():
+    from semiyolo.errors import ConfigError
+    from semiyolo.experiments.ablate import Protocol, arms_to_run, continuation_arms
+
+    with pytest.raises(ConfigError, match=r"--only-seeds: \[3\] outside the 3 seeds \(0 to 2\)"):
+        Protocol(seeds=3, only_seeds=(3,))
+    protocol = Protocol(seeds=3, only_seeds=(2, 0), only=("online", "oracle_continued"), offline=False)
+    arms = continuation_arms(protocol, [5, 6, 7])  # train.seed 5: seeds 5, 6, 7
+    chosen = [a.name for a in arms_to_run(protocol, arms, base_seed=5, hidden_labels=True)]
+    assert chosen == [f"seed{s}/{arm}" for s in (5, 7) for arm in ("online_bg0", "online_bg1", "oracle_continued")]
+    chosen = [a.name for a in arms_to_run(protocol, arms, base_seed=5, hidden_labels=False)]
+    assert chosen == [f"seed{s}/{arm}" for s in (5, 7) for arm in ("online_bg0", "online_bg1")]
+    everything = arms_to_run(Protocol(seeds=2), continuation_arms(Protocol(seeds=2), [0, 1]), 0, True)
+    assert len(everything) == 2 * 5  # supervised, online bg0 and bg1, offline, oracle per seed
+
+
 def test_a_run_finished_with_other_settings_is_not_reused(tmp_path):
     import json
 

@@ -156,6 +156,7 @@ def _ablate(args: argparse.Namespace) -> int:
         oracle=not args.no_oracle,
         continue_lr=args.continue_lr,
         only=tuple(args.only or ()),
+        only_seeds=tuple(args.only_seeds or ()),
         variants=tuple(args.variant or ()),
     )
     run_ablation(args.config, args.out, protocol, overrides=args.overrides)
@@ -278,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         choices=ARM_KINDS,
         help="run only these arms (the converged run is always trained or reused); e.g. to run the ceiling apart",
+    )
+    ablate.add_argument(
+        "--only-seeds",
+        nargs="+",
+        type=int,
+        metavar="K",
+        help="run only these seeds' continuations (0 to --seeds - 1; the report takes every finished one), e.g. to "
+        "run seeds side by side in separate processes",
     )
     ablate.add_argument(
         "--continue-lr",

@@ -61,6 +61,7 @@ class Protocol:
     oracle: bool = True  # the continuation on the hidden labels (needs them)
     continue_lr: float = 0.1  # the continuation's first learning rate, as a share of the converged run's peak
     only: tuple[str, ...] = ()  # run only these kinds besides the converged run (all when empty)
+    only_seeds: tuple[int, ...] = ()  # run only these seeds' continuations, 0-based (all when empty)
     variants: tuple[tuple[str, dict[str, Any]], ...] = ()  # online arms (name, semi settings over lambda_bg 1)
 
     def __post_init__(self) -> None:
@@ -69,6 +70,9 @@ class Protocol:
                 f"--continue-lr: expected a share of the peak learning rate in (0, 1], got {self.continue_lr}"
             )
         object.__setattr__(self, "lambdas", tuple(dict.fromkeys(lam for lam in self.lambdas if lam != 0)))
+        outside = [k for k in self.only_seeds if not 0 <= k < self.seeds]
+        if outside:
+            raise ConfigError(f"--only-seeds: {outside} outside the {self.seeds} seeds (0 to {self.seeds - 1})")
 
     def runs(self, kind: str) -> bool:
         return not self.only or kind in self.only
@@ -101,6 +105,13 @@ def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
         if protocol.oracle:
             arms.append(Arm(f"seed{seed}/{ORACLE}", ORACLE, seed, {"mode": "supervised", "lambda_bg": 0.0}))
     return arms
+
+
+def arms_to_run(protocol: Protocol, arms: Sequence[Arm], base_seed: int, hidden_labels: bool) -> list[Arm]:
+    """The continuations this invocation trains: ``--only``'s kinds, ``--only-seeds``' seeds (``base_seed + k``),
+    and the oracle only where the unlabeled images have hidden labels."""
+    seeds = {base_seed + k for k in protocol.only_seeds or range(protocol.seeds)}
+    return [a for a in arms if protocol.runs(a.kind) and a.seed in seeds and (a.kind != ORACLE or hidden_labels)]
 
 
 def epochs_for(steps: int, images: int, batch: int, nbs: int) -> int:
@@ -313,7 +324,7 @@ def run_ablation(
     notes += [plan.hidden_note] if plan.full_data and plan.hidden_note else []
     for note in notes:
         print(note)
-    for arm in (a for a in arms if protocol.runs(a.kind) and (a.kind != ORACLE or plan.full_data is not None)):
+    for arm in arms_to_run(protocol, arms, base_seed, hidden_labels=plan.full_data is not None):
         _run(plan.out, arm.name, arm.kind, arm.seed, _continuation_config(plan, arm, protocol, optim), arm.variant)
     if protocol.runs(FULLY_LABELED) and plan.full_data is not None:
         _run_ceiling(plan, optim, base_seed)
