@@ -62,7 +62,7 @@ def main() -> None:
     rows = [("supervised_converged (the first teacher)", converged, unlabeled, "unlabeled")]
     for arm in args.arms:
         for seed in sorted(ablation.glob("seed*")):
-            if (seed / arm / "weights" / "last.pt").is_file():
+            if (seed / arm / "ablation_row.json").is_file():  # finished
                 rows.append((f"{seed.name}/{arm}", seed / arm / "weights" / "last.pt", None, "validation"))
     for name, weights, data, images in rows:
         data = data or args.root / "split" / "data.yaml"
