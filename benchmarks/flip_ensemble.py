@@ -4,6 +4,8 @@
    labels: Ultralytics' validation of its outputs alone and of the flip ensemble (its outputs averaged anchor by
    anchor with those on the mirrored image, :func:`semiyolo.teacher.mirror.mirror_average`): how much better the
    ensemble labels.
+   Then the pseudo-labels the online arms would start from: precision and recall (IoU >= 0.5, the class right)
+   of the detections above a score threshold, for each threshold, alone and as a flip ensemble.
 2. For each run folder named (``supervised_continued``, ``online_tiered_flip``, ...), each seed's final weights on
    the validation images, alone and as a flip ensemble: what the ensemble would give at test time, which the
    protocol's figures (single model, no test-time augmentation) leave out.
@@ -25,7 +27,12 @@ import torch
 from ultralytics import YOLO
 from ultralytics.nn.tasks import BaseModel, DetectionModel
 
+from semiyolo.integrations.ultralytics.unlabeled import UnlabeledImages, unlabeled_batches
+from semiyolo.pseudo import FilterChain
+from semiyolo.teacher import PseudoLabelAudit, TeacherPseudoLabeler
 from semiyolo.teacher.mirror import mirror_average
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 class FlipEnsembleModel(DetectionModel):
@@ -47,6 +54,25 @@ def validate(weights: Path, data: Path, imgsz: int, flip: bool) -> tuple[float, 
     return box.map, box.map50, box.mr
 
 
+def pseudo_label_quality(weights: Path, folder: Path, imgsz: int) -> dict[bool, list[tuple[float, float]]]:
+    """Per ``flip`` (alone, ensemble): ``(precision, recall)`` of the detections above each of ``THRESHOLDS``
+    against the images' hidden labels (:class:`~semiyolo.teacher.PseudoLabelAudit`, the online runs' measure)."""
+    model = YOLO(weights).model.float().eval()
+    dataset = UnlabeledImages.from_folder(folder, imgsz)
+    audits = {(flip, t): PseudoLabelAudit() for flip in (False, True) for t in THRESHOLDS}
+    labelers = {flip: TeacherPseudoLabeler(FilterChain([]), min_score=0.1, mirror=flip) for flip in (False, True)}
+    for images, hidden, _ in unlabeled_batches(dataset, 32, seed=0, max_passes=1, shuffle=False):
+        for flip, labeler in labelers.items():
+            detections = labeler.detect(model, images.float() / 255)
+            for t in THRESHOLDS:
+                audits[flip, t].observe([d.select(d.scores >= t) for d in detections], hidden)
+    quality = {}
+    for flip in (False, True):
+        figures = [audits[flip, t].metrics() for t in THRESHOLDS]
+        quality[flip] = [(f["semi/pl_precision"], f["semi/pl_recall"]) for f in figures]
+    return quality
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path, help="a folder made by benchmarks/ssod_protocol.sh")
@@ -55,10 +81,17 @@ def main() -> None:
     args = parser.parse_args()
     ablation = args.root / "ablation"
     unlabeled = args.root / "anatomy_unlabeled.yaml"  # written by benchmarks/teacher_anatomy.py
-    print(f"{args.root}: mAP50-95 / mAP50 / recall, alone and as a flip ensemble")
+    converged = ablation / "supervised_converged" / "weights" / "last.pt"
+    quality = pseudo_label_quality(converged, args.root / "split" / "unlabeled" / "images", args.imgsz)
+    print(f"{args.root}: the first teacher's pseudo-labels on the unlabeled images, precision / recall")
+    print("| score threshold | alone | flip ensemble |")
+    print("|---|---|---|")
+    for i, t in enumerate(THRESHOLDS):
+        cells = [f"{precision:.3f} / {recall:.3f}" for precision, recall in (quality[f][i] for f in (False, True))]
+        print(f"| {t} | {cells[0]} | {cells[1]} |")
+    print("\nmAP50-95 / mAP50 / recall, alone and as a flip ensemble")
     print("| model | images | alone | flip ensemble |")
     print("|---|---|---|---|")
-    converged = ablation / "supervised_converged" / "weights" / "last.pt"
     rows = [("supervised_converged (the first teacher)", converged, unlabeled, "unlabeled")]
     for arm in args.arms:
         for seed in sorted(ablation.glob("seed*")):
