@@ -1,9 +1,9 @@
 """The teacher's outputs on an image averaged with its outputs on the image's left-right mirror.
 
-A flip ensemble of the teacher, after Humble Teacher (Tang et al., CVPR 2021, "Humble Teachers Teach Better
-Students for Semi-Supervised Object Detection", sec. 3.3): the mirror's outputs are mapped back onto the image's
-anchors (each pyramid level's columns reversed, box centres mirrored, the left and right DFL distributions
-swapped) and the two are averaged anchor by anchor, before NMS. The model must have been trained on mirrored
+A flip ensemble of the teacher, after Humble Teacher's (Tang et al., CVPR 2021, "Humble Teachers Teach Better
+Students for Semi-Supervised Object Detection"): the mirror's outputs are mapped back onto the image's anchors
+(each pyramid level's columns reversed, box centres mirrored, the left and right DFL distributions swapped) and
+the two are averaged anchor by anchor, before NMS. The model must have been trained on mirrored
 images (Ultralytics' ``fliplr`` > 0) for its mirror outputs to mean anything.
 """
 
@@ -47,9 +47,8 @@ def mirror_average(decoded: Tensor, raw: dict, width: int) -> tuple[Tensor, dict
     order = mirrored_anchor_order([tuple(f.shape[-2:]) for f in raw["feats"]], decoded.device)
     if order.numel() != decoded.shape[-1]:
         raise ValueError(f"the feature maps give {order.numel()} anchors, the decoded output {decoded.shape[-1]}")
-    mirrored = decoded[batch:, :, order]
-    centre_x = width - mirrored[:, :1]
-    back = torch.cat([centre_x, mirrored[:, 1:]], 1)
+    back = decoded[batch:, :, order]  # advanced indexing: a new tensor, so mirroring its centres in place is safe
+    back[:, 0] = width - back[:, 0]
     averaged = {"feats": [f[:batch] for f in raw["feats"]]}
     if "boxes" in raw:
         sides = raw["boxes"][batch:, :, order].unflatten(1, (4, -1))  # (B, 4, reg_max, A): l, t, r, b
