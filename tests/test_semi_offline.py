@@ -81,6 +81,25 @@ def test_pseudo_label_writes_yolo_labels_and_a_manifest(trained, tmp_path):
     assert summary["images"] == len(images) and summary["filters"]["1_cap/kept"] == len(rows)
 
 
+def test_pseudo_label_with_the_flip_ensemble_at_a_larger_scale(trained, tmp_path):
+    root, _, weights = trained
+    source, out = root / "unlabeled" / "images" / "train", tmp_path / "pl"
+    args = ["pseudo-label", "--weights", str(weights), "--source", str(source), "--out", str(out), "--imgsz", "64"]
+    filters = tmp_path / "filters.yaml"
+    filters.write_text(yaml.safe_dump([{"name": "score", "params": {"threshold": 0.0}}]))
+    settings = ["--min-score", "0", "--filters", str(filters)]
+    assert main([*args, *settings, "--teacher-flip", "--teacher-scale", "1.5"]) == 0
+    rows = [r.split() for p in (out / "labels").glob("*.txt") for r in p.read_text().splitlines()]
+    # labelled at 96 px, written in the 64 px images' normalised frame
+    assert rows and all(0 <= float(v) <= 1 for r in rows for v in r[1:])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == len(list(source.glob("*.png"))) and summary["teacher"] == {"flip": True, "scale": 1.5}
+    scores = (out / "manifest.jsonl").read_text()
+    assert main([*args, *settings, "--overwrite"]) == 0
+    assert json.loads((out / "summary.json").read_text())["teacher"] == {"flip": False, "scale": 1.0}
+    assert (out / "manifest.jsonl").read_text() != scores  # the ensemble at 1.5 is not the model alone at 1
+
+
 def test_offline_mode_trains_on_labeled_and_pseudo_labeled_images(trained, tmp_path):
     root, labeled, weights = trained
     out = tmp_path / "pl"

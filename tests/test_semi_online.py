@@ -420,7 +420,7 @@ def test_online_training_with_tiered_or_dense_pseudo_targets(tmp_path, datasets,
     assert float(last["train/u_cls_loss"]) > 0
 
 
-def test_the_mean_teacher_takes_the_runs_mixup_and_mirroring(monkeypatch):
+def test_the_mean_teacher_takes_the_runs_mixup_mirroring_and_scale(monkeypatch):
     from types import SimpleNamespace
 
     from ultralytics.nn.tasks import DetectionModel
@@ -434,7 +434,7 @@ def test_the_mean_teacher_takes_the_runs_mixup_and_mirroring(monkeypatch):
     student = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
     student.criterion = None
     trainer = SimpleNamespace(
-        semi=SemiConfig(pseudo_mixup=0.5, mixup_partners="labeled", teacher_flip=True),
+        semi=SemiConfig(pseudo_mixup=0.5, mixup_partners="labeled", teacher_flip=True, teacher_scale=1.2),
         model=student,
         data={"nc": 3},
         args=SimpleNamespace(seed=0, fliplr=0.0),  # Ultralytics' fliplr 0: the labeled images are never mirrored
@@ -446,8 +446,10 @@ def test_the_mean_teacher_takes_the_runs_mixup_and_mirroring(monkeypatch):
     assert teacher.augment.flip == 0.0 and teacher.augment.moves_boxes  # scale and shift still; no mirror
     # the flip ensemble is what was asked for, with a warning: this teacher never saw a mirrored image
     assert teacher.labeler.mirror and any("teacher_flip with fliplr 0" in m for m in said)
+    assert teacher.labeler.scale == 1.2
     trainer.semi, trainer.args.fliplr, said[:] = SemiConfig(), 0.5, []
-    assert not OnlineTrainer.build_mean_teacher(trainer).labeler.mirror and not said
+    default = OnlineTrainer.build_mean_teacher(trainer).labeler
+    assert not default.mirror and default.scale == 1.0 and not said
 
 
 def test_dsat_calibrates_on_the_training_images_without_a_hold_out(tmp_path, datasets):

@@ -59,6 +59,7 @@ def _pseudo_label(args: argparse.Namespace) -> int:
         min_score=args.min_score,
         overwrite=args.overwrite,
         teacher_flip=args.teacher_flip,
+        teacher_scale=args.teacher_scale,
     )
     print(f"{summary['pseudo_labels']} pseudo-labels on {summary['images']} images written to {args.out}")
     return 0
@@ -243,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--teacher-flip",
         action="store_true",
         help="label with the flip ensemble: outputs averaged with those on the mirrored image (semi.teacher_flip)",
+    )
+    pseudo.add_argument(
+        "--teacher-scale",
+        type=float,
+        default=1.0,
+        help="label the images resized by this factor, boxes mapped back (semi.teacher_scale; default 1)",
     )
     pseudo.set_defaults(handler=_pseudo_label)
 

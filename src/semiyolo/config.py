@@ -154,6 +154,14 @@ class SemiConfig(_Strict):
         "image's left-right mirror (Humble Teacher's flip ensemble): one teacher forward of twice the images; for "
         "models trained with fliplr > 0",
     )
+    teacher_scale: float = Field(
+        1.0,
+        gt=0,
+        le=4,
+        description="the teacher labels the unlabeled images resized by this factor (to a multiple of the model's "
+        "stride) and its boxes are mapped back: for a teacher that finds small objects better larger; choose it on "
+        "the labeled images (benchmarks/teacher_scale.py); not with dense pseudo-targets",
+    )
     dsat_holdout: float = Field(
         0.1,
         ge=0,
@@ -181,6 +189,15 @@ class SemiConfig(_Strict):
             raise ValueError(
                 f"pseudo_mixup: {self.pseudo_mixup} with pseudo_targets: dense; dense targets map the teacher's "
                 "anchors to the student's one image at a time, so they cannot be blended: set pseudo_mixup to 0"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _dense_needs_the_grid(self) -> SemiConfig:
+        if self.teacher_scale != 1 and self.pseudo_targets == "dense":
+            raise ValueError(
+                f"teacher_scale: {self.teacher_scale} with pseudo_targets: dense; dense targets map the teacher's "
+                "anchors to the student's, so the teacher must see the student's size: set teacher_scale to 1"
             )
         return self
 

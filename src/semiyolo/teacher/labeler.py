@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import box_convert
 
@@ -26,6 +29,17 @@ def per_anchor(decoded: Tensor) -> tuple[Tensor, Tensor]:
     return decoded[:, 4:].float().transpose(1, 2), boxes
 
 
+def scaled_size(height: int, width: int, scale: float, stride: int) -> tuple[int, int]:
+    """``(height, width) * scale`` rounded to the nearest multiple of ``stride``, halves up (at least one stride)."""
+    return tuple(stride * max(1, math.floor(n * scale / stride + 0.5)) for n in (height, width))
+
+
+def _model_stride(model: nn.Module) -> int:
+    """The largest stride of an Ultralytics model (its ``stride`` attribute); 32 where it has none."""
+    stride = getattr(model, "stride", None)
+    return int(torch.as_tensor(stride).max()) if stride is not None else 32
+
+
 def _expand(index: Tensor, width: int) -> Tensor:
     """``index: Tensor[B, k]`` as ``Tensor[B, k, width]``, to gather rows of a ``(B, A, width)`` tensor."""
     return index[..., None].expand(-1, -1, width)
@@ -47,6 +61,11 @@ class TeacherPseudoLabeler:
         mirror: the outputs are a flip ensemble, the mean of the teacher's outputs on each image and on its
             left-right mirror mapped back, anchor by anchor (:func:`~.mirror.mirror_average`): one forward of
             twice the batch.
+        scale: the teacher sees the images resized by this factor (bilinear, to the nearest multiple of the
+            model's largest stride), and its boxes are mapped back to the images' pixels: a teacher that finds small
+            objects better when they are larger (``benchmarks/teacher_scale.py`` measures the choice on the labeled
+            images). The per-anchor outputs are then on the resized image's grid; the DFL logits stay in its
+            stride units.
     """
 
     def __init__(
@@ -59,27 +78,38 @@ class TeacherPseudoLabeler:
         amp_dtype: torch.dtype | None = None,
         fold: bool = True,
         mirror: bool = False,
+        scale: float = 1.0,
     ) -> None:
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
         self.filters, self.min_score, self.nms_iou = filters, min_score, nms_iou
         self.max_candidates, self.max_det = max_candidates, max_det
         self.amp_dtype = amp_dtype
         self.folded = FoldedTeacher() if fold else None
-        self.mirror = mirror
+        self.mirror, self.scale = mirror, scale
 
     @torch.no_grad()
     def forward(self, teacher: nn.Module, images: Tensor) -> tuple[Tensor, dict]:
         """The teacher's eval-mode head outputs on ``images: Tensor[B, 3, H, W]`` in [0, 1] (with ``mirror``, the
-        flip ensemble's)."""
+        flip ensemble's); with ``scale``, on the resized images, boxes in ``images``' pixels."""
         was_training = teacher.training
         teacher.eval()
         amp = self.amp_dtype is not None and images.device.type == "cuda"
+        height, width = images.shape[-2:]
+        if self.scale != 1:
+            size = scaled_size(height, width, self.scale, _model_stride(teacher))
+            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         inputs = torch.cat([images, images.flip(-1)]) if self.mirror else images
         try:
             with torch.autocast("cuda", dtype=self.amp_dtype or torch.float16, enabled=amp):
                 outputs = _head_outputs(self.folded(teacher, inputs) if self.folded else teacher(inputs))
         finally:
             teacher.train(was_training)
-        return mirror_average(*outputs, images.shape[-1]) if self.mirror else outputs
+        decoded, raw = mirror_average(*outputs, images.shape[-1]) if self.mirror else outputs
+        if self.scale != 1:  # align_corners=False resizes pixel coordinates by exactly the size ratio
+            ratio = decoded.new_tensor([width / images.shape[-1], height / images.shape[-2]] * 2)
+            decoded = torch.cat([decoded[:, :4] * ratio[:, None], decoded[:, 4:]], 1)
+        return decoded, raw
 
     @torch.no_grad()
     def postprocess(self, probs: Tensor, boxes: Tensor, raw: dict) -> list[Detections]:

@@ -82,6 +82,8 @@ class MeanTeacher:
         augment = augment or StrongAugment()
         if pseudo_targets == "dense" and augment.moves_boxes:
             raise ValueError("dense pseudo-targets need a strong view that keeps the geometry (no flip, scale, shift)")
+        if pseudo_targets == "dense" and labeler.scale != 1:
+            raise ValueError("dense pseudo-targets need the teacher at the student's size (labeler scale 1)")
         if pseudo_targets == "dense" and mixup > 0:
             raise ValueError("dense pseudo-targets cannot be blended with mixup: they map anchor to anchor")
         check_mixup(mixup, mixup_partners)

@@ -55,6 +55,7 @@ def pseudo_label_folder(
     nms_iou: float = 0.7,
     overwrite: bool = False,
     teacher_flip: bool = False,
+    teacher_scale: float = 1.0,
 ) -> dict:
     """Label every image under ``source``; returns the counts written to ``out/summary.json``.
 
@@ -69,7 +70,9 @@ def pseudo_label_folder(
     chain = build_filters(filters, num_classes=len(names), has_dfl=has_dfl, classes_from=f"--weights {weights}")
     if not filters:
         LOGGER.warning("no pseudo-label filter: every candidate above --min-score after NMS becomes a pseudo-label")
-    labeler = TeacherPseudoLabeler(chain, min_score=min_score, nms_iou=nms_iou, mirror=teacher_flip)
+    labeler = TeacherPseudoLabeler(
+        chain, min_score=min_score, nms_iou=nms_iou, mirror=teacher_flip, scale=teacher_scale
+    )
     dataset = UnlabeledImages.from_folder(source, imgsz, key="--source")
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -87,6 +90,7 @@ def pseudo_label_folder(
                 entry = {"image": path, "name": name, "classes": det.classes.cpu()[kept].tolist(), "scores": scores}
                 manifest.write(json.dumps(entry) + "\n")
     summary = {"images": len(dataset), "pseudo_labels": total, "filters": chain.stats(), "names": names}
+    summary["teacher"] = {"flip": teacher_flip, "scale": teacher_scale}
     if total == 0:
         summary["warning"] = (
             f"no pseudo-label survived the filters on {len(dataset)} images; offline training on this folder would "

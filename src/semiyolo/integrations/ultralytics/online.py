@@ -239,6 +239,7 @@ class OnlineTrainer(SupervisedTrainer):
             nms_iou=s.pseudo_nms_iou,
             amp_dtype=self.amp_dtype(),
             mirror=s.teacher_flip,
+            scale=s.teacher_scale,
         )
         teacher = MeanTeacher(
             student,

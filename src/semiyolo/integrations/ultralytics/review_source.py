@@ -154,7 +154,11 @@ class RunSource(ImageSource):
         # with a teacher apart from the student, last.pt (the student) is loaded again to compare with it
         self.student = load_detector(run / "weights" / "last.pt") if self.teacher_restored else None
         self.labeler = TeacherPseudoLabeler(
-            chain, min_score=semi.pseudo_min_score, nms_iou=semi.pseudo_nms_iou, mirror=semi.teacher_flip
+            chain,
+            min_score=semi.pseudo_min_score,
+            nms_iou=semi.pseudo_nms_iou,
+            mirror=semi.teacher_flip,
+            scale=semi.teacher_scale,
         )
         self.dataset = UnlabeledImages(list(images.values()), self.imgsz)
         self.positions = {name: i for i, name in enumerate(images)}
