@@ -12,13 +12,14 @@ On a GPU (``--device cuda``) the steps are timed with the device synchronised, a
 under autocast (float16, with a gradient scaler) and the teacher's forward under autocast too, as the trainer
 does with ``train.amp``. The teacher runs as the trainer runs it, through a copy with its BatchNorms folded
 (``--no-fold``: the teacher itself, as before); ``--mixup`` blends the pseudo-labeled images (``semi.pseudo_mixup``);
-``--teacher-flip`` averages the teacher's outputs with those on the mirrored images (``semi.teacher_flip``).
+``--teacher-flip`` averages the teacher's outputs with those on the mirrored images (``semi.teacher_flip``);
+``--teacher-scale S`` has the teacher label the images resized by ``S`` (``semi.teacher_scale``).
 Each round also times the teacher's forward unfolded, beside the folded one, for a paired comparison (not part of
 the step).
 
     python benchmarks/ssod_step.py [--batch 8] [--imgsz 256] [--rounds 5] [--targets hard|tiered]
                                    [--device cpu|cuda] [--amp] [--no-fold] [--mixup P]
-                                   [--teacher-flip]
+                                   [--teacher-flip] [--teacher-scale S]
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--no-fold", action="store_true", help="the teacher runs itself, BatchNorms not folded")
     parser.add_argument("--mixup", type=float, default=0.0, help="semi.pseudo_mixup (with pseudo partners)")
     parser.add_argument("--teacher-flip", action="store_true", help="semi.teacher_flip: the flip ensemble")
+    parser.add_argument("--teacher-scale", type=float, default=1.0, help="semi.teacher_scale (default 1)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -87,9 +89,15 @@ def main() -> None:
         amp_dtype=torch.float16 if args.amp else None,
         fold=not args.no_fold,
         mirror=args.teacher_flip,
+        scale=args.teacher_scale,
     )
     unfolded = TeacherPseudoLabeler(
-        labeler.filters, min_score=0.0, amp_dtype=labeler.amp_dtype, fold=False, mirror=args.teacher_flip
+        labeler.filters,
+        min_score=0.0,
+        amp_dtype=labeler.amp_dtype,
+        fold=False,
+        mirror=args.teacher_flip,
+        scale=args.teacher_scale,
     )
     teacher = MeanTeacher(
         student, labeler, StrongAugment(), decay=0.999, tau=100, pseudo_targets=args.targets, mixup=args.mixup
@@ -161,6 +169,7 @@ def main() -> None:
         f"{args.rounds} rounds, {args.targets} pseudo-targets, teacher {'unfolded' if args.no_fold else 'folded'}"
         f"{f', pseudo-mixup {args.mixup}' if args.mixup else ''}"
         f"{', teacher flip ensemble' if args.teacher_flip else ''}"
+        f"{f', teacher scale {args.teacher_scale:g}' if args.teacher_scale != 1 else ''}"
     )
     print(f"{'supervised step':<26}{base * 1e3:>10.0f} ms")
     print(f"{'online step':<26}{med['total'] * 1e3:>10.0f} ms   ratio {med['total'] / base:.3f}")
