@@ -163,6 +163,13 @@ def test_only_seeds_and_only_choose_the_continuations_to_train():
     assert chosen == [f"seed{s}/{arm}" for s in (5, 7) for arm in ("online_bg0", "online_bg1")]
     everything = arms_to_run(Protocol(seeds=2), continuation_arms(Protocol(seeds=2), [0, 1]), 0, True)
     assert len(everything) == 2 * 5  # supervised, online bg0 and bg1, offline, oracle per seed
+    variant = ("flip", {"teacher_flip": True})
+    alone = Protocol(seeds=2, only=("variants", "supervised_continued"), only_seeds=(1,), variants=(variant,))
+    chosen = [a.name for a in arms_to_run(alone, continuation_arms(alone, [0, 1]), 0, True)]
+    assert chosen == ["seed1/supervised_continued", "seed1/online_flip"]  # not online_bg0 / online_bg1
+    with_online = Protocol(seeds=1, only=("online",), offline=False, variants=(variant,))
+    chosen = [a.name for a in arms_to_run(with_online, continuation_arms(with_online, [0]), 0, True)]
+    assert chosen == ["seed0/online_bg0", "seed0/online_bg1", "seed0/online_flip"]  # online takes the variants too
 
 
 def test_a_run_finished_with_other_settings_is_not_reused(tmp_path):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import RunInterrupted, TrainingDiverged, UserInputError
-from .experiments.arms import ARM_KINDS
+from .experiments.arms import ONLY_CHOICES
 
 
 def _plot_losses(args: argparse.Namespace) -> int:
@@ -284,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument(
         "--only",
         nargs="+",
-        choices=ARM_KINDS,
-        help="run only these arms (the converged run is always trained or reused); e.g. to run the ceiling apart",
+        choices=ONLY_CHOICES,
+        help="run only these arms (the converged run is always trained or reused; 'variants': the --variant arms "
+        "alone), e.g. to run the ceiling apart",
     )
     ablate.add_argument(
         "--only-seeds",

@@ -44,7 +44,7 @@ from ..data import check_detection_dataset, dataset_root, label_path, list_image
 from ..errors import ConfigError
 from ..integrations.ultralytics import prepare, train, training_default
 from ..integrations.ultralytics.offline import pseudo_label_folder
-from .arms import CONTINUATIONS, CONTINUED, CONVERGED, FULLY_LABELED, ORACLE
+from .arms import CONTINUATIONS, CONTINUED, CONVERGED, FULLY_LABELED, ORACLE, VARIANTS
 from .report import write_protocol_report
 
 
@@ -77,6 +77,10 @@ class Protocol:
     def runs(self, kind: str) -> bool:
         return not self.only or kind in self.only
 
+    def runs_arm(self, arm: Arm) -> bool:
+        """Whether ``--only`` takes this continuation: its kind, or ``variants`` for a ``--variant`` arm."""
+        return self.runs(arm.kind) or (arm.variant is not None and VARIANTS in self.only)
+
 
 @dataclass
 class Arm:
@@ -108,10 +112,10 @@ def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
 
 
 def arms_to_run(protocol: Protocol, arms: Sequence[Arm], base_seed: int, hidden_labels: bool) -> list[Arm]:
-    """The continuations this invocation trains: ``--only``'s kinds, ``--only-seeds``' seeds (``base_seed + k``),
-    and the oracle only where the unlabeled images have hidden labels."""
+    """The continuations this invocation trains: ``--only``'s kinds (``variants``: the ``--variant`` arms),
+    ``--only-seeds``' seeds (``base_seed + k``), and the oracle only where the unlabeled images have hidden labels."""
     seeds = {base_seed + k for k in protocol.only_seeds or range(protocol.seeds)}
-    return [a for a in arms if protocol.runs(a.kind) and a.seed in seeds and (a.kind != ORACLE or hidden_labels)]
+    return [a for a in arms if protocol.runs_arm(a) and a.seed in seeds and (a.kind != ORACLE or hidden_labels)]
 
 
 def epochs_for(steps: int, images: int, batch: int, nbs: int) -> int:

@@ -5,4 +5,6 @@ CONTINUED = "supervised_continued"
 ORACLE = "oracle_continued"
 FULLY_LABELED = "fully_labeled"
 CONTINUATIONS = (CONTINUED, "online", "offline", ORACLE)  # the arms that continue from the converged run
-ARM_KINDS = (*CONTINUATIONS, FULLY_LABELED)  # what ``semiyolo ablate --only`` chooses from
+VARIANTS = "variants"  # ``--only variants``: the ``--variant`` online arms alone, not the online_bg* ones
+ARM_KINDS = (*CONTINUATIONS, FULLY_LABELED)
+ONLY_CHOICES = (*ARM_KINDS, VARIANTS)  # what ``semiyolo ablate --only`` chooses from
