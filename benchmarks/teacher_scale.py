@@ -3,8 +3,9 @@
 A detector can find small objects better on an enlarged image than at the size it was trained and is validated
 at. The teacher's pseudo-labels need not come from that size: ``semi.teacher_scale`` has it label the unlabeled
 images resized by a factor, its boxes mapped back. This measures, for each factor, alone and as a flip ensemble,
-the teacher's mAP through exactly the labeler the online trainer uses
-(:meth:`semiyolo.teacher.TeacherPseudoLabeler.forward`), on the images a user can choose with: the labeled
+the teacher's mAP through the labeler's forward that the online trainer uses
+(:meth:`semiyolo.teacher.TeacherPseudoLabeler.forward`; the NMS and the mAP are Ultralytics' validator's, in
+float32, the teacher not folded), on the images a user can choose with: the labeled
 training images (``--split train``); and, for a folder made by ``benchmarks/ssod_protocol.sh``, on the unlabeled
 images with their hidden labels (``--split unlabeled``, a diagnostic the user cannot run) or the validation images.
 

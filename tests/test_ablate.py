@@ -167,6 +167,8 @@ def test_only_seeds_and_only_choose_the_continuations_to_train():
     alone = Protocol(seeds=2, only=("variants", "supervised_continued"), only_seeds=(1,), variants=(variant,))
     chosen = [a.name for a in arms_to_run(alone, continuation_arms(alone, [0, 1]), 0, True)]
     assert chosen == ["seed1/supervised_continued", "seed1/online_flip"]  # not online_bg0 / online_bg1
+    with pytest.raises(ConfigError, match="--only variants: no --variant given"):
+        Protocol(only=("variants",))
     with_online = Protocol(seeds=1, only=("online",), offline=False, variants=(variant,))
     chosen = [a.name for a in arms_to_run(with_online, continuation_arms(with_online, [0]), 0, True)]
     assert chosen == ["seed0/online_bg0", "seed0/online_bg1", "seed0/online_flip"]  # online takes the variants too
@@ -224,3 +226,26 @@ def test_unlabeled_images_without_hidden_labels_are_named_in_a_note(tmp_path):
     for name in ("b", "c"):
         (tmp_path / "labels" / f"{name}.txt").write_text("")  # images without objects: an empty label file
     assert _missing_hidden_labels(folder) == ""
+
+
+def test_the_offline_arms_labels_are_made_again_for_another_teacher(tmp_path, monkeypatch):
+    import json
+
+    from semiyolo.experiments import ablate
+
+    calls = []
+
+    def fake_pseudo_label_folder(weights, source, out, filters, imgsz, overwrite, teacher_flip, teacher_scale):
+        calls.append((teacher_flip, teacher_scale))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps({"teacher": {"flip": teacher_flip, "scale": teacher_scale}}))
+
+    monkeypatch.setattr(ablate, "pseudo_label_folder", fake_pseudo_label_folder)
+    cfg = {"train": {"imgsz": 64}, "semi": {"unlabeled": "u", "filters": []}}
+    flipped = {"train": {"imgsz": 64}, "semi": {"unlabeled": "u", "filters": [], "teacher_flip": True}}
+    for run_cfg in (cfg, cfg, flipped, flipped, cfg):
+        ablate._pseudo_labels(tmp_path, tmp_path / "converged", run_cfg)
+    assert calls == [(False, 1.0), (True, 1.0), (False, 1.0)]  # made, reused, made again, reused, made again
+    (tmp_path / "offline_pseudo_labels" / "summary.json").write_text("{}")  # written before the teacher was recorded
+    ablate._pseudo_labels(tmp_path, tmp_path / "converged", cfg)
+    assert len(calls) == 3  # taken as the plain teacher's

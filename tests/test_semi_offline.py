@@ -94,10 +94,46 @@ def test_pseudo_label_with_the_flip_ensemble_at_a_larger_scale(trained, tmp_path
     assert rows and all(0 <= float(v) <= 1 for r in rows for v in r[1:])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == len(list(source.glob("*.png"))) and summary["teacher"] == {"flip": True, "scale": 1.5}
+    assert sorted(map(tuple, rows)) == sorted(map(tuple, _labeler_rows(weights, source, flip=True, scale=1.5)))
     scores = (out / "manifest.jsonl").read_text()
     assert main([*args, *settings, "--overwrite"]) == 0
     assert json.loads((out / "summary.json").read_text())["teacher"] == {"flip": False, "scale": 1.0}
     assert (out / "manifest.jsonl").read_text() != scores  # the ensemble at 1.5 is not the model alone at 1
+
+
+def _labeler_rows(weights, source, flip, scale):
+    """The YOLO rows the trainer's labeler gives the 64 px images (no letterbox: pixels / 64), as written."""
+    import torch
+    from torchvision.ops import box_convert
+
+    from semiyolo.integrations.ultralytics.offline import load_detector
+    from semiyolo.integrations.ultralytics.unlabeled import UnlabeledImages, unlabeled_batches
+    from semiyolo.pseudo import build_filters
+    from semiyolo.teacher import TeacherPseudoLabeler
+
+    model = load_detector(weights)
+    chain = build_filters([{"name": "score", "params": {"threshold": 0.0}}], len(model.names), has_dfl=True)
+    labeler = TeacherPseudoLabeler(chain, min_score=0, mirror=flip, scale=scale)
+    rows = []
+    dataset = UnlabeledImages.from_folder(source, 64, key="--source")
+    for images, _, _ in unlabeled_batches(dataset, 8, seed=0, max_passes=1, shuffle=False):
+        for det in labeler(model, images.float() / 255):
+            cxcywh = box_convert(det.boxes.double().clamp(0, 64), "xyxy", "cxcywh")
+            keep = (cxcywh[:, 2] > 1) & (cxcywh[:, 3] > 1)
+            kept = torch.cat((det.classes[keep, None].double(), cxcywh[keep] / 64), 1)
+            rows += [[f"{int(r[0])}", *(f"{v:.6f}" for v in r[1:])] for r in kept.tolist()]
+    return rows
+
+
+def test_a_teacher_scale_out_of_range_is_refused_before_the_output_is_touched(trained, tmp_path):
+    root, _, weights = trained
+    source, out = root / "unlabeled" / "images" / "train", tmp_path / "pl"
+    args = ["pseudo-label", "--weights", str(weights), "--source", str(source), "--out", str(out), "--imgsz", "64"]
+    assert main(args) == 0
+    written = sorted(p.name for p in (out / "labels").iterdir())
+    for scale in ("0", "-1", "4.5", "nan"):
+        assert main([*args, "--overwrite", "--teacher-scale", scale]) == 2
+        assert sorted(p.name for p in (out / "labels").iterdir()) == written  # the earlier output is still there
 
 
 def test_offline_mode_trains_on_labeled_and_pseudo_labeled_images(trained, tmp_path):

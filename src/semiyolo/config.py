@@ -47,6 +47,9 @@ class FilterSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+MAX_TEACHER_SCALE = 4.0  # the teacher's resize factor at most (its DFL spans 15 strides from an anchor)
+
+
 class SemiConfig(_Strict):
     """The ``semi:`` block. Document 000's block (burn_in, lambda_unsup, lambda_bg, lambda_bg_warmup,
     lambda_bg_schedule, filters) loads as it is."""
@@ -157,7 +160,7 @@ class SemiConfig(_Strict):
     teacher_scale: float = Field(
         1.0,
         gt=0,
-        le=4,
+        le=MAX_TEACHER_SCALE,
         description="the teacher labels the unlabeled images resized by this factor (to a multiple of the model's "
         "stride) and its boxes are mapped back: for a teacher that finds small objects better larger; choose it on "
         "the labeled images (benchmarks/teacher_scale.py); not with dense pseudo-targets",

@@ -70,6 +70,10 @@ class Protocol:
                 f"--continue-lr: expected a share of the peak learning rate in (0, 1], got {self.continue_lr}"
             )
         object.__setattr__(self, "lambdas", tuple(dict.fromkeys(lam for lam in self.lambdas if lam != 0)))
+        if VARIANTS in self.only and not self.variants:
+            raise ConfigError(
+                "--only variants: no --variant given, so there is nothing to train besides the converged run"
+            )
         outside = [k for k in self.only_seeds if not 0 <= k < self.seeds]
         if outside:
             raise ConfigError(f"--only-seeds: {outside} outside the {self.seeds} seeds (0 to {self.seeds - 1})")
@@ -400,15 +404,23 @@ def _step_mismatches(rows: Sequence[dict[str, Any]], steps: int) -> list[str]:
 
 
 def _pseudo_labels(out: Path, converged_dir: Path, run_cfg: dict[str, Any]) -> Path:
-    """The offline arms' pseudo-labels: the converged run's final weights label the unlabeled folder once."""
+    """The offline arms' pseudo-labels: the converged run's final weights label the unlabeled folder once, with the
+    config's teacher (``semi.teacher_flip``, ``semi.teacher_scale``); labels made with another teacher are made
+    again."""
     target = out / "offline_pseudo_labels"
-    if not (target / "summary.json").is_file():
+    semi = run_cfg["semi"]
+    plain = {"flip": False, "scale": 1.0}  # what made summaries written before they recorded the teacher
+    teacher = {"flip": bool(semi.get("teacher_flip", False)), "scale": float(semi.get("teacher_scale", 1.0))}
+    summary = target / "summary.json"
+    if not summary.is_file() or json.loads(summary.read_text()).get("teacher", plain) != teacher:
         pseudo_label_folder(
             converged_dir / "weights" / "last.pt",
-            run_cfg["semi"]["unlabeled"],
+            semi["unlabeled"],
             target,
-            run_cfg["semi"]["filters"],
+            semi["filters"],
             imgsz=int(run_cfg["train"].get("imgsz", 640)),
-            overwrite=True,  # no summary.json: an earlier attempt was cut short
+            overwrite=True,  # no summary.json (an earlier attempt was cut short), or another teacher's labels
+            teacher_flip=teacher["flip"],
+            teacher_scale=teacher["scale"],
         )
     return target

@@ -14,7 +14,8 @@ class Detections:
 
     Attributes:
         boxes: ``Tensor[N, 4]`` xyxy pixels. scores: ``Tensor[N]``. classes: ``Tensor[N]`` int64.
-        bin_logits: ``Tensor[N, 4, n_bins]``, the DFL distributions of the kept anchors, or ``None`` for heads
+        bin_logits: ``Tensor[N, 4, n_bins]``, the DFL distributions of the kept anchors (in the strides of the
+            image the model saw: a teacher at ``teacher_scale`` S saw it S times larger), or ``None`` for heads
             without DFL.
         cluster_spread: ``Tensor[N]``, the spread of the boxes NMS suppressed around each kept box (see
             :func:`semiyolo.pseudo.nms.nms_with_spread`), or ``None``.

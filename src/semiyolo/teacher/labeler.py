@@ -65,7 +65,10 @@ class TeacherPseudoLabeler:
             model's largest stride), and its boxes are mapped back to the images' pixels: a teacher that finds small
             objects better when they are larger (``benchmarks/teacher_scale.py`` measures the choice on the labeled
             images). The per-anchor outputs are then on the resized image's grid; the DFL logits stay in its
-            stride units.
+            stride units, so a ``dfl_entropy`` threshold asks for a little more precision in pixels. A box side
+            reaches at most ``reg_max - 1`` strides from its anchor (15 x 32 = 480 px for YOLOv8): an object as
+            wide as the image needs ``S x imgsz / 2`` px, so above ``S = 1.5`` at 640 px the largest objects are
+            cut short (the scales measured in docs/BENCHMARKS.md are 1.2 and 1.4).
     """
 
     def __init__(
@@ -91,7 +94,9 @@ class TeacherPseudoLabeler:
     @torch.no_grad()
     def forward(self, teacher: nn.Module, images: Tensor) -> tuple[Tensor, dict]:
         """The teacher's eval-mode head outputs on ``images: Tensor[B, 3, H, W]`` in [0, 1] (with ``mirror``, the
-        flip ensemble's); with ``scale``, on the resized images, boxes in ``images``' pixels."""
+        flip ensemble's): ``decoded: Tensor[B, 4 + C, A]``, boxes ``(cx, cy, w, h)`` in ``images``' pixels and class
+        probabilities, and ``raw``, the head's training outputs. With ``scale`` the ``A`` anchors are those of the
+        resized images' grid, and so are ``raw``'s DFL logits (in its stride units)."""
         was_training = teacher.training
         teacher.eval()
         amp = self.amp_dtype is not None and images.device.type == "cuda"
@@ -107,6 +112,7 @@ class TeacherPseudoLabeler:
             teacher.train(was_training)
         decoded, raw = mirror_average(*outputs, images.shape[-1]) if self.mirror else outputs
         if self.scale != 1:  # align_corners=False resizes pixel coordinates by exactly the size ratio
+            decoded = decoded.float()  # not the ratio rounded to half precision under AMP
             ratio = decoded.new_tensor([width / images.shape[-1], height / images.shape[-2]] * 2)
             decoded = torch.cat([decoded[:, :4] * ratio[:, None], decoded[:, 4:]], 1)
         return decoded, raw

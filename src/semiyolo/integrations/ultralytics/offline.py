@@ -22,6 +22,7 @@ from ultralytics.data.utils import exif_size
 from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils import LOGGER
 
+from ...config import MAX_TEACHER_SCALE
 from ...data import link, pseudo_labeled_train, write_label_file
 from ...errors import ConfigError, DataError
 from ...pseudo import DEFAULT_FILTERS, build_filters
@@ -63,6 +64,8 @@ def pseudo_label_folder(
     images, labels, manifest and summary are then removed first), so that a folder never mixes two runs' labels.
     When nothing survives the filters the summary says so under ``warning`` and the log warns: an offline run
     would then train every unlabeled image as background."""
+    if not 0 < teacher_scale <= MAX_TEACHER_SCALE:  # before anything in ``out`` is touched
+        raise ConfigError(f"--teacher-scale: expected a factor in (0, {MAX_TEACHER_SCALE:g}], got {teacher_scale}")
     prepare_output_folder(Path(source), Path(out), overwrite)
     model = load_detector(weights)
     names = model.names
