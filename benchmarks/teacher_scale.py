@@ -12,6 +12,10 @@ images with their hidden labels (``--split unlabeled``, a diagnostic the user ca
     python benchmarks/teacher_scale.py /tmp/abl/digits --split train unlabeled --scales 1 1.2 1.4
 
 The weights are the protocol's converged supervised model (the online arms' first teacher) unless ``--weights``.
+Besides the mAP, each row gives the precision and recall (IoU >= 0.5, the class right) of the detections at or
+above ``--threshold`` (the pseudo-label score threshold, 0.5 by default) on the same images: mAP integrates over
+every threshold, the pseudo-labels are cut at one, and on shapes the scale with the best mAP taught the worst
+student (docs/BENCHMARKS.md, "A teacher that labels larger images").
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ import yaml
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 
+from semiyolo.integrations.ultralytics.unlabeled import UnlabeledImages, unlabeled_batches
 from semiyolo.pseudo import FilterChain
-from semiyolo.teacher import TeacherPseudoLabeler
+from semiyolo.teacher import PseudoLabelAudit, TeacherPseudoLabeler
 
 
 class LabelerModel(DetectionModel):
@@ -52,6 +57,20 @@ def validate(weights: Path, data: Path, imgsz: int, scale: float, flip: bool) ->
     return box.map, box.map50
 
 
+def at_threshold(weights: Path, images: Path, imgsz: int, scale: float, flip: bool, threshold: float) -> tuple:
+    """``(precision, recall)`` of the labeler's detections scoring at least ``threshold`` on the images under
+    ``images`` against their label files (:class:`~semiyolo.teacher.PseudoLabelAudit`, the online runs' measure)."""
+    model = YOLO(weights).model.float().eval()
+    labeler = TeacherPseudoLabeler(FilterChain([]), min_score=min(0.1, threshold), mirror=flip, scale=scale)
+    audit = PseudoLabelAudit()
+    dataset = UnlabeledImages.from_folder(images, imgsz, key="--split")
+    for batch, labels, _ in unlabeled_batches(dataset, 32, seed=0, max_passes=1, shuffle=False):
+        detections = labeler.detect(model, batch.float() / 255)
+        audit.observe([d.select(d.scores >= threshold) for d in detections], labels)
+    figures = audit.metrics()
+    return figures["semi/pl_precision"], figures["semi/pl_recall"]
+
+
 def split_yaml(root: Path, split: str, folder: Path) -> Path:
     """A data YAML whose validation images are ``split``'s (train: the labeled training images; unlabeled: the
     unlabeled images, labels hidden from training; val: the validation images)."""
@@ -60,7 +79,7 @@ def split_yaml(root: Path, split: str, folder: Path) -> Path:
     data.update(path=str(root / "split"), val=images)
     out = folder / f"{split}.yaml"
     out.write_text(yaml.safe_dump(data))
-    return out
+    return out, root / "split" / images
 
 
 def main() -> None:
@@ -70,20 +89,25 @@ def main() -> None:
     parser.add_argument("--split", nargs="+", default=["train"], choices=["train", "unlabeled", "val"])
     parser.add_argument("--scales", nargs="+", type=float, default=[1.0, 1.2, 1.4])
     parser.add_argument("--imgsz", type=int, default=160)
+    parser.add_argument("--threshold", type=float, default=0.5, help="the pseudo-label score threshold (0.5)")
     args = parser.parse_args()
     weights = args.weights or args.root / "ablation" / "supervised_converged" / "weights" / "last.pt"
-    print(f"{weights}: the labeler's mAP50-95 / mAP50 by teacher_scale, alone and as a flip ensemble")
-    print("| images | teacher_scale | alone | flip ensemble |")
-    print("|---|---|---|---|")
+    print(
+        f"{weights}: the labeler by teacher_scale, alone and as a flip ensemble: mAP50-95 / mAP50, and precision / "
+        f"recall at score >= {args.threshold:g}"
+    )
+    print("| images | teacher_scale | alone: mAP | alone: P / R | flip ensemble: mAP | flip ensemble: P / R |")
+    print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for split in args.split:
-            data = split_yaml(args.root, split, Path(folder))
+            data, images = split_yaml(args.root, split, Path(folder))
             for scale in args.scales:
-                cells = [
-                    " / ".join(f"{v:.3f}" for v in validate(weights, data, args.imgsz, scale, flip))
-                    for flip in (False, True)
-                ]
-                print(f"| {split} | {scale:g} | {cells[0]} | {cells[1]} |", flush=True)
+                cells = []
+                for flip in (False, True):
+                    cells.append(" / ".join(f"{v:.3f}" for v in validate(weights, data, args.imgsz, scale, flip)))
+                    quality = at_threshold(weights, images, args.imgsz, scale, flip, args.threshold)
+                    cells.append(" / ".join(f"{v:.3f}" for v in quality))
+                print(f"| {split} | {scale:g} | {' | '.join(cells)} |", flush=True)
 
 
 if __name__ == "__main__":
