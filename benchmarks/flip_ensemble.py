@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -54,21 +55,27 @@ def validate(weights: Path, data: Path, imgsz: int, flip: bool) -> tuple[float, 
     return box.map, box.map50, box.mr
 
 
-def pseudo_label_quality(weights: Path, folder: Path, imgsz: int) -> dict[bool, list[tuple[float, float]]]:
-    """Per ``flip`` (alone, ensemble): ``(precision, recall)`` of the detections above each of ``THRESHOLDS``
-    against the images' hidden labels (:class:`~semiyolo.teacher.PseudoLabelAudit`, the online runs' measure)."""
+def pseudo_label_quality(
+    weights: Path, folder: Path, imgsz: int, thresholds: Sequence[float] = THRESHOLDS, scale: float = 1.0
+) -> dict[bool, list[tuple[float, float]]]:
+    """Per ``flip`` (alone, ensemble): ``(precision, recall)`` of the labeler's detections (at ``scale``) scoring at
+    least each of ``thresholds`` against the label files of the images under ``folder``
+    (:class:`~semiyolo.teacher.PseudoLabelAudit`, the online runs' measure)."""
     model = YOLO(weights).model.float().eval()
     dataset = UnlabeledImages.from_folder(folder, imgsz)
-    audits = {(flip, t): PseudoLabelAudit() for flip in (False, True) for t in THRESHOLDS}
-    labelers = {flip: TeacherPseudoLabeler(FilterChain([]), min_score=0.1, mirror=flip) for flip in (False, True)}
+    audits = {(flip, t): PseudoLabelAudit() for flip in (False, True) for t in thresholds}
+    labelers = {
+        flip: TeacherPseudoLabeler(FilterChain([]), min_score=min(0.1, *thresholds), mirror=flip, scale=scale)
+        for flip in (False, True)
+    }
     for images, hidden, _ in unlabeled_batches(dataset, 32, seed=0, max_passes=1, shuffle=False):
         for flip, labeler in labelers.items():
             detections = labeler.detect(model, images.float() / 255)
-            for t in THRESHOLDS:
+            for t in thresholds:
                 audits[flip, t].observe([d.select(d.scores >= t) for d in detections], hidden)
     quality = {}
     for flip in (False, True):
-        figures = [audits[flip, t].metrics() for t in THRESHOLDS]
+        figures = [audits[flip, t].metrics() for t in thresholds]
         quality[flip] = [(f["semi/pl_precision"], f["semi/pl_recall"]) for f in figures]
     return quality
 

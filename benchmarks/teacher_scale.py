@@ -32,9 +32,9 @@ import yaml
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 
-from semiyolo.integrations.ultralytics.unlabeled import UnlabeledImages, unlabeled_batches
+from flip_ensemble import pseudo_label_quality  # this folder: scripts run as ``python benchmarks/...``
 from semiyolo.pseudo import FilterChain
-from semiyolo.teacher import PseudoLabelAudit, TeacherPseudoLabeler
+from semiyolo.teacher import TeacherPseudoLabeler
 
 
 class LabelerModel(DetectionModel):
@@ -57,23 +57,9 @@ def validate(weights: Path, data: Path, imgsz: int, scale: float, flip: bool) ->
     return box.map, box.map50
 
 
-def at_threshold(weights: Path, images: Path, imgsz: int, scale: float, flip: bool, threshold: float) -> tuple:
-    """``(precision, recall)`` of the labeler's detections scoring at least ``threshold`` on the images under
-    ``images`` against their label files (:class:`~semiyolo.teacher.PseudoLabelAudit`, the online runs' measure)."""
-    model = YOLO(weights).model.float().eval()
-    labeler = TeacherPseudoLabeler(FilterChain([]), min_score=min(0.1, threshold), mirror=flip, scale=scale)
-    audit = PseudoLabelAudit()
-    dataset = UnlabeledImages.from_folder(images, imgsz, key="--split")
-    for batch, labels, _ in unlabeled_batches(dataset, 32, seed=0, max_passes=1, shuffle=False):
-        detections = labeler.detect(model, batch.float() / 255)
-        audit.observe([d.select(d.scores >= threshold) for d in detections], labels)
-    figures = audit.metrics()
-    return figures["semi/pl_precision"], figures["semi/pl_recall"]
-
-
-def split_yaml(root: Path, split: str, folder: Path) -> Path:
+def split_yaml(root: Path, split: str, folder: Path) -> tuple[Path, Path]:
     """A data YAML whose validation images are ``split``'s (train: the labeled training images; unlabeled: the
-    unlabeled images, labels hidden from training; val: the validation images)."""
+    unlabeled images, labels hidden from training; val: the validation images), and those images' folder."""
     data = yaml.safe_load((root / "split" / "data.yaml").read_text())
     images = {"train": data["train"], "unlabeled": "unlabeled/images", "val": data["val"]}[split]
     data.update(path=str(root / "split"), val=images)
@@ -102,11 +88,11 @@ def main() -> None:
         for split in args.split:
             data, images = split_yaml(args.root, split, Path(folder))
             for scale in args.scales:
+                quality = pseudo_label_quality(weights, images, args.imgsz, (args.threshold,), scale)
                 cells = []
                 for flip in (False, True):
                     cells.append(" / ".join(f"{v:.3f}" for v in validate(weights, data, args.imgsz, scale, flip)))
-                    quality = at_threshold(weights, images, args.imgsz, scale, flip, args.threshold)
-                    cells.append(" / ".join(f"{v:.3f}" for v in quality))
+                    cells.append(" / ".join(f"{v:.3f}" for v in quality[flip][0]))
                 print(f"| {split} | {scale:g} | {' | '.join(cells)} |", flush=True)
 
 

@@ -47,7 +47,7 @@ class FilterSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-MAX_TEACHER_SCALE = 4.0  # the teacher's resize factor at most (its DFL spans 15 strides from an anchor)
+MAX_TEACHER_SCALE = 4.0  # semi.teacher_scale and pseudo-label --teacher-scale at most
 
 
 class SemiConfig(_Strict):

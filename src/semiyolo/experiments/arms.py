@@ -6,5 +6,4 @@ ORACLE = "oracle_continued"
 FULLY_LABELED = "fully_labeled"
 CONTINUATIONS = (CONTINUED, "online", "offline", ORACLE)  # the arms that continue from the converged run
 VARIANTS = "variants"  # ``--only variants``: the ``--variant`` online arms alone, not the online_bg* ones
-ARM_KINDS = (*CONTINUATIONS, FULLY_LABELED)
-ONLY_CHOICES = (*ARM_KINDS, VARIANTS)  # what ``semiyolo ablate --only`` chooses from
+ONLY_CHOICES = (*CONTINUATIONS, FULLY_LABELED, VARIANTS)  # what ``semiyolo ablate --only`` chooses from
