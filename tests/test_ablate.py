@@ -66,6 +66,19 @@ def test_arms_pair_each_seed_with_its_own_continuation():
     assert math.isnan(arms["fully_labeled"]["gap closed"][0])
 
 
+def test_gap_closed_is_taken_against_the_mean_ceiling_with_the_range_of_its_runs(tmp_path):
+    two_ceilings = [*FIXTURE, {**_row("fully_labeled", 1, 0.8, steps=100), "run": "seed1/fully_labeled"}]
+    arms = {e["arm"]: e for e in summarize_arms(two_ceilings)}
+    assert arms["fully_labeled"]["seeds"] == 2 and arms["fully_labeled"]["mAP50-95"][0] == pytest.approx(0.85)
+    # online bg1 against the mean ceiling 0.85: seed 0 0.2 / 0.35 = 0.5714, seed 1 0.15 / 0.25 = 0.6
+    assert arms["online bg1"]["gap closed"][0] == pytest.approx((0.2 / 0.35 + 0.6) / 2)
+    # against 0.9 alone: 0.5 and 0.5; against 0.8 alone: 0.2 / 0.3 and 0.15 / 0.2 = 0.75
+    assert arms["online bg1"]["gap closed range"] == pytest.approx((0.5, (0.2 / 0.3 + 0.75) / 2))
+    assert all(math.isnan(v) for v in summarize_arms(FIXTURE)[3]["gap closed range"])  # one ceiling: no range
+    md = write_protocol_report(two_ceilings, {}, tmp_path).read_text()
+    assert "| 0.586 ± 0.020 | 0.500 to 0.708 |" in md  # std of 0.5714 and 0.6: 0.0286 / sqrt(2)
+
+
 def test_report_on_fixture_rows(tmp_path):
     histories = {
         "supervised_converged": [
@@ -136,6 +149,13 @@ def test_tiny_protocol_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 0
     assert capsys.readouterr().out.count("(finished earlier, skipped)") == 7
+    # a second ceiling seed later: only it trains, with its own seed, and the report takes both ceilings
+    assert main([*args, "--ceiling-seeds", "2", "--only", "fully_labeled", "--only-seeds", "1"]) == 0
+    assert capsys.readouterr().out.count("(finished earlier, skipped)") == 1  # the converged run
+    assert yaml.safe_load((out / "seed1" / "fully_labeled" / "args.yaml").read_text())["seed"] == 1
+    kinds = [r["kind"] for r in csv.DictReader((out / "ablation.csv").open())]
+    assert kinds.count("fully_labeled") == 2
+    assert "| fully_labeled | 2 |" in (out / "ablation.md").read_text()
 
 
 def test_protocol_settings_are_checked():
@@ -249,3 +269,26 @@ def test_the_offline_arms_labels_are_made_again_for_another_teacher(tmp_path, mo
     (tmp_path / "offline_pseudo_labels" / "summary.json").write_text("{}")  # written before the teacher was recorded
     ablate._pseudo_labels(tmp_path, tmp_path / "converged", cfg)
     assert len(calls) == 3  # taken as the plain teacher's
+
+
+def test_ceiling_seeds_name_their_runs_and_follow_only_and_only_seeds():
+    from semiyolo.errors import ConfigError
+    from semiyolo.experiments.ablate import Protocol, ceiling_runs, ceilings_to_run
+
+    three = Protocol(seeds=1, ceiling_seeds=3)
+    # the first keeps the folder a single ceiling always had, so earlier ablation folders are reused
+    assert ceiling_runs(three, base_seed=5) == [
+        ("fully_labeled", 5),
+        ("seed6/fully_labeled", 6),
+        ("seed7/fully_labeled", 7),
+    ]
+    assert ceilings_to_run(three, 5, hidden_labels=True) == ceiling_runs(three, 5)
+    assert ceilings_to_run(three, 5, hidden_labels=False) == []
+    only_last = Protocol(seeds=1, ceiling_seeds=3, only_seeds=(2,), only=("fully_labeled",))
+    assert ceilings_to_run(only_last, 5, hidden_labels=True) == [("seed7/fully_labeled", 7)]
+    assert ceilings_to_run(Protocol(ceiling_seeds=3, only=("online",)), 5, hidden_labels=True) == []
+    assert ceilings_to_run(Protocol(seeds=3, only_seeds=(1,)), 0, hidden_labels=True) == []  # one ceiling: seed 0
+    with pytest.raises(ConfigError, match=r"--only-seeds: \[3\] outside the 3 seeds \(0 to 2\)"):
+        Protocol(seeds=1, ceiling_seeds=3, only_seeds=(3,))
+    with pytest.raises(ConfigError, match="--ceiling-seeds: expected at least 1 seed, got 0"):
+        Protocol(ceiling_seeds=0)

@@ -158,6 +158,7 @@ def _ablate(args: argparse.Namespace) -> int:
         continue_lr=args.continue_lr,
         only=tuple(args.only or ()),
         only_seeds=tuple(args.only_seeds or ()),
+        ceiling_seeds=args.ceiling_seeds,
         variants=tuple(args.variant or ()),
     )
     run_ablation(args.config, args.out, protocol, overrides=args.overrides)
@@ -293,8 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=int,
         metavar="K",
-        help="run only these seeds' continuations (0 to --seeds - 1; the report takes every finished one), e.g. to "
-        "run seeds side by side in separate processes",
+        help="run only these seeds' continuations and ceilings (0-based; the report takes every finished one), "
+        "e.g. to run seeds side by side in separate processes",
+    )
+    ablate.add_argument(
+        "--ceiling-seeds",
+        type=_positive_int,
+        default=1,
+        help="seeds of the fully labeled ceiling (default: 1); the gap closed is measured against their mean",
     )
     ablate.add_argument(
         "--continue-lr",

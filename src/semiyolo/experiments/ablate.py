@@ -18,7 +18,7 @@ Arms (``kind`` in ``ablation.csv``):
 Every continuation uses the converged run's optimizer (its resolved class and peak learning rate), starts at
 ``continue_lr`` times that peak with no warm-up and decays linearly to the converged run's final learning rate, and
 stops at exactly ``steps`` optimizer steps (``semi.max_optimizer_steps``). The continuations repeat over ``seeds``
-seeds (the converged run, the offline pseudo-labels and the ceiling are shared). Metrics are those of each run's
+seeds (the converged run and the offline pseudo-labels are shared). Metrics are those of each run's
 final weights (``semi.report_weights: last``), not of its best epoch. Finished runs are skipped on re-runs.
 """
 
@@ -61,7 +61,8 @@ class Protocol:
     oracle: bool = True  # the continuation on the hidden labels (needs them)
     continue_lr: float = 0.1  # the continuation's first learning rate, as a share of the converged run's peak
     only: tuple[str, ...] = ()  # run only these kinds besides the converged run (all when empty)
-    only_seeds: tuple[int, ...] = ()  # run only these seeds' continuations, 0-based (all when empty)
+    only_seeds: tuple[int, ...] = ()  # run only these seeds' continuations and ceilings, 0-based (all when empty)
+    ceiling_seeds: int = 1  # seeds of the fully labeled ceiling
     variants: tuple[tuple[str, dict[str, Any]], ...] = ()  # online arms (name, semi settings over lambda_bg 1)
 
     def __post_init__(self) -> None:
@@ -74,9 +75,12 @@ class Protocol:
             raise ConfigError(
                 "--only variants: no --variant given, so there is nothing to train besides the converged run"
             )
-        outside = [k for k in self.only_seeds if not 0 <= k < self.seeds]
+        if self.ceiling_seeds < 1:
+            raise ConfigError(f"--ceiling-seeds: expected at least 1 seed, got {self.ceiling_seeds}")
+        most = max(self.seeds, self.ceiling_seeds)
+        outside = [k for k in self.only_seeds if not 0 <= k < most]
         if outside:
-            raise ConfigError(f"--only-seeds: {outside} outside the {self.seeds} seeds (0 to {self.seeds - 1})")
+            raise ConfigError(f"--only-seeds: {outside} outside the {most} seeds (0 to {most - 1})")
 
     def runs(self, kind: str) -> bool:
         return not self.only or kind in self.only
@@ -113,6 +117,22 @@ def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
         if protocol.oracle:
             arms.append(Arm(f"seed{seed}/{ORACLE}", ORACLE, seed, {"mode": "supervised", "lambda_bg": 0.0}))
     return arms
+
+
+def ceiling_runs(protocol: Protocol, base_seed: int) -> list[tuple[str, int]]:
+    """The fully labeled runs, ``(folder, seed)``: ``fully_labeled`` at ``base_seed`` (the folder a single ceiling
+    has always had), then ``seed<s>/fully_labeled`` for each further seed ``s``."""
+    seeds = [base_seed + k for k in range(protocol.ceiling_seeds)]
+    return [(FULLY_LABELED if s == base_seed else f"seed{s}/{FULLY_LABELED}", s) for s in seeds]
+
+
+def ceilings_to_run(protocol: Protocol, base_seed: int, hidden_labels: bool) -> list[tuple[str, int]]:
+    """The ceilings this invocation trains: none without hidden labels or when ``--only`` leaves them out, else
+    ``--only-seeds``' seeds (``base_seed + k``)."""
+    if not hidden_labels or not protocol.runs(FULLY_LABELED):
+        return []
+    seeds = {base_seed + k for k in protocol.only_seeds or range(protocol.ceiling_seeds)}
+    return [(name, seed) for name, seed in ceiling_runs(protocol, base_seed) if seed in seeds]
 
 
 def arms_to_run(protocol: Protocol, arms: Sequence[Arm], base_seed: int, hidden_labels: bool) -> list[Arm]:
@@ -334,9 +354,9 @@ def run_ablation(
         print(note)
     for arm in arms_to_run(protocol, arms, base_seed, hidden_labels=plan.full_data is not None):
         _run(plan.out, arm.name, arm.kind, arm.seed, _continuation_config(plan, arm, protocol, optim), arm.variant)
-    if protocol.runs(FULLY_LABELED) and plan.full_data is not None:
-        _run_ceiling(plan, optim, base_seed)
-    names = [CONVERGED, *(a.name for a in arms), FULLY_LABELED]
+    for name, seed in ceilings_to_run(protocol, base_seed, hidden_labels=plan.full_data is not None):
+        _run_ceiling(plan, optim, name, seed)
+    names = [CONVERGED, *(a.name for a in arms), *(name for name, _ in ceiling_runs(protocol, base_seed))]
     rows = [json.loads(f.read_text()) for f in (plan.out / n / "ablation_row.json" for n in names) if f.is_file()]
     notes += _step_mismatches(rows, protocol.steps)
     histories = {row["run"]: _history(plan.out / row["run"]) for row in rows}
@@ -372,14 +392,15 @@ def _continuation_config(plan: _Plan, arm: Arm, protocol: Protocol, optim: dict[
     return run_cfg
 
 
-def _run_ceiling(plan: _Plan, optim: dict[str, Any], seed: int) -> None:
-    """Train ``fully_labeled``: every training image with its (hidden) label, the converged run's schedule."""
+def _run_ceiling(plan: _Plan, optim: dict[str, Any], name: str, seed: int) -> None:
+    """Train a fully labeled run as ``name``: every training image with its (hidden) label, the converged run's
+    schedule, ``seed``."""
     full_cfg = copy.deepcopy(plan.base)
     full_cfg["data"] = str(plan.full_data)
     scale = plan.n_labeled * plan.labeled_repeat / (plan.n_labeled + plan.n_unlabeled)
-    full_cfg["train"].update(ceiling_train_args(optim, plan.base["train"], scale))
+    full_cfg["train"].update(ceiling_train_args(optim, plan.base["train"], scale), seed=seed)
     full_cfg["semi"].update(mode="supervised", lambda_bg=0.0, labeled_repeat=1)
-    _run(plan.out, FULLY_LABELED, FULLY_LABELED, seed, full_cfg)
+    _run(plan.out, name, FULLY_LABELED, seed, full_cfg)
 
 
 def _missing_hidden_labels(unlabeled: str) -> str:

@@ -3,7 +3,9 @@
 The protocol's report (:func:`write_protocol_report`) groups the runs into arms (an arm is one method over
 several seeds), gives each arm's mean and standard deviation over seeds, and the share of the gap between the
 supervised continuation and the fully labeled ceiling that it closes, paired by seed:
-``gap_closed = (arm - supervised_continued) / (fully_labeled - supervised_continued)`` on mAP50-95.
+``gap_closed = (arm - supervised_continued) / (fully_labeled - supervised_continued)`` on mAP50-95, with
+``fully_labeled`` the mean of the ceiling's seeds; and, when the ceiling has several, the range of that mean against
+each ceiling run alone, so that a reader sees how much the verdict owes to one ceiling run.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .arms import CONTINUATIONS
+from .arms import CONTINUATIONS, FULLY_LABELED
 
 COLUMNS = (
     ("run", "run"),
@@ -137,10 +139,24 @@ def gap_closed(arm: float, continued: float, ceiling: float) -> float:
     return (arm - continued) / (ceiling - continued) if ceiling > continued else math.nan
 
 
+def _mean_gap(members: Sequence[dict[str, Any]], continued: dict[Any, float], ceiling: float) -> tuple[float, float]:
+    """``(mean, std)`` over ``members``' seeds of the gap closed against ``ceiling``, each continuation paired with
+    its seed's supervised continuation."""
+    gaps = [
+        gap_closed(_number(r.get(MAP)), continued[r["seed"]], ceiling)
+        for r in members
+        if r["kind"] in CONTINUATIONS and r["seed"] in continued
+    ]
+    return mean_std(gaps)
+
+
 def summarize_arms(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per arm, in the order the arms first appear: seeds, optimizer steps, ``(mean, std)`` of each of
-    :data:`ARM_METRICS`, and of the gap closed (paired by seed with that seed's supervised continuation)."""
-    ceiling = next((_number(r.get(MAP)) for r in rows if r["kind"] == "fully_labeled"), math.nan)
+    :data:`ARM_METRICS`, and of the gap closed (paired by seed with that seed's supervised continuation, against the
+    mean ceiling), and ``gap closed range``: the mean gap closed against the highest and against the lowest ceiling
+    run (NaN with fewer than two)."""
+    ceilings = [c for c in (_number(r.get(MAP)) for r in rows if r["kind"] == FULLY_LABELED) if not math.isnan(c)]
+    ceiling = statistics.fmean(ceilings) if ceilings else math.nan
     continued = {r["seed"]: _number(r.get(MAP)) for r in rows if r["kind"] == "supervised_continued"}
     arms: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -160,12 +176,12 @@ def summarize_arms(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for label, key in ARM_METRICS:
             entry[label] = mean_std([_number(r.get(key)) for r in members])
-        gaps = [
-            gap_closed(_number(r.get(MAP)), continued[r["seed"]], ceiling)
-            for r in members
-            if r["kind"] in CONTINUATIONS and r["seed"] in continued
-        ]
-        entry["gap closed"] = mean_std(gaps)
+        entry["gap closed"] = _mean_gap(members, continued, ceiling)
+        entry["gap closed range"] = (
+            (_mean_gap(members, continued, max(ceilings))[0], _mean_gap(members, continued, min(ceilings))[0])
+            if len(ceilings) > 1
+            else (math.nan, math.nan)
+        )
         summary.append(entry)
     return summary
 
@@ -177,13 +193,19 @@ def _pm(pair: tuple[float, float], seeds: int) -> str:
     return f"{mean:.3f}" if seeds < 2 else f"{mean:.3f} ± {std:.3f}"
 
 
+def _range(pair: tuple[float, float]) -> str:
+    low, high = pair
+    return "-" if math.isnan(low) or math.isnan(high) else f"{low:.3f} to {high:.3f}"
+
+
 def arms_markdown(summary: Sequence[dict[str, Any]]) -> str:
     headers = ["arm", "seeds", "optimizer steps", *(label for label, _ in ARM_METRICS), "gap closed"]
+    headers.append("gap closed, highest to lowest ceiling run")
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for e in summary:
         cells = [e["arm"], str(e["seeds"]), "/".join(map(str, e["optimizer_steps"])) or "-"]
         cells += [_pm(e[label], e["seeds"]) for label, _ in ARM_METRICS]
-        cells.append(_pm(e["gap closed"], e["seeds"]))
+        cells += [_pm(e["gap closed"], e["seeds"]), _range(e["gap closed range"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -221,7 +243,8 @@ def write_protocol_report(
         "",
         arms_markdown(arms),
         "",
-        "gap closed = (arm - supervised_continued) / (fully_labeled - supervised_continued) on mAP50-95, per seed.",
+        "gap closed = (arm - supervised_continued) / (fully_labeled - supervised_continued) on mAP50-95, per seed, "
+        "fully_labeled the mean of its runs; the last column takes each ceiling run alone.",
         "",
         convergence_note(histories.get(converged, [])) if converged else "",
         *notes,
@@ -319,7 +342,7 @@ def plot_curves_by_steps(
         fig, ax = _figure()
         for run, history in histories.items():
             row = by_run.get(run, {"kind": "", "run": run})
-            start = 0.0 if row["kind"] in ("supervised_converged", "fully_labeled") else offset
+            start = 0.0 if row["kind"] in ("supervised_converged", FULLY_LABELED) else offset
             xs, ys = _curve(history, key, start)
             if xs:
                 _plot_by_arm(ax, colours, arm_name(row) if row["kind"] else run, xs, ys, lw=1.2)
@@ -335,9 +358,11 @@ def plot_continuations(
     fig, ax = _figure()
     colours: dict[str, str] = {}
     for row in rows:
-        if row["kind"] in ("supervised_converged", "fully_labeled"):
+        if row["kind"] in ("supervised_converged", FULLY_LABELED):
             grey = row["kind"] == "supervised_converged"
-            ax.axhline(_number(row.get(MAP)), ls="--", lw=1, color="grey" if grey else "black", label=row["kind"])
+            named = row["kind"] in {line.get_label() for line in ax.lines}
+            colour = "grey" if grey else "black"
+            ax.axhline(_number(row.get(MAP)), ls="--", lw=1, color=colour, label=None if named else row["kind"])
         else:
             xs, ys = _curve(histories.get(row["run"], []), MAP)
             _plot_by_arm(ax, colours, arm_name(row), xs, ys, marker="o", ms=3, lw=1)
