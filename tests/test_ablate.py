@@ -292,3 +292,31 @@ def test_ceiling_seeds_name_their_runs_and_follow_only_and_only_seeds():
         Protocol(seeds=1, ceiling_seeds=3, only_seeds=(3,))
     with pytest.raises(ConfigError, match="--ceiling-seeds: expected at least 1 seed, got 0"):
         Protocol(ceiling_seeds=0)
+
+
+def test_the_report_takes_every_finished_run_whatever_the_last_call_named(tmp_path):
+    import json
+
+    from semiyolo.experiments.ablate import finished_rows
+
+    for run, kind in (
+        ("supervised_converged", "supervised_converged"),
+        ("fully_labeled", "fully_labeled"),
+        ("seed1/fully_labeled", "fully_labeled"),
+        ("seed0/supervised_continued", "supervised_continued"),
+        ("seed0/online_flip", "online"),  # a --variant of an earlier call
+        ("seed0/online_bg1", "online"),
+    ):
+        (tmp_path / run).mkdir(parents=True)
+        (tmp_path / run / "ablation_row.json").write_text(json.dumps({"run": run, "kind": kind}))
+    (tmp_path / "seed0" / "online_bg0").mkdir()  # unfinished: no row
+    names = ["supervised_converged", "seed0/supervised_continued", "seed0/online_bg0", "seed0/online_bg1"]
+    runs = [row["run"] for row in finished_rows(tmp_path, [*names, "fully_labeled"])]
+    assert runs == [
+        "supervised_converged",
+        "seed0/supervised_continued",
+        "seed0/online_bg1",
+        "seed0/online_flip",
+        "fully_labeled",
+        "seed1/fully_labeled",
+    ]

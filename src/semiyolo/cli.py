@@ -294,8 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=int,
         metavar="K",
-        help="run only these seeds' continuations and ceilings (0-based; the report takes every finished one), "
-        "e.g. to run seeds side by side in separate processes",
+        help="run only these seeds' continuations and ceilings (0-based; the report takes every finished run in "
+        "--out), e.g. to run seeds side by side in separate processes",
     )
     ablate.add_argument(
         "--ceiling-seeds",

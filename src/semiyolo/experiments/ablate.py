@@ -357,12 +357,23 @@ def run_ablation(
     for name, seed in ceilings_to_run(protocol, base_seed, hidden_labels=plan.full_data is not None):
         _run_ceiling(plan, optim, name, seed)
     names = [CONVERGED, *(a.name for a in arms), *(name for name, _ in ceiling_runs(protocol, base_seed))]
-    rows = [json.loads(f.read_text()) for f in (plan.out / n / "ablation_row.json" for n in names) if f.is_file()]
+    rows = finished_rows(plan.out, names)
     notes += _step_mismatches(rows, protocol.steps)
     histories = {row["run"]: _history(plan.out / row["run"]) for row in rows}
     md = write_protocol_report(rows, histories, plan.out, notes=[n for n in notes if n])
     print(f"\n{md.read_text()}\nTables and plots are in {plan.out}")
     return rows
+
+
+def finished_rows(out: Path, names: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of every finished run under ``out``: ``names`` in their order, then runs this invocation did not
+    name (another ``--variant``, ``--lambdas`` or ``--ceiling-seeds`` of an earlier call on the folder), so that
+    the report never depends on which flags the last call had; the converged run first, the ceilings last."""
+    found = sorted(str(f.parent.relative_to(out)) for f in out.glob("**/ablation_row.json"))
+    ordered = list(dict.fromkeys([*names, *found]))
+    rows = [json.loads(f.read_text()) for f in (out / n / "ablation_row.json" for n in ordered) if f.is_file()]
+    rank = {CONVERGED: 0, FULLY_LABELED: 2}
+    return sorted(rows, key=lambda row: rank.get(row["kind"], 1))
 
 
 def _continuation_config(plan: _Plan, arm: Arm, protocol: Protocol, optim: dict[str, Any]) -> dict[str, Any]:
