@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ceiling-seeds",
         type=_positive_int,
         default=1,
+        metavar="N",
         help="seeds of the fully labeled ceiling (default: 1); the gap closed is measured against their mean",
     )
     ablate.add_argument(
