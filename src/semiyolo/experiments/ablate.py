@@ -82,6 +82,10 @@ class Protocol:
         if outside:
             raise ConfigError(f"--only-seeds: {outside} outside the {most} seeds (0 to {most - 1})")
 
+    def chosen_seeds(self, base_seed: int, count: int) -> set[int]:
+        """The seeds of ``count`` that this invocation trains: ``--only-seeds``' (``base_seed + k``), else all."""
+        return {base_seed + k for k in self.only_seeds or range(count)}
+
     def runs(self, kind: str) -> bool:
         return not self.only or kind in self.only
 
@@ -131,14 +135,14 @@ def ceilings_to_run(protocol: Protocol, base_seed: int, hidden_labels: bool) -> 
     ``--only-seeds``' seeds (``base_seed + k``)."""
     if not hidden_labels or not protocol.runs(FULLY_LABELED):
         return []
-    seeds = {base_seed + k for k in protocol.only_seeds or range(protocol.ceiling_seeds)}
+    seeds = protocol.chosen_seeds(base_seed, protocol.ceiling_seeds)
     return [(name, seed) for name, seed in ceiling_runs(protocol, base_seed) if seed in seeds]
 
 
 def arms_to_run(protocol: Protocol, arms: Sequence[Arm], base_seed: int, hidden_labels: bool) -> list[Arm]:
     """The continuations this invocation trains: ``--only``'s kinds (``variants``: the ``--variant`` arms),
     ``--only-seeds``' seeds (``base_seed + k``), and the oracle only where the unlabeled images have hidden labels."""
-    seeds = {base_seed + k for k in protocol.only_seeds or range(protocol.seeds)}
+    seeds = protocol.chosen_seeds(base_seed, protocol.seeds)
     return [a for a in arms if protocol.runs_arm(a) and a.seed in seeds and (a.kind != ORACLE or hidden_labels)]
 
 
