@@ -5,8 +5,9 @@
 # defaults since issue 14 (tiered targets, teacher half-life 0.1 of the run) are the "tiered" variant:
 #   --variant tiered:pseudo_targets=tiered,teacher_half_life=0.1
 # Continuations take 300 optimizer steps: by then the gap between the supervised continuation and the students has
-# stopped changing on both sets (at 100 the digits student was still pulling away). The tables before issue 14's
-# eighth session took 100: add --steps 100 to re-run them (a folder refuses a finished run of another budget).
+# stopped changing on both sets (at 100 the digits student was still pulling away). The protocol tables before
+# BENCHMARKS' "Longer continuations on digits" took 100: add --steps 100 to re-run them (a folder refuses a
+# finished run of another budget).
 set -euo pipefail
 kind=$1 out=$2
 shift 2
