@@ -104,7 +104,7 @@ def _column(path, key):
 
 
 def test_tiny_protocol_end_to_end(tmp_path, capsys):
-    data = write_dataset(tmp_path / "data", SynthSpec(images=30, imgsz=64, seed=2))
+    data = write_dataset(tmp_path / "data", SynthSpec(images=30, imgsz=64, seed=2, test_images=6))
     assert main(["split", str(data), "--fraction", "0.5", "--out", str(tmp_path / "split")]) == 0
     config = tmp_path / "split" / "config.yaml"
     overrides = [
@@ -117,44 +117,68 @@ def test_tiny_protocol_end_to_end(tmp_path, capsys):
     ]
     out = tmp_path / "ablation"
     args = ["ablate", str(config), *overrides, "--out", str(out), "--steps", "2", "--seeds", "1", "--lambdas", "1"]
-    assert main(args) == 0
-    rows = {r["run"]: r for r in csv.DictReader((out / "ablation.csv").open())}
-    assert list(rows) == [
+    assert main([*args, "--lr-scales", "2"]) == 0
+    table = list(csv.DictReader((out / "ablation.csv").open()))
+    rows = {r["run"]: r for r in table if r["eval_split"] == "val"}
+    runs = [
         "supervised_converged",
         "seed0/supervised_continued",
+        "seed0/supervised_continued_lr2",
+        "seed0/supervised_continued_bg1",
         "seed0/online_bg0",
         "seed0/online_bg1",
         "seed0/offline",
         "seed0/oracle_continued",
         "fully_labeled",
+        "fully_labeled_continued",
     ]
-    # the oracle continues on the labeled and the unlabeled images with their hidden labels, the ceiling's data
+    assert list(rows) == runs
+    # every run measured again on the test split, which chose nothing; the label split is the split's seed
+    assert [r["run"] for r in table if r["eval_split"] == "test"] == runs
+    assert {r["label_split"] for r in table} == {"0"} and (out / "seed0" / "online_bg1" / "test_metrics.json").is_file()
+    assert "## Arms on the test split" in (out / "ablation.md").read_text()
+    # the oracle continues on the labeled and the unlabeled images with their hidden labels, the ceiling's data,
+    # and so does the ceiling's own continuation, from the ceiling's final state
     oracle_args = yaml.safe_load((out / "seed0" / "oracle_continued" / "args.yaml").read_text())
+    ceiling_args = yaml.safe_load((out / "fully_labeled_continued" / "args.yaml").read_text())
     assert (
         oracle_args["data"]
+        == ceiling_args["data"]
         == str(out / "fully_labeled.yaml")
         == yaml.safe_load((out / "fully_labeled" / "args.yaml").read_text())["data"]
     )
-    # every continuation takes exactly the budget; the ceiling as many steps as the converged run
+    assert ceiling_args["model"] == str(out / "fully_labeled" / "weights" / "last.pt")
+    # every continuation, control and the ceiling's continuation take exactly the budget; the ceiling as many
+    # steps as the converged run
     assert {rows[r]["optimizer_steps"] for r in rows if r.startswith("seed0/")} == {"2"}
+    assert rows["fully_labeled_continued"]["optimizer_steps"] == "2"
     assert rows["fully_labeled"]["optimizer_steps"] == rows["supervised_converged"]["optimizer_steps"]
     # an online step carries as many unlabeled images as labeled ones: twice the images of the continuation
     assert int(rows["seed0/online_bg0"]["images_seen"]) == 2 * int(rows["seed0/supervised_continued"]["images_seen"])
+    assert rows["seed0/supervised_continued_bg1"]["lambda_bg"] == "1.0"  # the penalty alone
+    assert all(float(rows[r]["update_norm"]) > 0 for r in runs)  # the update sizes, for the lr control
     # no re-warm-up: AdamW's peak for 3 classes is round(0.002 * 5 / 7, 6) = 0.001429, a continuation starts at
-    # 0.1 of it in every parameter group (a warm-up would start the biases elsewhere) and only decays
-    for run in ("seed0/supervised_continued", "seed0/online_bg1"):
+    # 0.1 of it in every parameter group (a warm-up would start the biases elsewhere) and only decays; the
+    # learning-rate control at twice that
+    for run, first in (("seed0/supervised_continued", 0.0001429), ("seed0/online_bg1", 0.0001429)):
         for group in ("lr/pg0", "lr/pg1", "lr/pg2"):
             lrs = _column(out / run / "results.csv", group)
-            assert lrs[0] == pytest.approx(0.0001429) and all(b <= a for a, b in itertools.pairwise(lrs))
+            assert lrs[0] == pytest.approx(first) and all(b <= a for a, b in itertools.pairwise(lrs))
+    assert _column(out / "seed0/supervised_continued_lr2" / "results.csv", "lr/pg0")[0] == pytest.approx(0.0002858)
+    # the converged run closed mosaic (Ultralytics' default close_mosaic 10 covers its one epoch): every
+    # continuation closes it from its first epoch
+    for run in runs[1:8]:
+        run_args = yaml.safe_load((out / run / "args.yaml").read_text())
+        assert run_args["close_mosaic"] == run_args["epochs"], run
     assert "gap closed" in (out / "ablation.md").read_text()
     capsys.readouterr()
-    assert main(args) == 0
-    assert capsys.readouterr().out.count("(finished earlier, skipped)") == 7
+    assert main([*args, "--lr-scales", "2"]) == 0
+    assert capsys.readouterr().out.count("(finished earlier, skipped)") == 10
     # a second ceiling seed later: only it trains, with its own seed, and the report takes both ceilings
     assert main([*args, "--ceiling-seeds", "2", "--only", "fully_labeled", "--only-seeds", "1"]) == 0
     assert capsys.readouterr().out.count("(finished earlier, skipped)") == 1  # the converged run
     assert yaml.safe_load((out / "seed1" / "fully_labeled" / "args.yaml").read_text())["seed"] == 1
-    kinds = [r["kind"] for r in csv.DictReader((out / "ablation.csv").open())]
+    kinds = [r["kind"] for r in csv.DictReader((out / "ablation.csv").open()) if r["eval_split"] == "val"]
     assert kinds.count("fully_labeled") == 2
     assert "| fully_labeled | 2 |" in (out / "ablation.md").read_text()
 
@@ -183,7 +207,8 @@ def test_only_seeds_and_only_choose_the_continuations_to_train():
     chosen = [a.name for a in arms_to_run(protocol, arms, base_seed=5, hidden_labels=False)]
     assert chosen == [f"seed{s}/{arm}" for s in (5, 7) for arm in ("online_bg0", "online_bg1")]
     everything = arms_to_run(Protocol(seeds=2), continuation_arms(Protocol(seeds=2), [0, 1]), 0, True)
-    assert len(everything) == 2 * 5  # supervised, online bg0 and bg1, offline, oracle per seed
+    # per seed: supervised, its lr2 and lr4 and bg1 controls, online bg0 and bg1, offline, oracle
+    assert len(everything) == 2 * 8
     variant = ("flip", {"teacher_flip": True})
     alone = Protocol(seeds=2, only=("variants", "supervised_continued"), only_seeds=(1,), variants=(variant,))
     chosen = [a.name for a in arms_to_run(alone, continuation_arms(alone, [0, 1]), 0, True)]

@@ -153,3 +153,23 @@ def test_the_teacher_pace_by_half_life_unless_a_decay_is_given_alone():
     assert SemiConfig(teacher_decay=0.998, teacher_half_life=0.2).teacher_half_life == 0.2
     for cfg in (default, SemiConfig(teacher_decay=0.998)):  # a dumped config validates to the same settings
         assert SemiConfig.model_validate(cfg.model_dump()) == cfg
+
+
+@pytest.mark.parametrize("scale", [1e-9, 0.2, 4.5])
+def test_a_teacher_scale_outside_the_one_rule_is_refused_by_training_and_pseudo_labelling(tmp_path, scale):
+    from semiyolo.integrations.ultralytics.offline import pseudo_label_folder
+
+    rule = r"expected a factor in \[0.25, 4\]"
+    with pytest.raises(ConfigError, match=rf"semi.teacher_scale: .*{rule} \(got '?{scale}'?\)"):
+        load_config(_write(tmp_path, DOCUMENT_000_BLOCK), [f"semi.teacher_scale={scale}"])
+    with pytest.raises(ConfigError, match=rf"--teacher-scale: {rule}, got {scale}"):
+        pseudo_label_folder(tmp_path / "w.pt", tmp_path, tmp_path / "out", teacher_scale=scale)
+    assert not (tmp_path / "out").exists()
+    assert load_config(_write(tmp_path, DOCUMENT_000_BLOCK), ["semi.teacher_scale=0.25"]).semi.teacher_scale == 0.25
+
+
+def test_semi_trainer_given_a_list_names_what_it_takes():
+    from semiyolo.integrations.ultralytics import semi_trainer
+
+    with pytest.raises(ConfigError, match=r"semi_trainer: semi must be a SemiConfig or a mapping .*, got a list"):
+        semi_trainer(["a"])

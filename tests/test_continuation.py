@@ -64,18 +64,35 @@ def test_epochs_hold_the_step_budget():
 
 
 def test_continuation_starts_below_the_peak_without_warm_up():
-    args = continuation_train_args({"optimizer": "AdamW", "lr0": 0.002, "lrf": 0.01, "momentum": 0.9}, 0.1)
+    adam = {"optimizer": "AdamW", "lr0": 0.002, "lrf": 0.01, "momentum": 0.9}
+    args = continuation_train_args(adam, 0.1, epochs=24, start_train={"close_mosaic": 10})
     # first lr 0.1 * 0.002 = 0.0002; final 0.01 * 0.002 = 2e-5 = 0.1 of the first
     assert args["lr0"] == pytest.approx(0.0002) and args["lrf"] == pytest.approx(0.1)
     assert args["warmup_epochs"] == 0 and args["optimizer"] == "AdamW" and args["momentum"] == 0.9
-    assert continuation_train_args({"optimizer": "SGD", "lr0": 0.01, "lrf": 0.5, "momentum": 0.9}, 0.1)["lrf"] == 1.0
+    sgd = {"optimizer": "SGD", "lr0": 0.01, "lrf": 0.5, "momentum": 0.9}
+    assert continuation_train_args(sgd, 0.1, epochs=3, start_train={})["lrf"] == 1.0
+
+
+def test_a_continuation_keeps_the_augmentation_the_converged_run_ended_with():
+    adam = {"optimizer": "AdamW", "lr0": 0.002, "lrf": 0.01, "momentum": 0.9}
+    # the converged run closed mosaic for its last 10 epochs: Ultralytics closes it at epoch 24 - 24 = 0
+    closed = continuation_train_args(adam, 0.1, epochs=24, start_train={"close_mosaic": 10})
+    assert closed["epochs"] == 24 and closed["close_mosaic"] == 24
+    # Ultralytics' default close_mosaic is 10, so a config without the key closed it too
+    assert continuation_train_args(adam, 0.1, epochs=5, start_train={})["close_mosaic"] == 5
+    # a run that trained with mosaic to its end continues with it
+    assert continuation_train_args(adam, 0.1, epochs=5, start_train={"close_mosaic": 0})["close_mosaic"] == 0
 
 
 def test_every_seed_gets_every_arm():
     arms = continuation_arms(Protocol(seeds=2, lambdas=(0.5, 1.0), focal=True), [0, 1])
     names = [a.name for a in arms]
-    assert names[:7] == [
+    assert names[:11] == [
         "seed0/supervised_continued",
+        "seed0/supervised_continued_lr2",
+        "seed0/supervised_continued_lr4",
+        "seed0/supervised_continued_bg0.5",
+        "seed0/supervised_continued_bg1",
         "seed0/online_bg0",
         "seed0/online_bg0.5",
         "seed0/online_bg1",
@@ -83,9 +100,34 @@ def test_every_seed_gets_every_arm():
         "seed0/offline",
         "seed0/oracle_continued",
     ]
-    assert len(names) == 14 and names[7] == "seed1/supervised_continued"
-    assert {a.kind for a in arms} == {"supervised_continued", "online", "offline", "oracle_continued"}
+    assert len(names) == 22 and names[11] == "seed1/supervised_continued"
+    kinds = {"supervised_continued", "supervised_continued_lr", "supervised_continued_bg", "online", "offline"}
+    assert {a.kind for a in arms} == {*kinds, "oracle_continued"}
     assert next(a for a in arms if a.name == "seed1/online_focal1").semi["bg_mode"] == "focal"
+
+
+def test_every_control_differs_from_the_baseline_in_one_setting():
+    mix = ("mix", {"pseudo_mixup": 0.5})
+    arms = continuation_arms(Protocol(seeds=1, lambdas=(1.0,), variants=(mix,), offline=False, oracle=False), [3])
+    by_name = {a.name.split("/")[1]: a for a in arms}
+    baseline = by_name["supervised_continued"]
+    assert baseline.semi == {"mode": "supervised", "lambda_bg": 0.0} and baseline.lr_scale == 1
+    assert by_name["supervised_continued_bg1"].semi == {"mode": "supervised", "lambda_bg": 1.0}
+    faster = by_name["supervised_continued_lr4"]
+    assert faster.semi == baseline.semi and faster.lr_scale == 4
+    aug = by_name["supervised_continued_aug_mix"]
+    assert aug.semi == {"mode": "supervised", "lambda_bg": 0.0, "labeled_mixup": 0.5}
+    # a variant without an augmentation of the student's images has no augmentation control
+    plain = continuation_arms(Protocol(variants=(("flip", {"teacher_flip": True}),), controls=False), [0])
+    assert not [a for a in plain if a.kind == "supervised_continued_aug"]
+
+
+def test_learning_rates_beyond_the_peak_are_refused():
+    from semiyolo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--lr-scales"):
+        Protocol(continue_lr=0.5, lr_scales=(4.0,))
+    assert Protocol(lr_scales=(1.0, 2.0, 2.0)).lr_scales == (2.0,)  # 1 is the baseline itself
 
 
 def test_variants_are_online_arms_of_every_seed():

@@ -179,16 +179,19 @@ def test_a_run_folder_has_one_writer_at_a_time(tmp_path, tiny_data, capsys):
     config = str(_config(tmp_path, tiny_data))
     folder = tmp_path / "runs" / "same"
     folder.mkdir(parents=True)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = "import sys, time; from semiyolo.runfiles import RunLock; RunLock(sys.argv[1]).acquire(); "
+    holder += "print('held', flush=True); time.sleep(60)"
+    other = subprocess.Popen([sys.executable, "-c", holder, str(folder)], stdout=subprocess.PIPE, text=True)
     try:
-        (folder / ".semiyolo.lock").write_text(str(other.pid))
+        assert other.stdout.readline().strip() == "held"  # a real process holds the real lock
         args = ["train", config, "train.name=same", "train.exist_ok=true"]
         _refused(capsys, args, f"another run (process {other.pid}) is writing to this folder")
         assert not (folder / "results.csv").exists()
     finally:
         other.kill()
         other.wait()
-    # the other process is gone: its lock is stale and taken over, and released at the end
+    # the other process is gone (killed: its lock file stays, with its id): the claim is free, and released at the end
+    assert (folder / ".semiyolo.lock").read_text() == str(other.pid)
     assert main(args) == 0
     assert (folder / "results.csv").is_file() and not (folder / ".semiyolo.lock").exists()
 
@@ -271,3 +274,13 @@ def test_an_empty_filter_chain_is_warned_about(tmp_path, tiny_data, odd_names, m
     monkeypatch.setattr(LOGGER, "warning", lambda message, *args, **kwargs: said.append(message))
     prepare(_config(tmp_path, tiny_data, mode="online", unlabeled=str(odd_names), filters=[]))
     assert any("semi.filters is empty: every candidate above semi.pseudo_min_score" in m for m in said)
+
+
+def test_a_reviewed_folder_that_is_missing_or_a_file_is_refused(tmp_path, tiny_data, odd_names, capsys):
+    # before, the run trained without the person's reviews, silently
+    config = _config(tmp_path, tiny_data, mode="online", unlabeled=str(odd_names))
+    missing, a_file = tmp_path / "nonexistent", tmp_path / "reviewed.txt"
+    a_file.write_text("")
+    _refused(capsys, ["train", str(config), f"semi.reviewed={missing}"], f"semi.reviewed: {missing} does not exist")
+    _refused(capsys, ["train", str(config), f"semi.reviewed={a_file}"], f"semi.reviewed: {a_file} is a file")
+    assert not (tmp_path / "runs").exists()

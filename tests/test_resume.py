@@ -4,6 +4,7 @@ that never stopped (CPU, one process, workers=0), supervised and online; and the
 import csv
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -64,9 +65,9 @@ def data(tmp_path_factory):
     return labeled, root / "unlabeled" / "images" / "train"
 
 
-def _config(tmp_path, data, name, online, nbs):
+def _config(tmp_path, data, name, online, nbs, epochs=6, **semi_settings):
     labeled, unlabeled = data
-    train = {"epochs": 6, "imgsz": 64, "batch": 4, "nbs": nbs, "workers": 0, "plots": False, "seed": 0}
+    train = {"epochs": epochs, "imgsz": 64, "batch": 4, "nbs": nbs, "workers": 0, "plots": False, "seed": 0}
     semi = {
         "mode": "online",
         "unlabeled": str(unlabeled),
@@ -76,6 +77,7 @@ def _config(tmp_path, data, name, online, nbs):
             {"name": "dsat", "params": {"init_threshold": 0.2}},
             {"name": "cap", "params": {"max_per_image": 5}},
         ],
+        **semi_settings,
     }
     cfg = {
         "model": "yolov8n.yaml",
@@ -88,8 +90,8 @@ def _config(tmp_path, data, name, online, nbs):
     return path
 
 
-def _kill_at_random_moment(config, state_file, seed):
-    """SIGKILL the run somewhere in the epochs after the second one was saved."""
+def _kill_at_random_moment(config, state_file, seed, saved_epoch=1):
+    """SIGKILL the run somewhere in the epochs after epoch ``saved_epoch`` (0-based) was saved."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "semiyolo", "train", str(config)],
         env=ENV,
@@ -99,7 +101,8 @@ def _kill_at_random_moment(config, state_file, seed):
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
-            if state_file.is_file() and torch.load(state_file, weights_only=False)["epoch"] >= 1:
+            last = state_file.with_name("last.pt")  # a resumable run: its first checkpoint is complete
+            if last.is_file() and torch.load(state_file, weights_only=False)["epoch"] >= saved_epoch:
                 break
             time.sleep(0.05)
         time.sleep(random.Random(seed).uniform(0.0, 1.0))
@@ -140,12 +143,22 @@ def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_p
         for part in ("model", "ema") if name == "train_state.pt" else ("teacher",):
             for key, value in a[part].items():
                 assert torch.equal(value, b[part][key]), f"{name} {part} {key} differs"
+        if name == "train_state.pt":  # the global generators continue as the unbroken run's did
+            assert _same_rng(a["rng"], b["rng"])
         assert (
             a["ema_updates" if name == "train_state.pt" else "teacher_updates"]
             == b["ema_updates" if name == "train_state.pt" else "teacher_updates"]
         )
     # one row per epoch, as in the straight run (an epoch logged, then trained again after the kill, is not doubled)
     assert _box_loss_by_epoch(tmp_path / "killed") == _box_loss_by_epoch(tmp_path / "straight")
+
+
+def _same_rng(a, b):
+    return (
+        a["python"] == b["python"]
+        and all(np.array_equal(x, y) for x, y in zip(a["numpy"], b["numpy"], strict=True))
+        and torch.equal(a["torch"], b["torch"])
+    )
 
 
 def _box_loss_by_epoch(run):
@@ -173,3 +186,76 @@ def test_results_rows_of_epochs_after_the_checkpoint_are_dropped(tmp_path):
     path.write_text("epoch,loss\n1,0.5\n2,0.4\n3,0.3\n")  # epoch 3 logged, killed before its checkpoint
     drop_logged_epochs_after(path, 2)
     assert path.read_text() == "epoch,loss\n1,0.5\n2,0.4\n"
+
+
+@pytest.fixture(scope="module")
+def reviewed_runs(tmp_path_factory, data):
+    """An online run whose reviewed folder holds two unlabeled images: trained straight through, and killed after
+    its first epoch (a copy of the killed run's folder kept as it was at the kill)."""
+    root = tmp_path_factory.mktemp("reviewed")
+    unlabeled = data[1]
+    reviewed = root / "reviewed"
+    (reviewed / "images").mkdir(parents=True)
+    (reviewed / "labels").mkdir()
+    for image in sorted(unlabeled.iterdir())[:2]:  # what 'semiyolo review' writes when a person accepts an image
+        (reviewed / "images" / image.name).symlink_to(image)
+        (reviewed / "labels" / f"{image.stem}.txt").write_text("0 0.5 0.5 0.25 0.25\n")
+    # burn_in 0: the unlabeled stream starts in the first epoch, before the kill (its loader drew from the global
+    # torch generator when a resume reopened it: the saved generator state differed, the weights did not)
+    overrides = {"epochs": 3, "reviewed": str(reviewed), "burn_in": 0}
+    straight = _config(root, data, "straight", online=True, nbs=4, **overrides)
+    subprocess.run([sys.executable, "-m", "semiyolo", "train", str(straight)], env=ENV, check=True, capture_output=True)
+    killed = _config(root, data, "killed", online=True, nbs=4, **overrides)
+    _kill_at_random_moment(killed, root / "killed" / "weights" / "train_state.pt", seed=0, saved_epoch=0)
+    shutil.copytree(root / "killed", root / "at_the_kill", symlinks=True)
+    return root
+
+
+def test_a_run_with_reviewed_images_resumes_bit_identical_to_an_uninterrupted_one(reviewed_runs):
+    # the saved mosaic buffer indexed the loader rebuilt with the reviewed images: IndexError at the resume, before
+    weights = reviewed_runs / "killed" / "weights"
+    resume = f"train.resume={weights / 'last.pt'}"
+    resumed = subprocess.run(
+        [sys.executable, "-m", "semiyolo", "train", str(reviewed_runs / "killed.yaml"), resume],
+        env={**ENV, "YOLO_VERBOSE": "True"},
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resumed exactly" in resumed.stdout + resumed.stderr
+    straight = reviewed_runs / "straight" / "weights"
+    a, b = (torch.load(w / "train_state.pt", weights_only=False) for w in (straight, weights))
+    assert a["epoch"] == b["epoch"] == 2
+    assert all(torch.equal(value, b["model"][key]) for key, value in a["model"].items())
+    assert _same_rng(a["rng"], b["rng"])
+    a, b = (torch.load(w / "semi_state.pt", weights_only=False) for w in (straight, weights))
+    assert a["reviewed"] == b["reviewed"] and len(a["reviewed"]) == 2
+    assert all(torch.equal(value, b["teacher"][key]) for key, value in a["teacher"].items())
+    assert _box_loss_by_epoch(reviewed_runs / "killed") == _box_loss_by_epoch(reviewed_runs / "straight")
+
+
+def test_a_resume_with_changed_semi_settings_is_refused_before_training(reviewed_runs, capsys):
+    from semiyolo.cli import main
+
+    run = reviewed_runs / "at_the_kill"
+    config = reviewed_runs / "killed.yaml"
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in run.rglob("*"))
+    resume = f"train.resume={run / 'weights' / 'last.pt'}"
+    assert main(["train", str(config), "semi.pseudo_mixup=0.5", "semi.teacher_flip=true", resume]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "semi.pseudo_mixup: run 0.0, now 0.5; semi.teacher_flip: run False, now True" in err
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in run.rglob("*")) == before  # nothing trained or written
+
+
+def test_resuming_a_finished_run_says_so(reviewed_runs, capsys):
+    from semiyolo.cli import main
+
+    last = reviewed_runs / "straight" / "weights" / "last.pt"
+    assert main(["train", str(reviewed_runs / "straight.yaml"), f"train.resume={last}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        f"train.resume: {last} is from a run that finished all 3 epochs; to train longer, start a new run with "
+        f"model={last.with_name('best.pt')}"
+    ), err
+    assert "Traceback" not in err and len(err.splitlines()) == 1

@@ -485,3 +485,302 @@ def test_a_run_with_a_teacher_orders_by_what_the_student_sees_that_it_does_not(r
     }
     # every box the student (last.pt, confident everywhere) keeps is a disagreement worth 0.5
     assert student and worth["u0.png"] == pytest.approx(0.5 * len(student))
+
+
+# --- faults: a full disk, stale pages, hostile pages and odd input (issue 27) ---------------------------------
+
+CAT_DOG = {0: "cat", 1: "dog"}
+
+
+def _log_entries(reviewed: Path) -> list[dict]:
+    text = (reviewed / "review_log.jsonl").read_text()
+    assert text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_a_full_disk_while_logging_leaves_the_label_file_and_the_log_as_they_were(split, monkeypatch):
+    import errno
+
+    client, reviewed = _client(split, CAT_DOG)
+    assert client.put("/api/labels/a.png", json={"action": "accept", "boxes": [GOOD_BOX]}).status_code == 200
+    label, log = reviewed / "labels" / "a.txt", reviewed / "review_log.jsonl"
+    written, logged = label.read_bytes(), log.read_bytes()
+    real_write = os.write
+
+    def half_a_line_then_full(fd, data):
+        if bytes(data).startswith(b'{"image"'):
+            real_write(fd, bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", half_a_line_then_full)
+    relabel = {"action": "accept", "boxes": [{**GOOD_BOX, "cls": 1}]}
+    response = client.put("/api/labels/a.png", json=relabel)
+    assert response.status_code == 500 and "No space left on device" in response.json()["detail"]
+    first_time = client.put("/api/labels/b.png", json={"action": "no_objects"})
+    assert first_time.status_code == 500
+    assert label.read_bytes() == written and log.read_bytes() == logged
+    assert not (reviewed / "labels" / "b.txt").exists() and reviewed_images(reviewed) == [reviewed / "images" / "a.png"]
+    monkeypatch.undo()
+    assert client.put("/api/labels/a.png", json=relabel).status_code == 200
+    first, second = _log_entries(reviewed)
+    assert second["before"] == first["after"] == [[0, 0.5, 0.5, 0.2, 0.2]]
+    assert second["after"] == [[1, 0.5, 0.5, 0.2, 0.2]]
+
+
+def test_a_save_from_a_stale_page_is_a_409_showing_both_versions_and_writes_nothing(split):
+    client, reviewed = _client(split, CAT_DOG)
+    first_tab = client.get("/api/labels/a.png").json()
+    second_tab = client.get("/api/labels/a.png").json()
+    assert first_tab["version"] == second_tab["version"] == "none"  # not reviewed yet
+    saved = client.put("/api/labels/a.png", json={"action": "accept", "boxes": [GOOD_BOX], "version": "none"})
+    assert saved.status_code == 200 and saved.json()["version"] != "none"
+    label = reviewed / "labels" / "a.txt"
+    written = label.read_text()
+    stale = {"action": "accept", "boxes": [{**GOOD_BOX, "cls": 1}], "version": second_tab["version"]}
+    conflict = client.put("/api/labels/a.png", json=stale)
+    assert conflict.status_code == 409
+    body = conflict.json()
+    assert "changed since this page read it" in body["detail"]
+    assert (body["sent"], body["version"]) == ("none", saved.json()["version"])
+    assert body["version"] == client.get("/api/labels/a.png").json()["version"]
+    assert [[b["cls"], b["cx"], b["cy"], b["w"], b["h"]] for b in body["boxes"]] == [[0, 0.5, 0.5, 0.2, 0.2]]
+    assert label.read_text() == written and len(_log_entries(reviewed)) == 1
+    label.write_text("1 0.1 0.1 0.1 0.1\n")  # another program changes the file
+    changed = client.put("/api/labels/a.png", json={**stale, "version": body["version"]})
+    assert changed.status_code == 409 and label.read_text() == "1 0.1 0.1 0.1 0.1\n"
+    # told so, the person saves their draft over the file's version on purpose
+    assert client.put("/api/labels/a.png", json={**stale, "version": changed.json()["version"]}).status_code == 200
+    assert label.read_text() == "1 0.500000 0.500000 0.200000 0.200000\n"
+    assert _log_entries(reviewed)[-1]["before"] == [[1, 0.1, 0.1, 0.1, 0.1]]
+
+
+def test_concurrent_saves_log_each_before_as_the_previous_after(split, monkeypatch):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import semiyolo.review.store as store_module
+
+    client, reviewed = _client(split, CAT_DOG)
+    real_write_label = store_module.write_label_file
+
+    def slow_write_label(path, rows):
+        time.sleep(0.005)  # widens the window between reading `before` and writing
+        real_write_label(path, rows)
+
+    monkeypatch.setattr(store_module, "write_label_file", slow_write_label)
+    boxes = [{**GOOD_BOX, "cx": round(0.3 + 0.01 * i, 2)} for i in range(24)]
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(
+            pool.map(lambda box: client.put("/api/labels/a.png", json={"action": "accept", "boxes": [box]}), boxes)
+        )
+    assert [s.status_code for s in statuses] == [200] * 24
+    entries = _log_entries(reviewed)
+    assert len(entries) == 24 and entries[0]["before"] == [[0, 0.5, 0.5, 0.25, 0.5]]  # the proposal
+    assert [e["before"] for e in entries[1:]] == [e["after"] for e in entries[:-1]]
+    cls, cx, cy, w, h = entries[-1]["after"][0]
+    assert (reviewed / "labels" / "a.txt").read_text() == f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n"
+
+
+@pytest.mark.parametrize(
+    ("host", "header", "status"),
+    [
+        ("0.0.0.0", "evil.example:8765", 400),  # a page that rebinds evil.example to this machine
+        ("0.0.0.0", "localhost:8765", 200),
+        ("0.0.0.0", "HOSTNAME:8765", 200),
+        ("0.0.0.0", "192.0.2.7:8765", 200),  # an address, never a rebound name
+        ("::", "[::1]:8765", 200),
+        ("::", "evil.example", 400),
+        ("::1", "[::1]:8765", 200),
+        ("::1", "evil.example:8765", 400),
+        ("127.0.0.2", "127.0.0.2:8765", 200),
+        ("127.0.0.2", "evil.example:8765", 400),
+        ("localhost", "localhost:8765", 200),
+        ("review.lab.example", "review.lab.example:8765", 200),
+        ("review.lab.example", "evil.example:8765", 400),
+    ],
+)
+def test_every_server_checks_the_host_header_against_the_names_it_serves(split, host, header, status):
+    import socket
+
+    client, _ = _client(split, CAT_DOG, allowed_hosts=allowed_hosts(host))
+    response = client.get("/api/info", headers={"Host": header.replace("HOSTNAME", socket.gethostname())})
+    assert response.status_code == status
+    if status == 400:
+        assert "evil.example" in response.json()["detail"]
+
+
+def test_every_loopback_address_is_loopback():
+    assert all(is_loopback(host) for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost", "LOCALHOST"))
+    assert not any(is_loopback(host) for host in ("0.0.0.0", "::", "192.0.2.7", "review.lab.example"))
+
+
+def test_the_warning_for_every_interface_speaks_of_dns_rebinding(split, monkeypatch):
+    import socket
+
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    loopback = socket.create_server(("127.0.0.1", 0))
+    monkeypatch.setattr("semiyolo.review.server.bind", lambda host, port: loopback)
+    out = io.StringIO()
+    client, _ = _client(split, CAT_DOG)
+    with loopback:
+        serve(client.app, "0.0.0.0", 0, out=out)
+    assert "DNS rebinding" in out.getvalue()
+
+
+def test_images_may_not_be_embedded_by_other_sites(split):
+    client, _ = _client(split, CAT_DOG)
+    assert client.get("/api/pixels/a.png").headers["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert client.get("/api/labels/a.png").headers["Cross-Origin-Resource-Policy"] == "same-origin"
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(split):
+    from semiyolo.review.app import MAX_BODY_BYTES
+
+    client, reviewed = _client(split, CAT_DOG)
+    padding = "x" * MAX_BODY_BYTES
+    big = json.dumps({"action": "accept", "boxes": [], "padding": padding}).encode()
+    response = client.put("/api/labels/a.png", content=big, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "1048576 bytes" in response.json()["detail"]
+    halves = iter([big[: len(big) // 2], big[len(big) // 2 :]])  # no Content-Length: counted as it arrives
+    chunked = client.put("/api/labels/a.png", content=halves, headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413
+    assert not reviewed.exists()
+
+
+def test_a_refused_body_is_not_echoed_back(split):
+    client, _ = _client(split, CAT_DOG)
+    huge = "k" * 100_000
+    response = client.put("/api/labels/a.png", json={"action": huge, "boxes": [{**GOOD_BOX, huge: huge}]})
+    assert response.status_code == 422
+    assert len(response.text) < 1000 and "action: Input should be 'accept' or 'no_objects'" in response.text
+
+
+def test_malformed_json_says_the_body_is_not_json_and_where(split):
+    client, _ = _client(split, CAT_DOG)
+    response = client.put("/api/labels/a.png", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "body: not valid JSON: Expecting property name enclosed in double quotes at character 1"
+    )
+
+
+def test_an_image_over_the_decompression_bomb_limit_is_answered_like_a_bad_image(split, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # a.png's 800 pixels are over twice that
+    client, _ = _client(split, CAT_DOG)
+    pixels = client.get("/api/pixels/a.png")
+    assert pixels.status_code == 422
+    assert pixels.json()["detail"].startswith("cannot decode image 'a.png': too many pixels to decode safely")
+    labels = client.get("/api/labels/a.png")
+    assert labels.status_code == 200
+    assert labels.json()["error"].startswith("cannot decode image 'a.png': too many pixels to decode safely")
+
+
+def test_a_box_reaching_outside_the_image_is_clipped_to_it(split):
+    client, reviewed = _client(split, CAT_DOG)
+    outside = {"cls": 0, "cx": 0.99, "cy": 0.5, "w": 1.0, "h": 0.2}
+    response = client.put("/api/labels/a.png", json={"action": "accept", "boxes": [outside, GOOD_BOX]})
+    assert response.status_code == 200 and response.json()["clipped"] == 1
+    # x from 0.49 to 1.49, clipped to 0.49 to 1: cx 0.745, w 0.51
+    assert (reviewed / "labels" / "a.txt").read_text() == (
+        "0 0.745000 0.500000 0.510000 0.200000\n0 0.500000 0.500000 0.200000 0.200000\n"
+    )
+
+
+def test_a_proposal_reaching_outside_the_image_can_be_accepted_as_loaded(split):
+    _labels(split / "labels" / "a.txt", "0 0.99 0.5 1.0 0.2\n")
+    client, reviewed = _client(split, CAT_DOG)
+    loaded = client.get("/api/labels/a.png").json()
+    boxes = [{k: b[k] for k in ("cls", "cx", "cy", "w", "h")} for b in loaded["boxes"]]
+    response = client.put("/api/labels/a.png", json={"action": "accept", "boxes": boxes, "version": loaded["version"]})
+    assert response.status_code == 200 and response.json()["clipped"] == 1
+    assert (reviewed / "labels" / "a.txt").read_text() == "0 0.745000 0.500000 0.510000 0.200000\n"
+    (entry,) = _log_entries(reviewed)  # written otherwise than proposed: an edit, the proposal in `before`
+    assert (entry["action"], entry["before"]) == ("edit", [[0, 0.99, 0.5, 1.0, 0.2]])
+
+
+def test_a_box_too_small_for_the_label_file_is_refused_and_what_is_saved_can_be_saved_again(split):
+    client, reviewed = _client(split, CAT_DOG)
+    tiny = {**GOOD_BOX, "w": 4e-7}
+    response = client.put("/api/labels/a.png", json={"action": "accept", "boxes": [GOOD_BOX, tiny]})
+    assert response.status_code == 422 and not reviewed.exists()
+    assert response.json()["detail"].startswith("boxes.1.w: 4e-07 is 0 at the label file's six decimals")
+    edge = {"cls": 0, "cx": 0.9999996, "cy": 0.5, "w": 8e-7, "h": 0.2}  # written as 1.000000, 0.000001
+    assert client.put("/api/labels/a.png", json={"action": "accept", "boxes": [edge]}).status_code == 200
+    written = (reviewed / "labels" / "a.txt").read_text()
+    assert written == "0 1.000000 0.500000 0.000001 0.200000\n"
+    loaded = client.get("/api/labels/a.png").json()
+    boxes = [{k: b[k] for k in ("cls", "cx", "cy", "w", "h")} for b in loaded["boxes"]]
+    again = client.put("/api/labels/a.png", json={"action": "accept", "boxes": boxes, "version": loaded["version"]})
+    assert again.status_code == 200 and (reviewed / "labels" / "a.txt").read_text() == written
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--port", "70000"], "semiyolo review: error: --port 70000: expected 0 (any free port) to 65535"),
+        (["--port", "-1"], "semiyolo review: error: --port -1: expected 0 (any free port) to 65535"),
+        (["--host", ""], "semiyolo review: error: --host is empty: give an address such as 127.0.0.1"),
+    ],
+)
+def test_review_with_a_bad_address_is_one_line(split, capsys, options, message):
+    from semiyolo.cli import main
+
+    assert main(["review", str(split), *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(message) and len(err.splitlines()) == 1
+
+
+def test_ctrl_c_stops_the_server_with_one_line(split, capsys, monkeypatch):
+    import socket
+
+    import uvicorn
+
+    from semiyolo.cli import main
+
+    def interrupted(self, sockets=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(uvicorn.Server, "run", interrupted)
+    loopback = socket.create_server(("127.0.0.1", 0))
+    monkeypatch.setattr("semiyolo.review.server.bind", lambda host, port: loopback)
+    with loopback:
+        assert main(["review", str(split)]) == 0
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "semiyolo review: stopped" and "Traceback" not in err
+
+
+@pytest.fixture
+def data_yaml(tmp_path):
+    """A dataset named by its data.yaml: t.png in images/train, v.png in images/val, classes cat and dog."""
+    root = tmp_path / "ds"
+    _image(root / "images" / "train" / "t.png")
+    _image(root / "images" / "val" / "v.png")
+    _labels(root / "labels" / "train" / "t.txt", "1 0.5 0.5 0.2 0.2\n")
+    data = {"path": ".", "train": "images/train", "val": "images/val", "names": ["cat", "dog"]}
+    (root / "data.yaml").write_text(yaml.safe_dump(data))
+    return root / "data.yaml"
+
+
+@pytest.mark.parametrize(("options", "image"), [([], "t.png"), (["--split", "val"], "v.png")])
+def test_review_of_a_data_yaml_serves_its_split_with_its_class_names(data_yaml, monkeypatch, options, image):
+    from semiyolo.cli import main
+
+    served = {}
+    monkeypatch.setattr("semiyolo.review.server.serve", lambda app, host, port: served.setdefault("app", app))
+    assert main(["review", str(data_yaml), *options]) == 0
+    client = TestClient(served["app"], base_url="http://127.0.0.1:8765")
+    info = client.get("/api/info").json()
+    assert (info["names"], info["reviewed"]) == (["cat", "dog"], str(data_yaml.parent / "reviewed"))
+    assert [i["name"] for i in client.get("/api/images").json()["images"]] == [image]
+
+
+def test_review_of_a_data_yaml_without_the_split_names_the_key(data_yaml, capsys):
+    from semiyolo.cli import main
+
+    assert main(["review", str(data_yaml), "--split", "test"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"semiyolo review: error: {data_yaml}: no 'test' split (it has train, val)"
+    )

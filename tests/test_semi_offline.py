@@ -64,8 +64,8 @@ def test_pseudo_label_writes_yolo_labels_and_a_manifest(trained, tmp_path):
         == 0
     )
     images = sorted(source.glob("*.png"))
-    # flat, collision-free names: a/x.png -> a__x_png.png (here all images sit at the top of source)
-    assert sorted(p.name for p in (out / "images").iterdir()) == [f"{p.stem}_png.png" for p in images]
+    # the images keep their names (and folders: here all images sit at the top of source)
+    assert sorted(p.name for p in (out / "images").iterdir()) == [p.name for p in images]
     labels = sorted((out / "labels").glob("*.txt"))
     assert len(labels) == len(images)
     rows = [r.split() for p in labels for r in p.read_text().splitlines()]
@@ -199,14 +199,12 @@ def test_offline_input_errors(trained, tmp_path, capsys):
     assert "not found (write it with 'semiyolo pseudo-label')" in capsys.readouterr().err
 
 
-def test_flat_names_keep_images_apart():
-    from pathlib import Path
-
-    from semiyolo.integrations.ultralytics.offline import _flat_name
+def test_output_names_keep_folders_and_stems_and_images_apart():
+    from semiyolo.integrations.ultralytics.offline import output_names
 
     src = Path("/data/unlabeled")
-    names = {_flat_name(src / p, src) for p in ("a/x.jpg", "b/x.jpg", "x.jpg", "x.png")}
-    assert names == {"a__x_jpg.jpg", "b__x_jpg.jpg", "x_jpg.jpg", "x_png.png"}
+    names = output_names([src / p for p in ("a/x.jpg", "b/x.jpg", "x.jpg", "x.png")], src, Path("/out"))
+    assert names == ["a/x.jpg", "b/x.jpg", "x_jpg.jpg", "x_png.png"]  # x.jpg and x.png: one label file otherwise
 
 
 def test_pseudo_label_rows_by_hand(tmp_path):

@@ -90,3 +90,26 @@ def test_partners_are_other_pseudo_labeled_images_or_labeled_ones():
 def test_the_same_generator_state_draws_the_same_partners():
     a, b = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
     assert torch.equal(draw_partners(2, 8, 0.5, "pseudo", a), draw_partners(2, 8, 0.5, "pseudo", b))
+
+
+def test_the_augmentation_control_blends_labeled_images_with_each_other():
+    from semiyolo.teacher import mix_labeled
+
+    batch = {
+        "img": torch.stack([torch.full((3, 2, 2), float(v)) for v in (0, 2, 4)]),
+        "batch_idx": torch.tensor([0.0, 1.0, 2.0]),
+        "cls": torch.tensor([[5.0], [6.0], [7.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.25, 0.25, 0.5, 0.5], [0.7, 0.7, 0.1, 0.1]]),
+    }
+    partners = draw_partners(0, 3, 1.0, "pseudo", torch.Generator().manual_seed(0))  # the draws mix_labeled makes
+    mixed = mix_labeled(batch, 1.0, torch.Generator().manual_seed(0))
+    assert "num_labeled" not in mixed
+    for row in range(3):  # every image blended half and half with its partner: (v_row + v_partner) / 2
+        partner = int(partners[row])
+        assert partner != row
+        assert torch.equal(mixed["img"][row], torch.full((3, 2, 2), (2.0 * row + 2.0 * partner) / 2))
+        # each image carries its own label, then its partner's
+        own = mixed["cls"][mixed["batch_idx"] == row].flatten().tolist()
+        assert own == [5.0 + row, 5.0 + partner]
+    untouched = {k: v.clone() for k, v in batch.items()}
+    assert torch.equal(mix_labeled(untouched, 0.0)["img"], untouched["img"])  # probability 0: nothing blended

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,9 +34,14 @@ def _generate(args: argparse.Namespace) -> int:
     spec_cls, write = {"synth": (SynthSpec, write_dataset), "digits": (DigitsSpec, write_digits_dataset)}[
         args.data_command
     ]
-    print(
-        write(args.out, spec_cls(images=args.images, imgsz=args.imgsz, seed=args.seed, val_fraction=args.val_fraction))
+    spec = spec_cls(
+        images=args.images,
+        imgsz=args.imgsz,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        test_images=args.test_images,
     )
+    print(write(args.out, spec))
     return 0
 
 
@@ -61,7 +67,8 @@ def _pseudo_label(args: argparse.Namespace) -> int:
         teacher_flip=args.teacher_flip,
         teacher_scale=args.teacher_scale,
     )
-    print(f"{summary['pseudo_labels']} pseudo-labels on {summary['images']} images written to {args.out}")
+    skipped = f" ({summary['skipped']} unreadable images skipped, listed in summary.json)" if summary["skipped"] else ""
+    print(f"{summary['pseudo_labels']} pseudo-labels on {summary['images']} images written to {args.out}{skipped}")
     return 0
 
 
@@ -74,11 +81,17 @@ def _split(args: argparse.Namespace) -> int:
 
 
 def _review_source(args: argparse.Namespace):
-    """``(source, reviewed folder)`` for ``semiyolo review``: a run folder (it has ``weights/last.pt``) labelled by
-    its teacher, else a pseudo-label output or a YOLO split folder."""
-    from .review.sources import open_folder_source, read_names
+    """``(source, reviewed folder)`` for ``semiyolo review``: a data.yaml's split, a run folder (it has
+    ``weights/last.pt``) labelled by its teacher, else a pseudo-label output or a YOLO split folder."""
+    from .review.sources import data_yaml_split, open_folder_source, read_names
 
     names = read_names(args.names) if args.names else None
+    if args.source.suffix.lower() in (".yaml", ".yml"):
+        folder, yaml_names = data_yaml_split(args.source, args.split or "train")
+        reviewed = args.reviewed or args.source.parent / "reviewed"
+        return open_folder_source(folder, reviewed, names or yaml_names), reviewed
+    if args.split is not None:
+        raise UserInputError(f"--split {args.split}: only for a data.yaml SOURCE; {args.source} is a folder")
     if not (args.source / "weights" / "last.pt").is_file():
         reviewed = args.reviewed or args.source / "reviewed"
         return open_folder_source(args.source, reviewed, names), reviewed
@@ -97,14 +110,16 @@ def _review_source(args: argparse.Namespace):
 
 def _review(args: argparse.Namespace) -> int:
     from .review.app import create_app
-    from .review.server import allowed_hosts, serve
+    from .review.server import allowed_hosts, check_address, serve
     from .review.store import ReviewStore
 
+    check_address(args.host, args.port)
     source, reviewed = _review_source(args)
     print(f"semiyolo review: {source.describe()}; reviewed labels go to {reviewed}", file=sys.stderr)
     if source.refused:
         print(f"semiyolo review: {source.refused} image(s) linked from outside the folder: not served", file=sys.stderr)
-    app = create_app(source, ReviewStore(reviewed), max_side=args.max_side, allowed_hosts=allowed_hosts(args.host))
+    hosts = allowed_hosts(args.host, args.allow_host)
+    app = create_app(source, ReviewStore(reviewed), max_side=args.max_side, allowed_hosts=hosts)
     serve(app, args.host, args.port)
     return 0
 
@@ -160,6 +175,9 @@ def _ablate(args: argparse.Namespace) -> int:
         only_seeds=tuple(args.only_seeds or ()),
         ceiling_seeds=args.ceiling_seeds,
         variants=tuple(args.variant or ()),
+        controls=not args.no_controls,
+        lr_scales=tuple(args.lr_scales),
+        splits=args.splits,
     )
     run_ablation(args.config, args.out, protocol, overrides=args.overrides)
     return 0
@@ -182,12 +200,34 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=")  # key=value, dotted for nested keys
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser that takes ``key=value`` overrides after its options too (``ablate cfg --steps 4
+    train.epochs=2``) into its ``overrides`` argument: argparse alone takes positionals only before the first
+    option, and an option of several values (``--lambdas``) would take the override as one of them."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if not any(action.dest == "overrides" for action in self._actions):
+            return super().parse_known_args(args, namespace)
+        one_value = {flag for action in self._actions if action.nargs is None for flag in action.option_strings}
+        start = next((i for i, arg in enumerate(args) if arg.startswith("-")), len(args))
+        later = {
+            i for i, arg in enumerate(args) if i >= start and OVERRIDE.match(arg) and args[i - 1] not in one_value
+        }
+        namespace, extras = super().parse_known_args([a for i, a in enumerate(args) if i not in later], namespace)
+        namespace.overrides = [*(namespace.overrides or []), *(args[i] for i in sorted(later))]
+        return namespace, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="semiyolo",
         description="Semi-supervised Ultralytics YOLO with a background penalty, and a library of detection losses.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser)
 
     demo = commands.add_parser(
         "demo",
@@ -259,16 +299,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="the fair semi-supervised protocol: converged supervised baseline, equal-step continuations, ceiling",
         description="On CONFIG's dataset and split: supervised_converged (labeled images, the config's schedule); "
         "from its final state, for each seed, supervised_continued, online with lambda_bg 0 and each --lambdas "
-        "(and the focal mode with --focal) and offline, each for exactly --steps optimizer steps; fully_labeled "
-        "(the unlabeled images with their hidden labels) as the ceiling. Writes ablation.md (mean ± std over "
-        "seeds, gap closed), ablation.csv and PNG plots; finished runs are skipped.",
+        "(and the focal mode with --focal) and offline, each for exactly --steps optimizer steps, beside a "
+        "labeled-only control for each other difference (the penalty, the learning rate, an arm's augmentation); "
+        "fully_labeled (the unlabeled images with their hidden labels) as the ceiling, and continued as long as the "
+        "arms. Writes ablation.md (mean ± std over seeds, gap closed against the best labeled-only continuation; "
+        "on the test split where the data has one), ablation.csv and PNG plots; finished runs are skipped.",
     )
     ablate.add_argument("config", type=Path, help="an online run config, e.g. the one 'semiyolo split' writes")
-    ablate.add_argument("overrides", nargs="*", metavar="key=value", help="overrides, e.g. train.epochs=30")
+    ablate.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="overrides, before or after the options, e.g. train.epochs=30"
+    )
     ablate.add_argument("--out", type=Path, help="output folder (default: runs/ablate/<config name>)")
-    ablate.add_argument("--steps", type=_positive_int, default=200, help="optimizer steps of each continuation")
+    ablate.add_argument(
+        "--steps", type=_positive_int, default=200, help="optimizer steps of each continuation (default: 200)"
+    )
     ablate.add_argument("--seeds", type=_positive_int, default=3, help="seeds of the continuations (default: 3)")
-    ablate.add_argument("--lambdas", type=float, nargs="+", default=[1.0], help="online lambda_bg besides 0")
+    ablate.add_argument(
+        "--lambdas", type=float, nargs="+", default=[1.0], help="online lambda_bg besides 0 (default: 1)"
+    )
+    ablate.add_argument(
+        "--lr-scales",
+        type=float,
+        nargs="*",
+        default=[2.0, 4.0],
+        metavar="M",
+        help="the labeled-only continuation also at M times --continue-lr (supervised_continued_lr<M>); the best on "
+        "validation is the baseline (default: 2 4; none: the flag alone)",
+    )
+    ablate.add_argument(
+        "--splits",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="label splits: the config's own (made by 'semiyolo split') and N - 1 more drawn with the next seeds, "
+        "each with its own converged run and ceiling in OUT/split<seed>; gap closed over splits and seeds "
+        "(default: 1)",
+    )
+    ablate.add_argument(
+        "--no-controls",
+        action="store_true",
+        help="leave out the penalty and augmentation controls (supervised_continued_bg*, _aug_*)",
+    )
     ablate.add_argument("--focal", action="store_true", help="add online with the focal background mode, lambda_bg 1")
     ablate.add_argument("--no-offline", action="store_true", help="leave out the offline arm")
     ablate.add_argument(
@@ -318,12 +389,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a page on which a person accepts, deletes, draws, moves, resizes and relabels the boxes of "
         "SOURCE's images, the most doubtful first; accepted images are written as a YOLO dataset (and a log) to "
         "--reviewed, which online training (semi.reviewed) moves from the unlabeled to the labeled images. SOURCE is "
-        "a 'semiyolo pseudo-label' output, a YOLO split folder (images/ and labels/), or an online run folder "
-        "(its weights/last.pt labels its unlabeled images on demand). Opens no browser.",
+        "a 'semiyolo pseudo-label' output, a YOLO split folder (images/ and labels/), a dataset's data.yaml (its "
+        "--split), or an online run folder (its weights/last.pt labels its unlabeled images on demand). Opens no "
+        "browser.",
     )
-    review.add_argument("source", type=Path, metavar="SOURCE", help="pseudo-label output, YOLO split or run folder")
+    review.add_argument(
+        "source", type=Path, metavar="SOURCE", help="pseudo-label output, YOLO split folder, data.yaml or run folder"
+    )
+    review.add_argument("--split", help="for a data.yaml SOURCE: the split to review (default: train)")
     review.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
     review.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free port)")
+    review.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name the page may be opened by (besides addresses, localhost and this machine's name)",
+    )
     review.add_argument("--reviewed", type=Path, help="where reviewed labels go (default: SOURCE/reviewed)")
     review.add_argument("--names", type=Path, help="a data.yaml whose names are the classes (default: from SOURCE)")
     review.add_argument(
@@ -369,6 +451,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
         sub.add_argument("--imgsz", type=int, default=160, help="image side in pixels (default: 160)")
         sub.add_argument("--val-fraction", type=float, default=0.2, help="share of validation images (default: 0.2)")
+        sub.add_argument(
+            "--test-images",
+            type=int,
+            default=0,
+            metavar="N",
+            help="N more images as a test split (images/test), never used to choose anything (default: 0)",
+        )
         sub.set_defaults(handler=_generate)
 
     plot = commands.add_parser("plot", help="write figures", description="Write figures as PNG files.")

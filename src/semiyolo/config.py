@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .losses import PENALTY_MODES, PENALTY_NORMALIZATIONS
@@ -47,7 +47,15 @@ class FilterSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-MAX_TEACHER_SCALE = 4.0  # semi.teacher_scale and pseudo-label --teacher-scale at most
+MIN_TEACHER_SCALE, MAX_TEACHER_SCALE = 0.25, 4.0  # semi.teacher_scale and pseudo-label --teacher-scale
+TEACHER_SCALE_RULE = f"expected a factor in [{MIN_TEACHER_SCALE:g}, {MAX_TEACHER_SCALE:g}]"
+
+
+def valid_teacher_scale(scale: float) -> bool:
+    """The one rule for the teacher's resize factor, in training and in ``pseudo-label``: below a quarter the
+    teacher sees a 640 px image as less than 160 px (every object shrunk past what it was trained on), above four
+    times its forward costs 16 times more."""
+    return MIN_TEACHER_SCALE <= scale <= MAX_TEACHER_SCALE
 
 
 class SemiConfig(_Strict):
@@ -147,6 +155,14 @@ class SemiConfig(_Strict):
         description="the probability that a pseudo-labeled image is blended half and half with a partner and takes "
         "its targets too (MixPL's pseudo mixup); 0: none; not with dense pseudo-targets",
     )
+    labeled_mixup: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="the probability that a labeled image is blended half and half with another labeled image of the "
+        "batch and takes its labels too: pseudo_mixup's blend on labeled images, the control 'semiyolo ablate' runs "
+        "beside a pseudo-mixup arm; 0: none",
+    )
     mixup_partners: Literal[MIXUP_PARTNERS] = Field(  # type: ignore[valid-type]
         "pseudo", description="pseudo-mixup's partners: other pseudo-labeled images, or labeled ones with their labels"
     )
@@ -159,8 +175,6 @@ class SemiConfig(_Strict):
     )
     teacher_scale: float = Field(
         1.0,
-        gt=0,
-        le=MAX_TEACHER_SCALE,
         description="the teacher labels the unlabeled images resized by this factor (to a multiple of the model's "
         "stride) and its boxes are mapped back: for a teacher that finds small objects better larger; choose it on "
         "the labeled images (benchmarks/teacher_scale.py); not with dense pseudo-targets",
@@ -185,6 +199,13 @@ class SemiConfig(_Strict):
         if "teacher_decay" in self.model_fields_set and "teacher_half_life" not in self.model_fields_set:
             self.__dict__["teacher_half_life"] = None  # not an assignment: it would validate the model again
         return self
+
+    @field_validator("teacher_scale")
+    @classmethod
+    def _teacher_scale_in_range(cls, scale: float) -> float:
+        if not valid_teacher_scale(scale):
+            raise ValueError(TEACHER_SCALE_RULE)
+        return scale
 
     @model_validator(mode="after")
     def _mixup_needs_boxes(self) -> SemiConfig:
@@ -236,6 +257,7 @@ SUPERVISED_KEYS = (  # the semi settings a supervised or offline run reads; the 
     "report_weights",
     "pseudo_labels",
     "labeled_repeat",
+    "labeled_mixup",
 )
 
 
@@ -356,7 +378,7 @@ def load_config(config: str | Path | Mapping[str, Any], overrides: Sequence[str]
     cfg = validate_config(apply_overrides(raw, parse_overrides(overrides)), source)
     if base is not None:
         cfg.data = _relative_to(base, cfg.data)
-        for key in ("unlabeled", "pseudo_labels", "init_state"):
+        for key in ("unlabeled", "pseudo_labels", "reviewed", "init_state"):
             if getattr(cfg.semi, key):
                 setattr(cfg.semi, key, _relative_to(base, getattr(cfg.semi, key)))
     return cfg

@@ -18,10 +18,15 @@ from torch.utils.data import Sampler
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads consecutive (seed, pass) pairs over the seed space
 
 
+def stream_generator(seed: int, index: int) -> torch.Generator:
+    """A CPU generator for draw ``index`` (a pass, a rank, a count of images seen) of a stream seeded ``seed``:
+    the same pair gives the same draws in a resumed run as in one that never stopped."""
+    return torch.Generator().manual_seed((seed * _GOLDEN + index) % (1 << 63))
+
+
 def pass_order(length: int, seed: int, pass_index: int) -> list[int]:
     """The order of ``range(length)`` for pass ``pass_index`` of a stream seeded ``seed``."""
-    generator = torch.Generator().manual_seed((seed * _GOLDEN + pass_index) % (1 << 63))
-    return torch.randperm(length, generator=generator).tolist()
+    return torch.randperm(length, generator=stream_generator(seed, pass_index)).tolist()
 
 
 class PassShuffler(Sampler[int]):

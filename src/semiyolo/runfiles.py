@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import time
 from pathlib import Path
 
 from .errors import ConfigError, UserInputError
@@ -16,55 +18,90 @@ class OutputError(UserInputError):
 
 
 class RunLock:
-    """An exclusive claim on a run folder: ``<folder>/.semiyolo.lock`` holds the owner's process id. A lock
-    whose process is gone (a killed run) is taken over; one whose process is alive is refused."""
+    """An exclusive claim on a run folder: an advisory lock (``flock``) on ``<folder>/.semiyolo.lock`` (or
+    ``lock_name``), which holds the owner's process id for messages. The kernel drops the lock when its process
+    ends, so a killed run's claim is free at once, and two processes can never both hold it (a lock file removed
+    and made again between one's open and its lock is noticed, and tried again). Within one process the claim is
+    re-entrant: a trainer inside an ablation that holds its run folder shares the claim, and the lock file goes only
+    when the last holder releases it."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, lock_name: str = LOCK_NAME) -> None:
         self.folder = Path(folder)
-        self.path = self.folder / LOCK_NAME
+        self.path = self.folder / lock_name
         self.held = False
 
     def acquire(self) -> None:
+        owner = self.try_acquire()
+        if owner is not None:
+            raise ConfigError(
+                f"{self.folder}: another run (process {owner}) is writing to this folder; give train.name "
+                "another value, or wait for that run to finish"
+            )
+
+    def try_acquire(self) -> int | None:
+        """Claim the folder; ``None`` when this process holds it now, else the process that does (0 if it has
+        not written its id yet)."""
+        if self.held:
+            return None
         self.folder.mkdir(parents=True, exist_ok=True)
-        while not self.held:
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                owner = self._owner()
-                if owner == os.getpid():
-                    self.held = True
-                elif owner is not None and _alive(owner):
-                    raise ConfigError(
-                        f"{self.folder}: another run (process {owner}) is writing to this folder; give train.name "
-                        "another value, or wait for that run to finish"
-                    ) from None
-                else:
-                    self.path.unlink(missing_ok=True)  # left by a run that was killed
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
+        key = self._key()
+        if key in _HELD_HERE:
+            _HELD_HERE[key][1] += 1
             self.held = True
+            return None
+        while True:
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return self._owner()
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the holder removed the file while we opened it: lock the one there now
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        _HELD_HERE[key] = [fd, 1]
+        self.held = True
+        return None
 
     def release(self) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
+        if not self.held:
+            return
+        key = self._key()
+        fd, count = _HELD_HERE[key]
+        if count > 1:
+            _HELD_HERE[key][1] = count - 1
+        else:
+            del _HELD_HERE[key]
+            self.path.unlink(missing_ok=True)  # before the unlock: a waiting process then finds the file gone
+            os.close(fd)
+        self.held = False
 
-    def _owner(self) -> int | None:
-        try:
-            return int(self.path.read_text().strip())
-        except (OSError, ValueError):
-            return None
+    def _key(self) -> Path:
+        return self.folder.resolve() / self.path.name
+
+    def _owner(self, wait: float = 1.0) -> int:
+        """The holder's process id from the lock file (it writes it just after locking: wait that long)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return int(self.path.read_text().strip())
+            except (OSError, ValueError):
+                if time.monotonic() > deadline:
+                    return 0
+                time.sleep(0.02)
 
 
-def _alive(pid: int) -> bool:
+_HELD_HERE: dict[Path, list[int]] = {}  # the lock files this process holds: [open descriptor, RunLock holders]
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open ``fd`` is still the file at ``path``."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
         return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def describe_write_error(err: BaseException, path: str | Path) -> OutputError | None:

@@ -23,6 +23,7 @@ from .lists import (
     split_holdout,
     split_images,
     train_images,
+    yaml_entries,
 )
 from .split import choose_labeled, split_dataset
 from .synth import CLASSES, SynthSpec, write_dataset
@@ -54,4 +55,5 @@ __all__ = [
     "write_digits_dataset",
     "write_image_list",
     "write_label_file",
+    "yaml_entries",
 ]

@@ -27,9 +27,10 @@ class DigitsSpec:
     min_size: float = 0.14  # digit height as a fraction of the image side
     max_size: float = 0.32
     seed: int = 0
+    test_images: int = 0  # a test split besides train and val (see write_yolo_dataset)
 
     def __post_init__(self) -> None:
-        check_layout(self.images, self.val_fraction, self.imgsz, self.min_size, self.max_size)
+        check_layout(self.images, self.val_fraction, self.imgsz, self.min_size, self.max_size, self.test_images)
         if self.max_digits < 1 or self.max_strokes < 0:
             raise UserInputError("need max_digits >= 1 and max_strokes >= 0")
 
@@ -115,5 +116,11 @@ def render_digits(spec: DigitsSpec, index: int):
 def write_digits_dataset(out: str | Path, spec: DigitsSpec = DigitsSpec()) -> Path:
     """The digits dataset of ``spec``; layout as :func:`semiyolo.data.synth.write_yolo_dataset`."""
     return write_yolo_dataset(
-        out, spec.images, spec.val_fraction, lambda i: render_digits(spec, i), DIGIT_NAMES, {"digits": asdict(spec)}
+        out,
+        spec.images,
+        spec.val_fraction,
+        lambda i: render_digits(spec, i),
+        DIGIT_NAMES,
+        {"digits": asdict(spec)},
+        spec.test_images,
     )

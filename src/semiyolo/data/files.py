@@ -117,16 +117,16 @@ def write_atomically(path: str | Path, write: Callable[[Path], object], sync: bo
     try:
         write(part)
         if sync:
-            _fsync(part)
+            fsync_path(part)
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)
     if sync:
-        _fsync(path.parent)
+        fsync_path(path.parent)
     return path
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """Flush a file (or a folder's entries) to disk; folders cannot be opened on every system."""
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -37,6 +37,11 @@ def split_entries(data: Mapping[str, Any], root: Path, split: str) -> list[Path]
     return [p if p.is_absolute() else root / p for p in (Path(str(e)) for e in entries)]
 
 
+def yaml_entries(entries: Sequence[Path | str]) -> str | list[str]:
+    """``entries`` as a ``data.yaml`` split: one path as a string, several as a list."""
+    return str(entries[0]) if len(entries) == 1 else [str(e) for e in entries]
+
+
 def split_images(
     data: Mapping[str, Any], split: str, root: Path | None = None, source: str | Path = "data"
 ) -> list[Path]:

@@ -17,7 +17,7 @@ import yaml
 from ..errors import UserInputError
 from .checks import check_detection_dataset
 from .files import label_path, link, read_label_file
-from .lists import dataset_root, split_entries, split_images
+from .lists import dataset_root, split_entries, split_images, yaml_entries
 
 
 def _classes_of(image: Path) -> set[int]:
@@ -74,11 +74,11 @@ def split_dataset(data_yaml: str | Path, fraction: float, seed: int, out: str | 
             link(image, out / part / "images" / name)
             if label_path(image).is_file():
                 link(label_path(image), out / part / "labels" / f"{Path(name).stem}.txt")
-    val = [str(v) for v in split_entries(data, root, "val")]
     new_data = {
         "path": str(out),
         "train": "labeled/images",
-        "val": val if len(val) > 1 else val[0],
+        "val": yaml_entries(split_entries(data, root, "val")),
+        **({"test": yaml_entries(split_entries(data, root, "test"))} if data.get("test") else {}),
         "names": data["names"],
     }
     (out / "data.yaml").write_text(yaml.safe_dump(new_data, sort_keys=False))

@@ -24,8 +24,12 @@ _CLASS_HUES = ((40, 90, 220), (60, 190, 70), (210, 120, 40))  # BGR base colours
 IMAGE_SUFFIX = ".png"
 
 
-def check_layout(images: int, val_fraction: float, imgsz: int, min_size: float, max_size: float) -> None:
+def check_layout(
+    images: int, val_fraction: float, imgsz: int, min_size: float, max_size: float, test_images: int = 0
+) -> None:
     """The checks every generated dataset's spec shares; :class:`UserInputError` names the bad value."""
+    if test_images < 0:
+        raise UserInputError(f"test_images must be >= 0, got {test_images}")
     if images < 2:
         raise UserInputError(f"images must be >= 2 (one train, one val), got {images}")
     if not 0 < val_fraction < 1:
@@ -49,9 +53,10 @@ class SynthSpec:
     max_size: float = 0.3
     background_only: float = 0.1  # share of images with no object at all
     seed: int = 0
+    test_images: int = 0  # a test split besides train and val, from the same generator, never shown to training
 
     def __post_init__(self) -> None:
-        check_layout(self.images, self.val_fraction, self.imgsz, self.min_size, self.max_size)
+        check_layout(self.images, self.val_fraction, self.imgsz, self.min_size, self.max_size, self.test_images)
         if not 0 <= self.background_only <= 1:
             raise UserInputError(f"background_only must lie in [0, 1], got {self.background_only}")
         if self.max_objects < 1 or self.max_distractors < 0:
@@ -162,17 +167,25 @@ def render(spec: SynthSpec, index: int) -> tuple[np.ndarray, list[tuple[int, flo
 
 
 def write_yolo_dataset(
-    out: str | Path, images: int, val_fraction: float, render_image, names: Sequence[str], meta: dict
+    out: str | Path,
+    images: int,
+    val_fraction: float,
+    render_image,
+    names: Sequence[str],
+    meta: dict,
+    test_images: int = 0,
 ) -> Path:
     """Write ``images/{train,val}``, ``labels/{train,val}`` and ``data.yaml`` under ``out``; returns data.yaml.
 
     ``render_image(index) -> (uint8 BGR image, [(class, cx, cy, w, h), ...])``. Images without objects get an
-    empty label file. The last ``round(images * val_fraction)`` images (at least one) are the validation split.
+    empty label file. The last ``round(images * val_fraction)`` images (at least one) are the validation split;
+    ``test_images`` more (indices ``images`` on, so none equals a training or validation image) are the test split
+    (``images/test``), which ``semiyolo ablate`` reports on and never chooses with.
     """
     out = Path(out).resolve()
     n_val = max(1, round(images * val_fraction))
-    for index in range(images):
-        split = "val" if index >= images - n_val else "train"
+    for index in range(images + test_images):
+        split = "test" if index >= images else "val" if index >= images - n_val else "train"
         image, labels = render_image(index)
         for sub in ("images", "labels"):
             (out / sub / split).mkdir(parents=True, exist_ok=True)
@@ -182,6 +195,8 @@ def write_yolo_dataset(
         write_label_file(out / "labels" / split / f"{stem}.txt", labels)
     data_yaml = out / "data.yaml"
     data = {"path": str(out), "train": "images/train", "val": "images/val", "names": dict(enumerate(names)), **meta}
+    if test_images:
+        data = {**data, "test": "images/test"}
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     return data_yaml
 
@@ -189,5 +204,11 @@ def write_yolo_dataset(
 def write_dataset(out: str | Path, spec: SynthSpec = SynthSpec()) -> Path:
     """The shapes dataset of ``spec`` (see :func:`write_yolo_dataset` for the layout)."""
     return write_yolo_dataset(
-        out, spec.images, spec.val_fraction, lambda i: render(spec, i), CLASSES, {"synth": asdict(spec)}
+        out,
+        spec.images,
+        spec.val_fraction,
+        lambda i: render(spec, i),
+        CLASSES,
+        {"synth": asdict(spec)},
+        spec.test_images,
     )

@@ -6,20 +6,31 @@ Arms (``kind`` in ``ablation.csv``):
   ``semi.labeled_repeat``), trained through its whole learning-rate decay; the report shows its curve and how much
   it still gained over the last quarter of its steps.
 - ``supervised_continued``: from that run's final state (:mod:`.continuation`), ``steps`` more optimizer steps on
-  the labeled images alone. The baseline every other continuation is judged against.
+  the labeled images alone; with its learning-rate controls (``supervised_continued_lr<m>``) the candidates for
+  the baseline (the best on validation), and with the penalty and augmentation controls
+  (``supervised_continued_bg<lambda>``, ``supervised_continued_aug_<variant>``) what isolates the pseudo-labels
+  (:mod:`.arms`).
 - ``online`` (lambda_bg 0, each of ``lambdas``, the focal mode on request) and ``offline`` (pseudo-labels from the
   converged weights, labeled + pseudo-labeled images): the same continuation, the same ``steps``.
 - ``oracle_continued``: the same continuation on the labeled and the unlabeled images with their hidden labels, as
   if the pseudo-labels were perfect: what ``steps`` optimizer steps can give at most to any pseudo-labels.
 - ``fully_labeled``: the labeled and unlabeled images with their hidden labels, from the config's model, with the
-  converged run's schedule in as many batches (so as many optimizer steps): the ceiling. The oracle and the
-  ceiling are skipped, with a note, without hidden labels.
+  converged run's schedule in as many batches (so as many optimizer steps): the ceiling; and
+  ``fully_labeled_continued``, each ceiling continued for ``steps`` like the oracle, so the ceiling trains as long
+  as the arms. The oracle and the ceilings are skipped, with a note, without hidden labels.
+
+Where the config's data has a ``test`` split, every run is also measured there (:mod:`.held_out`); choices are
+made on validation.
 
 Every continuation uses the converged run's optimizer (its resolved class and peak learning rate), starts at
-``continue_lr`` times that peak with no warm-up and decays linearly to the converged run's final learning rate, and
-stops at exactly ``steps`` optimizer steps (``semi.max_optimizer_steps``). The continuations repeat over ``seeds``
-seeds (the converged run and the offline pseudo-labels are shared). Metrics are those of each run's
-final weights (``semi.report_weights: last``), not of its best epoch. Finished runs are skipped on re-runs.
+``continue_lr`` times that peak with no warm-up and decays linearly to the converged run's final learning rate,
+keeps the augmentation that run ended with (mosaic stays closed), and stops at exactly ``steps`` optimizer steps
+(``semi.max_optimizer_steps``). The continuations repeat over ``seeds`` seeds (the converged run and the offline
+pseudo-labels are shared). Metrics are those of each run's final weights (``semi.report_weights: last``), not of its
+best epoch. Finished runs are skipped on re-runs, also in a moved or copied folder. Processes side by side on one
+folder (``--only-seeds``) are safe: each run folder is claimed with its run lock
+(:class:`~semiyolo.runfiles.RunLock`) before it is looked at; the converged run and the offline pseudo-labels are
+waited for, any other run a live process owns is skipped here and reported there.
 """
 
 from __future__ import annotations
@@ -40,12 +51,37 @@ import torch
 import yaml
 
 from ..config import BEFORE_THE_KEY, SUPERVISED_KEYS, SemiConfig, load_config
-from ..data import check_detection_dataset, dataset_root, label_path, list_images, split_entries
+from ..data import (
+    check_detection_dataset,
+    dataset_root,
+    label_path,
+    list_images,
+    split_entries,
+    write_atomically,
+    yaml_entries,
+)
 from ..errors import ConfigError
-from ..integrations.ultralytics import prepare, train, training_default
+from ..integrations.ultralytics import prepare, split_metrics, train, training_default
 from ..integrations.ultralytics.offline import pseudo_label_folder
-from .arms import CONTINUATIONS, CONTINUED, CONVERGED, FULLY_LABELED, ORACLE, VARIANTS
+from ..runfiles import LOCK_NAME, RunLock
+from .arms import (
+    CONTINUATIONS,
+    CONTINUED,
+    CONTINUED_AUG,
+    CONTINUED_BG,
+    CONTINUED_LR,
+    CONVERGED,
+    FULLY_LABELED,
+    FULLY_LABELED_CONTINUED,
+    ORACLE,
+    VARIANTS,
+)
+from .held_out import TEST, has_test_split, measured_on_test, rows_by_split
+from .label_splits import split_configs
 from .report import write_protocol_report
+
+ROW_FILE = "ablation_row.json"  # a finished run's table row, written last
+LOCK_POLL_SECONDS = 5.0  # how often a run another process trains is looked at again, when it is waited for
 
 
 @dataclass(frozen=True)
@@ -64,6 +100,9 @@ class Protocol:
     only_seeds: tuple[int, ...] = ()  # run only these seeds' continuations and ceilings, 0-based (all when empty)
     ceiling_seeds: int = 1  # seeds of the fully labeled ceiling
     variants: tuple[tuple[str, dict[str, Any]], ...] = ()  # online arms (name, semi settings over lambda_bg 1)
+    splits: int = 1  # label splits: the config's own and the ones 'semiyolo split' draws with the next seeds
+    controls: bool = True  # the labeled-only controls (:mod:`.arms`): the penalty, the augmentations
+    lr_scales: tuple[float, ...] = (2.0, 4.0)  # the labeled-only continuation also at these multiples of continue_lr
 
     def __post_init__(self) -> None:
         if not 0 < self.continue_lr <= 1:
@@ -77,6 +116,15 @@ class Protocol:
             )
         if self.ceiling_seeds < 1:
             raise ConfigError(f"--ceiling-seeds: expected at least 1 seed, got {self.ceiling_seeds}")
+        if self.splits < 1:
+            raise ConfigError(f"--splits: expected at least 1 label split, got {self.splits}")
+        object.__setattr__(self, "lr_scales", tuple(dict.fromkeys(m for m in self.lr_scales if m != 1)))
+        too_fast = [m for m in self.lr_scales if not 0 < m * self.continue_lr <= 1]
+        if too_fast:
+            raise ConfigError(
+                f"--lr-scales: {too_fast} times --continue-lr {self.continue_lr} is not a share of the peak learning "
+                "rate in (0, 1]"
+            )
         most = max(self.seeds, self.ceiling_seeds)
         outside = [k for k in self.only_seeds if not 0 <= k < most]
         if outside:
@@ -101,6 +149,7 @@ class Arm:
     seed: int
     semi: dict[str, Any] = field(default_factory=dict)  # semi settings over the config's
     variant: str | None = None  # a --variant's name
+    lr_scale: float = 1.0  # the continuation's first learning rate, in multiples of ``Protocol.continue_lr``
 
 
 def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
@@ -108,6 +157,7 @@ def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
     arms = []
     for seed in seeds:
         arms.append(Arm(f"seed{seed}/{CONTINUED}", CONTINUED, seed, {"mode": "supervised", "lambda_bg": 0.0}))
+        arms += control_arms(protocol, seed)
         for lam in ((0.0,) if protocol.unpenalized else ()) + tuple(protocol.lambdas):
             arms.append(Arm(f"seed{seed}/online_bg{lam:g}", "online", seed, {"mode": "online", "lambda_bg": lam}))
         if protocol.focal:
@@ -123,6 +173,28 @@ def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
     return arms
 
 
+def control_arms(protocol: Protocol, seed: int) -> list[Arm]:
+    """The labeled-only continuations that each differ from ``supervised_continued`` in one way an online arm
+    does (:mod:`.arms`): each ``--lambdas`` penalty, each ``lr_scales`` learning rate, and the pseudo-mixup of each
+    ``--variant`` that has one, as ``semi.labeled_mixup`` (a variant's other settings act on pseudo-labels
+    alone)."""
+    labeled = {"mode": "supervised", "lambda_bg": 0.0}
+    arms = [
+        Arm(f"seed{seed}/{CONTINUED_LR}{m:g}", CONTINUED_LR, seed, labeled, lr_scale=m)
+        for m in protocol.lr_scales
+    ]
+    if not protocol.controls:
+        return arms
+    for lam in protocol.lambdas:
+        penalised = {**labeled, "lambda_bg": lam}
+        arms.append(Arm(f"seed{seed}/{CONTINUED_BG}{lam:g}", CONTINUED_BG, seed, penalised))
+    for name, settings in protocol.variants:
+        if settings.get("pseudo_mixup"):
+            mixup = {**labeled, "labeled_mixup": settings["pseudo_mixup"]}
+            arms.append(Arm(f"seed{seed}/{CONTINUED_AUG}_{name}", CONTINUED_AUG, seed, mixup))
+    return arms
+
+
 def ceiling_runs(protocol: Protocol, base_seed: int) -> list[tuple[str, int]]:
     """The fully labeled runs, ``(folder, seed)``: ``fully_labeled`` at ``base_seed`` (the folder a single ceiling
     has always had), then ``seed<s>/fully_labeled`` for each further seed ``s``."""
@@ -130,13 +202,17 @@ def ceiling_runs(protocol: Protocol, base_seed: int) -> list[tuple[str, int]]:
     return [(FULLY_LABELED if s == base_seed else f"seed{s}/{FULLY_LABELED}", s) for s in seeds]
 
 
-def ceilings_to_run(protocol: Protocol, base_seed: int, hidden_labels: bool) -> list[tuple[str, int]]:
+def ceilings_to_run(
+    protocol: Protocol, base_seed: int, hidden_labels: bool, kind: str = FULLY_LABELED
+) -> list[tuple[str, int]]:
     """The ceilings this invocation trains: none without hidden labels or when ``--only`` leaves them out, else
-    ``--only-seeds``' seeds (``base_seed + k``)."""
-    if not hidden_labels or not protocol.runs(FULLY_LABELED):
+    ``--only-seeds``' seeds (``base_seed + k``). ``kind`` :data:`~.arms.FULLY_LABELED_CONTINUED`: their
+    continuations for the arms' budget instead (``fully_labeled_continued``, ``seed<s>/fully_labeled_continued``)."""
+    if not hidden_labels or not (protocol.runs(kind) or protocol.runs(FULLY_LABELED)):  # a ceiling with its run on
         return []
     seeds = protocol.chosen_seeds(base_seed, protocol.ceiling_seeds)
-    return [(name, seed) for name, seed in ceiling_runs(protocol, base_seed) if seed in seeds]
+    chosen = [(name, seed) for name, seed in ceiling_runs(protocol, base_seed) if seed in seeds]
+    return [(name if kind == FULLY_LABELED else f"{name}_continued", seed) for name, seed in chosen]
 
 
 def arms_to_run(protocol: Protocol, arms: Sequence[Arm], base_seed: int, hidden_labels: bool) -> list[Arm]:
@@ -189,11 +265,16 @@ def ceiling_train_args(optim: dict[str, Any], converged_train: dict[str, Any], s
     }
 
 
-def continuation_train_args(optim: dict[str, Any], continue_lr: float) -> dict[str, Any]:
-    """Training arguments of a continuation: the converged run's optimizer, starting at ``continue_lr`` of its
-    peak, decaying linearly to its final learning rate, no warm-up."""
+def continuation_train_args(
+    optim: dict[str, Any], continue_lr: float, epochs: int, start_train: dict[str, Any]
+) -> dict[str, Any]:
+    """Training arguments of a continuation of ``epochs`` epochs: the converged run's optimizer, starting at
+    ``continue_lr`` of its peak, decaying linearly to its final learning rate, no warm-up; and the augmentation
+    the converged run ended with: a run that closed mosaic for its last epochs continues without it throughout
+    (Ultralytics closes it at epoch ``epochs - close_mosaic``, here 0)."""
     start = optim["lr0"] * continue_lr
     final = optim["lr0"] * optim["lrf"]
+    closed = int(start_train.get("close_mosaic", training_default("close_mosaic"))) > 0
     return {
         "optimizer": optim["optimizer"],
         "lr0": start,
@@ -201,6 +282,8 @@ def continuation_train_args(optim: dict[str, Any], continue_lr: float) -> dict[s
         "momentum": optim["momentum"],
         "warmup_epochs": 0,
         "cos_lr": False,
+        "epochs": epochs,
+        "close_mosaic": epochs if closed else 0,
     }
 
 
@@ -211,17 +294,14 @@ def hidden_labels_dataset(data_yaml: str, unlabeled: str, out: Path) -> Path | N
         return None
     data = yaml.safe_load(Path(data_yaml).read_text())
     root = dataset_root(data, data_yaml)
-    val = [str(v) for v in split_entries(data, root, "val")]
     full = {
         **data,
         "path": str(root),
         "train": [*map(str, split_entries(data, root, "train")), str(Path(unlabeled).resolve())],
-        "val": val if len(val) > 1 else val[0],
+        "val": yaml_entries(split_entries(data, root, "val")),
     }
-    path = out / "fully_labeled.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(full, sort_keys=False))
-    return path
+    text = yaml.safe_dump(full, sort_keys=False)
+    return write_atomically(out / "fully_labeled.yaml", lambda part: part.write_text(text))  # others may read it
 
 
 def _history(run_dir: Path) -> list[dict[str, str]]:
@@ -236,18 +316,42 @@ def _fingerprint(run_cfg: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(run_cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def settings_differ(run_dir: Path, row: dict[str, Any], run_cfg: dict[str, Any]) -> list[str]:
+def settings_differ(
+    run_dir: Path, row: dict[str, Any], run_cfg: dict[str, Any], out: Path | None = None
+) -> list[str]:
     """The settings of ``run_cfg`` that a finished run (its ``args.yaml`` and the ``semi`` block of its row) had
     otherwise: model, data, every given training argument, and the ``semi`` keys its mode reads
     (:data:`~semiyolo.config.SUPERVISED_KEYS` unless online). A key the run predates counts as what runs did
-    before it existed (:data:`~semiyolo.config.BEFORE_THE_KEY`), else as its default."""
+    before it existed (:data:`~semiyolo.config.BEFORE_THE_KEY`), else as its default. With ``out``, the ablation
+    folder the run lies in, paths inside the folder it trained in count relative to it (a moved or copied
+    ablation folder)."""
     args = yaml.safe_load((run_dir / "args.yaml").read_text()) if (run_dir / "args.yaml").is_file() else {}
+    earlier = _earlier_folder(run_dir, out, args.get("save_dir") or row.get("save_dir")) if out else None
+
+    def same(stored: Any, given: Any) -> bool:
+        return _same(_moved(stored, earlier, out) if earlier else stored, given)
+
     given = {"model": run_cfg["model"], "data": run_cfg["data"], **run_cfg["train"]}
-    differ = [k for k, v in given.items() if k not in ("project", "name", "exist_ok") and not _same(args.get(k), v)]
+    differ = [k for k, v in given.items() if k not in ("project", "name", "exist_ok") and not same(args.get(k), v)]
     stored, defaults = row.get("semi", {}), {**SemiConfig().model_dump(), **BEFORE_THE_KEY}
     online = run_cfg["semi"].get("mode") == "online"
     keys = [k for k in run_cfg["semi"] if online or k in SUPERVISED_KEYS]
-    return differ + [f"semi.{k}" for k in keys if not _same(stored.get(k, defaults.get(k)), run_cfg["semi"][k])]
+    return differ + [f"semi.{k}" for k in keys if not same(stored.get(k, defaults.get(k)), run_cfg["semi"][k])]
+
+
+def _earlier_folder(run_dir: Path, out: Path, save_dir: Any) -> Path | None:
+    """Where the ablation folder was when the run in ``run_dir`` trained: its recorded ``save_dir`` less the run's
+    name (``seed0/online_bg1`` is two folders deep)."""
+    depth, parents = len(run_dir.relative_to(out).parts), Path(str(save_dir or "")).parents
+    return parents[depth - 1] if save_dir and depth <= len(parents) else None
+
+
+def _moved(value: Any, earlier: Path, out: Path) -> Any:
+    """``value``, a path inside the ``earlier`` ablation folder, as the same path inside ``out``."""
+    if not isinstance(value, str):
+        return value
+    path = Path(value)
+    return str(out / path.relative_to(earlier)) if path.is_relative_to(earlier) else value
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -255,26 +359,91 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _run(
-    out: Path, name: str, kind: str, seed: int | None, run_cfg: dict[str, Any], variant: str | None = None
-) -> dict[str, Any]:
-    """Train ``run_cfg`` as ``out/name`` unless it finished earlier with the same settings; its table row. An
-    unfinished earlier attempt's folder is removed first (Ultralytics would append to its results.csv)."""
-    done = out / name / "ablation_row.json"
-    fingerprint = _fingerprint(run_cfg)
-    if done.is_file():
-        row = json.loads(done.read_text())
-        differ = settings_differ(out / name, row, run_cfg)
-        if differ:
-            raise ConfigError(
-                f"{out / name}: finished earlier with other settings ({', '.join(differ[:5])}); give --out a new "
-                "folder, or delete that run"
-            )
-        print(f"\n{name} (finished earlier, skipped)", flush=True)
+    out: Path,
+    name: str,
+    kind: str,
+    seed: int | None,
+    run_cfg: dict[str, Any],
+    variant: str | None = None,
+    shared: bool = False,
+) -> dict[str, Any] | None:
+    """Train ``run_cfg`` as ``out/name`` unless it finished earlier with the same settings; its table row, or
+    ``None`` when another live process is training it (said, and left to that process). A ``shared`` run, one
+    the others need, is waited for instead. The run folder's lock is held from the check to the row, so no other
+    process clears or trains it meanwhile; an unfinished earlier attempt is cleared first (Ultralytics would
+    append to its results.csv)."""
+    row = _finished(out, name, run_cfg)
+    if row is not None:
         return row
-    if (out / name).exists():
+    lock = _claim(RunLock(out / name), name, wait=shared)
+    if lock is None:
+        return None
+    try:
+        return _finished(out, name, run_cfg, warn=False) or _train_run(out, name, kind, seed, run_cfg, variant)
+    finally:
+        lock.release()
+
+
+def _finished(out: Path, name: str, run_cfg: dict[str, Any], warn: bool = True) -> dict[str, Any] | None:
+    """The row of ``out/name`` if it finished earlier with ``run_cfg``'s settings; refused if with others."""
+    row = read_row(out / name / ROW_FILE, warn)
+    if row is None:
+        return None
+    differ = settings_differ(out / name, row, run_cfg, out)
+    if differ:
+        raise ConfigError(
+            f"{out / name}: finished earlier with other settings ({', '.join(differ[:5])}); give --out a new "
+            "folder, or delete that run"
+        )
+    print(f"\n{name} (finished earlier, skipped)", flush=True)
+    return row
+
+
+def read_row(path: Path, warn: bool = True) -> dict[str, Any] | None:
+    """A finished run's row, or ``None`` if there is none; an empty or malformed one (a write cut short before rows
+    were written atomically) counts as none, with a warning."""
+    if not path.is_file():
+        return None
+    try:
+        row = json.loads(path.read_text())
+    except ValueError:  # not JSON, or not UTF-8
+        row = None
+    if isinstance(row, dict):
+        return row
+    if warn:
+        print(f"WARNING: {path} is empty or not valid JSON (a write cut short): that run counts as unfinished")
+    return None
+
+
+def _claim(lock: RunLock, name: str, wait: bool, busy: str = "is training it") -> RunLock | None:
+    """``lock`` acquired; while another live process holds it: ``None`` (said), or with ``wait`` the lock once
+    that process lets go."""
+    waiting = False
+    while (owner := lock.try_acquire()) is not None:
+        if not wait:
+            print(f"\n{name}: process {owner} {busy}; skipped here (that process reports it)", flush=True)
+            return None
+        if not waiting:
+            print(f"\n{name}: process {owner} {busy}; waiting for it to finish", flush=True)
+            waiting = True
+        time.sleep(LOCK_POLL_SECONDS)
+    return lock
+
+
+def _train_run(
+    out: Path, name: str, kind: str, seed: int | None, run_cfg: dict[str, Any], variant: str | None
+) -> dict[str, Any]:
+    """Train ``out/name``, whose lock this process holds, from scratch; its row, written atomically."""
+    leftovers = [p for p in (out / name).iterdir() if p.name != LOCK_NAME]
+    if leftovers:
         print(f"\n{name}: removing an unfinished earlier attempt", flush=True)
-        shutil.rmtree(out / name)
+        for path in leftovers:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     print(f"\n{name}", flush=True)
+    fingerprint = _fingerprint(run_cfg)
     run_cfg = {**run_cfg, "train": {**run_cfg["train"], "project": str(out), "name": name, "exist_ok": True}}
     prepare(run_cfg)
     start = time.time()
@@ -294,7 +463,7 @@ def _run(
         "minutes": (time.time() - start) / 60,
         "config_fingerprint": fingerprint,
     }
-    done.write_text(json.dumps(row))
+    write_atomically(out / name / ROW_FILE, lambda part: part.write_text(json.dumps(row)), sync=True)
     return row
 
 
@@ -328,14 +497,36 @@ def run_ablation(
     protocol: Protocol = Protocol(),
     overrides: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Run (or finish) the protocol on ``config`` and write the report; returns every finished run's row."""
+    """Run (or finish) the protocol on ``config`` and write the report; returns every finished run's row (on
+    validation). With ``protocol.splits`` above 1, on each label split in ``out/split<seed>``
+    (:mod:`.label_splits`), and the report over them all in ``out``."""
+    out_dir = Path(out or Path("runs") / "ablate" / Path(str(config)).stem).resolve()
+    if protocol.splits == 1:
+        rows, report_rows, histories, notes = _run_one_split(config, out_dir, protocol, overrides)
+    else:
+        rows, report_rows, histories, notes = [], [], {}, []
+        for seed, split_overrides in split_configs(config, out_dir, protocol.splits, overrides):
+            found = _run_one_split(config, out_dir / f"split{seed}", protocol, split_overrides)
+            rows += found[0]
+            report_rows += [{**r, "run": f"split{seed}/{r['run']}"} for r in found[1]]
+            histories.update({f"split{seed}/{k}": v for k, v in found[2].items()})
+            notes += [f"split{seed}: {note}" for note in found[3]]
+    md = write_protocol_report(report_rows, histories, out_dir, notes=notes)
+    print(f"\n{md.read_text()}\nTables and plots are in {out_dir}")
+    return rows
+
+
+def _run_one_split(
+    config: str | Path, out_dir: Path, protocol: Protocol, overrides: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, list[dict[str, str]]], list[str]]:
+    """The protocol on one label split in ``out_dir``, its report written there: its rows on validation, its rows
+    for the report (on the test split too), the runs' histories and the report's notes."""
     cfg = load_config(config, overrides)
     if not cfg.semi.unlabeled:
         raise ConfigError("semi.unlabeled: the ablation needs a folder of unlabeled images (see 'semiyolo split')")
     base = cfg.model_dump()
     base["semi"].update(report_weights="last", exact_resume=True)
     _fixed_batch(base["train"])
-    out_dir = Path(out or Path("runs") / "ablate" / Path(str(config)).stem).resolve()
     plan = _Plan(
         out=out_dir,
         base=base,
@@ -348,7 +539,7 @@ def run_ablation(
     base_seed = int(base["train"].get("seed", 0))
     converged_cfg = copy.deepcopy(base)
     converged_cfg["semi"].update(mode="supervised", lambda_bg=0.0)
-    _run(plan.out, CONVERGED, CONVERGED, base_seed, converged_cfg)
+    _run(plan.out, CONVERGED, CONVERGED, base_seed, converged_cfg, shared=True)  # every continuation needs it
     optim = resolved_optimizer(plan.converged_dir)
     arms = continuation_arms(protocol, [base_seed + k for k in range(protocol.seeds)])
     hidden = [k for k in (ORACLE, FULLY_LABELED) if protocol.runs(k) and (k != ORACLE or protocol.oracle)]
@@ -356,44 +547,89 @@ def run_ablation(
     notes += [plan.hidden_note] if plan.full_data and plan.hidden_note else []
     for note in notes:
         print(note)
+    elsewhere = []  # runs another live process is training
     for arm in arms_to_run(protocol, arms, base_seed, hidden_labels=plan.full_data is not None):
-        _run(plan.out, arm.name, arm.kind, arm.seed, _continuation_config(plan, arm, protocol, optim), arm.variant)
+        run_cfg = _continuation_config(plan, arm, protocol, optim)
+        if _run(plan.out, arm.name, arm.kind, arm.seed, run_cfg, arm.variant) is None:
+            elsewhere.append(arm.name)
     for name, seed in ceilings_to_run(protocol, base_seed, hidden_labels=plan.full_data is not None):
-        _run_ceiling(plan, optim, name, seed)
-    names = [CONVERGED, *(a.name for a in arms), *(name for name, _ in ceiling_runs(protocol, base_seed))]
+        if _run_ceiling(plan, optim, name, seed) is None:
+            elsewhere.append(name)
+    for name, seed in ceilings_to_run(protocol, base_seed, plan.full_data is not None, FULLY_LABELED_CONTINUED):
+        if read_row(plan.out / name.removesuffix("_continued") / ROW_FILE, warn=False) is None:
+            notes.append(f"{name}: not trained, its ceiling {name.removesuffix('_continued')} has not finished")
+        elif _continue_ceiling(plan, protocol, name, seed) is None:
+            elsewhere.append(name)
+    if elsewhere:
+        notes.append(
+            f"still training in other processes, so not in this report: {', '.join(elsewhere)} (each process "
+            "writes the report again when it finishes)"
+        )
+    ceilings = [name for name, _ in ceiling_runs(protocol, base_seed)]
+    names = [CONVERGED, *(a.name for a in arms), *ceilings, *(f"{name}_continued" for name in ceilings)]
     rows = finished_rows(plan.out, names)
     notes += _step_mismatches(rows, protocol.steps)
     histories = {row["run"]: _history(plan.out / row["run"]) for row in rows}
-    md = write_protocol_report(rows, histories, plan.out, notes=[n for n in notes if n])
-    print(f"\n{md.read_text()}\nTables and plots are in {plan.out}")
-    return rows
+    rows = [{**row, "label_split": _label_split(cfg.data)} for row in rows]
+    report_rows, notes = _with_test_rows(plan, rows), [n for n in notes if n]
+    if protocol.splits > 1:
+        write_protocol_report(report_rows, histories, plan.out, notes=notes)
+    return rows, report_rows, histories, notes
+
+
+def _label_split(data_yaml: str) -> Any:
+    """Which labeled subset: the seed of the ``semiyolo split`` that wrote ``data_yaml`` (its ``split.json``), else
+    the dataset's folder name."""
+    manifest = Path(data_yaml).parent / "split.json"
+    try:
+        return json.loads(manifest.read_text()).get("seed", Path(data_yaml).parent.name)
+    except (OSError, ValueError, AttributeError):  # no split.json, or not one 'semiyolo split' wrote
+        return Path(data_yaml).parent.name
+
+
+def _with_test_rows(plan: _Plan, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` on validation, then on the config's test split where it has one (:mod:`.held_out`)."""
+    data = plan.base["data"]
+    if not has_test_split(data):
+        return rows_by_split(rows, {})
+    train = plan.base["train"]
+    imgsz, batch = int(train.get("imgsz", training_default("imgsz"))), _fixed_batch(train)
+
+    def evaluate(weights: Path) -> dict[str, float]:
+        return split_metrics(weights, data, TEST, imgsz, batch)
+
+    tests = {row["run"]: measured_on_test(plan.out / row["run"], evaluate) for row in rows}
+    return rows_by_split(rows, tests)
 
 
 def finished_rows(out: Path, names: Sequence[str]) -> list[dict[str, Any]]:
     """The rows of every finished run under ``out``: ``names`` in their order, then runs this invocation did not
     name (another ``--variant``, ``--lambdas`` or ``--ceiling-seeds`` of an earlier call on the folder), so that
     the report never depends on which flags the last call had; the converged run first, the ceilings last."""
-    found = sorted(str(f.parent.relative_to(out)) for f in out.glob("**/ablation_row.json"))
+    found = sorted(str(f.parent.relative_to(out)) for f in out.glob(f"**/{ROW_FILE}"))
     ordered = list(dict.fromkeys([*names, *found]))
-    rows = [json.loads(f.read_text()) for f in (out / n / "ablation_row.json" for n in ordered) if f.is_file()]
-    rank = {CONVERGED: 0, FULLY_LABELED: 2}
+    rows = [row for row in (read_row(out / n / ROW_FILE) for n in ordered) if row is not None]
+    rank = {CONVERGED: 0, FULLY_LABELED: 2, FULLY_LABELED_CONTINUED: 2}
     return sorted(rows, key=lambda row: rank.get(row["kind"], 1))
 
 
-def _continuation_config(plan: _Plan, arm: Arm, protocol: Protocol, optim: dict[str, Any]) -> dict[str, Any]:
+def _continuation_config(
+    plan: _Plan, arm: Arm, protocol: Protocol, optim: dict[str, Any], start: Path | None = None
+) -> dict[str, Any]:
+    """The run config of ``arm``: a continuation of ``start`` (the converged run unless given) for the budget."""
+    start = start or plan.converged_dir
     run_cfg = copy.deepcopy(plan.base)
-    offline, oracle = arm.kind == "offline", arm.kind == ORACLE
+    offline, oracle = arm.kind == "offline", arm.kind in (ORACLE, FULLY_LABELED_CONTINUED)  # oracle: hidden labels
     images = plan.n_labeled + plan.n_unlabeled if offline or oracle else plan.n_labeled * plan.labeled_repeat
     batch, nbs = _fixed_batch(run_cfg["train"]), int(run_cfg["train"].get("nbs", training_default("nbs")))
-    run_cfg["model"] = str(plan.converged_dir / "weights" / "last.pt")
+    run_cfg["model"] = str(start / "weights" / "last.pt")
+    epochs = epochs_for(protocol.steps, images, batch, nbs)
     run_cfg["train"].update(
-        continuation_train_args(optim, protocol.continue_lr),
-        seed=arm.seed,
-        epochs=epochs_for(protocol.steps, images, batch, nbs),
+        continuation_train_args(optim, protocol.continue_lr * arm.lr_scale, epochs, _train_args(start)), seed=arm.seed
     )
     run_cfg["semi"].update(
         arm.semi,
-        init_state=str(plan.converged_dir / "weights" / "train_state.pt"),
+        init_state=str(start / "weights" / "train_state.pt"),
         max_optimizer_steps=protocol.steps,
         burn_in=0,
         teacher_tau=0.0,
@@ -407,15 +643,30 @@ def _continuation_config(plan: _Plan, arm: Arm, protocol: Protocol, optim: dict[
     return run_cfg
 
 
-def _run_ceiling(plan: _Plan, optim: dict[str, Any], name: str, seed: int) -> None:
+def _run_ceiling(plan: _Plan, optim: dict[str, Any], name: str, seed: int) -> dict[str, Any] | None:
     """Train a fully labeled run as ``name``: every training image with its (hidden) label, the converged run's
-    schedule, ``seed``."""
+    schedule, ``seed``; its row, or ``None`` when another process is training it."""
     full_cfg = copy.deepcopy(plan.base)
     full_cfg["data"] = str(plan.full_data)
     scale = plan.n_labeled * plan.labeled_repeat / (plan.n_labeled + plan.n_unlabeled)
     full_cfg["train"].update(ceiling_train_args(optim, plan.base["train"], scale), seed=seed)
     full_cfg["semi"].update(mode="supervised", lambda_bg=0.0, labeled_repeat=1)
-    _run(plan.out, name, FULLY_LABELED, seed, full_cfg)
+    return _run(plan.out, name, FULLY_LABELED, seed, full_cfg)
+
+
+def _train_args(run_dir: Path) -> dict[str, Any]:
+    """The training arguments a finished run used (its ``args.yaml``)."""
+    return yaml.safe_load((run_dir / "args.yaml").read_text()) or {}
+
+
+def _continue_ceiling(plan: _Plan, protocol: Protocol, name: str, seed: int) -> dict[str, Any] | None:
+    """The finished ceiling ``name`` stands for (``name`` less ``_continued``), continued on every image with its
+    hidden label for the arms' budget, as the oracle continues the converged run, so the ceiling has trained as long
+    as the arms; its row, or ``None`` when another process is training it."""
+    ceiling = plan.out / name.removesuffix("_continued")
+    arm = Arm(name, FULLY_LABELED_CONTINUED, seed, {"mode": "supervised", "lambda_bg": 0.0})
+    run_cfg = _continuation_config(plan, arm, protocol, resolved_optimizer(ceiling), start=ceiling)
+    return _run(plan.out, name, FULLY_LABELED_CONTINUED, seed, run_cfg)
 
 
 def _missing_hidden_labels(unlabeled: str) -> str:
@@ -434,7 +685,7 @@ def _step_mismatches(rows: Sequence[dict[str, Any]], steps: int) -> list[str]:
     odd = [
         f"{r['run']} ({r.get('optimizer_steps')})"
         for r in rows
-        if r["kind"] in CONTINUATIONS and r.get("optimizer_steps") != steps
+        if r["kind"] in (*CONTINUATIONS, FULLY_LABELED_CONTINUED) and r.get("optimizer_steps") != steps
     ]
     return [f"WARNING: these runs did not take {steps} optimizer steps: {', '.join(odd)}"] if odd else []
 
@@ -442,8 +693,17 @@ def _step_mismatches(rows: Sequence[dict[str, Any]], steps: int) -> list[str]:
 def _pseudo_labels(out: Path, converged_dir: Path, run_cfg: dict[str, Any]) -> Path:
     """The offline arms' pseudo-labels: the converged run's final weights label the unlabeled folder once, with the
     config's teacher (``semi.teacher_flip``, ``semi.teacher_scale``); labels made with another teacher are made
-    again."""
+    again. Another process making them is waited for."""
     target = out / "offline_pseudo_labels"
+    lock = _claim(RunLock(out, f".{target.name}.lock"), target.name, wait=True, busy="is making them")
+    try:
+        _make_pseudo_labels(target, converged_dir, run_cfg)
+    finally:
+        lock.release()
+    return target
+
+
+def _make_pseudo_labels(target: Path, converged_dir: Path, run_cfg: dict[str, Any]) -> None:
     semi = run_cfg["semi"]
     plain = {"flip": False, "scale": 1.0}  # what made summaries written before they recorded the teacher
     teacher = {"flip": bool(semi.get("teacher_flip", False)), "scale": float(semi.get("teacher_scale", 1.0))}
@@ -459,4 +719,3 @@ def _pseudo_labels(out: Path, converged_dir: Path, run_cfg: dict[str, Any]) -> P
             teacher_flip=teacher["flip"],
             teacher_scale=teacher["scale"],
         )
-    return target

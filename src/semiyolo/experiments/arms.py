@@ -1,9 +1,25 @@
-"""The names of the fair protocol's arms (``kind`` in ``ablation.csv``); no imports, so the CLI reads them cheaply."""
+"""The names of the fair protocol's arms (``kind`` in ``ablation.csv``); no imports, so the CLI reads them cheaply.
+
+Besides the methods, the protocol runs a control for every way an arm differs from the labeled-only
+continuation other than its pseudo-labels (docs/BENCHMARKS.md, "Controls"):
+
+- ``supervised_continued_bg``: the labeled images alone with the online arms' background penalty (``lambda_bg``);
+- ``supervised_continued_lr``: the labeled images alone at a larger learning rate (the online loss adds a second
+  term, so its updates are larger); the best labeled-only continuation on validation is the baseline;
+- ``supervised_continued_aug``: the labeled images alone with the augmentation an online arm adds
+  (``semi.labeled_mixup`` for an arm's ``pseudo_mixup``).
+"""
 
 CONVERGED = "supervised_converged"
 CONTINUED = "supervised_continued"
+CONTINUED_BG = "supervised_continued_bg"
+CONTINUED_LR = "supervised_continued_lr"
+CONTINUED_AUG = "supervised_continued_aug"
 ORACLE = "oracle_continued"
 FULLY_LABELED = "fully_labeled"
-CONTINUATIONS = (CONTINUED, "online", "offline", ORACLE)  # the arms that continue from the converged run
+FULLY_LABELED_CONTINUED = "fully_labeled_continued"  # the ceiling continued for the arms' budget, as long as they
+CONTROLS = (CONTINUED_BG, CONTINUED_LR, CONTINUED_AUG)  # labeled-only continuations that isolate one difference
+BASELINES = (CONTINUED, CONTINUED_LR)  # labeled-only continuations of the config's recipe: the best is the baseline
+CONTINUATIONS = (CONTINUED, *CONTROLS, "online", "offline", ORACLE)  # the arms that continue from the converged run
 VARIANTS = "variants"  # ``--only variants``: the ``--variant`` online arms alone, not the online_bg* ones
-ONLY_CHOICES = (*CONTINUATIONS, FULLY_LABELED, VARIANTS)  # what ``semiyolo ablate --only`` chooses from
+ONLY_CHOICES = (*CONTINUATIONS, FULLY_LABELED, FULLY_LABELED_CONTINUED, VARIANTS)  # ``semiyolo ablate --only``

@@ -2,10 +2,12 @@
 
 The protocol's report (:func:`write_protocol_report`) groups the runs into arms (an arm is one method over
 several seeds), gives each arm's mean and standard deviation over seeds, and the share of the gap between the
-supervised continuation and the fully labeled ceiling that it closes, paired by seed:
-``gap_closed = (arm - supervised_continued) / (fully_labeled - supervised_continued)`` on mAP50-95, with
-``fully_labeled`` the mean of the ceiling's seeds; and, when the ceiling has several, the range of that mean against
-each ceiling run alone, so that a reader sees how much the verdict owes to one ceiling run.
+baseline and the fully labeled ceiling that it closes, paired by seed:
+``gap_closed = (arm - baseline) / (fully_labeled - baseline)`` on mAP50-95, with ``fully_labeled`` the mean of the
+ceiling's seeds; and, when the ceiling has several, the range of that mean against each ceiling run alone, so that a
+reader sees how much the verdict owes to one ceiling run. The baseline is the best-tuned labeled-only continuation:
+of ``supervised_continued`` and its learning-rate controls (:data:`~.arms.BASELINES`), the arm with the highest
+mean mAP50-95.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .arms import CONTINUATIONS, FULLY_LABELED
+from ..data import write_atomically
+from .arms import BASELINES, CONTINUATIONS, CONTROLS, FULLY_LABELED, FULLY_LABELED_CONTINUED, ORACLE
+from .held_out import TEST, VAL
 
 COLUMNS = (
     ("run", "run"),
@@ -61,14 +65,20 @@ def write_tables(
     """``<stem>.md`` and ``<stem>.csv`` under ``out``, one row per run, columns as :data:`COLUMNS`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    md = out / f"{stem}.md"
-    md.write_text(markdown_table(rows, columns) + "\n")
-    path = out / f"{stem}.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([name for name, _ in columns])
-        writer.writerows([[row.get(key, "") for _, key in columns] for row in rows])
-    return md, path
+    md = _write_text(out / f"{stem}.md", markdown_table(rows, columns) + "\n")
+
+    def write_csv(part: Path) -> None:
+        with open(part, "x", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([name for name, _ in columns])
+            writer.writerows([[row.get(key, "") for _, key in columns] for row in rows])
+
+    return md, write_atomically(out / f"{stem}.csv", write_csv)
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """``path`` written atomically: a reader (another ablation process, a crash) sees the old file or the new one."""
+    return write_atomically(path, lambda part: part.write_text(text))
 
 
 def _figure() -> tuple[Figure, Any]:
@@ -81,10 +91,13 @@ PROTOCOL_COLUMNS = (
     ("kind", "kind"),
     ("run", "run"),
     ("seed", "seed"),
+    ("label_split", "label_split"),
+    ("eval_split", "eval_split"),
     ("lambda_bg", "lambda_bg"),
     ("bg_mode", "bg_mode"),
     ("optimizer_steps", "optimizer_steps"),
     ("images_seen", "images_seen"),
+    ("update_norm", "update_norm"),
     ("precision", "metrics/precision(B)"),
     ("recall", "metrics/recall(B)"),
     ("mAP50", "metrics/mAP50(B)"),
@@ -104,12 +117,15 @@ ARM_METRICS = (
     ("bg FP / image", "bg_fp/background_fp_per_image"),
     ("bg FP / image at F1 peak", "bg_fp/background_fp_per_image_at_f1"),
     ("PL recall", "semi/pl_recall"),
+    ("update norm", "update_norm"),
 )
 
 
 def arm_name(row: dict[str, Any]) -> str:
     """The arm a run belongs to: its kind, and for online runs the variant's name (``--variant``) or the penalty
     weight and mode."""
+    if row["kind"] in CONTROLS:
+        return str(row["run"]).rsplit("/", 1)[-1]  # supervised_continued_lr2, _bg1, _aug_<variant>
     if row["kind"] != "online":
         return row["kind"]
     if row.get("variant"):
@@ -139,28 +155,53 @@ def gap_closed(arm: float, continued: float, ceiling: float) -> float:
     return (arm - continued) / (ceiling - continued) if ceiling > continued else math.nan
 
 
-def _mean_gap(members: Sequence[dict[str, Any]], continued: dict[Any, float], ceiling: float) -> tuple[float, float]:
-    """``(mean, std)`` over ``members``' seeds of the gap closed against ``ceiling``, each continuation paired with
-    its seed's supervised continuation."""
+Pair = tuple[Any, Any]  # (label_split, seed): the runs one continuation is paired within
+
+
+def _pair(row: dict[str, Any]) -> Pair:
+    return row.get("label_split"), row["seed"]
+
+
+def _mean_gap(
+    members: Sequence[dict[str, Any]], continued: dict[Pair, float], ceiling: dict[Any, float]
+) -> tuple[float, float]:
+    """``(mean, std)`` over ``members``' label splits and seeds of the gap closed, each continuation paired with the
+    baseline of its label split and seed, against its label split's ``ceiling``."""
     gaps = [
-        gap_closed(_number(r.get(MAP)), continued[r["seed"]], ceiling)
+        gap_closed(_number(r.get(MAP)), continued[_pair(r)], ceiling.get(r.get("label_split"), math.nan))
         for r in members
-        if r["kind"] in CONTINUATIONS and r["seed"] in continued
+        if r["kind"] in CONTINUATIONS and _pair(r) in continued
     ]
     return mean_std(gaps)
 
 
-def summarize_arms(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per arm, in the order the arms first appear: seeds, optimizer steps, ``(mean, std)`` of each of
-    :data:`ARM_METRICS`, and of the gap closed (paired by seed with that seed's supervised continuation, against the
-    mean ceiling), and ``gap closed range``: the mean gap closed against the highest and against the lowest ceiling
-    run (NaN with fewer than two)."""
-    ceilings = [c for c in (_number(r.get(MAP)) for r in rows if r["kind"] == FULLY_LABELED) if not math.isnan(c)]
-    ceiling = statistics.fmean(ceilings) if ceilings else math.nan
-    continued = {r["seed"]: _number(r.get(MAP)) for r in rows if r["kind"] == "supervised_continued"}
+def ceiling_runs_by_split(rows: Sequence[dict[str, Any]]) -> dict[Any, list[float]]:
+    """Each label split's ceiling runs' mAP50-95: the fully labeled runs continued as long as the arms
+    (``fully_labeled_continued``) where every ``fully_labeled`` run of the split has its continuation, else the
+    ``fully_labeled`` runs (never a mix of the two)."""
+    found: dict[str, dict[Any, list[float]]] = {FULLY_LABELED: {}, FULLY_LABELED_CONTINUED: {}}
+    for row in rows:
+        value = _number(row.get(MAP))
+        if row["kind"] in found and not math.isnan(value):
+            found[row["kind"]].setdefault(row.get("label_split"), []).append(value)
+    plain, continued = found[FULLY_LABELED], found[FULLY_LABELED_CONTINUED]
+    return {k: continued[k] if len(continued.get(k, ())) >= len(v) else v for k, v in plain.items()}
+
+
+def summarize_arms(rows: Sequence[dict[str, Any]], baseline: str | None = None) -> list[dict[str, Any]]:
+    """One entry per arm, in the order the arms first appear: runs, optimizer steps, ``(mean, std)`` of each of
+    :data:`ARM_METRICS`, of the gap closed (paired by label split and seed with the baseline, against the split's
+    mean ceiling, :func:`ceiling_runs_by_split`) and of the share of the oracle's gain (the same pairing, with
+    ``oracle_continued`` as the ceiling); and ``gap closed range``: the mean gap closed against each split's highest
+    and against its lowest ceiling run (NaN with fewer than two). ``baseline``: the arm gaps are taken against
+    (default: :func:`best_baseline` of these rows; give the one chosen on validation when these are test rows)."""
+    ceilings = ceiling_runs_by_split(rows)
     arms: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         arms.setdefault(arm_name(row), []).append(row)
+    baseline = baseline or best_baseline(arms)
+    continued = {_pair(r): _number(r.get(MAP)) for r in arms.get(baseline, [])}
+    oracle = {_pair(r): _number(r.get(MAP)) for r in rows if r["kind"] == ORACLE}
     summary = []
     for name, members in arms.items():
         entry: dict[str, Any] = {
@@ -176,14 +217,44 @@ def summarize_arms(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for label, key in ARM_METRICS:
             entry[label] = mean_std([_number(r.get(key)) for r in members])
-        entry["gap closed"] = _mean_gap(members, continued, ceiling)
+        entry["baseline"] = name == baseline
+        entry["gap closed"] = _mean_gap(members, continued, {k: statistics.fmean(v) for k, v in ceilings.items()})
         entry["gap closed range"] = (
-            (_mean_gap(members, continued, max(ceilings))[0], _mean_gap(members, continued, min(ceilings))[0])
-            if len(ceilings) > 1
+            (
+                _mean_gap(members, continued, {k: max(v) for k, v in ceilings.items()})[0],
+                _mean_gap(members, continued, {k: min(v) for k, v in ceilings.items()})[0],
+            )
+            if any(len(v) > 1 for v in ceilings.values())
             else (math.nan, math.nan)
         )
+        entry["share of the oracle's gain"] = _oracle_share(members, continued, oracle)
         summary.append(entry)
     return summary
+
+
+def _oracle_share(
+    members: Sequence[dict[str, Any]], continued: dict[Pair, float], oracle: dict[Pair, float]
+) -> tuple[float, float]:
+    """``(mean, std)`` of ``(arm - baseline) / (oracle - baseline)`` per label split and seed: how much of what
+    perfect pseudo-labels gave at the same budget the arm got."""
+    shares = [
+        gap_closed(_number(r.get(MAP)), continued[_pair(r)], oracle[_pair(r)])
+        for r in members
+        if r["kind"] in CONTINUATIONS and _pair(r) in continued and _pair(r) in oracle
+    ]
+    return mean_std(shares)
+
+
+def best_baseline(arms: dict[str, Sequence[dict[str, Any]]]) -> str | None:
+    """The name of the labeled-only continuation (:data:`~.arms.BASELINES`) with the highest mean mAP50-95; ties go
+    to the first (``supervised_continued`` before its learning-rate controls)."""
+    means = {
+        name: mean_std([_number(r.get(MAP)) for r in members])[0]
+        for name, members in arms.items()
+        if members[0]["kind"] in BASELINES
+    }
+    finite = {name: m for name, m in means.items() if not math.isnan(m)}
+    return max(finite, key=finite.__getitem__) if finite else next(iter(means), None)
 
 
 def _pm(pair: tuple[float, float], seeds: int) -> str:
@@ -199,31 +270,49 @@ def _range(pair: tuple[float, float]) -> str:
 
 
 def arms_markdown(summary: Sequence[dict[str, Any]]) -> str:
-    headers = ["arm", "seeds", "optimizer steps", *(label for label, _ in ARM_METRICS), "gap closed"]
-    headers.append("gap closed, highest to lowest ceiling run")
+    headers = ["arm", "runs", "optimizer steps", *(label for label, _ in ARM_METRICS), "gap closed"]
+    headers += ["gap closed, highest to lowest ceiling run", "share of the oracle's gain"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for e in summary:
-        cells = [e["arm"], str(e["seeds"]), "/".join(map(str, e["optimizer_steps"])) or "-"]
+        arm = f"{e['arm']} (baseline)" if e.get("baseline") else e["arm"]
+        cells = [arm, str(e["seeds"]), "/".join(map(str, e["optimizer_steps"])) or "-"]
         cells += [_pm(e[label], e["seeds"]) for label, _ in ARM_METRICS]
         cells += [_pm(e["gap closed"], e["seeds"]), _range(e["gap closed range"])]
+        cells.append(_pm(e["share of the oracle's gain"], e["seeds"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def convergence_note(history: Sequence[dict[str, str]]) -> str:
-    """How flat the converged run's curve is: mAP50-95 at three quarters of its steps and at its end."""
+FLAT_TOLERANCE = 0.005  # mAP50-95 a converged run may still gain over the last quarter of its optimizer steps
+
+
+def convergence_note(history: Sequence[dict[str, str]], tolerance: float = FLAT_TOLERANCE) -> str:
+    """Whether the converged run's curve is flat: mAP50-95 at three quarters of its steps and at its end. The word
+    "converged" only where the last quarter added less than ``tolerance``; otherwise a warning that gains over the
+    continuations may be the baseline's unfinished training."""
     points = [(_number(r.get("semi/optimizer_steps")), _number(r.get(MAP))) for r in history]
     points = [(s, m) for s, m in points if not math.isnan(m)]
     if len(points) < 4:
-        return "supervised_converged: too few epochs to judge convergence."
+        return "supervised_converged: too few epochs to judge convergence; not shown to be converged."
     end_steps, end_map = points[-1]
     q_steps, q_map = points[(3 * len(points)) // 4 - 1]
     best = max(m for _, m in points)
-    return (
-        f"supervised_converged: mAP50-95 {q_map:.3f} at {q_steps:.0f} optimizer steps (three quarters of the run), "
-        f"{end_map:.3f} at the end ({end_steps:.0f} steps; best epoch {best:.3f}): the last quarter added "
-        f"{end_map - q_map:+.3f}."
+    curve = (
+        f"mAP50-95 {q_map:.3f} at {q_steps:.0f} optimizer steps (three quarters of the run), {end_map:.3f} at the end "
+        f"({end_steps:.0f} steps; best epoch {best:.3f}): the last quarter added {end_map - q_map:+.3f}"
     )
+    if end_map - q_map < tolerance:
+        return f"supervised_converged: converged (flat within {tolerance}): {curve}."
+    return (
+        f"WARNING: supervised_converged is NOT converged: {curve}, more than {tolerance}. Part of any gain over the "
+        "continuations may be training the labeled-only run never finished: lengthen its schedule (train.epochs, "
+        "semi.labeled_repeat) and run the ablation again in a new folder."
+    )
+
+
+def _named(run: str, note: str, runs: int) -> str:
+    """``note`` prefixed with its run's label split (``split<seed>/``) when the report has several."""
+    return f"{run.rsplit('/', 1)[0]}: {note}" if runs > 1 and "/" in run else note
 
 
 def write_protocol_report(
@@ -233,31 +322,45 @@ def write_protocol_report(
     notes: Sequence[str] = (),
 ) -> Path:
     """``ablation.md`` (arms with mean ± std and gap closed, the convergence check, every run), ``ablation.csv``
-    (one row per run, :data:`PROTOCOL_COLUMNS`) and the plots; returns the Markdown file."""
+    (one row per run and evaluation split, :data:`PROTOCOL_COLUMNS`) and the plots; returns the Markdown file.
+    Rows without ``eval_split`` are validation rows. The baseline is chosen on validation; where test rows exist,
+    their table comes first and takes the same baseline."""
     out = Path(out)
     write_tables(rows, out, PROTOCOL_COLUMNS)
-    arms = summarize_arms(rows)
-    converged = next((r["run"] for r in rows if r["kind"] == "supervised_converged"), None)
-    text = [
-        "## Arms (mean ± standard deviation over seeds; final weights)",
+    val_rows = [r for r in rows if r.get("eval_split", VAL) == VAL]
+    test_rows = [r for r in rows if r.get("eval_split") == TEST]
+    arms = summarize_arms(val_rows)
+    baseline = next((e["arm"] for e in arms if e["baseline"]), None)
+    converged = [r["run"] for r in val_rows if r["kind"] == "supervised_converged"]
+    tables = [("the validation split: where arms, budgets and the baseline are chosen", arms)]
+    if test_rows:
+        tables.insert(0, ("the test split: images that chose nothing", summarize_arms(test_rows, baseline)))
+    text = []
+    for where, summary in tables:
+        heading = f"## Arms on {where} (mean ± standard deviation over seeds; final weights)"
+        text += [heading, "", arms_markdown(summary), ""]
+    text += [
+        "gap closed = (arm - baseline) / (ceiling - baseline) on mAP50-95, per label split and seed; the ceiling is "
+        "the mean of the split's fully_labeled_continued runs (the ceiling trained as long as the arms) where every "
+        "fully_labeled run has one, else of its fully_labeled runs; the column beside it takes each ceiling run "
+        "alone; the share of the oracle's gain is (arm - baseline) / (oracle_continued - baseline). "
+        "The baseline is the labeled-only continuation "
+        "(supervised_continued at its learning rates) with the highest mean mAP50-95 on validation. Controls: "
+        "supervised_continued_bg<lambda> (the penalty alone), _lr<m> (m times the learning rate), _aug_<arm> "
+        "(the arm's augmentation on labeled images alone). Background false positives and the pseudo-label audit "
+        "are measured on validation only.",
         "",
-        arms_markdown(arms),
-        "",
-        "gap closed = (arm - supervised_continued) / (fully_labeled - supervised_continued) on mAP50-95, per seed, "
-        "fully_labeled the mean of its runs; the last column takes each ceiling run alone.",
-        "",
-        convergence_note(histories.get(converged, [])) if converged else "",
+        *(_named(run, convergence_note(histories.get(run, [])), len(converged)) for run in converged),
         *notes,
         "",
         "## Runs",
         "",
         markdown_table(rows, PROTOCOL_COLUMNS),
     ]
-    md = out / "ablation.md"
-    md.write_text("\n".join(text) + "\n")
+    md = _write_text(out / "ablation.md", "\n".join(text) + "\n")
     plot_arms_against_lambda(arms, out)
-    plot_curves_by_steps(histories, rows, out)
-    plot_continuations(histories, rows, out)
+    plot_curves_by_steps(histories, val_rows, out)
+    plot_continuations(histories, val_rows, out)
     return md
 
 
@@ -270,7 +373,7 @@ def plot_arms_against_lambda(arms: Sequence[dict[str, Any]], out: str | Path) ->
         key=lambda e: e["lambda_bg"],
     )
     lambdas = [e["lambda_bg"] for e in online]
-    continued = next((e for e in arms if e["kind"] == "supervised_continued"), None)
+    continued = next((e for e in arms if e.get("baseline")), None)
     panels = (
         ((("recall", "recall"), ("mAP50-95", "mAP50-95")), "validation metric", "recall_map_vs_lambda.png"),
         (
@@ -316,8 +419,7 @@ def _save(fig: Figure, ax, out: str | Path, name: str, **labels) -> Path:
     if ax.lines:
         ax.legend(fontsize="small")
     path = Path(out) / name
-    fig.savefig(path)
-    return path
+    return write_atomically(path, lambda part: fig.savefig(part, format=path.suffix[1:]))
 
 
 def plot_curves_by_steps(

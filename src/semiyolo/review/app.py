@@ -7,16 +7,20 @@ Routes (JSON unless said otherwise; an image ``name`` is its path relative to th
 - ``GET /api/images``: every image with its worth (:mod:`.doubt`), box count and state, the most worth first.
 - ``GET /api/labels/{name}``: an image's boxes (reviewed, else proposed), the proposal, dropped candidates, its
   size.
-- ``PUT /api/labels/{name}``: ``{"action": "accept" | "no_objects", "boxes": [{"cls", "cx", "cy", "w", "h"}]}``
-  writes the reviewed label file and logs it.
+- ``PUT /api/labels/{name}``: ``{"action": "accept" | "no_objects", "boxes": [{"cls", "cx", "cy", "w", "h"}],
+  "version": "..."}`` writes the reviewed label file and logs it; ``version`` (optional) is the one the labels were
+  read with: a save made from another version is a 409 that writes nothing.
 - ``GET /api/pixels/{name}``: the image as JPEG, at most ``max_side`` pixels on its longer side.
 
-Errors are ``{"detail": "<one line>"}``: 400 for a malformed name, 404 for a name not served, 422 for a body that
-fails validation (nothing is written), 500 when the reviewed folder cannot be written (the old file is kept).
+Errors are ``{"detail": "<one line>"}``: 400 for a malformed name or a ``Host`` the server does not answer to, 404
+for a name not served, 409 for a stale save (with ``version``, ``sent`` and the ``boxes`` on disk), 413 for a body
+over :data:`MAX_BODY_BYTES`, 422 for a body that fails validation (nothing is written), 500 when the reviewed
+folder cannot be written (the old label file and the log are kept as they were).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,20 +29,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import DataError
 from .doubt import ScoredBox, box_doubts
 from .images import DEFAULT_MAX_SIDE, ScaledImages, image_size
 from .sources import ImageSource, Proposal, UnsafeName, check_name
-from .store import ReviewStore
+from .store import ReviewStore, SaveConflict
 
 STATIC = Path(__file__).parent / "static"
 MAX_BOXES = 1000  # per image, in a request
+MAX_BODY_BYTES = 1 << 20  # 1000 boxes take about 80 kB
+LABEL_PRECISION = 1e-6  # a label file's six decimals
+SHOWN_CHARS = 60  # of a refused value, in an error
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",  # no other site may embed the images
 }
 
 
@@ -59,6 +67,7 @@ class LabelsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: Literal["accept", "no_objects"]
     boxes: list[BoxIn] = Field(default_factory=list, max_length=MAX_BOXES)
+    version: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
     def _no_objects_has_no_boxes(self) -> LabelsIn:
@@ -82,6 +91,42 @@ def rows_of(boxes: list[ScoredBox]) -> list[list[float]]:
     return [[b.cls, b.cx, b.cy, b.w, b.h] for b in boxes]
 
 
+def scored(rows: list[list[float]]) -> list[ScoredBox]:
+    return [ScoredBox(int(r[0]), *map(float, r[1:])) for r in rows]
+
+
+def clip_span(centre: float, size: float) -> tuple[float, float, bool]:
+    """``(centre, size, clipped)``: a span clipped to [0, 1] when it reaches beyond by more than the label file's
+    precision (a box written at six decimals and read back is left as it is)."""
+    low, high = centre - size / 2, centre + size / 2
+    if low >= -LABEL_PRECISION and high <= 1 + LABEL_PRECISION:
+        return centre, size, False
+    low, high = max(low, 0.0), min(high, 1.0)
+    return (low + high) / 2, high - low, True
+
+
+def fit_to_image(boxes: list[BoxIn]) -> tuple[list[list[float]], int]:
+    """``(rows, boxes clipped)``: the label rows of ``boxes``, each clipped to the image (:func:`clip_span`).
+
+    Raises:
+        HTTPException: 422 naming a box whose width or height is 0 at the label file's six decimals.
+    """
+    rows, clipped = [], 0
+    for i, box in enumerate(boxes):
+        cx, w, clipped_x = clip_span(box.cx, box.w)
+        cy, h, clipped_y = clip_span(box.cy, box.h)
+        for key, value in (("w", w), ("h", h)):
+            if float(f"{value:.6f}") == 0:
+                raise HTTPException(
+                    422,
+                    f"boxes.{i}.{key}: {value:g} is 0 at the label file's six decimals; draw the box larger or "
+                    "delete it",
+                )
+        rows.append([box.cls, cx, cy, w, h])
+        clipped += clipped_x or clipped_y
+    return rows, clipped
+
+
 class ReviewService:
     """The handlers, bound to one source, one store and one image cache."""
 
@@ -100,11 +145,15 @@ class ReviewService:
 
     def reviewed_boxes(self, name: str) -> list[ScoredBox] | None:
         """The reviewed boxes of ``name``, ``None`` when not reviewed; a malformed file is a 500 naming it."""
+        return self.reviewed_versioned(name)[0]
+
+    def reviewed_versioned(self, name: str) -> tuple[list[ScoredBox] | None, str]:
+        """:meth:`reviewed_boxes` and the label file's version, read together."""
         try:
-            rows = self.store.read(name, len(self.source.names))
+            rows, version = self.store.read_versioned(name, len(self.source.names))
         except DataError as err:
             raise HTTPException(500, f"reviewed label file: {err}") from None
-        return None if rows is None else [ScoredBox(int(r[0]), *map(float, r[1:])) for r in rows.tolist()]
+        return (None if rows is None else scored(rows.tolist())), version
 
     def info(self) -> dict[str, Any]:
         return {
@@ -140,7 +189,7 @@ class ReviewService:
     def read_labels(self, name: str) -> dict[str, Any]:
         path = self.resolve(name)
         proposal = self.source.proposal(name) or Proposal(note="still being labelled")
-        reviewed = self.reviewed_boxes(name)
+        reviewed, version = self.reviewed_versioned(name)
         try:
             width, height = image_size(path)
         except OSError as err:
@@ -158,6 +207,7 @@ class ReviewService:
             "note": proposal.note,
             "width": width,
             "height": height,
+            "version": version,
         }
 
     def save_labels(self, name: str, body: LabelsIn) -> dict[str, Any]:
@@ -166,17 +216,27 @@ class ReviewService:
         for i, box in enumerate(body.boxes):
             if box.cls >= nc:
                 raise HTTPException(422, f"boxes.{i}.cls: class {box.cls} out of range: {nc} classes (0 to {nc - 1})")
-        reviewed = self.reviewed_boxes(name)
-        before = rows_of(reviewed if reviewed is not None else (self.source.proposal(name) or Proposal()).boxes)
-        rows = [[b.cls, b.cx, b.cy, b.w, b.h] for b in body.boxes]
-        action = body.action
-        if action == "accept" and _rounded(rows) != _rounded(before):
-            action = "edit"
+        rows, clipped = fit_to_image(body.boxes)
+        proposed = rows_of((self.source.proposal(name) or Proposal()).boxes)
         try:
-            entry = self.store.save(name, path, rows, action, before)
+            entry = self.store.save(name, path, rows, body.action, proposed, body.version, nc)
+        except DataError as err:
+            raise HTTPException(500, f"reviewed label file: {err}") from None
         except OSError as err:
-            raise HTTPException(500, f"could not write {self.store.label_file(name)}: {err}") from None
-        return {"name": name, "action": entry["action"], "boxes": len(rows), "label": str(self.store.label_file(name))}
+            raise HTTPException(
+                500,
+                f"could not write {self.store.label_file(name)} and its line in {self.store.log_path}: "
+                f"{err.strerror or err}; both are as they were",
+            ) from None
+        label = str(self.store.label_file(name))
+        return {
+            "name": name,
+            "action": entry["action"],
+            "boxes": len(rows),
+            "clipped": clipped,
+            "label": label,
+            "version": entry["version"],
+        }
 
     def pixels(self, name: str) -> Response:
         path = self.resolve(name)
@@ -187,19 +247,117 @@ class ReviewService:
         return Response(scaled.jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
-def _rounded(rows: list[list[float]]) -> list[list[float]]:
-    return [[int(r[0]), *(round(float(v), 6) for v in r[1:])] for r in rows]
+def shortened(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text``, cut to ``limit`` characters (saying how long it was): a refused value is not sent back whole."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """One validation problem as ``where: what (got value)``; a body that is not JSON as where it stops being."""
+    if error["type"] == "json_invalid":
+        position = error["loc"][-1]
+        return f"body: not valid JSON: {error.get('ctx', {}).get('error', 'cannot parse')} at character {position}"
+    where = ".".join(shortened(str(part)) for part in error["loc"] if part != "body") or "body"
+    value = error.get("input")
+    got = f" (got {shortened(repr(value))})" if isinstance(value, (str, int, float, bool)) or value is None else ""
+    return f"{where}: {error['msg']}{got}"
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """One line per problem, ``where: what (got value)``, instead of FastAPI's nested list."""
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"] if part != "body") or "body"
-        value = error.get("input")
-        got = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) or value is None else ""
-        problems.append(f"{where}: {error['msg']}{got}")
-    return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+    """One line per problem instead of FastAPI's nested list."""
+    return JSONResponse({"detail": "; ".join(_problem(error) for error in exc.errors())}, status_code=422)
+
+
+async def _conflict(request: Request, exc: SaveConflict) -> JSONResponse:
+    """409: the version on disk, the one sent, and the boxes on disk (``reviewed`` false: the file is gone)."""
+    rows = None if exc.rows is None else exc.rows.tolist()
+    body = {
+        "detail": str(exc),
+        "version": exc.on_disk,
+        "sent": exc.sent,
+        "reviewed": rows is not None,
+        "boxes": boxes_json(scored(rows or [])),
+    }
+    return JSONResponse(body, status_code=409)
+
+
+class BodyLimit:
+    """Refuses (413) a request whose body is over ``limit`` bytes: by its ``Content-Length`` before reading it, or
+    as it arrives; a body within the limit is passed on whole."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            await self.refuse(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await self.refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return message
+
+        await self.app(scope, replay, send)
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"request body over {self.limit} bytes: refused unread (a review of {MAX_BOXES} boxes is ~80 kB)"
+        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+
+
+def host_of(header: str) -> str:
+    """The host of a ``Host`` header: lower case, without its port, an IPv6 address without its brackets."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+def is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def host_guard(allowed: list[str]):
+    """Middleware answering 400 to a request whose ``Host`` is neither an IP address nor one of ``allowed``: a page
+    of another site whose name was rebound to this machine (DNS rebinding) sends its own name, never an address."""
+    names = {host_of(name) for name in allowed}
+
+    async def check_host(request: Request, call_next):
+        host = host_of(request.headers.get("host", ""))
+        if host in names or is_address(host):
+            return await call_next(request)
+        detail = (
+            f"Host {shortened(host)!r} is not a name this server answers to ({', '.join(sorted(names))}): refused, as "
+            f"a page of another site rebinding its name to this machine would be; open it by one of those names or "
+            f"an address, or start it with --allow-host {shortened(host)}"
+        )
+        return JSONResponse({"detail": detail}, status_code=400)
+
+    return check_host
 
 
 async def _security_headers(request: Request, call_next):
@@ -214,15 +372,17 @@ def create_app(
     max_side: int = DEFAULT_MAX_SIDE,
     allowed_hosts: list[str] | None = None,
 ) -> FastAPI:
-    """The app. ``allowed_hosts`` (the ``Host`` headers accepted; ``None``: any) guards a loopback server from
-    pages that rebind a domain name to 127.0.0.1."""
+    """The app. ``allowed_hosts`` (the names a ``Host`` header may give besides IP addresses; ``None``: any, see
+    :func:`~.server.allowed_hosts`) guards the server from pages that rebind their domain name to this machine."""
     service = ReviewService(source, store, max_side)
     app = FastAPI(title="semiyolo review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.middleware("http")(_security_headers)
+    app.add_exception_handler(SaveConflict, _conflict)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     if allowed_hosts is not None:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+        app.middleware("http")(host_guard(allowed_hosts))
+    app.middleware("http")(_security_headers)  # the outermost: every answer carries the headers
     app.add_api_route("/", lambda: FileResponse(STATIC / "index.html"), methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/api/info", service.info, methods=["GET"])

@@ -28,6 +28,22 @@ class ScaledImage:
     scaled: tuple[int, int]
 
 
+class TooManyPixels(OSError):
+    """An image over PIL's decompression-bomb limit (twice ``Image.MAX_IMAGE_PIXELS``): answered as undecodable."""
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """``Image.open``, an image over PIL's decompression-bomb limit raising :class:`TooManyPixels`.
+
+    Raises:
+        OSError: the file cannot be read as an image, or has too many pixels.
+    """
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError as err:
+        raise TooManyPixels(f"too many pixels to decode safely: {err}") from None
+
+
 def upright_size(image: Image.Image) -> tuple[int, int]:
     """``(width, height)`` of an opened image once turned upright by its EXIF orientation (read from the header)."""
     width, height = image.size
@@ -40,7 +56,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     Raises:
         OSError: the file cannot be read as an image.
     """
-    with Image.open(path) as image:
+    with open_image(path) as image:
         return upright_size(image)
 
 
@@ -50,7 +66,7 @@ def scale_image(path: str | Path, max_side: int = DEFAULT_MAX_SIDE) -> ScaledIma
     Raises:
         OSError: the file cannot be read or decoded as an image.
     """
-    with Image.open(path) as image:
+    with open_image(path) as image:
         size = upright_size(image)
         image.draft("RGB", (max_side, max_side))  # a JPEG decodes at a fraction of its size: 4K in a few ms
         upright = ImageOps.exif_transpose(image).convert("RGB")

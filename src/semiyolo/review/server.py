@@ -1,5 +1,8 @@
 """Serving the review app: on a socket bound before uvicorn starts (a taken port is one clear error), loopback by
-default, with a warning for any other address; and in a background thread, for tests and screenshots."""
+default, with a warning for any other address; and in a background thread, for tests and screenshots.
+
+Whatever the address, the app answers only ``Host`` headers that are an IP address or one of the names of
+:func:`allowed_hosts`: a page of another site that rebinds its name to this machine (DNS rebinding) is refused."""
 
 from __future__ import annotations
 
@@ -19,11 +22,12 @@ from ..errors import UserInputError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or ``localhost``) reaches this machine only."""
-    if host == "localhost":
+    """Whether ``host`` (an address, any of 127.0.0.0/8 or ``::1``, or ``localhost``) reaches this machine only."""
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -31,10 +35,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def allowed_hosts(host: str) -> list[str] | None:
-    """The ``Host`` headers a server bound to ``host`` accepts: loopback names for a loopback address (a page
-    that rebinds its domain to 127.0.0.1 is refused), any for another address."""
-    return ["127.0.0.1", "localhost"] if is_loopback(host) else None
+def allowed_hosts(host: str, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The names a ``Host`` header may give to a server bound to ``host`` (IP addresses are always accepted): the
+    loopback names, ``host`` itself, ``extra`` (``--allow-host``) and, beyond loopback, this machine's name."""
+    names = {*LOOPBACK_NAMES, host.lower(), *(name.lower() for name in extra)}
+    if not is_loopback(host):
+        hostname = socket.gethostname().lower()
+        names |= {hostname, hostname.partition(".")[0]}
+    return sorted(names)
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse an empty ``host`` and a ``port`` outside 0 (any free one) to 65535, before anything else is done.
+
+    Raises:
+        UserInputError: naming ``--host`` or ``--port``.
+    """
+    if not host.strip():
+        raise UserInputError("--host is empty: give an address such as 127.0.0.1 (this machine only) or 0.0.0.0")
+    if not 0 <= port <= 65535:
+        raise UserInputError(f"--port {port}: expected 0 (any free port) to 65535")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -43,6 +63,7 @@ def bind(host: str, port: int) -> socket.socket:
     Raises:
         UserInputError: naming ``--host`` / ``--port`` when the address cannot be bound.
     """
+    check_address(host, port)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -55,19 +76,29 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, out: TextIO = sys.stderr) -> None:
-    """Serve ``app`` until Ctrl-C; prints the address (and a warning when it is not loopback). Opens no browser."""
+def serve(app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, out: TextIO | None = None) -> None:
+    """Serve ``app`` until Ctrl-C (then one line, no traceback); prints the address (and a warning when it is not
+    loopback) to ``out`` (default: the standard error). Opens no browser."""
+    check_address(host, port)
+    out = out or sys.stderr
     if not is_loopback(host):
         print(
             f"warning: serving on {host}: anyone who can reach this machine on port {port} can see these images and "
-            "write labels (there is no login); use the default --host 127.0.0.1 unless you mean it",
+            "write labels (there is no login); requests are answered only when they name this machine by an "
+            "address or a known name (a page of another site rebinding its name to this machine, DNS rebinding, is "
+            "refused); use the default --host 127.0.0.1 unless you mean it",
             file=out,
         )
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     print(f"semiyolo review: open http://{shown}:{sock.getsockname()[1]}/ (Ctrl-C stops)", file=out, flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        print("semiyolo review: stopped", file=out, flush=True)
+    finally:
+        sock.close()
 
 
 @contextlib.contextmanager
@@ -83,7 +114,8 @@ def background_server(app: FastAPI, host: str = DEFAULT_HOST, timeout: float = 1
             raise RuntimeError(f"the review server did not start within {timeout} s")
         time.sleep(0.02)
     try:
-        yield f"http://{host}:{sock.getsockname()[1]}"
+        shown = f"[{host}]" if ":" in host else host
+        yield f"http://{shown}:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout)

@@ -8,7 +8,8 @@ the original images); a folder link that leaves the image folder is not.
 Two sources live here (a third, labelling a run's unlabeled images with its checkpoint, needs Ultralytics and lives
 in :mod:`semiyolo.integrations.ultralytics.review_source`):
 
-- a YOLO dataset split: ``SOURCE/images/**`` (or ``SOURCE`` itself) with label files by Ultralytics' rule;
+- a YOLO dataset split: ``SOURCE/images/**`` (or ``SOURCE`` itself) with label files by Ultralytics' rule; a
+  ``data.yaml`` names one by its split's folder (:func:`data_yaml_split`);
 - a ``semiyolo pseudo-label`` output: ``images/``, ``labels/``, ``summary.json`` (class names) and
   ``manifest.jsonl`` (the kept boxes' scores per image, matched to the label rows when their counts agree).
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 from ..config import read_yaml
 from ..data import IMAGE_SUFFIXES, label_path, list_images, read_label_file
+from ..data.lists import dataset_root, split_entries
 from ..errors import DataError
 from .doubt import ScoredBox, image_worth
 
@@ -104,6 +106,33 @@ def read_names(data_yaml: str | Path) -> dict[int, str]:
     if not isinstance(data, dict) or "names" not in data:
         raise DataError(f"--names: {data_yaml} has no 'names' key (expected a data.yaml)")
     return as_names(data["names"], f"--names: {data_yaml}")
+
+
+def data_yaml_split(data_yaml: Path, split: str) -> tuple[Path, dict[int, str]]:
+    """``(image folder, class names)`` of ``split`` in a dataset's ``data_yaml`` (its entries resolved as
+    :func:`semiyolo.data.lists.dataset_root` does).
+
+    Raises:
+        ConfigError, DataError: naming the file and the key, for a missing file or split, no ``names``, or a split
+        that is not one image folder (several entries, or a list file).
+    """
+    data = read_yaml(data_yaml)
+    if not isinstance(data, dict):
+        raise DataError(f"{data_yaml}: expected a dataset mapping with train, val and names")
+    if not data.get(split):
+        splits = ", ".join(key for key in ("train", "val", "test") if data.get(key)) or "none"
+        raise DataError(f"{data_yaml}: no {split!r} split (it has {splits})")
+    if "names" not in data:
+        raise DataError(f"{data_yaml}: no 'names' key (expected the class names)")
+    names = as_names(data["names"], str(data_yaml))
+    entries = split_entries(data, dataset_root(data, data_yaml), split)
+    if len(entries) != 1 or not entries[0].is_dir():
+        shown = ", ".join(str(entry) for entry in entries)
+        raise DataError(
+            f"{data_yaml}: {split}: {shown}: review takes one image folder; review each folder of a list with "
+            f"'semiyolo review FOLDER --names {data_yaml}'"
+        )
+    return entries[0], names
 
 
 class ImageSource(ABC):

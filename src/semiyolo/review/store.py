@@ -6,14 +6,23 @@ Layout (``semi.reviewed`` names the folder)::
     reviewed/labels/<stem>.txt   its YOLO labels (Ultralytics' images/ -> labels/ rule), empty for "no objects"
     reviewed/review_log.jsonl    one JSON object a line: image, action, user, UTC time, boxes before and after
 
-A label file is written to a temporary file in the same folder, flushed to disk and renamed over the old one
-(``os.replace``), after the image link: a reader never sees half a file, and an image counts as reviewed only once
-its label file is in place. The log is appended after the rename, one line at a time, flushed and synced.
+A save links the image, writes the new label file to a temporary file in the same folder (synced), appends its
+log line (one ``os.write`` of the whole line, synced) and only then renames the temporary file over the old one
+(``os.replace``): a reader never sees half a file, and an image counts as reviewed only once its label file is in
+place. If anything fails (a full disk), the log is cut back to its previous length and the old label file stays:
+the label file and its log line are written together or not at all.
+
+A save may name the **version** of the label file it was made from (:func:`version_of`, given with the labels);
+one made from another version (another tab saved first, or a program changed the file) raises
+:class:`SaveConflict` and writes nothing. The version check, the ``before`` of the log and the write happen under
+one lock.
 """
 
 from __future__ import annotations
 
+import errno
 import getpass
+import hashlib
 import json
 import os
 import threading
@@ -25,8 +34,26 @@ from typing import Any
 import numpy as np
 
 from ..data import label_path, link, list_images, read_label_file, write_atomically, write_label_file
+from ..data.files import fsync_path
 
 LOG_NAME = "review_log.jsonl"
+NOT_REVIEWED = "none"  # the version of a label file that does not exist
+
+
+class SaveConflict(Exception):
+    """A save made from a version of the label file that is no longer the one on disk; nothing was written."""
+
+    def __init__(self, name: str, on_disk: str, sent: str, rows: np.ndarray | None) -> None:
+        super().__init__(
+            f"{name!r}: its reviewed labels changed since this page read it (another tab or program saved them): "
+            f"version {on_disk} on disk, {sent} sent; nothing was written"
+        )
+        self.on_disk, self.sent, self.rows = on_disk, sent, rows
+
+
+def version_of(content: bytes | None) -> str:
+    """The version of a label file's ``content`` (``None``: no file): a hash, so equal contents are one version."""
+    return NOT_REVIEWED if content is None else hashlib.sha256(content).hexdigest()[:16]
 
 
 def reviewed_images(folder: str | Path) -> list[Path]:
@@ -45,12 +72,33 @@ def write_label_atomically(path: str | Path, rows: Iterable[Sequence[float]]) ->
     return write_atomically(path, lambda part: write_label_file(part, rows), sync=True)
 
 
-def append_log(path: str | Path, entry: dict[str, Any]) -> None:
-    """Append ``entry`` as one JSON line to ``path``, flushed and synced before returning."""
-    with open(path, "a", encoding="utf-8") as log:
-        log.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        log.flush()
-        os.fsync(log.fileno())
+def append_log(path: str | Path, entry: dict[str, Any]) -> int:
+    """Append ``entry`` as one JSON line to ``path`` in one write, synced before returning; returns the log's length
+    before it. If the line cannot be written whole, the log is cut back to that length and the error raised."""
+    line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        length = os.fstat(fd).st_size
+        try:
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, f"only part of a line could be appended to {path}")
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, length)
+            raise
+    finally:
+        os.close(fd)
+    return length
+
+
+def cut_log(path: str | Path, length: int) -> None:
+    """Cut the log at ``path`` back to ``length`` bytes (undo :func:`append_log`), synced."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, length)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def utc_now() -> str:
@@ -83,29 +131,81 @@ class ReviewStore:
 
     def read(self, name: str, nc: int | None = None) -> np.ndarray | None:
         """The reviewed rows ``(class, cx, cy, w, h)`` of ``name``, or ``None`` if it was not reviewed."""
+        return self.read_versioned(name, nc)[0]
+
+    def read_versioned(self, name: str, nc: int | None = None) -> tuple[np.ndarray | None, str]:
+        """``(rows or None, version)`` of ``name``'s reviewed label file, read at once under the lock.
+
+        Raises:
+            DataError: the file is malformed (naming it and the line).
+        """
+        with self.lock:
+            return self._read_unlocked(name, nc)
+
+    def _read_unlocked(self, name: str, nc: int | None) -> tuple[np.ndarray | None, str]:
         label = self.label_file(name)
-        return read_label_file(label, nc) if label.is_file() else None
+        try:
+            content = label.read_bytes()
+        except FileNotFoundError:
+            return None, NOT_REVIEWED
+        return read_label_file(label, nc), version_of(content)
 
     def save(
-        self, name: str, image: Path, rows: Sequence[Sequence[float]], action: str, before: Sequence[Sequence[float]]
+        self,
+        name: str,
+        image: Path,
+        rows: Sequence[Sequence[float]],
+        action: str,
+        proposed: Sequence[Sequence[float]],
+        version: str | None = None,
+        nc: int | None = None,
     ) -> dict[str, Any]:
-        """Link ``image`` as ``name``, write its label file atomically, then log the action; returns the log entry."""
+        """Link ``image`` as ``name``, write its label file and log the action, together or not at all; returns the
+        log entry with the new ``version``. ``before`` is the reviewed label file, else ``proposed``; an ``accept``
+        that changes it is logged as ``edit``.
+
+        Raises:
+            SaveConflict: ``version`` is given and is not the label file's on disk.
+            OSError: the folder cannot be written; the label file and the log are as they were.
+        """
+        after = [_row(r) for r in rows]
         with self.lock:
-            linked = self.image_path(name)
-            if not linked.is_file() or linked.resolve() != Path(image).resolve():
-                link(image, linked)  # a re-review keeps its link: a reader never misses the image
-            write_label_atomically(self.label_file(name), rows)
+            reviewed, on_disk = self._read_unlocked(name, nc)
+            if version is not None and version != on_disk:
+                raise SaveConflict(name, on_disk, version, reviewed)
+            before = [_row(r) for r in (proposed if reviewed is None else reviewed.tolist())]
             entry = {
                 "image": name,
-                "action": action,
+                "action": "edit" if action == "accept" and after != before else action,
                 "user": self.user,
                 "time": utc_now(),
                 "source": str(Path(image).resolve()),
-                "before": [_row(r) for r in before],
-                "after": [_row(r) for r in rows],
+                "before": before,
+                "after": after,
             }
-            append_log(self.log_path, entry)
+            linked = self.image_path(name)
+            if not linked.is_file() or linked.resolve() != Path(image).resolve():
+                link(image, linked)  # a re-review keeps its link: a reader never misses the image
+            self._write_label_and_log(self.label_file(name), rows, entry)
+            entry["version"] = version_of(self.label_file(name).read_bytes())
         return entry
+
+    def _write_label_and_log(self, label: Path, rows: Sequence[Sequence[float]], entry: dict[str, Any]) -> None:
+        """The label file's new content synced to a temporary file, the log line appended, then the rename; on any
+        failure the log is cut back and the old label file kept."""
+        logged: list[int] = []
+
+        def write_then_log(part: Path) -> None:
+            write_label_file(part, rows)
+            fsync_path(part)  # the label is on disk before the log says it was written
+            logged.append(append_log(self.log_path, entry))
+
+        try:
+            write_atomically(label, write_then_log, sync=True)
+        except BaseException:
+            if logged:
+                cut_log(self.log_path, logged[0])
+            raise
 
 
 def _row(row: Sequence[float]) -> list[float]:

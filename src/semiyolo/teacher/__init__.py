@@ -6,7 +6,7 @@ from .batch import append_pseudo_labeled, labeled_part
 from .ema import TeacherEMA
 from .labeler import TeacherPseudoLabeler
 from .mean_teacher import EMPTY_UNLABELED, MeanTeacher
-from .mixup import MIXUP_PARTNERS, draw_partners, mix_pseudo_labeled
+from .mixup import MIXUP_PARTNERS, draw_partners, mix_labeled, mix_pseudo_labeled
 
 __all__ = [
     "EMPTY_UNLABELED",
@@ -18,5 +18,6 @@ __all__ = [
     "append_pseudo_labeled",
     "draw_partners",
     "labeled_part",
+    "mix_labeled",
     "mix_pseudo_labeled",
 ]

@@ -101,3 +101,20 @@ def _with_copies(
     order = torch.cat((image_of.long(), into)).argsort(stable=True)
     extended = torch.cat((image_of, into.to(image_of.dtype)))[order]
     return extended, {name: torch.cat((v, v[which]))[order] for name, v in fields.items()}
+
+
+def mix_labeled(batch: dict, probability: float, generator: torch.Generator | None = None, ratio: float = 0.5) -> dict:
+    """Pseudo-mixup's blend on labeled images alone: each image of ``batch`` is, with probability ``probability``,
+    blended with another one of the batch (a random cycle, as :func:`draw_partners` gives pseudo-labeled images)
+    and takes its labels too. The augmentation-only control of a pseudo-mixup arm (``semi.labeled_mixup``).
+
+    Args:
+        batch: Ultralytics' preprocessed batch (``img: Tensor[B, 3, H, W]``, ``batch_idx: Tensor[N]``,
+            ``cls: Tensor[N, 1]``, ``bboxes: Tensor[N, 4]`` cxcywh normalised); its images are blended in place.
+        probability: in [0, 1]. generator: the draws' generator (``None``: torch's global one).
+        ratio: each blended image's own share, in (0, 1].
+    """
+    rows = batch["img"].shape[0]
+    partners = draw_partners(0, rows, probability, "pseudo", generator)
+    mixed = mix_pseudo_labeled({**batch, "num_labeled": 0}, partners, ratio)
+    return {k: v for k, v in mixed.items() if k != "num_labeled"}

@@ -18,7 +18,7 @@ Where Ultralytics offers no public seam, each in one place with its reason:
 
 from .api import check_train_args, prepare, train, training_default
 from .criterion import BackgroundPenaltyDetectionLoss, build_criterion, penalized_criteria, set_loss_weights
-from .evaluate import background_false_positives
+from .evaluate import background_false_positives, split_metrics
 from .online import OnlineTrainer
 from .semi_criterion import SemiSupervisedLoss
 from .supervised import SupervisedTrainer
@@ -36,6 +36,7 @@ __all__ = [
     "prepare",
     "semi_trainer",
     "set_loss_weights",
+    "split_metrics",
     "train",
     "trainer_class",
     "training_default",

@@ -14,11 +14,12 @@ from ultralytics.nn.tasks import DetectionModel, guess_model_task, yaml_model_lo
 from ultralytics.utils import LOGGER
 from ultralytics.utils.checks import check_imgsz
 
-from ...config import RunConfig, load_config
+from ...config import RunConfig, SemiConfig, load_config
 from ...data import check_detection_dataset, read_label_file
 from ...errors import ConfigError, DataError, RunInterrupted
 from ...pseudo import build_filters
 from .continuation import read_continuation_state
+from .exact_resume import saved_semi_settings
 from .offline import load_detector, offline_train_entries
 from .run_summary import SUMMARY_FILE
 from .supervised import SupervisedTrainer
@@ -26,6 +27,7 @@ from .trainers import trainer_class
 from .unlabeled import UnlabeledImages
 
 TOP_LEVEL_ONLY = ("model", "data")
+PATH_SETTINGS = ("unlabeled", "pseudo_labels", "reviewed", "init_state")  # semi settings that name a file or folder
 
 
 def training_default(key: str) -> Any:
@@ -96,6 +98,8 @@ def prepare(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | M
         if not cfg.semi.unlabeled:
             raise ConfigError("semi.unlabeled: online mode needs a folder of unlabeled images")
         UnlabeledImages.from_folder(cfg.semi.unlabeled, imgsz=32)
+        if cfg.semi.reviewed:
+            check_reviewed_folder(cfg.semi.reviewed)
         build_filters(cfg.semi.filters, num_classes=data["nc"], has_dfl=head_has_dfl(cfg.model, data["nc"]))
         if not cfg.semi.filters:
             LOGGER.warning(
@@ -129,6 +133,19 @@ def check_pseudo_labels(data: dict[str, Any], folder: str) -> None:
         raise ConfigError(f"semi.pseudo_labels: {err}") from None
 
 
+def check_reviewed_folder(folder: str) -> None:
+    """``semi.reviewed`` must be a folder: training reads it at each epoch's start, and a path that is not one
+    would train without the person's work, silently."""
+    path = Path(folder)
+    if not path.exists():
+        raise ConfigError(
+            f"semi.reviewed: {path} does not exist (the folder `semiyolo review` writes, made at its first saved "
+            "review; create it empty to start training before then)"
+        )
+    if not path.is_dir():
+        raise ConfigError(f"semi.reviewed: {path} is a file, not a folder (the folder `semiyolo review` writes)")
+
+
 def check_resume(cfg: RunConfig) -> None:
     """``train.resume`` must name this run's ``last.pt``: Ultralytics, given ``true`` or a missing path, searches
     the working folder for the newest ``last.pt`` and may resume another run. ``true`` with a ``.pt`` model
@@ -152,13 +169,58 @@ def check_resume(cfg: RunConfig) -> None:
     if not path.is_file():
         raise ConfigError(f"train.resume: {path} not found (expected the run's weights/last.pt)")
     try:
-        args = torch.load(path, map_location="cpu", weights_only=False).get("train_args") or {}
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch.load raises many kinds on a file that is not a checkpoint
         raise ConfigError(f"train.resume: {path} is not an Ultralytics checkpoint ({type(err).__name__})") from None
+    args = checkpoint.get("train_args") or {}
     if args.get("data") and Path(str(args["data"])).resolve() != Path(cfg.data).resolve():
         raise ConfigError(
             f"train.resume: {path} belongs to a run on {args['data']}, not on {cfg.data}; resume it with its own config"
         )
+    check_unfinished(path, checkpoint)
+    check_same_semi_settings(path, cfg.semi)
+
+
+def check_unfinished(path: Path, checkpoint: Mapping[str, Any]) -> None:
+    """Ultralytics resumes at the checkpoint's epoch + 1 and asserts that epoch is left to train; a finished run's
+    ``last.pt`` has its epoch set to -1 (the optimizer stripped)."""
+    epochs = int((checkpoint.get("train_args") or {}).get("epochs") or 0)
+    if not epochs:
+        raise ConfigError(f"train.resume: {path} holds no training run (expected the run's weights/last.pt)")
+    if 0 < checkpoint.get("epoch", -1) + 1 < epochs:
+        return
+    trained = len((checkpoint.get("train_results") or {}).get("epoch") or []) or epochs
+    how = f"all {epochs} epochs" if trained >= epochs else f"after {trained} of its {epochs} epochs (stopped early)"
+    best = path.with_name("best.pt")
+    raise ConfigError(
+        f"train.resume: {path} is from a run that finished {how}; to train longer, start a new run with "
+        f"model={best if best.is_file() else path}"
+    )
+
+
+def check_same_semi_settings(path: Path, semi: SemiConfig) -> None:
+    """A resume continues the run as it was set up: a ``semi`` setting that differs from the one saved with the
+    run's state (:func:`.exact_resume.saved_semi_settings`) is refused, each named with both values."""
+    saved = saved_semi_settings(path.parent)
+    if saved is None:
+        return
+    now = semi.model_dump()
+    changed = [
+        f"semi.{key}: run {saved[key]!r}, now {now[key]!r}"
+        for key in now
+        if key in saved and not _same_setting(key, saved[key], now[key])
+    ]
+    if changed:
+        raise ConfigError(
+            f"train.resume: {path} belongs to a run with other semi settings ({'; '.join(changed)}); resume with "
+            "the run's settings, or start a new run to change them"
+        )
+
+
+def _same_setting(key: str, saved: Any, now: Any) -> bool:
+    if key in PATH_SETTINGS and saved and now:  # a relative path in a config is read relative to its folder
+        return Path(saved).resolve() == Path(now).resolve()
+    return saved == now
 
 
 def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] = ()) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,24 @@ def background_false_positives(
         "f1": 2 * tp_at_f1 / (int(kept.sum()) + n_gt) if n_gt else 0.0,
         "background_fp_per_image_at_f1": int(bg_all[kept].sum()) / n,
     }
+
+
+def split_metrics(weights: str | Path, data_yaml: str | Path, split: str, imgsz: int, batch: int = 16) -> dict:
+    """Ultralytics' validation of ``weights`` on ``data_yaml``'s ``split`` (``test``, say): precision, recall,
+    mAP50 and mAP50-95 under Ultralytics' own keys (``metrics/mAP50-95(B)``), on the CPU unless a GPU is there,
+    without plots or files."""
+    model = YOLO(str(weights))
+    with tempfile.TemporaryDirectory() as scratch:  # Ultralytics' validator always makes a save folder
+        results = model.val(
+            data=str(data_yaml),
+            split=split,
+            imgsz=imgsz,
+            batch=batch,
+            plots=False,
+            save_json=False,
+            verbose=False,
+            project=scratch,
+            name=split,
+            exist_ok=True,
+        )
+    return {k: float(v) for k, v in results.results_dict.items() if k.startswith("metrics/")}

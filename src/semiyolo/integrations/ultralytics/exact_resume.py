@@ -40,6 +40,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 from ...reproducibility import PassShuffler, rng_state, set_rng_state
 
 TRAIN_STATE = "train_state.pt"
+SEMI_STATE = "semi_state.pt"  # the online trainer's: teacher, filters, unlabeled stream, reviewed images
 
 
 def resumable_loader(loader: InfiniteDataLoader, seed: int) -> InfiniteDataLoader:
@@ -139,6 +140,7 @@ def capture(trainer, last_opt_ni: int, batch_ni: int) -> dict[str, Any]:
         "mosaic_buffer": list(getattr(trainer.train_loader.dataset, "buffer", [])),
         "rng": rng_state(),
         "last_opt_ni": last_opt_ni,
+        "semi": trainer.semi.model_dump(),  # the run's settings, which a resume must not change
         "grads": [None if p.grad is None else p.grad.detach().clone() for p in params] if pending else None,
         **trainer.steps.state_dict(),
     }
@@ -169,6 +171,19 @@ def read_state(path: Path, epoch: int, device: torch.device | str = "cpu") -> di
     LOGGER.warning(
         f"{path}: no state from epoch {epoch + 1} (found: {found or 'none'}); the resume from last.pt is not exact"
     )
+    return None
+
+
+def saved_semi_settings(weights: Path) -> dict[str, Any] | None:
+    """The ``semi`` settings saved with the run's state in the folder ``weights`` (``train_state.pt``, or the
+    online trainer's ``semi_state.pt``), or ``None`` where none was saved (``semi.exact_resume: false`` in a
+    supervised run, or a run made before the settings were saved)."""
+    for name in (TRAIN_STATE, SEMI_STATE):
+        for path in (weights / name, weights / f"{name}.prev"):
+            if path.is_file():
+                semi = torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("semi")  # no tensor read
+                if semi is not None:
+                    return semi
     return None
 
 

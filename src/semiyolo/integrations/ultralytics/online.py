@@ -43,7 +43,7 @@ from ...schedules import ramp_weight
 from ...teacher import MeanTeacher, PseudoLabelAudit, TeacherPseudoLabeler, labeled_part
 from .criterion import set_loss_weights
 from .distributed import broadcast_filters, broadcast_module, sum_counts
-from .exact_resume import read_state
+from .exact_resume import SEMI_STATE, read_state
 from .pictures import plot_pseudo_labels
 from .semi_criterion import SemiSupervisedLoss
 from .supervised import SupervisedTrainer, semi_settings
@@ -55,7 +55,7 @@ from .unlabeled import (
     unlabeled_batches,
 )
 
-STATE_FILE = "semi_state.pt"
+STATE_FILE = SEMI_STATE
 DSAT_MAX_IMAGES = 200  # labeled images DSAT calibrates on, at most
 PRIVATE_OVERRIDES = ("_handle_nan_recovery",)  # Ultralytics methods overridden without a public seam
 
@@ -164,12 +164,28 @@ class OnlineTrainer(SupervisedTrainer):
             LOGGER.info(f"{len(new)} reviewed image(s) from {self.semi.reviewed}: {len(edits)} for validation")
 
     def use_reviewed_training_images(self) -> None:
+        self.train_loader = self.labeled_loader_with_reviewed()
+        self.open_unlabeled_stream()
+
+    def labeled_loader_with_reviewed(self):
+        """Ultralytics' training loader over the labeled images and the reviewed ones (a list in the run folder)."""
         listing = self.save_dir / "labeled_with_reviewed.txt"
         write_image_list(listing, self.labeled_train + self.reviewed * self.semi.labeled_repeat)
-        self.train_loader = self.get_dataloader(str(listing), batch_size=self.batch_size, rank=LOCAL_RANK)
-        if self.epoch >= self.epochs - self.args.close_mosaic and hasattr(self.train_loader.dataset, "close_mosaic"):
-            self.train_loader.dataset.close_mosaic(hyp=copy(self.args))
-        self.open_unlabeled_stream()
+        loader = self.get_dataloader(str(listing), batch_size=self.batch_size, rank=LOCAL_RANK)
+        if self.mosaic_closed and hasattr(loader.dataset, "close_mosaic"):
+            loader.dataset.close_mosaic(hyp=copy(self.args))
+        return loader
+
+    def restore_reviewed(self, state: dict[str, Any]) -> None:
+        """On a resume, before the training loader's order and mosaic buffer are restored: the reviewed images the
+        run had taken when its state was saved, and the loaders rebuilt with them as they were then (images
+        reviewed since join at the next epoch's start, as in a run that never stopped)."""
+        self.reviewed = [Path(p) for p in state.get("reviewed", [])]
+        self.reviewed_val = [Path(p) for p in state.get("reviewed_val", [])]
+        if self.reviewed_val:
+            self.use_reviewed_validation_labels(split_images(self.data, self.args.split))
+        if self.reviewed:
+            self.train_loader = self.labeled_loader_with_reviewed()
 
     def use_reviewed_validation_labels(self, val_images: list[Path]) -> None:
         """Validate on ``val_images`` with each reviewed one replaced by its link in the reviewed folder (whose
@@ -214,10 +230,12 @@ class OnlineTrainer(SupervisedTrainer):
     def after_setup(self) -> None:
         """After the student is set up (resumed, or continued from another run): the mean teacher, built from it,
         its saved state on a resume, and the unlabeled stream; DDP ranks start from rank 0's teacher."""
-        super().after_setup()
         self.labeled_train = train_images(self.data)
-        self.mean_teacher = self.build_mean_teacher()
         state = read_state(self.wdir / STATE_FILE, self.start_epoch - 1, self.device) if self.resume else None
+        if state is not None:
+            self.restore_reviewed(state)
+        super().after_setup()
+        self.mean_teacher = self.build_mean_teacher()
         if state is not None:
             self.load_semi_state(state)
             LOGGER.info(f"Resumed teacher, filters, thresholds and the unlabeled stream from {self.wdir / STATE_FILE}")
@@ -401,6 +419,8 @@ class OnlineTrainer(SupervisedTrainer):
             "epoch": self.epoch,
             **self.mean_teacher.state_dict(),
             "unlabeled_consumed": self.unlabeled_consumed,
+            "reviewed": [str(p) for p in self.reviewed],
+            "reviewed_val": [str(p) for p in self.reviewed_val],
             "semi": self.semi.model_dump(),
         }
 

@@ -27,6 +27,7 @@ def write_run_summary(trainer) -> None:
             "weights": weights.name,
             "optimizer_steps": trainer.steps.optimizer_steps,
             "images_seen": trainer.steps.images_seen,
+            "update_norm": _number(trainer.steps.mean_update_norm),
         }
     )
     images = list_images(trainer.data["val"]) if isinstance(trainer.data["val"], str) else []

@@ -12,7 +12,7 @@ from ultralytics.utils import LOGGER
 
 from ...errors import TrainingDiverged
 
-COUNTERS = ("optimizer_steps", "skipped_steps", "images_seen")
+COUNTERS = ("optimizer_steps", "skipped_steps", "images_seen", "update_norm_sum")
 
 
 class GuardedSteps:
@@ -23,11 +23,14 @@ class GuardedSteps:
     Attributes:
         optimizer_steps: steps taken (an AMP step the scaler skipped for overflow is not counted).
         skipped_steps: non-finite steps skipped. images_seen: images through the student's forward.
+        update_norm_sum: the sum over the steps taken of the update's L2 norm over every trained parameter,
+            ``||theta_after - theta_before||_2`` (:attr:`mean_update_norm`: how large a step the run takes).
     """
 
     def __init__(self, max_grad_norm: float = 10.0, patience: int = 10, max_steps: int | None = None) -> None:
         self.max_grad_norm, self.patience, self.max_steps = max_grad_norm, patience, max_steps
         self.optimizer_steps = self.skipped_steps = self.images_seen = self.consecutive_skips = 0
+        self._update_norms: Tensor | float = 0.0  # a tensor on the model's device once a step is taken: no sync
 
     def step(
         self,
@@ -45,12 +48,28 @@ class GuardedSteps:
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=self.max_grad_norm)
         scale = scaler.get_scale() if scaler.is_enabled() else None
+        trained = [p for p in model.parameters() if p.requires_grad]
+        before = [p.detach().clone() for p in trained]
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad()
         if scale is None or scaler.get_scale() >= scale:  # AMP lowers the scale when it skips the step
             self.optimizer_steps += 1
+            self._update_norms = self._update_norms + update_norm(trained, before)
         return True
+
+    @property
+    def update_norm_sum(self) -> float:
+        return float(self._update_norms)
+
+    @update_norm_sum.setter
+    def update_norm_sum(self, value: float) -> None:
+        self._update_norms = float(value)
+
+    @property
+    def mean_update_norm(self) -> float:
+        """The mean L2 norm of the updates taken so far (0 before the first)."""
+        return self.update_norm_sum / self.optimizer_steps if self.optimizer_steps else 0.0
 
     @property
     def budget_reached(self) -> bool:
@@ -84,4 +103,15 @@ class GuardedSteps:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in COUNTERS:
-            setattr(self, name, int(state.get(name, 0)))
+            kind = type(getattr(self, name))  # int counters, the float sum
+            setattr(self, name, kind(state.get(name, 0)))
+
+
+def update_norm(params: Sequence[Tensor], before: Sequence[Tensor]) -> Tensor:
+    """``||params - before||_2`` over every tensor together (the L2 norm of one optimizer update), a 0-d tensor
+    on the parameters' device (reading it would wait for the device)."""
+    if not params:
+        return torch.zeros(())
+    pairs = zip(params, before, strict=True)
+    norms = torch.stack([torch.linalg.vector_norm(p.detach().float() - b.float()) for p, b in pairs])
+    return torch.linalg.vector_norm(norms)

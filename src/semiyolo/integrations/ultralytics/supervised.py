@@ -13,6 +13,7 @@ import os
 from collections import defaultdict
 from typing import Any
 
+import torch
 from ultralytics.cfg import DEFAULT_CFG
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import RANK
@@ -20,8 +21,10 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from ...config import SemiConfig
 from ...data import repeated_train
+from ...reproducibility import stream_generator
 from ...runfiles import RunLock
 from ...schedules import ramp_weight
+from ...teacher import mix_labeled
 from . import continuation
 from .checkpoints import save_atomically
 from .criterion import build_criterion, resume_e2e_schedule, set_loss_weights
@@ -139,8 +142,15 @@ class SupervisedTrainer(DetectionTrainer):
         self.batch_files = batch.get("im_file", ())
         self.exact_resume.before_forward(self)
         batch = super().preprocess_batch(batch)
+        if self.semi.labeled_mixup:
+            batch = mix_labeled(batch, self.semi.labeled_mixup, self.labeled_mixup_generator())
         self.steps.images_seen += batch["img"].shape[0]
         return batch
+
+    def labeled_mixup_generator(self) -> torch.Generator:
+        """The generator of a batch's ``semi.labeled_mixup`` draws, from the seed and the images seen so far (a
+        resumed run's counters), so a resumed run blends as one that never stopped."""
+        return stream_generator(int(self.args.seed), self.steps.images_seen)
 
     def optimizer_step(self) -> None:
         """:class:`~.step_guard.GuardedSteps`' step, then the EMA; the step that reaches
@@ -165,6 +175,7 @@ class SupervisedTrainer(DetectionTrainer):
             "semi/skipped_steps": self.steps.skipped_steps,
             "semi/optimizer_steps": self.steps.optimizer_steps,
             "semi/images_seen": self.steps.images_seen,
+            "semi/update_norm": self.steps.mean_update_norm,
         }
 
     def validate(self):

@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 from ...config import SemiConfig, validate_config
+from ...errors import ConfigError
 from .online import OnlineTrainer
 from .supervised import SupervisedTrainer
 
@@ -32,6 +33,11 @@ def semi_trainer(semi: SemiConfig | Mapping[str, Any] | None = None, **settings:
     ``settings`` (which win) are validated now: a bad key raises :class:`~semiyolo.errors.ConfigError` before
     anything trains. Returns a callable that Ultralytics calls as ``trainer(overrides=..., _callbacks=...)``.
     """
+    if not (semi is None or isinstance(semi, (SemiConfig, Mapping))):
+        raise ConfigError(
+            "semi_trainer: semi must be a SemiConfig or a mapping of semi settings (a config's semi: block), got a "
+            f"{type(semi).__name__}; or give the settings as keywords, semi_trainer(mode='online', ...)"
+        )
     base = semi.model_dump() if isinstance(semi, SemiConfig) else dict(semi or {})
     config = validate_config({"data": "", "semi": {**base, **settings}}, source="semi_trainer").semi  # key paths
     return partial(trainer_class(config.mode), semi=config)

@@ -8,8 +8,10 @@ in the same letterboxed pixel frame, for auditing pseudo-labels only: they never
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import cached_property, partial
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -24,7 +26,9 @@ from ultralytics.utils.patches import imread
 
 from ...data import label_path, list_images, read_image_list, read_label_file
 from ...errors import DataError
-from ...reproducibility import pass_order
+from ...reproducibility import pass_order, stream_generator
+
+T = TypeVar("T")
 
 
 def letterbox_geometry(w: int, h: int, size: int) -> tuple[tuple[int, int], float, tuple[int, int]]:
@@ -48,11 +52,40 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[in
     return out, ratio, (pad_x, pad_y)
 
 
-class UnlabeledImages(Dataset):
-    """``(image uint8 Tensor[3, S, S] RGB, hidden labels Tensor[n, 5] (class, x1, y1, x2, y2), path)``."""
+class UndecodableImage(DataError):
+    """An image the decoder cannot read (truncated or corrupt), though it passed the up-front check."""
 
-    def __init__(self, paths: list[Path], imgsz: int) -> None:
-        self.paths, self.imgsz = list(paths), imgsz
+
+class DecodeSkips:
+    """Items read by index, where an image the decoder cannot read is skipped with a warning naming it (once per
+    image and process), ``key`` naming where the images come from."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.failed: set[int] = set()
+
+    def read(self, index: int, read: Callable[[int], T], path: Callable[[int], object], count: int = 0) -> T | None:
+        """``read(index)``; where its image cannot be decoded, the next index (of ``count``, wrapping) whose image
+        can, or with ``count`` 0, None. Raises :class:`DataError` when none of the ``count`` images can be."""
+        for candidate in ((index + step) % count for step in range(count)) if count else (index,):
+            if candidate in self.failed:
+                continue
+            try:
+                return read(candidate)
+            except UndecodableImage:
+                self.failed.add(candidate)
+                LOGGER.warning(f"{self.key}: skipping {path(candidate)}: it cannot be decoded (truncated or corrupt)")
+        if count:
+            raise DataError(f"{self.key}: none of the {count} images can be decoded (truncated or corrupt)")
+        return None
+
+
+class UnlabeledImages(Dataset):
+    """``(image uint8 Tensor[3, S, S] RGB, hidden labels Tensor[n, 5] (class, x1, y1, x2, y2), path)``; an image the
+    decoder cannot read raises :class:`UndecodableImage` naming ``key`` (:func:`unlabeled_batches` skips it)."""
+
+    def __init__(self, paths: list[Path], imgsz: int, key: str = "semi.unlabeled") -> None:
+        self.paths, self.imgsz, self.key = list(paths), imgsz, key
         self.skipped: list[Path] = []
         self.bad_labels: set[Path] = set()  # hidden label files that could not be read (warned once each)
 
@@ -62,7 +95,7 @@ class UnlabeledImages(Dataset):
         (``skipped``), with a warning. Raises :class:`DataError`, naming ``key``, if the folder is missing or has
         no image."""
         paths, skipped = readable_images(folder, key)
-        dataset = cls(paths, imgsz)
+        dataset = cls(paths, imgsz, key)
         dataset.skipped = skipped
         return dataset
 
@@ -73,7 +106,7 @@ class UnlabeledImages(Dataset):
         path = self.paths[index]
         image = imread(path)  # cv2.imdecode of the bytes: any file name, UTF-8 or not
         if image is None:
-            raise DataError(f"semi.unlabeled: cannot read image {path}")
+            raise UndecodableImage(f"{self.key}: cannot decode image {path} (truncated or corrupt)")
         h, w = image.shape[:2]
         boxed, ratio, (px, py) = letterbox(image, self.imgsz)
         tensor = torch.from_numpy(np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)))
@@ -122,7 +155,27 @@ def _readable(path: Path) -> bool:
         return False
 
 
-def _collate(items):
+class _Decodable(Dataset):
+    """``dataset``'s items with the images the decoder cannot read skipped (:class:`DecodeSkips`): the next
+    readable image takes the place of one (``keep_size``), or the item is None."""
+
+    def __init__(self, dataset: UnlabeledImages, keep_size: bool) -> None:
+        self.dataset, self.keep_size = dataset, keep_size
+        self.skips = DecodeSkips(dataset.key)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        count = len(self.dataset) if self.keep_size else 0
+        return self.skips.read(index, self.dataset.__getitem__, self.dataset.paths.__getitem__, count)
+
+
+def _collate(items, imgsz: int):
+    """A batch of the items that are not None: ``(images, hidden labels, paths)``, empty if none is left."""
+    items = [item for item in items if item is not None]
+    if not items:
+        return torch.zeros((0, 3, imgsz, imgsz), dtype=torch.uint8), [], []
     images, labels, paths = zip(*items, strict=True)
     return torch.stack(images), list(labels), list(paths)
 
@@ -158,15 +211,28 @@ def batch_indices(
 
 
 def unlabeled_batches(
-    dataset: UnlabeledImages, batch: int, seed: int, *args, workers: int = 0, pin_memory: bool = False, **kwargs
+    dataset: UnlabeledImages,
+    batch: int,
+    seed: int,
+    *args,
+    workers: int = 0,
+    pin_memory: bool = False,
+    keep_size: bool = True,
+    **kwargs,
 ) -> Iterator:
     """Batches ``(images uint8 Tensor[B, 3, S, S], hidden labels, paths)`` of ``dataset`` in the order of
-    :func:`batch_indices` (same arguments), decoded in ``workers`` loader processes (0: in this process)."""
+    :func:`batch_indices` (same arguments), decoded in ``workers`` loader processes (0: in this process). An image
+    the decoder cannot read is skipped with a warning: the next readable image takes its place (``keep_size``, so
+    the stream and its resume are unchanged), or its batch is one image shorter (possibly empty)."""
     sampler = batch_indices(len(dataset), batch, seed, *args, **kwargs)
-    yield from _loader(dataset, sampler, _collate, workers, pin_memory)
+    collate = partial(_collate, imgsz=dataset.imgsz)
+    generator = _loader_generator(seed, kwargs.get("rank", -1))
+    yield from _loader(_Decodable(dataset, keep_size), sampler, collate, workers, pin_memory, generator)
 
 
-def _loader(dataset: Dataset, sampler: Iterator[list[int]], collate, workers: int, pin_memory: bool) -> DataLoader:
+def _loader(
+    dataset: Dataset, sampler: Iterator[list[int]], collate, workers: int, pin_memory: bool, generator: torch.Generator
+) -> DataLoader:
     """A loader of the batches ``sampler`` names, in its order; prefetched batches are not counted as consumed,
     so a resume that skips the consumed ones is exact."""
     return DataLoader(
@@ -176,7 +242,15 @@ def _loader(dataset: Dataset, sampler: Iterator[list[int]], collate, workers: in
         collate_fn=collate,
         pin_memory=pin_memory,
         persistent_workers=workers > 0,
+        generator=generator,
     )
+
+
+def _loader_generator(seed: int, rank: int) -> torch.Generator:
+    """The stream's own generator, which seeds its loader workers: without one, each (re)opening draws from the
+    global torch generator, and a resumed run, which reopens the stream, would leave that generator elsewhere than
+    a run that never stopped."""
+    return stream_generator(seed, max(rank, 0))
 
 
 class UnlabeledYOLODataset(YOLODataset):
@@ -184,7 +258,8 @@ class UnlabeledYOLODataset(YOLODataset):
     affine and flip transforms: the geometric view the teacher labels (``semi.unlabeled_view: ultralytics``).
 
     Ultralytics refuses a folder without labels; here every image has a label entry: its hidden label file's
-    rows where one exists (they follow the geometry, for the pseudo-label audit only), none otherwise.
+    rows where one exists (they follow the geometry, for the pseudo-label audit only), none otherwise. An image the
+    decoder cannot read is skipped with a warning: the next one takes its place.
     """
 
     def get_img_files(self, img_path: str) -> list[str]:
@@ -196,6 +271,22 @@ class UnlabeledYOLODataset(YOLODataset):
 
     def get_labels(self) -> list[dict]:
         return [self._label(Path(path)) for path in self.im_files]
+
+    @cached_property
+    def decode_skips(self) -> DecodeSkips:
+        return DecodeSkips("semi.unlabeled")
+
+    def load_image(self, i: int, *args, **kwargs):
+        try:
+            return super().load_image(i, *args, **kwargs)
+        except FileNotFoundError:  # Ultralytics' answer to a file its decoder cannot read
+            raise UndecodableImage(f"semi.unlabeled: cannot decode image {self.im_files[i]}") from None
+
+    def get_image_and_label(self, index: int) -> dict:
+        """The image and hidden labels of ``index`` (also a mosaic's partners); where the image cannot be decoded,
+        the next one's (:class:`DecodeSkips`)."""
+        read = super().get_image_and_label
+        return self.decode_skips.read(index, read, self.im_files.__getitem__, len(self.im_files))
 
     @staticmethod
     def _label(path: Path) -> dict:
@@ -225,7 +316,8 @@ def ultralytics_view_batches(
     exactly; the mosaic partners (drawn from each worker's buffer) do not."""
     sampler = batch_indices(len(dataset), batch, seed, *args, **kwargs)
     size = None
-    for views in _loader(dataset, sampler, YOLODataset.collate_fn, workers, pin_memory):
+    generator = _loader_generator(seed, kwargs.get("rank", -1))
+    for views in _loader(dataset, sampler, YOLODataset.collate_fn, workers, pin_memory, generator):
         size = size or views["img"].shape[-1]
         yield views["img"], _hidden_in_view(views, size), list(views["im_file"])
 

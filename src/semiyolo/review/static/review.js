@@ -15,6 +15,7 @@ const state = {
   current: null, // the server's answer for the open image
   boxes: [], // the boxes being edited
   drafts: new Map(), // name -> edited boxes not yet saved
+  bases: new Map(), // name -> the version of the label file a draft was made from (a save sends it back)
   selected: -1,
   drawClass: 0,
   showDropped: true,
@@ -49,7 +50,10 @@ async function api(method, url, body) {
   const response = await fetch(url, options);
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
-    throw new Error(`${response.status}: ${data.detail || response.statusText}`);
+    const error = new Error(`${response.status}: ${data.detail || response.statusText}`);
+    error.status = response.status;
+    error.data = data;
+    throw error;
   }
   return data;
 }
@@ -80,8 +84,15 @@ function clamp01(v) {
   return Math.min(1, Math.max(0, v));
 }
 
+function shown(item) {
+  // whether the image on screen is `item` (openImage replaces state.current only once its labels have arrived)
+  return Boolean(item && state.current && state.current.name === item.name);
+}
+
 function markEdited() {
   const item = state.images[state.index];
+  if (!shown(item)) return; // still loading: the boxes on screen are the previous image's
+  if (!state.bases.has(item.name)) state.bases.set(item.name, state.current.version);
   state.drafts.set(item.name, state.boxes.map((b) => ({ ...b })));
   markItem(state.index);
   draw();
@@ -311,6 +322,7 @@ function resetImage() {
   const item = state.images[state.index];
   if (!item || !state.current) return;
   state.drafts.delete(item.name);
+  state.bases.delete(item.name);
   state.boxes = state.current.boxes.map(editable);
   state.selected = -1;
   markItem(state.index);
@@ -319,20 +331,50 @@ function resetImage() {
 
 async function save(action) {
   const item = state.images[state.index];
-  if (!item || state.busy || !state.current) return;
+  if (state.busy || !shown(item)) return;
   state.busy = true;
   const boxes = action === "no_objects" ? [] : state.boxes.map(({ cls, cx, cy, w, h }) => ({ cls, cx, cy, w, h }));
+  const version = state.bases.has(item.name) ? state.bases.get(item.name) : state.current.version;
   try {
-    const result = await api("PUT", apiPath("/api/labels/", item.name), { action, boxes });
+    const result = await api("PUT", apiPath("/api/labels/", item.name), { action, boxes, version });
     item.reviewed = true;
     state.drafts.delete(item.name);
-    setStatus(`${item.name}: ${result.action}, ${result.boxes} box(es) written to ${result.label}`, "ok");
+    state.bases.delete(item.name);
+    const clipped = result.clipped ? `, ${result.clipped} clipped to the image` : "";
+    setStatus(`${item.name}: ${result.action}, ${result.boxes} box(es)${clipped} written to ${result.label}`, "ok");
     markItem(state.images.indexOf(item));
     await openImage(nextIndex(state.index, true));
   } catch (err) {
-    setStatus(`${item.name}: not saved: ${err.message}`, "error");
+    if (err.status === 409) {
+      keepConflictingDraft(item, boxes, err.data, action);
+    } else {
+      setStatus(`${item.name}: not saved: ${err.message}`, "error");
+    }
   } finally {
     state.busy = false;
+  }
+}
+
+function keepConflictingDraft(item, boxes, conflict, action) {
+  // another tab or program saved this image since it was read: the person's boxes (none for "no objects") stay
+  // a draft, based on the version now on disk (saving again writes them over it), and `r` shows the saved ones
+  const open = state.images[state.index] === item;
+  const draft = open && action !== "no_objects" ? state.boxes : boxes.map((b) => ({ ...b, score: null, doubt: null }));
+  state.drafts.set(item.name, draft.map((b) => ({ ...b })));
+  state.bases.set(item.name, conflict.version);
+  if (open && state.current) {
+    const saved = conflict.reviewed ? conflict.boxes : state.current.proposal;
+    state.current = { ...state.current, boxes: saved, reviewed: conflict.reviewed, version: conflict.version };
+  }
+  markItem(state.images.indexOf(item));
+  setStatus(
+    `${item.name}: not saved: its labels were saved elsewhere (another tab or program) since this page read ` +
+      "them; your boxes are kept here: press a to save them over those, or r to see the saved ones instead",
+    "error",
+  );
+  if (open && action === "no_objects") {
+    state.boxes = [];
+    draw();
   }
 }
 
