@@ -43,7 +43,8 @@ def write_config(root: Path, data: Path, name: str, epochs: int, seed: int = 0, 
         "exist_ok": True,
     }
     path = root / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"model": "yolov8n.yaml", "data": str(data), "train": train}))
+    semi = {"keep_state": True}  # final_weights reads the finished run's train_state.pt
+    path.write_text(yaml.safe_dump({"model": "yolov8n.yaml", "data": str(data), "train": train, "semi": semi}))
     return path
 
 

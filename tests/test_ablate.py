@@ -133,6 +133,9 @@ def test_tiny_protocol_end_to_end(tmp_path, capsys):
         "fully_labeled_continued",
     ]
     assert list(rows) == runs
+    # the runs continuations start from keep their exact-resume state (semi.keep_state), which a run drops otherwise
+    assert (out / "supervised_converged" / "weights" / "train_state.pt").is_file()
+    assert (out / "fully_labeled" / "weights" / "train_state.pt").is_file()
     # every run measured again on the test split, which chose nothing; the label split is the split's seed
     assert [r["run"] for r in table if r["eval_split"] == "test"] == runs
     assert {r["label_split"] for r in table} == {"0"} and (out / "seed0" / "online_bg1" / "test_metrics.json").is_file()

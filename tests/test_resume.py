@@ -72,6 +72,7 @@ def _config(tmp_path, data, name, online, nbs, epochs=6, **semi_settings):
         "mode": "online",
         "unlabeled": str(unlabeled),
         "burn_in": 2,
+        "keep_state": True,  # the finished runs' state files are compared
         "pseudo_min_score": 1e-4,  # an untrained teacher scores low: let its candidates reach the filters
         "filters": [
             {"name": "dsat", "params": {"init_threshold": 0.2}},
@@ -83,7 +84,7 @@ def _config(tmp_path, data, name, online, nbs, epochs=6, **semi_settings):
         "model": "yolov8n.yaml",
         "data": str(labeled),
         "train": {**train, "project": str(tmp_path), "name": name},
-        "semi": semi if online else {"lambda_bg_warmup": 1, "burn_in": 1},
+        "semi": semi if online else {"lambda_bg_warmup": 1, "burn_in": 1, "keep_state": True},
     }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))

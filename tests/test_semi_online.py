@@ -58,7 +58,7 @@ def _config(tmp_path, datasets, epochs=3, **semi):
 
 
 def test_online_run_passes_burn_in_and_logs_the_unsupervised_side(tmp_path, datasets):
-    assert main(["train", str(_config(tmp_path, datasets))]) == 0
+    assert main(["train", str(_config(tmp_path, datasets, keep_state=True))]) == 0
     run = tmp_path / "runs" / "semi"
     rows = list(csv.DictReader((run / "results.csv").open()))
     assert [float(r["semi/lambda_unsup"]) for r in rows] == [0.0, 1.0, 1.0]

@@ -70,8 +70,11 @@ def test_yolo_train_with_semi_trainer(tmp_path, split):
     assert ours and not ours & {f for fns in model.callbacks.values() for f in fns}
 
 
-def test_semi_trainer_validates_its_settings_first():
+def test_semi_trainer_validates_its_settings_first(tmp_path, monkeypatch):
     from semiyolo.integrations.ultralytics import SupervisedTrainer, semi_trainer
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p").mkdir()  # semi_trainer checks that the pseudo-label folder is one
 
     with pytest.raises(ConfigError, match=r"semi\.lambda_bg: .*greater than or equal to 0"):
         semi_trainer(lambda_bg=-1)

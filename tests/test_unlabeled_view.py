@@ -67,7 +67,7 @@ def test_online_training_on_ultralytics_views(tmp_path, squares):
         "model: yolov8n.yaml\n"
         f"data: {labeled}\n"
         f"train: {{epochs: 2, imgsz: 64, batch: 4, nbs: 4, workers: 1, plots: false, project: {tmp_path}, name: r}}\n"
-        f"semi: {{mode: online, unlabeled: {squares}, unlabeled_view: ultralytics, burn_in: 1, "
+        f"semi: {{mode: online, unlabeled: {squares}, unlabeled_view: ultralytics, burn_in: 1, keep_state: true, "
         "pseudo_min_score: 0.0001, validate_teacher: false, filters: [{name: score, params: {threshold: 0.01}}]}\n"
     )
     assert main(["train", str(config)]) == 0

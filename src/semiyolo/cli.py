@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import re
 import sys
 from collections.abc import Sequence
@@ -23,8 +24,18 @@ def _plot_losses(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .integrations.ultralytics import train
 
-    summary = train(args.config, args.overrides)
+    config, overrides = args.config, args.overrides
+    if OVERRIDE.match(config) and not Path(config).is_file():  # `semiyolo train data=... model=...`: no file
+        config, overrides = None, [config, *overrides]
+    summary = train(config, overrides)
     print(f"Run folder: {summary['save_dir']}")
+    return 0
+
+
+def _cfg(args: argparse.Namespace) -> int:
+    from .config import config_template
+
+    print(config_template(), end="")
     return 0
 
 
@@ -46,15 +57,15 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _pseudo_label(args: argparse.Namespace) -> int:
-    from .config import read_yaml
+    from .config import read_filters
     from .integrations.ultralytics.offline import pseudo_label_folder
-    from .pseudo import DEFAULT_FILTERS
+    from .pseudo import DEFAULT_FILTERS, score_threshold_filters
 
     filters = DEFAULT_FILTERS
     if args.filters:
-        filters = read_yaml(args.filters)
-        if isinstance(filters, dict):  # a run config: take its semi.filters
-            filters = filters.get("semi", {}).get("filters", DEFAULT_FILTERS)
+        filters = read_filters(args.filters)
+    elif args.conf is not None:
+        filters = score_threshold_filters(args.conf)
     summary = pseudo_label_folder(
         args.weights,
         args.source,
@@ -68,15 +79,18 @@ def _pseudo_label(args: argparse.Namespace) -> int:
         teacher_scale=args.teacher_scale,
     )
     skipped = f" ({summary['skipped']} unreadable images skipped, listed in summary.json)" if summary["skipped"] else ""
-    print(f"{summary['pseudo_labels']} pseudo-labels on {summary['images']} images written to {args.out}{skipped}")
+    done = f"{summary['pseudo_labels']} pseudo-labels on {summary['images']} images at {summary['imgsz']} px"
+    print(f"{done} written to {args.out}{skipped}")
     return 0
 
 
 def _split(args: argparse.Namespace) -> int:
-    from .data import split_dataset
+    from .data.split import split_dataset, split_report
 
     config = split_dataset(args.data, args.fraction, args.seed, args.out)
-    print(f"labeled / unlabeled split written; run it with: semiyolo train {config}")
+    print(f"split of {args.data} (fraction {args.fraction}, seed {args.seed}) written to {config.parent}")
+    print("\n".join(split_report(config.parent)))
+    print(f"run it with: semiyolo train {config}")
     return 0
 
 
@@ -122,6 +136,13 @@ def _review(args: argparse.Namespace) -> int:
     app = create_app(source, ReviewStore(reviewed), max_side=args.max_side, allowed_hosts=hosts)
     serve(app, args.host, args.port)
     return 0
+
+
+def _score(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -222,11 +243,19 @@ class _CommandParser(argparse.ArgumentParser):
         return namespace, extras
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("semiyolo")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="semiyolo",
         description="Semi-supervised Ultralytics YOLO with a background penalty, and a library of detection losses.",
     )
+    parser.add_argument("--version", action="version", version=f"semiyolo {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser)
 
     demo = commands.add_parser(
@@ -250,17 +279,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
-        help="train from a config file",
-        description="Train an Ultralytics YOLO detector with the background penalty, as configured in CONFIG.",
+        help="train from a config file, or from key=value arguments as 'yolo train' does",
+        description="Train an Ultralytics YOLO detector with the background penalty (and, semi.mode online or "
+        "offline, unlabeled images), as configured in CONFIG. Its layout: model (a .yaml or a local .pt), data (a "
+        "data.yaml), train (any Ultralytics training argument), semi (semiyolo's settings). 'semiyolo cfg' lists "
+        "every semi key with its default and meaning, as a config to start from.",
+        epilog="examples: semiyolo train run.yaml epochs=3 semi.lambda_bg=0.5; semiyolo train data=data.yaml "
+        "model=yolov8n.yaml epochs=3 imgsz=320 (no file: semi at its defaults, supervised unless semi.mode=...)",
     )
-    train.add_argument("config", type=Path, help="YAML config: model, data, train (Ultralytics arguments), semi")
+    train.add_argument(
+        "config",
+        help="YAML run config (model, data, train, semi); left out when the first argument is a key=value",
+    )
     train.add_argument(
         "overrides",
         nargs="*",
         metavar="key=value",
-        help="overrides, dotted for nested keys: semi.lambda_bg=0.5 train.epochs=3",
+        help="settings over the config's, dotted (train.epochs=3, semi.lambda_bg=0.5) or flat as in 'yolo train': "
+        "an Ultralytics training argument is a train key (epochs=3), another semi key a semi one (lambda_bg=0.5)",
     )
     train.set_defaults(handler=_train)
+
+    cfg = commands.add_parser(
+        "cfg",
+        help="every config key with its default and meaning (a run config to start from)",
+        description="Print a run config with every semi key at its default, each with its description, grouped by "
+        "the modes that read it; it loads as it is: semiyolo cfg > run.yaml.",
+    )
+    cfg.set_defaults(handler=_cfg)
 
     pseudo = commands.add_parser(
         "pseudo-label",
@@ -271,15 +317,29 @@ def build_parser() -> argparse.ArgumentParser:
     pseudo.add_argument("--weights", type=Path, required=True, help="an Ultralytics detection checkpoint (.pt)")
     pseudo.add_argument("--source", type=Path, required=True, help="folder of unlabeled images")
     pseudo.add_argument("--out", type=Path, required=True, help="output folder")
-    pseudo.add_argument(
+    chain = pseudo.add_mutually_exclusive_group()
+    chain.add_argument(
         "--filters",
         type=Path,
-        help="YAML: a list of filters, or a run config (its semi.filters); "
+        help="YAML: a list of filters, or a run config (its semi.filters), checked as a run config's; "
         "default: score >= 0.5, at most 100 per image",
     )
-    pseudo.add_argument("--imgsz", type=int, default=640, help="inference size (default: 640)")
+    chain.add_argument(
+        "--conf",
+        type=_score,
+        metavar="X",
+        help="keep a box the model finds (after NMS) when its score is at least X, at most 100 per image: the "
+        "default filters with the score filter's threshold X (default: 0.5); candidates under --min-score never "
+        "reach NMS",
+    )
+    pseudo.add_argument("--imgsz", type=int, help="inference size in pixels (default: the checkpoint's training size)")
     pseudo.add_argument("--batch", type=int, default=8, help="images per forward (default: 8)")
-    pseudo.add_argument("--min-score", type=float, default=0.1, help="candidates below never reach NMS (0.1)")
+    pseudo.add_argument(
+        "--min-score",
+        type=float,
+        default=0.1,
+        help="candidates below never reach NMS nor the filters (semi.pseudo_min_score in training; default: 0.1)",
+    )
     pseudo.add_argument("--overwrite", action="store_true", help="replace an earlier pseudo-label output in --out")
     pseudo.add_argument(
         "--teacher-flip",
@@ -290,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--teacher-scale",
         type=float,
         default=1.0,
-        help="label the images resized by this factor, boxes mapped back (semi.teacher_scale; default 1)",
+        help="label the images resized by this factor, boxes mapped back (semi.teacher_scale; default: 1)",
     )
     pseudo.set_defaults(handler=_pseudo_label)
 
@@ -412,7 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="for a run folder without semi_state.pt or summary.json: the run's config"
     )
     review.add_argument(
-        "--max-side", type=_positive_int, default=1280, help="images are sent at most this many pixels wide or high"
+        "--max-side",
+        type=_positive_int,
+        default=1280,
+        help="images are sent at most this many pixels wide or high (default: 1280)",
     )
     review.set_defaults(handler=_review)
 
@@ -421,7 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a seeded, class-stratified labeled / unlabeled split of a YOLO dataset",
         description="Keep FRACTION of the training images labeled (every class about that share, rarer classes "
         "first), the rest unlabeled (their labels kept aside for auditing pseudo-labels); writes data.yaml, an "
-        "online config.yaml and split.json under OUT.",
+        "online config.yaml (train.imgsz from the images' size, train.epochs from the labeled images' count, "
+        "explained at its top) and split.json under OUT, and prints images and boxes per part and class. Images "
+        "keep their names; two of one name get the folders that tell them apart in front (a_x.png, b_x.png).",
     )
     split.add_argument("data", type=Path, help="the dataset's data.yaml")
     split.add_argument("--fraction", type=float, required=True, help="share of labeled images, e.g. 0.1")
@@ -467,7 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the loss library's figures (focal vs p_t, CE/FL shares, QFL, DFL, background-penalty gradient)",
         description="Write the source documents' loss figures, computed by semiyolo.losses, as PNG files.",
     )
-    losses.add_argument("--out", type=Path, default=Path("runs/loss-figures"), help="output folder (created)")
+    losses.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/loss-figures"),
+        help="output folder, created (default: runs/loss-figures)",
+    )
     losses.set_defaults(handler=_plot_losses)
     return parser
 

@@ -18,9 +18,11 @@ Unknown keys are rejected; every error names the key, the expected type or range
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+import os
+import textwrap
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -62,21 +64,46 @@ class SemiConfig(_Strict):
     """The ``semi:`` block. Document 000's block (burn_in, lambda_unsup, lambda_bg, lambda_bg_warmup,
     lambda_bg_schedule, filters) loads as it is."""
 
-    mode: Literal[MODES] = "supervised"  # type: ignore[valid-type]
+    mode: Literal[MODES] = Field(  # type: ignore[valid-type]
+        "supervised",
+        description="supervised: the labeled images only; online: a mean teacher labels semi.unlabeled as training "
+        "goes; offline: the labeled images and the stored pseudo-labels of semi.pseudo_labels",
+    )
     burn_in: int = Field(5, ge=0, description="epochs with lambda_bg = 0 (and, online, labeled data only)")
-    lambda_unsup: float = Field(1.0, ge=0)
+    lambda_unsup: float = Field(
+        1.0, ge=0, description="weight of the pseudo-labeled images' loss after burn-in: L_sup + lambda_unsup L_unsup"
+    )
     lambda_bg: float = Field(1.0, ge=0, description="background-penalty weight after warm-up")
-    lambda_bg_warmup: int = Field(5, ge=0)
-    lambda_bg_schedule: Literal[SCHEDULES] = "linear"  # type: ignore[valid-type]
-    bg_mode: Literal[PENALTY_MODES] = "max"  # type: ignore[valid-type]
-    bg_normalize: Literal[PENALTY_NORMALIZATIONS] = "bce"  # type: ignore[valid-type]
-    bg_gamma: float = Field(2.0, ge=0)
+    lambda_bg_warmup: int = Field(
+        5, ge=0, description="epochs after burn-in over which lambda_bg ramps up to its value"
+    )
+    lambda_bg_schedule: Literal[SCHEDULES] = Field(  # type: ignore[valid-type]
+        "linear",
+        description="lambda_bg's ramp over the warm-up: constant (full at once), linear, step (0, then full when the "
+        "warm-up ends), cosine",
+    )
+    bg_mode: Literal[PENALTY_MODES] = Field(  # type: ignore[valid-type]
+        "max",
+        description="the penalty on anchors the assigner left as background: max (the highest class score, document "
+        "000), focal (a hard-negative focal term, bg_gamma), none (plain Ultralytics)",
+    )
+    bg_normalize: Literal[PENALTY_NORMALIZATIONS] = Field(  # type: ignore[valid-type]
+        "bce",
+        description="how the penalty is normalised: bce (with the classification loss, by the target-score sum), "
+        "bg_mean (averaged over the background anchors: far weaker), joint (by every anchor)",
+    )
+    bg_gamma: float = Field(2.0, ge=0, description="exponent of the focal penalty (bg_mode: focal)")
     logit_clamp: float | None = Field(None, gt=0, description="clamp class logits to [-c, c]; document 000: 10")
-    max_grad_norm: float = Field(10.0, gt=0)
+    max_grad_norm: float = Field(10.0, gt=0, description="gradient-norm clip of each optimizer step")
     nonfinite_patience: int = Field(10, ge=1, description="consecutive non-finite steps skipped before stopping")
     bg_fp_conf: float = Field(0.25, gt=0, lt=1, description="confidence of the background-FP metric")
     exact_resume: bool = Field(
         True, description="write weights/train_state.pt each epoch (full-precision state for a bit-exact resume)"
+    )
+    keep_state: bool = Field(
+        False,
+        description="keep the exact-resume state (weights/train_state.pt, semi_state.pt and their .prev) when the run "
+        "finishes; by default a finished run removes it (a continuation, semi.init_state, needs it: ablate keeps it)",
     )
     max_optimizer_steps: int | None = Field(
         None, ge=1, description="stop after this many optimizer steps (that epoch is cut short, validated, saved)"
@@ -99,7 +126,11 @@ class SemiConfig(_Strict):
     )
     unlabeled_ratio: float = Field(1.0, gt=0, le=8, description="unlabeled images per labeled image in a step")
     labeled_repeat: int = Field(
-        1, ge=1, le=1000, description="each labeled training image appears this many times per epoch (oversampling)"
+        1,
+        ge=1,
+        le=1000,
+        description="each labeled training image appears this many times per epoch (oversampling): with few labeled "
+        "images an epoch is then long enough for Ultralytics' per-epoch schedule (warm-up, mosaic, validation)",
     )
     lambda_unsup_warmup: int = Field(0, ge=0, description="epochs of linear ramp of lambda_unsup after burn-in")
     teacher_decay: float = Field(
@@ -166,7 +197,7 @@ class SemiConfig(_Strict):
     mixup_partners: Literal[MIXUP_PARTNERS] = Field(  # type: ignore[valid-type]
         "pseudo", description="pseudo-mixup's partners: other pseudo-labeled images, or labeled ones with their labels"
     )
-    pseudo_nms_iou: float = Field(0.7, gt=0, le=1)
+    pseudo_nms_iou: float = Field(0.7, gt=0, le=1, description="IoU of the NMS on the teacher's candidates")
     teacher_flip: bool = Field(
         False,
         description="the teacher's outputs on each unlabeled image averaged anchor by anchor with its outputs on the "
@@ -190,7 +221,11 @@ class SemiConfig(_Strict):
         "background", description="unlabeled images without pseudo-labels: trained as background, or left out"
     )
     validate_teacher: bool = Field(True, description="validate the teacher too each epoch (teacher/... columns)")
-    filters: list[FilterSpec] = Field(default_factory=lambda: [FilterSpec(**spec) for spec in DEFAULT_FILTERS])
+    filters: list[FilterSpec] = Field(
+        default_factory=lambda: [FilterSpec(**spec) for spec in DEFAULT_FILTERS],
+        description=f"the pseudo-label filter chain after NMS, in order, each {{name, params}}; names: "
+        f"{', '.join(FILTERS)} (docs/semi-supervised.md)",
+    )
 
     @model_validator(mode="after")
     def _teacher_pace(self) -> SemiConfig:
@@ -235,8 +270,9 @@ class SemiConfig(_Strict):
         return self
 
 
-BEFORE_THE_KEY = {"pseudo_targets": "hard", "teacher_half_life": None}  # what a run made before these keys existed
-# did, where it is not their default today (a finished run is compared through it: semiyolo ablate)
+# what a run made before these keys existed did, where it is not their default today (a finished run is compared
+# through it: semiyolo ablate)
+BEFORE_THE_KEY = {"pseudo_targets": "hard", "teacher_half_life": None, "keep_state": True}
 
 SUPERVISED_KEYS = (  # the semi settings a supervised or offline run reads; the others are the online trainer's
     "mode",
@@ -252,6 +288,7 @@ SUPERVISED_KEYS = (  # the semi settings a supervised or offline run reads; the 
     "nonfinite_patience",
     "bg_fp_conf",
     "exact_resume",
+    "keep_state",
     "max_optimizer_steps",
     "init_state",
     "report_weights",
@@ -261,6 +298,48 @@ SUPERVISED_KEYS = (  # the semi settings a supervised or offline run reads; the 
 )
 
 
+SEMI_GROUPS = (  # how 'semiyolo cfg' lists the semi keys; None: every key not listed before
+    (
+        "every mode: the run, the labeled images, the background penalty",
+        [key for key in SUPERVISED_KEYS if key != "pseudo_labels"],
+    ),
+    ("offline mode (semi.mode: offline)", ["pseudo_labels"]),
+    ("online mode (semi.mode: online): the unlabeled images, the mean teacher, its pseudo-labels", None),
+)
+
+TEMPLATE_HEAD = """\
+# A semiyolo run config, every key at its default: 'semiyolo cfg > run.yaml', edit, 'semiyolo train run.yaml'.
+# On the command line each key is key=value, dotted (train.epochs=3, semi.lambda_bg=0.5) or flat as after
+# 'yolo train': an Ultralytics training argument goes to train (epochs=3), any other semi key to semi (lambda_bg=0.5).
+model: yolov8n.yaml  # an Ultralytics model .yaml (built from scratch) or a local .pt checkpoint
+data: data.yaml  # required: an Ultralytics dataset's data.yaml
+train: {}  # any Ultralytics training argument, at Ultralytics' default unless given ('yolo cfg' lists them)
+semi:"""
+
+
+def config_template(width: int = 118) -> str:
+    """Every ``semi`` key with its default and its description (the fields' own), grouped by the modes that read
+    them, as a run config that loads as it is: what ``semiyolo cfg`` prints."""
+    defaults = SemiConfig().model_dump()
+    listed: set[str] = set()
+    lines = [TEMPLATE_HEAD]
+    for title, keys in SEMI_GROUPS:
+        keys = [k for k in SemiConfig.model_fields if k not in listed] if keys is None else keys
+        listed.update(keys)
+        lines += ["", f"  # --- {title} ---"]
+        for key in keys:
+            lines += textwrap.wrap(_field_help(key), width, initial_indent="  # ", subsequent_indent="  #   ")
+            lines.append("  " + yaml.safe_dump({key: defaults[key]}, default_flow_style=True, width=10**6)[1:-2])
+    return "\n".join(lines) + "\n"
+
+
+def _field_help(key: str) -> str:
+    field = SemiConfig.model_fields[key]
+    choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
+    unnamed = [choice for choice in choices if choice not in field.description]
+    return field.description + (f" (one of: {', '.join(choices)})" if unnamed else "")
+
+
 class RunConfig(_Strict):
     model: str = "yolov8n.yaml"
     data: str
@@ -268,17 +347,43 @@ class RunConfig(_Strict):
     semi: SemiConfig = Field(default_factory=SemiConfig)
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def _describe(error: Mapping[str, Any], train_keys: Collection[str] = ()) -> str:
     where = ".".join(str(p) for p in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
         parent = error["loc"][:-1]
         known = _known_keys(parent)
+        if not parent:
+            return f"{where}: {_top_level_hint(str(error['loc'][-1]), train_keys)} (known: {', '.join(known)})"
         close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
         hint = f"; did you mean {'.'.join([*map(str, parent), close[0]])!r}?" if close else ""
         return f"{where}: unknown key{hint} (known: {', '.join(known)})"
     if error["type"] == "missing":
         return f"{where}: required key is missing"
     return f"{where}: {error['msg']} (got {error.get('input')!r})"
+
+
+def _top_level_hint(key: str, train_keys: Collection[str]) -> str:
+    """What an unknown top-level key is: Ultralytics' flat keys (``epochs``) and the semi keys belong in their
+    blocks; ``train_keys`` are Ultralytics' training arguments, where the caller knows them."""
+    if key in train_keys and key in SemiConfig.model_fields:
+        return f"both an Ultralytics training argument and a semi key; did you mean 'semi.{key}'? (or 'train.{key}')"
+    nested = {name: f"train.{name}" for name in train_keys} | {name: f"semi.{name}" for name in SemiConfig.model_fields}
+    close = [key] if key in nested else difflib.get_close_matches(key, RunConfig.model_fields, n=1)
+    close = close or difflib.get_close_matches(key, nested, n=1)
+    return f"unknown key; did you mean {nested.get(close[0], close[0])!r}?" if close else "unknown key"
+
+
+def nest_flat_keys(overrides: Mapping[str, Any], train_keys: Collection[str]) -> dict[str, Any]:
+    """Ultralytics' flat keys as they are typed after ``yolo train``: ``epochs=3`` is ``train.epochs=3`` when
+    ``epochs`` is one of ``train_keys`` (Ultralytics' training arguments), ``lambda_bg=0.5`` is
+    ``semi.lambda_bg=0.5``; a key that is both (``mode``), or neither, is left for validation to name."""
+    nested = {}
+    for key, value in overrides.items():
+        if "." in key or key in RunConfig.model_fields or (key in train_keys) == (key in SemiConfig.model_fields):
+            nested[key] = value
+        else:
+            nested[f"train.{key}" if key in train_keys else f"semi.{key}"] = value
+    return nested
 
 
 def _known_keys(loc: Sequence[Any]) -> list[str]:
@@ -297,20 +402,63 @@ def _known_keys(loc: Sequence[Any]) -> list[str]:
     return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
 
 
-def validate_config(raw: Mapping[str, Any], source: str = "config") -> RunConfig:
-    """Validate a mapping; raises :class:`ConfigError` listing every problem."""
+def validate_config(raw: Mapping[str, Any], source: str = "config", train_keys: Collection[str] = ()) -> RunConfig:
+    """Validate a mapping; raises :class:`ConfigError` listing every problem (an unknown top-level key that is
+    one of ``train_keys``, Ultralytics' training arguments, is pointed to ``train``)."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
     try:
         cfg = RunConfig.model_validate(dict(raw))
     except ValidationError as err:
-        problems = "\n  ".join(_describe(e) for e in err.errors())
+        problems = "\n  ".join(_describe(e, train_keys) for e in err.errors())
         raise ConfigError(f"{source}: invalid configuration:\n  {problems}") from None
-    try:  # the filters' own checks, those that need no dataset or model (which build_filters runs later)
-        build_filters(cfg.semi.filters, num_classes=None, has_dfl=None)
-    except ConfigError as err:
-        raise ConfigError(f"{source}: invalid configuration:\n  {err}") from None
+    _check_filters(cfg.semi.filters, f"{source}: invalid configuration:\n  ")
     return cfg
+
+
+def _check_filters(filters: Sequence[FilterSpec], where: str) -> None:
+    """The filters' own checks, those that need no dataset or model (which build_filters runs later)."""
+    try:
+        build_filters(filters, num_classes=None, has_dfl=None)
+    except ConfigError as err:
+        raise ConfigError(f"{where}{err}") from None
+
+
+FILTERS_FILE = "a list of filters, or a run config (its semi.filters)"  # what pseudo-label --filters reads
+
+
+def read_filters(path: str | Path) -> list[FilterSpec]:
+    """The filters a file gives, by the run config's rule for ``semi.filters``: a list of filters, or a run config
+    (its ``semi.filters``; the default chain when it has none).
+
+    Raises:
+        ConfigError: one line naming the file and the key, with a "did you mean" for a mistyped one.
+    """
+    raw = read_yaml(path)
+    if isinstance(raw, list):
+        return _read_semi({"filters": raw}, path).filters
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: expected {FILTERS_FILE}, got {type(raw).__name__}")
+    if raw and set(raw) <= set(FilterSpec.model_fields):
+        raise ConfigError(f"{path}: one filter as a mapping; expected a list of filters (start it with '- name:')")
+    options = {key: f"semi.{key}" for key in SemiConfig.model_fields} | {key: key for key in RunConfig.model_fields}
+    for key in raw:
+        if key not in RunConfig.model_fields:
+            close = difflib.get_close_matches(str(key), options, n=1)
+            hint = f"; did you mean {options[close[0]]!r}?" if close else ""
+            raise ConfigError(f"{path}: {key}: unknown key{hint} (expected {FILTERS_FILE})")
+    return _read_semi(raw.get("semi") or {}, path).filters
+
+
+def _read_semi(raw: Any, path: str | Path) -> SemiConfig:
+    """A ``semi:`` block alone, validated as in a run config; its problems on one line."""
+    try:
+        semi = SemiConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(_describe({**error, "loc": ("semi", *error["loc"])}) for error in err.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    _check_filters(semi.filters, f"{path}: ")
+    return semi
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -364,10 +512,19 @@ def _deep_copy(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
 
 
-def load_config(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] = ()) -> RunConfig:
+def load_config(
+    config: str | Path | Mapping[str, Any] | None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    train_keys: Collection[str] = (),
+) -> RunConfig:
     """Read (if a path), apply overrides and validate. Relative ``data`` and ``semi.unlabeled`` paths in a
-    file are taken relative to the file's folder when they exist there."""
-    if isinstance(config, Mapping):
+    file are taken relative to the file's folder when they exist there; the ``semi`` paths are made absolute
+    (:func:`absolute_semi_paths`). ``None``: no file, every key an
+    override. ``train_keys`` (Ultralytics' training arguments, from the integration) makes flat overrides such as
+    ``epochs=3`` train keys (:func:`nest_flat_keys`)."""
+    if config is None:
+        raw, source, base = {}, "key=value arguments", None
+    elif isinstance(config, Mapping):
         raw, source, base = config, "config", None
     else:
         raw, source, base = read_yaml(config), str(config), Path(config).resolve().parent
@@ -375,13 +532,25 @@ def load_config(config: str | Path | Mapping[str, Any], overrides: Sequence[str]
             raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
-    cfg = validate_config(apply_overrides(raw, parse_overrides(overrides)), source)
+    overrides = nest_flat_keys(parse_overrides(overrides), train_keys)
+    cfg = validate_config(apply_overrides(raw, overrides), source, train_keys)
     if base is not None:
         cfg.data = _relative_to(base, cfg.data)
-        for key in ("unlabeled", "pseudo_labels", "reviewed", "init_state"):
-            if getattr(cfg.semi, key):
-                setattr(cfg.semi, key, _relative_to(base, getattr(cfg.semi, key)))
+    absolute_semi_paths(cfg.semi, base)
     return cfg
+
+
+SEMI_PATHS = ("unlabeled", "pseudo_labels", "reviewed", "init_state")  # semi settings that name a file or folder
+
+
+def absolute_semi_paths(semi: SemiConfig, base: Path | None = None) -> SemiConfig:
+    """Make ``semi``'s paths absolute, so that the run's stored settings work from any folder: a relative one is
+    taken relative to ``base`` (a config file's folder) when it exists there, else to the working folder."""
+    for key in SEMI_PATHS:
+        value = getattr(semi, key)
+        if value:
+            setattr(semi, key, os.path.abspath(_relative_to(base, value) if base is not None else value))
+    return semi
 
 
 def _relative_to(base: Path, value: str) -> str:

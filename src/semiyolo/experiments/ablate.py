@@ -61,7 +61,7 @@ from ..data import (
     yaml_entries,
 )
 from ..errors import ConfigError
-from ..integrations.ultralytics import prepare, split_metrics, train, training_default
+from ..integrations.ultralytics import prepare, split_metrics, train, training_arguments, training_default
 from ..integrations.ultralytics.offline import pseudo_label_folder
 from ..runfiles import LOCK_NAME, RunLock
 from .arms import (
@@ -521,11 +521,11 @@ def _run_one_split(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, list[dict[str, str]]], list[str]]:
     """The protocol on one label split in ``out_dir``, its report written there: its rows on validation, its rows
     for the report (on the test split too), the runs' histories and the report's notes."""
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides, train_keys=training_arguments())
     if not cfg.semi.unlabeled:
         raise ConfigError("semi.unlabeled: the ablation needs a folder of unlabeled images (see 'semiyolo split')")
     base = cfg.model_dump()
-    base["semi"].update(report_weights="last", exact_resume=True)
+    base["semi"].update(report_weights="last", exact_resume=True, keep_state=True)
     _fixed_batch(base["train"])
     plan = _Plan(
         out=out_dir,

@@ -19,12 +19,13 @@ from typing import Any
 from ..config import load_config
 from ..data import split_dataset
 from ..errors import ConfigError
+from ..integrations.ultralytics import training_arguments
 
 
 def split_manifest(config: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The ``split.json`` beside the config's data: the dataset, fraction and seed its labeled subset was drawn
     with. :class:`ConfigError` when the data was not made by ``semiyolo split``."""
-    data = Path(load_config(config, overrides).data)
+    data = Path(load_config(config, overrides, train_keys=training_arguments()).data)
     manifest = data.parent / "split.json"
     try:
         found = json.loads(manifest.read_text())

@@ -16,6 +16,8 @@ from .filters import (
     build_filters,
     dfl_entropy,
     make_filter,
+    nothing_kept_reason,
+    score_threshold_filters,
 )
 from .predictions import Detections
 from .tiers import PSEUDO_TARGETS, UNCERTAIN_TARGETS, Tiers, anchors_in_boxes, soft_targets, split_tiers
@@ -41,6 +43,8 @@ __all__ = [
     "dfl_entropy",
     "f1_optimal_threshold",
     "make_filter",
+    "nothing_kept_reason",
+    "score_threshold_filters",
     "soft_targets",
     "split_tiers",
 ]

@@ -319,6 +319,47 @@ def build_filters(
     return FilterChain(filters)
 
 
+def score_threshold_filters(threshold: float) -> list[dict[str, Any]]:
+    """What ``semiyolo pseudo-label --conf X`` means: the default chain with the score filter's threshold set to X
+    (a box the teacher keeps after NMS becomes a pseudo-label when its class score is at least X; at most 100 an
+    image, the best first)."""
+    score = {"name": ScoreFilter.name, "params": {"threshold": threshold}}
+    return [score if spec["name"] == ScoreFilter.name else spec for spec in DEFAULT_FILTERS]
+
+
+def nothing_kept_reason(chain: FilterChain, counts: Mapping[str, float], min_score_knob: str, filter_key: str) -> str:
+    """Why no pseudo-label survived, naming the knob that stopped the candidates: the first filter that dropped every
+    candidate that reached it (``filter_key`` formatted with its index, with its threshold), or, when no candidate
+    reached the filters, the score floor before NMS (``min_score_knob``, its name and value). ``counts`` are the
+    chain's :meth:`FilterChain.stats` (summed over ranks in training)."""
+    for index, item in enumerate(chain):
+        kept, dropped = counts.get(f"{index}_{item.name}/kept", 0), counts.get(f"{index}_{item.name}/dropped", 0)
+        if kept:
+            continue
+        if not dropped:
+            break
+        return (
+            f"{filter_key.format(index)} ({item.name}, {_setting(item)}) dropped all {dropped:g} candidates that "
+            "reached it: lower its threshold"
+        )
+    else:
+        if chain.filters:
+            return "the filters kept candidates, but none became a pseudo-label"
+    return (
+        f"no candidate reached the filters (each kept 0, dropped 0): the teacher scored nothing above "
+        f"{min_score_knob}: lower it"
+    )
+
+
+def _setting(item: PseudoLabelFilter) -> str:
+    """A filter's threshold(s) as the config names them."""
+    if isinstance(item, DSATFilter):
+        return f"thresholds {[round(float(t), 3) for t in item.thresholds]}"
+    if isinstance(item, CapFilter):
+        return f"max_per_image {item.max_per_image}"
+    return f"threshold {getattr(item, 'threshold', '?'):g}"
+
+
 def _filter_key(index: int, err: ValueError) -> str:
     """The key an error is about: the filter, its parameters, or one parameter."""
     if not isinstance(err, FilterParamError):

@@ -100,12 +100,12 @@ def as_names(raw: Any, where: str) -> dict[int, str]:
     return names
 
 
-def read_names(data_yaml: str | Path) -> dict[int, str]:
-    """The ``names`` of a dataset YAML (``--names``)."""
+def read_names(data_yaml: str | Path, key: str = "--names") -> dict[int, str]:
+    """The ``names`` of a dataset YAML (``--names``, or the ``key`` errors name)."""
     data = read_yaml(data_yaml)
     if not isinstance(data, dict) or "names" not in data:
-        raise DataError(f"--names: {data_yaml} has no 'names' key (expected a data.yaml)")
-    return as_names(data["names"], f"--names: {data_yaml}")
+        raise DataError(f"{key}: {data_yaml} has no 'names' key (expected a data.yaml)")
+    return as_names(data["names"], f"{key}: {data_yaml}")
 
 
 def data_yaml_split(data_yaml: Path, split: str) -> tuple[Path, dict[int, str]]:
@@ -247,7 +247,8 @@ def infer_names(folder_source: LabelFolderSource) -> dict[int, str]:
 
 
 def open_folder_source(source: Path, reviewed: Path, names: dict[int, str] | None = None) -> LabelFolderSource:
-    """The source for a dataset split or a pseudo-label output folder.
+    """The source for a dataset split or a pseudo-label output folder. Class names: ``names``, else the folder's
+    ``summary.json`` or ``data.yaml``, else ``"0"`` to the largest class in its label files.
 
     Raises:
         DataError: ``source`` is not a folder or holds no image, or its summary or manifest is malformed.
@@ -263,6 +264,8 @@ def open_folder_source(source: Path, reviewed: Path, names: dict[int, str] | Non
     if names is None and (source / "summary.json").is_file():
         summary = _read_json(source / "summary.json")
         names = as_names(summary["names"], f"{source / 'summary.json'}") if "names" in summary else None
+    if names is None and (source / "data.yaml").is_file():  # a dataset folder names its classes there
+        names = read_names(source / "data.yaml", key="SOURCE")
     kind = "pseudo-label" if pseudo else "dataset"
     folder = LabelFolderSource(root, images, names or {0: "0"}, scores=scores, kind=kind, refused=len(refused))
     if names is None:

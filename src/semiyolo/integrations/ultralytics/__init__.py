@@ -16,7 +16,7 @@ Where Ultralytics offers no public seam, each in one place with its reason:
   (:mod:`.checkpoints`).
 """
 
-from .api import check_train_args, prepare, train, training_default
+from .api import check_train_args, prepare, train, training_arguments, training_default
 from .criterion import BackgroundPenaltyDetectionLoss, build_criterion, penalized_criteria, set_loss_weights
 from .evaluate import background_false_positives, split_metrics
 from .online import OnlineTrainer
@@ -39,5 +39,6 @@ __all__ = [
     "split_metrics",
     "train",
     "trainer_class",
+    "training_arguments",
     "training_default",
 ]

@@ -35,6 +35,12 @@ def training_default(key: str) -> Any:
     return DEFAULT_CFG_DICT[key]
 
 
+def training_arguments() -> tuple[str, ...]:
+    """Ultralytics' training arguments (its default config's keys): the ``train`` keys a run config accepts,
+    flat on the command line too (``epochs=3``)."""
+    return tuple(DEFAULT_CFG_DICT)
+
+
 def check_train_args(train: Mapping[str, Any]) -> None:
     """Reject unknown or ill-typed Ultralytics training arguments before anything starts."""
     for key in train:
@@ -83,34 +89,49 @@ def head_has_dfl(model: str, nc: int) -> bool:
     return getattr(net.model[-1], "reg_max", 1) > 1
 
 
-def prepare(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] = ()) -> RunConfig:
-    """Load and check everything a run needs; raises a :class:`~semiyolo.errors.UserInputError` on bad input."""
-    cfg = load_config(config, overrides)
+def prepare(
+    config: str | Path | Mapping[str, Any] | None, overrides: Sequence[str] | Mapping[str, Any] = ()
+) -> RunConfig:
+    """Load and check everything a run needs; raises a :class:`~semiyolo.errors.UserInputError` on bad input.
+    ``config`` ``None``: every key from ``overrides``, as after ``yolo train``."""
+    cfg = load_config(config, overrides, train_keys=training_arguments())
     check_model(cfg.model)
     check_train_args(cfg.train)
     data = check_detection_dataset(cfg.data)
     if data["empty_images"]:
         listed = ", ".join(map(str, data["empty_images"][:5])) + (" ..." if len(data["empty_images"]) > 5 else "")
         LOGGER.warning(f"{cfg.data}: {len(data['empty_images'])} image(s) are empty files (0 bytes), skipped: {listed}")
-    if cfg.semi.init_state:
-        read_continuation_state(cfg.semi.init_state)
+    check_semi_paths(cfg.semi)
     if cfg.semi.mode == "online":
-        if not cfg.semi.unlabeled:
-            raise ConfigError("semi.unlabeled: online mode needs a folder of unlabeled images")
-        UnlabeledImages.from_folder(cfg.semi.unlabeled, imgsz=32)
-        if cfg.semi.reviewed:
-            check_reviewed_folder(cfg.semi.reviewed)
         build_filters(cfg.semi.filters, num_classes=data["nc"], has_dfl=head_has_dfl(cfg.model, data["nc"]))
         if not cfg.semi.filters:
             LOGGER.warning(
                 "semi.filters is empty: every candidate above semi.pseudo_min_score after NMS becomes a pseudo-label"
             )
     if cfg.semi.mode == "offline":
-        if not cfg.semi.pseudo_labels:
-            raise ConfigError("semi.pseudo_labels: offline mode needs the folder written by 'semiyolo pseudo-label'")
         check_pseudo_labels(data, cfg.semi.pseudo_labels)
     check_resume(cfg)
     return cfg
+
+
+def check_semi_paths(semi: SemiConfig) -> None:
+    """The files and folders ``semi`` names, as far as they can be checked without the dataset: the unlabeled
+    images and the reviewed folder of an online run, the pseudo-label folder of an offline one, ``init_state``."""
+    if semi.init_state:
+        read_continuation_state(semi.init_state)
+    if semi.mode == "online":
+        if not semi.unlabeled:
+            raise ConfigError("semi.unlabeled: online mode needs a folder of unlabeled images")
+        UnlabeledImages.from_folder(semi.unlabeled, imgsz=32)
+        if semi.reviewed:
+            check_reviewed_folder(semi.reviewed)
+    if semi.mode == "offline":
+        if not semi.pseudo_labels:
+            raise ConfigError("semi.pseudo_labels: offline mode needs the folder written by 'semiyolo pseudo-label'")
+        if not Path(semi.pseudo_labels).is_dir():
+            raise ConfigError(
+                f"semi.pseudo_labels: {semi.pseudo_labels} not found (write it with 'semiyolo pseudo-label')"
+            )
 
 
 def check_pseudo_labels(data: dict[str, Any], folder: str) -> None:
@@ -223,7 +244,9 @@ def _same_setting(key: str, saved: Any, now: Any) -> bool:
     return saved == now
 
 
-def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] = ()) -> dict[str, Any]:
+def train(
+    config: str | Path | Mapping[str, Any] | None, overrides: Sequence[str] | Mapping[str, Any] = ()
+) -> dict[str, Any]:
     """Train as configured; returns the run's summary (final metrics, background false positives) and
     ``save_dir``."""
     cfg = prepare(config, overrides)

@@ -33,7 +33,10 @@ def read_continuation_state(path: str | Path, device: torch.device | str = "cpu"
     """A run's ``train_state.pt``; :class:`ConfigError` naming ``semi.init_state`` if it is missing or not one."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"semi.init_state: {path} not found (expected a run's weights/train_state.pt)")
+        raise ConfigError(
+            f"semi.init_state: {path} not found (expected a run's weights/train_state.pt; a run that finished keeps it "
+            "only when trained with semi.keep_state: true)"
+        )
     try:
         state = torch.load(path, map_location=device, weights_only=False)
     except Exception as err:  # torch.load raises many kinds on a file that is not a checkpoint

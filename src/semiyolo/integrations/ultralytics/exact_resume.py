@@ -232,3 +232,16 @@ def drop_logged_epochs_after(results_csv: Path, epochs: int) -> None:
         tmp = results_csv.with_name(results_csv.name + ".part")
         tmp.write_text("".join(kept))
         os.replace(tmp, results_csv)
+
+
+def remove_resume_states(weights: Path, keep: bool) -> list[Path]:
+    """At a run's normal end, unless ``keep`` (``semi.keep_state``): the exact-resume state files in the folder
+    ``weights``, both generations, which a finished run no longer needs (a resume of it is refused). Returns the
+    files removed."""
+    if keep:
+        return []
+    found = [weights / f"{name}{suffix}" for name in (TRAIN_STATE, SEMI_STATE) for suffix in ("", ".prev")]
+    removed = [path for path in found if path.is_file()]
+    for path in removed:
+        path.unlink()
+    return removed

@@ -23,12 +23,12 @@ from torchvision.ops import box_convert
 from ultralytics.data.utils import exif_size
 from ultralytics.nn.modules.head import OBB, Classify, Detect, Pose, Segment, YOLOESegment
 from ultralytics.nn.tasks import load_checkpoint
-from ultralytics.utils import LOGGER
+from ultralytics.utils import LOGGER, TQDM
 
 from ...config import TEACHER_SCALE_RULE, valid_teacher_scale
 from ...data import label_path, link, pseudo_labeled_train, write_atomically, write_label_file
 from ...errors import ConfigError, DataError
-from ...pseudo import DEFAULT_FILTERS, build_filters
+from ...pseudo import DEFAULT_FILTERS, build_filters, nothing_kept_reason
 from ...teacher import TeacherPseudoLabeler
 from .unlabeled import UnlabeledImages, letterbox_geometry, unlabeled_batches
 
@@ -68,7 +68,7 @@ def pseudo_label_folder(
     source: str | Path,
     out: str | Path,
     filters: Sequence[Any] = DEFAULT_FILTERS,
-    imgsz: int = 640,
+    imgsz: int | None = None,
     batch: int = 8,
     min_score: float = 0.1,
     nms_iou: float = 0.7,
@@ -76,7 +76,8 @@ def pseudo_label_folder(
     teacher_flip: bool = False,
     teacher_scale: float = 1.0,
 ) -> dict:
-    """Label every image under ``source``; returns the counts written to ``out/summary.json``.
+    """Label every image under ``source`` at ``imgsz`` (default: the checkpoint's training size, as Ultralytics'
+    ``predict`` does); returns the counts written to ``out/summary.json``.
 
     ``out`` must be new or empty, or hold an earlier output of this function and ``overwrite`` be set (its
     images, labels, manifest and summary are then removed first), so that a folder never mixes two runs' labels.
@@ -87,6 +88,7 @@ def pseudo_label_folder(
     source, out = Path(source), Path(out)
     clear = check_output_folder(source, out, overwrite)
     model = load_detector(weights)
+    imgsz = imgsz or training_imgsz(model)
     check_stride(model, imgsz)
     names = model.names
     has_dfl = getattr(model.model[-1], "reg_max", 1) > 1
@@ -105,11 +107,14 @@ def pseudo_label_folder(
     total, labeled = _write_pseudo_labels(model, labeler, dataset, batch, imgsz, out, names_out)
     skipped = [*map(str, dataset.skipped), *sorted(set(names_out) - set(labeled))]
     summary = {"images": len(labeled), "skipped": len(skipped), "skipped_images": skipped, "pseudo_labels": total}
+    summary["imgsz"] = imgsz
     summary |= {"filters": chain.stats(), "names": names, "teacher": {"flip": teacher_flip, "scale": teacher_scale}}
     if total == 0:
+        min_score_knob = f"--min-score {min_score:g} (semi.pseudo_min_score for training)"
+        reason = nothing_kept_reason(chain, chain.stats(), min_score_knob, "filter {}")
         summary["warning"] = (
-            f"no pseudo-label survived the filters on {len(labeled)} images; offline training on this folder would "
-            "teach every unlabeled image as background. Train the teacher longer or lower the thresholds."
+            f"no pseudo-label survived the filters on {len(labeled)} images: {reason} (or train the teacher longer). "
+            "Offline training on this folder would teach every unlabeled image as background."
         )
         LOGGER.warning(summary["warning"])
     write_atomically(out / "summary.json", lambda part: part.write_text(json.dumps(summary, indent=2)), sync=True)
@@ -123,9 +128,11 @@ def _write_pseudo_labels(
     label file, its manifest line. Returns the pseudo-labels written and the images labelled (an image the decoder
     cannot read is left out, with a warning)."""
     total, labeled = 0, []
+    bar = TQDM(total=len(dataset.paths), desc="pseudo-label", unit="image")
     with open(out / "manifest.jsonl", "w") as manifest:
         batches = unlabeled_batches(dataset, batch, seed=0, max_passes=1, shuffle=False, keep_size=False)
         for images, _, paths in batches:
+            bar.update(len(paths))
             if not paths:  # every image of the batch was unreadable
                 continue
             for det, path in zip(labeler(model, images.float() / 255), paths, strict=True):
@@ -139,6 +146,7 @@ def _write_pseudo_labels(
                 scores = [round(s, 5) for s in det.scores.cpu()[kept].tolist()]
                 entry = {"image": path, "name": name, "classes": det.classes.cpu()[kept].tolist(), "scores": scores}
                 manifest.write(json.dumps(entry) + "\n")
+    bar.close()
     return total, labeled
 
 
@@ -150,10 +158,16 @@ def check_stride(model, imgsz: int) -> None:
         raise ConfigError(f"--imgsz: {imgsz} is not a multiple of the model's stride {stride}; try {bigger}")
 
 
-def check_numbers(imgsz: int, batch: int, min_score: float, teacher_scale: float) -> None:
+def training_imgsz(model) -> int:
+    """The image size a checkpoint was trained at (its ``train_args``; Ultralytics' default 640 without them)."""
+    size = model.args.get("imgsz", 640) if isinstance(getattr(model, "args", None), dict) else 640
+    return int(max(size) if isinstance(size, list | tuple) else size)
+
+
+def check_numbers(imgsz: int | None, batch: int, min_score: float, teacher_scale: float) -> None:
     """Refuse, naming the option, a size or batch under 1, a score outside [0, 1] or a scale out of range."""
     for option, value in (("--imgsz", imgsz), ("--batch", batch)):
-        if value < 1:
+        if value is not None and value < 1:
             raise ConfigError(f"{option}: expected a whole number of at least 1, got {value}")
     if not 0 <= min_score <= 1:
         raise ConfigError(f"--min-score: expected a score in [0, 1], got {min_score}")

@@ -36,7 +36,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 from ...config import SemiConfig
 from ...data import held_out_train, split_images, train_images, write_image_list
 from ...errors import ConfigError
-from ...pseudo import DSATFilter, build_filters
+from ...pseudo import DSATFilter, build_filters, nothing_kept_reason
 from ...pseudo.augment import student_view
 from ...review import reviewed_images
 from ...schedules import ramp_weight
@@ -46,7 +46,7 @@ from .distributed import broadcast_filters, broadcast_module, sum_counts
 from .exact_resume import SEMI_STATE, read_state
 from .pictures import plot_pseudo_labels
 from .semi_criterion import SemiSupervisedLoss
-from .supervised import SupervisedTrainer, semi_settings
+from .supervised import SupervisedTrainer, planned_optimizer_steps, semi_settings
 from .unlabeled import (
     UnlabeledImages,
     UnlabeledYOLODataset,
@@ -288,8 +288,18 @@ class OnlineTrainer(SupervisedTrainer):
         s = self.semi
         if s.teacher_half_life is None:
             return s.teacher_decay
-        steps = s.max_optimizer_steps or math.ceil(self.epochs * len(self.train_loader) / max(self.accumulate, 1))
-        return 0.5 ** (1 / max(s.teacher_half_life * steps, 1))
+        return 0.5 ** (1 / max(s.teacher_half_life * planned_optimizer_steps(self), 1))
+
+    def resolved_semi(self) -> dict[str, Any]:
+        """The base trainer's, with the teacher's decay per step as the run uses it (from the half-life)."""
+        return {**super().resolved_semi(), "teacher_decay": self.teacher_decay()}
+
+    def banner(self) -> dict[str, Any]:
+        return {
+            "unlabeled_images": len(self.unlabeled_images()),
+            "teacher_decay": self.teacher_decay(),
+            "optimizer_steps": planned_optimizer_steps(self),
+        }
 
     # --- the online step ------------------------------------------------------------------------------------
     @property
@@ -454,10 +464,10 @@ def _teacher_key(metric: str) -> str:
 def _warn_no_pseudo_labels(trainer: OnlineTrainer) -> None:
     """The commonest question about teacher-student training: why is the unsupervised loss all background?"""
     counts = ", ".join(f"{k} {v:g}" for k, v in trainer.filter_counts.items())
-    dsat = trainer.mean_teacher.filters.find(DSATFilter)
-    thresholds = f"; DSAT thresholds {[round(float(t), 3) for t in dsat.thresholds]}" if dsat is not None else ""
+    min_score_knob = f"semi.pseudo_min_score {trainer.semi.pseudo_min_score:g}"
+    reason = nothing_kept_reason(trainer.mean_teacher.filters, trainer.filter_counts, min_score_knob, "semi.filters.{}")
     LOGGER.warning(
         f"epoch {trainer.epoch + 1}: no pseudo-label survived on {trainer.audit.counts['images']:g} unlabeled images "
-        f"(filters: {counts or 'no candidate above semi.pseudo_min_score'}{thresholds}); the unsupervised loss "
-        f"only taught background. The teacher may need a longer burn_in, or the filters lower thresholds."
+        f"(filters: {counts or 'none'}): {reason} (or give the teacher a longer semi.burn_in); the unsupervised loss "
+        "only taught background."
     )

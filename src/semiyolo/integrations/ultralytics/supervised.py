@@ -4,36 +4,44 @@
 The trainer is a ``DetectionTrainer`` that calls well-named units at Ultralytics' seams: the criterion
 (:mod:`.criterion`) and its ``lambda_bg`` schedule, dataset lists (:mod:`semiyolo.data`), exact resume
 (:mod:`.exact_resume`), the guarded optimizer step (:mod:`.step_guard`), atomic checkpoints
-(:mod:`.checkpoints`) and the end-of-run summary (:mod:`.run_summary`).
+(:mod:`.checkpoints`), the end-of-run summary (:mod:`.run_summary`) and what the run says at its start and end
+(:mod:`.banner`).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from ultralytics.cfg import DEFAULT_CFG
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.utils import RANK
+from ultralytics.utils import LOGGER, RANK, colorstr
 from ultralytics.utils.torch_utils import unwrap_model
 
-from ...config import SemiConfig
-from ...data import repeated_train
+from ...config import SEMI_PATHS, SemiConfig
+from ...data import repeated_train, write_atomically
 from ...reproducibility import stream_generator
 from ...runfiles import RunLock
 from ...schedules import ramp_weight
 from ...teacher import mix_labeled
 from . import continuation
+from .banner import closing_summary, coverage_warnings, start_banner
 from .checkpoints import save_atomically
 from .criterion import build_criterion, resume_e2e_schedule, set_loss_weights
-from .exact_resume import TRAIN_STATE, ExactResume
+from .exact_resume import TRAIN_STATE, ExactResume, remove_resume_states
 from .offline import offline_train_entries
 from .run_summary import write_run_summary
 from .step_guard import GuardedSteps
 
 SEMI_ENV = "SEMIYOLO_SEMI"  # the semi settings, as JSON, for DDP workers
+SEMI_YAML = "semi.yaml"  # the run's semi settings, resolved, beside Ultralytics' args.yaml
+PREFIX = colorstr("semi: ")
 
 
 def semi_settings(semi: SemiConfig | None, default: SemiConfig | None = None) -> SemiConfig:
@@ -70,6 +78,9 @@ class SupervisedTrainer(DetectionTrainer):
         self.callbacks = defaultdict(list, {event: list(found) for event, found in self.callbacks.items()})
         for event, callback in CALLBACKS.items():
             self.add_callback_once(event, callback)
+        if RANK in {-1, 0} and not self.args.time:  # with train.time Ultralytics sets the epochs as it goes
+            for line in coverage_warnings(self.semi, self.epochs):
+                LOGGER.warning(line)
 
     def add_callback_once(self, event: str, callback) -> None:
         """DDP workers receive the parent's callbacks already registered: do not run ours twice."""
@@ -207,15 +218,63 @@ class SupervisedTrainer(DetectionTrainer):
     def end_epoch(self) -> None:
         """At an epoch's end, before validation: a hook for subclasses."""
 
+    # --- what the run is about to do, and what it did ----------------------------------------------------------
+    def announce(self) -> None:
+        """Before the first epoch, after Ultralytics' set-up (rank 0): ``semi.yaml`` beside ``args.yaml``, and
+        the banner (:func:`~.banner.start_banner`)."""
+        if RANK not in {-1, 0}:
+            return
+        text = yaml.safe_dump(self.resolved_semi(), sort_keys=False)
+        write_atomically(self.save_dir / SEMI_YAML, lambda part: part.write_text(text))
+        for line in start_banner(self.semi, self.epochs, len(self.train_loader), self.batch_size, **self.banner()):
+            LOGGER.info(f"{PREFIX}{line}")
+
+    def resolved_semi(self) -> dict[str, Any]:
+        """The ``semi`` settings as this run uses them: paths absolute."""
+        semi = self.semi.model_dump()
+        return {k: str(Path(v).resolve()) if k in SEMI_PATHS and v else v for k, v in semi.items()}
+
+    def banner(self) -> dict[str, Any]:
+        """The figures of the banner that only the run knows: offline, the pseudo-label folder's counts."""
+        summary = Path(self.semi.pseudo_labels or "") / "summary.json"
+        if self.semi.mode != "offline" or not summary.is_file():
+            return {}
+        return {"pseudo_label_summary": json.loads(summary.read_text())}
+
     def finish(self) -> None:
-        """At the end of training: ``summary.json`` (rank 0), then the run folder's lock is released."""
+        """At the end of training (rank 0): ``summary.json``, the exact-resume state removed unless
+        ``semi.keep_state``, the closing summary; then the run folder's lock is released."""
         if RANK in {-1, 0}:
             write_run_summary(self)
+            removed = remove_resume_states(self.wdir, self.semi.keep_state)
+            weights = self.best if self.best.exists() and self.semi.report_weights == "best" else self.last
+            for line in closing_summary(self.last_results_row(), str(weights), [p.name for p in removed]):
+                LOGGER.info(f"{PREFIX}{line}")
         self.run_lock.release()
+
+    def last_results_row(self) -> dict[str, float]:
+        """The last epoch's row of results.csv, as numbers."""
+        row = {}
+        for key, values in self.read_results_csv().items():
+            try:
+                row[key.strip()] = float(values[-1])
+            except (TypeError, ValueError, IndexError):
+                continue
+        return row
+
+
+def planned_optimizer_steps(trainer: SupervisedTrainer) -> int:
+    """The run's optimizer steps: ``semi.max_optimizer_steps``, else epochs x batches / accumulation."""
+    steps = trainer.semi.max_optimizer_steps
+    return steps or math.ceil(trainer.epochs * len(trainer.train_loader) / max(trainer.accumulate, 1))
 
 
 def _after_setup(trainer: SupervisedTrainer) -> None:
     trainer.after_setup()
+
+
+def _train_start(trainer: SupervisedTrainer) -> None:
+    trainer.announce()
 
 
 def _epoch_start(trainer: SupervisedTrainer) -> None:
@@ -237,6 +296,7 @@ def _train_end(trainer: SupervisedTrainer) -> None:
 # Module-level functions (DDP workers receive them by reference), each calling one trainer method.
 CALLBACKS = {
     "on_pretrain_routine_end": _after_setup,
+    "on_train_start": _train_start,
     "on_train_epoch_start": _epoch_start,
     "on_train_batch_start": _batch_start,
     "on_train_epoch_end": _epoch_end,

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from ...config import SemiConfig, validate_config
-from ...errors import ConfigError
+from ...config import SemiConfig, absolute_semi_paths, validate_config
+from ...errors import ConfigError, DataError
 from .online import OnlineTrainer
 from .supervised import SupervisedTrainer
 
@@ -30,8 +30,10 @@ def semi_trainer(semi: SemiConfig | Mapping[str, Any] | None = None, **settings:
         )
 
     ``semi`` (a :class:`~semiyolo.config.SemiConfig` or the mapping of a config's ``semi:`` block) and keyword
-    ``settings`` (which win) are validated now: a bad key raises :class:`~semiyolo.errors.ConfigError` before
-    anything trains. Returns a callable that Ultralytics calls as ``trainer(overrides=..., _callbacks=...)``.
+    ``settings`` (which win) are validated now: a bad key, or a path that is not what it should be, raises
+    :class:`~semiyolo.errors.ConfigError` before anything trains. Relative paths are made absolute (from the
+    working folder), so that the run's stored settings work from any folder. Returns a callable that Ultralytics
+    calls as ``trainer(overrides=..., _callbacks=...)``.
     """
     if not (semi is None or isinstance(semi, (SemiConfig, Mapping))):
         raise ConfigError(
@@ -40,4 +42,11 @@ def semi_trainer(semi: SemiConfig | Mapping[str, Any] | None = None, **settings:
         )
     base = semi.model_dump() if isinstance(semi, SemiConfig) else dict(semi or {})
     config = validate_config({"data": "", "semi": {**base, **settings}}, source="semi_trainer").semi  # key paths
+    absolute_semi_paths(config)
+    from .api import check_semi_paths  # api imports this module
+
+    try:
+        check_semi_paths(config)
+    except DataError as err:
+        raise ConfigError(str(err)) from None
     return partial(trainer_class(config.mode), semi=config)
