@@ -152,3 +152,43 @@ def test_the_closing_summary_says_unknown_where_nothing_is_known():
     text = "\n".join(lines)
     assert "student mAP50-95 0.25" in text and "teacher" not in text
     assert "no hidden labels" in text and "weights: run/weights/best.pt" in text
+
+
+# --- item 7: what the console, results.csv and the plots show -------------------------------------------------------
+def test_the_two_validation_tables_are_named_and_no_column_is_always_zero(online_run):
+    trainer, lines, _ = online_run
+    teacher = [i for i, line in enumerate(lines) if "the teacher on the validation images:" in line]
+    student = [i for i, line in enumerate(lines) if "the student (its EMA) on the validation images:" in line]
+    assert len(teacher) == len(student) == 2 and all(t < s for t, s in zip(teacher, student, strict=True))  # 2 epochs
+    header = (trainer.save_dir / "results.csv").read_text().splitlines()[0]
+    columns = [c.strip() for c in header.split(",")]
+    assert "train/u_box_loss" in columns and "val/box_loss" in columns and "val/bg_loss" in columns
+    assert [c for c in columns if c.startswith("val/u_")] == []  # validation images carry no pseudo-labels
+
+
+def test_semi_png_draws_the_columns_that_moved(tmp_path):
+    from semiyolo.plots import semi_panels, write_semi_figure
+
+    csv_text = (
+        "epoch,metrics/mAP50-95(B),teacher/mAP50-95(B),semi/lambda_bg,semi/pl_recall,semi/optimizer_steps,semi/flat\n"
+        "1,0.1,0.12,0.0,0.2,10,3\n"
+        "2,0.3,0.28,1.0,0.5,20,3\n"
+    )
+    (tmp_path / "results.csv").write_text(csv_text)
+    from semiyolo.plots.run import read_columns
+
+    panels = semi_panels(read_columns(tmp_path / "results.csv"))
+    # the teacher beside the student, then the semi/ columns that moved; the step counter and a flat column left out
+    assert [(title, list(lines)) for title, lines in panels] == [
+        ("mAP50-95", ["student", "teacher"]),
+        ("lambda_bg", ["lambda_bg"]),
+        ("pl_recall", ["pl_recall"]),
+    ]
+    assert panels[0][1]["teacher"] == [0.12, 0.28]
+    out = write_semi_figure(tmp_path / "results.csv", tmp_path / "semi.png")
+    import matplotlib.image
+
+    assert out == tmp_path / "semi.png" and matplotlib.image.imread(out).shape[1] >= 3 * 320
+    (tmp_path / "flat.csv").write_text("epoch,semi/flat\n1,3\n2,3\n")
+    assert write_semi_figure(tmp_path / "flat.csv", tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()

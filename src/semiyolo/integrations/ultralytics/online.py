@@ -45,8 +45,8 @@ from .criterion import set_loss_weights
 from .distributed import broadcast_filters, broadcast_module, sum_counts
 from .exact_resume import SEMI_STATE, read_state
 from .pictures import plot_pseudo_labels
-from .semi_criterion import SemiSupervisedLoss
-from .supervised import SupervisedTrainer, planned_optimizer_steps, semi_settings
+from .semi_criterion import UNSUPERVISED_PREFIX, SemiSupervisedLoss
+from .supervised import PREFIX, SupervisedTrainer, planned_optimizer_steps, semi_settings
 from .unlabeled import (
     UnlabeledImages,
     UnlabeledYOLODataset,
@@ -408,10 +408,23 @@ class OnlineTrainer(SupervisedTrainer):
         return {**metrics, **self.teacher_metrics}
 
     def validate(self):
-        """The teacher's validation (``teacher/...``), then the student's (its EMA)."""
+        """The teacher's validation (``teacher/...``), then the student's (its EMA), each table under its name."""
         if self.mean_teacher is not None and self.semi.validate_teacher:
+            LOGGER.info(f"{PREFIX}the teacher on the validation images:")
             self.teacher_metrics = self.validate_teacher()
+            LOGGER.info(f"{PREFIX}the student (its EMA) on the validation images:")
         return super().validate()
+
+    def label_loss_items(self, loss_items=None, prefix: str = "train"):
+        """Ultralytics' named losses; validation images carry no pseudo-labels, so their unsupervised losses
+        (always 0) are left out of the validation columns."""
+        named = super().label_loss_items(loss_items, prefix)
+        if prefix != "val":
+            return named
+        unsupervised = f"{prefix}/{UNSUPERVISED_PREFIX}"
+        if isinstance(named, dict):
+            return {k: v for k, v in named.items() if not k.startswith(unsupervised)}
+        return [k for k in named if not k.startswith(unsupervised)]
 
     def validate_teacher(self) -> dict[str, float]:
         model = self.mean_teacher.model

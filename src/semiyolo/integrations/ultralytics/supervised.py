@@ -26,6 +26,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from ...config import SEMI_PATHS, SemiConfig
 from ...data import repeated_train, write_atomically
+from ...plots.run import write_semi_figure
 from ...reproducibility import stream_generator
 from ...runfiles import RunLock
 from ...schedules import ramp_weight
@@ -42,6 +43,7 @@ from .step_guard import GuardedSteps
 SEMI_ENV = "SEMIYOLO_SEMI"  # the semi settings, as JSON, for DDP workers
 SEMI_YAML = "semi.yaml"  # the run's semi settings, resolved, beside Ultralytics' args.yaml
 PREFIX = colorstr("semi: ")
+SEMI_FIGURE = "semi.png"  # the run's semi/* and teacher/* columns against the epoch
 
 
 def semi_settings(semi: SemiConfig | None, default: SemiConfig | None = None) -> SemiConfig:
@@ -246,6 +248,8 @@ class SupervisedTrainer(DetectionTrainer):
         ``semi.keep_state``, the closing summary; then the run folder's lock is released."""
         if RANK in {-1, 0}:
             write_run_summary(self)
+            if self.args.plots and self.csv.is_file():
+                write_semi_figure(self.csv, self.save_dir / SEMI_FIGURE)  # beside Ultralytics' results.png
             removed = remove_resume_states(self.wdir, self.semi.keep_state)
             weights = self.best if self.best.exists() and self.semi.report_weights == "best" else self.last
             for line in closing_summary(self.last_results_row(), str(weights), [p.name for p in removed]):
