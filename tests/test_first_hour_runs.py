@@ -82,7 +82,7 @@ def online_run(tmp_path_factory, tiny_data):
             mode="online", unlabeled=str(unlabeled), burn_in=1, lambda_bg_warmup=1, pseudo_min_score=1e-4
         )
         semi.filters = filters
-        trainer = OnlineTrainer(overrides=_train(tiny_data, root, "online"), semi=semi)
+        trainer = OnlineTrainer(overrides={**_train(tiny_data, root, "online"), "plots": True}, semi=semi)
         trainer.train()
     return trainer, lines, unlabeled
 
@@ -164,20 +164,22 @@ def test_the_two_validation_tables_are_named_and_no_column_is_always_zero(online
     columns = [c.strip() for c in header.split(",")]
     assert "train/u_box_loss" in columns and "val/box_loss" in columns and "val/bg_loss" in columns
     assert [c for c in columns if c.startswith("val/u_")] == []  # validation images carry no pseudo-labels
+    assert (trainer.save_dir / "semi.png").is_file() and (trainer.save_dir / "results.png").is_file()
 
 
 def test_semi_png_draws_the_columns_that_moved(tmp_path):
     from semiyolo.plots import semi_panels, write_semi_figure
 
-    csv_text = (
-        "epoch,metrics/mAP50-95(B),teacher/mAP50-95(B),semi/lambda_bg,semi/pl_recall,semi/optimizer_steps,semi/flat\n"
-        "1,0.1,0.12,0.0,0.2,10,3\n"
-        "2,0.3,0.28,1.0,0.5,20,3\n"
-    )
-    (tmp_path / "results.csv").write_text(csv_text)
-    from semiyolo.plots.run import read_columns
-
-    panels = semi_panels(read_columns(tmp_path / "results.csv"))
+    columns = {  # what Ultralytics' trainer.read_results_csv() gives
+        "epoch": [1, 2],
+        "metrics/mAP50-95(B)": [0.1, 0.3],
+        "teacher/mAP50-95(B)": [0.12, 0.28],
+        "semi/lambda_bg": [0.0, 1.0],
+        "semi/pl_recall": [0.2, 0.5],
+        "semi/optimizer_steps": [10, 20],
+        "semi/flat": [3, 3],
+    }
+    panels = semi_panels(columns)
     # the teacher beside the student, then the semi/ columns that moved; the step counter and a flat column left out
     assert [(title, list(lines)) for title, lines in panels] == [
         ("mAP50-95", ["student", "teacher"]),
@@ -185,10 +187,9 @@ def test_semi_png_draws_the_columns_that_moved(tmp_path):
         ("pl_recall", ["pl_recall"]),
     ]
     assert panels[0][1]["teacher"] == [0.12, 0.28]
-    out = write_semi_figure(tmp_path / "results.csv", tmp_path / "semi.png")
+    out = write_semi_figure(columns, tmp_path / "semi.png")
     import matplotlib.image
 
     assert out == tmp_path / "semi.png" and matplotlib.image.imread(out).shape[1] >= 3 * 320
-    (tmp_path / "flat.csv").write_text("epoch,semi/flat\n1,3\n2,3\n")
-    assert write_semi_figure(tmp_path / "flat.csv", tmp_path / "none.png") is None
+    assert write_semi_figure({"epoch": [1, 2], "semi/flat": [3, 3]}, tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()

@@ -325,7 +325,7 @@ def settings_differ(
     before it existed (:data:`~semiyolo.config.BEFORE_THE_KEY`), else as its default. With ``out``, the ablation
     folder the run lies in, paths inside the folder it trained in count relative to it (a moved or copied
     ablation folder)."""
-    args = yaml.safe_load((run_dir / "args.yaml").read_text()) if (run_dir / "args.yaml").is_file() else {}
+    args = _train_args(run_dir) if (run_dir / "args.yaml").is_file() else {}
     earlier = _earlier_folder(run_dir, out, args.get("save_dir") or row.get("save_dir")) if out else None
 
     def same(stored: Any, given: Any) -> bool:

@@ -1,5 +1,6 @@
 """``semi.png`` beside Ultralytics' ``results.png``: a run's ``semi/*`` and ``teacher/*`` columns of
-``results.csv`` against the epoch (matplotlib on an Agg canvas, no Ultralytics).
+``results.csv`` (as Ultralytics' ``trainer.read_results_csv()`` gives them) against the epoch (matplotlib on an
+Agg canvas, no Ultralytics).
 
 One panel per quantity that moved during the run (pseudo-labels per image, their precision and recall, the
 filters' thresholds, ``lambda_bg`` and ``lambda_unsup``, ...); the teacher's mAP50-95 shares a panel with the
@@ -8,7 +9,6 @@ student's, so the two can be compared at a glance. Columns that stayed at one va
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -21,17 +21,6 @@ SEMI_PREFIX = "semi/"
 COUNTERS = ("semi/optimizer_steps", "semi/images_seen", "semi/skipped_steps")  # running totals, not quantities
 
 
-def read_columns(results_csv: str | Path) -> dict[str, list[float]]:
-    """``results.csv`` as columns of numbers (NaN where a cell is empty or not a number)."""
-    with open(results_csv, newline="") as f:
-        rows = [{k.strip(): v.strip() for k, v in row.items() if k} for row in csv.DictReader(f)]
-    columns: dict[str, list[float]] = {}
-    for row in rows:
-        for key, value in row.items():
-            columns.setdefault(key, []).append(_number(value))
-    return columns
-
-
 def semi_panels(columns: dict[str, list[float]]) -> list[tuple[str, dict[str, list[float]]]]:
     """``(title, {label: values})`` for each panel: the teacher's mAP50-95 beside the student's, then every
     ``semi/*`` column (running counters aside) whose values moved."""
@@ -40,15 +29,16 @@ def semi_panels(columns: dict[str, list[float]]) -> list[tuple[str, dict[str, li
     if teacher and STUDENT_MAP in columns:
         panels.append(("mAP50-95", {"student": columns[STUDENT_MAP], "teacher": columns[teacher]}))
     for key, values in columns.items():
-        finite = {v for v in values if not math.isnan(v)}
+        finite = {v for v in map(_number, values) if not math.isnan(v)}
         if key.startswith(SEMI_PREFIX) and key not in COUNTERS and len(finite) > 1:
             panels.append((key.removeprefix(SEMI_PREFIX), {key.removeprefix(SEMI_PREFIX): values}))
     return panels
 
 
-def write_semi_figure(results_csv: str | Path, out: str | Path) -> Path | None:
-    """``out`` (PNG) from ``results_csv``'s :func:`semi_panels`; ``None`` (nothing written) when no column moved."""
-    columns = read_columns(results_csv)
+def write_semi_figure(columns: dict[str, list], out: str | Path) -> Path | None:
+    """``out`` (PNG) from the :func:`semi_panels` of ``columns`` (``results.csv``, column name -> values);
+    ``None`` (nothing written) when no column moved."""
+    columns = {key.strip(): [_number(v) for v in values] for key, values in columns.items()}
     panels = semi_panels(columns)
     if not panels:
         return None
@@ -70,8 +60,8 @@ def write_semi_figure(results_csv: str | Path, out: str | Path) -> Path | None:
     return Path(out)
 
 
-def _number(text: str) -> float:
+def _number(value) -> float:
     try:
-        return float(text)
+        return float(value)
     except (TypeError, ValueError):
         return math.nan

@@ -90,8 +90,7 @@ def serve(app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, out:
             file=out,
         )
     sock = bind(host, port)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"semiyolo review: open http://{shown}:{sock.getsockname()[1]}/ (Ctrl-C stops)", file=out, flush=True)
+    print(f"semiyolo review: open {base_url(host, sock)}/ (Ctrl-C stops)", file=out, flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     try:
         server.run(sockets=[sock])
@@ -99,6 +98,11 @@ def serve(app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, out:
         print("semiyolo review: stopped", file=out, flush=True)
     finally:
         sock.close()
+
+
+def base_url(host: str, sock) -> str:
+    """``http://host:port`` of a bound socket, an IPv6 address in brackets."""
+    return f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}"
 
 
 @contextlib.contextmanager
@@ -114,8 +118,7 @@ def background_server(app: FastAPI, host: str = DEFAULT_HOST, timeout: float = 1
             raise RuntimeError(f"the review server did not start within {timeout} s")
         time.sleep(0.02)
     try:
-        shown = f"[{host}]" if ":" in host else host
-        yield f"http://{shown}:{sock.getsockname()[1]}"
+        yield base_url(host, sock)
     finally:
         server.should_exit = True
         thread.join(timeout)

@@ -249,7 +249,7 @@ class SupervisedTrainer(DetectionTrainer):
         if RANK in {-1, 0}:
             write_run_summary(self)
             if self.args.plots and self.csv.is_file():
-                write_semi_figure(self.csv, self.save_dir / SEMI_FIGURE)  # beside Ultralytics' results.png
+                write_semi_figure(self.read_results_csv(), self.save_dir / SEMI_FIGURE)  # beside results.png
             removed = remove_resume_states(self.wdir, self.semi.keep_state)
             weights = self.best if self.best.exists() and self.semi.report_weights == "best" else self.last
             for line in closing_summary(self.last_results_row(), str(weights), [p.name for p in removed]):
