@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from semiyolo.errors import ConfigError
 from semiyolo.experiments.held_out import TEST_METRICS, measured_on_test, rows_by_split
 from semiyolo.experiments.report import summarize_arms, write_protocol_report
 
@@ -145,7 +146,6 @@ def test_label_splits_are_drawn_like_the_configs_own_with_the_next_seeds(tmp_pat
     import yaml
 
     from semiyolo.data import SynthSpec, split_dataset, write_dataset
-    from semiyolo.errors import ConfigError
     from semiyolo.experiments.label_splits import split_configs
 
     data = write_dataset(tmp_path / "data", SynthSpec(images=20, imgsz=32, seed=0))
@@ -175,7 +175,7 @@ def test_label_splits_are_drawn_like_the_configs_own_with_the_next_seeds(tmp_pat
 def test_the_report_over_label_splits_pairs_each_run_within_its_split(tmp_path, monkeypatch):
     from semiyolo.experiments import ablate
 
-    def one_split(config, out_dir, protocol, overrides):
+    def one_split(config, out_dir, protocol, overrides, train):
         seed = int(out_dir.name.removeprefix("split"))
         shift = 0.1 * (seed - 5)  # split 6 is 0.1 better everywhere: pairing within the split removes it
         rows = [{**r, "label_split": seed, "metrics/mAP50-95(B)": r["metrics/mAP50-95(B)"] + shift} for r in ROWS]
@@ -192,3 +192,37 @@ def test_the_report_over_label_splits_pairs_each_run_within_its_split(tmp_path, 
     # four gaps are the two of test_the_best_labeled_only_continuation_is_the_baseline, twice
     one = (0.1 / 0.24 + 0.1 / 0.26) / 2
     assert arms["online bg1"]["gap closed"][0] == pytest.approx(one) and arms["online bg1"]["seeds"] == 4
+
+
+def test_only_splits_trains_the_chosen_label_splits_and_reports_them_all(tmp_path, monkeypatch):
+    from semiyolo.experiments import ablate
+
+    with pytest.raises(ConfigError, match=r"--only-splits: \[2\] outside the 2 label splits \(0 to 1\)"):
+        ablate.Protocol(splits=2, only_splits=(2,))
+    trained = {}
+
+    def one_split(config, out_dir, protocol, overrides, train):
+        trained[out_dir.name] = train
+        rows = [{**r, "label_split": out_dir.name} for r in ROWS]
+        return rows, rows, {}, []
+
+    monkeypatch.setattr(ablate, "_run_one_split", one_split)
+    monkeypatch.setattr(ablate, "split_configs", lambda config, out, splits, overrides: [(5, []), (6, []), (7, [])])
+    rows = ablate.run_ablation("unused.yaml", tmp_path, ablate.Protocol(splits=3, only_splits=(1,)))
+    # split6 (the second, 0-based 1) is trained; the other two only read, and every split is in the report
+    assert trained == {"split5": False, "split6": True, "split7": False}
+    assert {r["label_split"] for r in rows} == {"split5", "split6", "split7"}
+
+
+def test_a_split_another_process_trains_is_read_not_trained(tmp_path, monkeypatch):
+    from semiyolo.experiments import ablate
+
+    monkeypatch.setattr(ablate, "_train_split", lambda *a: pytest.fail("a split left to another process was trained"))
+    monkeypatch.setattr(ablate, "check_detection_dataset", lambda data: {"n_train": 2})
+    monkeypatch.setattr(ablate, "list_images", lambda folder: ["a.png"])
+    monkeypatch.setattr(ablate, "hidden_labels_dataset", lambda *a: None)
+    monkeypatch.setattr(ablate, "_with_test_rows", lambda plan, rows: rows)
+    config = tmp_path / "run.yaml"
+    config.write_text(f"data: {tmp_path / 'data.yaml'}\nsemi:\n  mode: online\n  unlabeled: {tmp_path}\n")
+    rows, *_ = ablate._run_one_split(config, tmp_path / "split1", ablate.Protocol(seeds=1), [], train=False)
+    assert rows == []  # nothing finished there yet, and nothing trained

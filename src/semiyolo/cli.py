@@ -199,6 +199,7 @@ def _ablate(args: argparse.Namespace) -> int:
         controls=not args.no_controls,
         lr_scales=tuple(args.lr_scales),
         splits=args.splits,
+        only_splits=tuple(args.only_splits or ()),
     )
     run_ablation(args.config, args.out, protocol, overrides=args.overrides)
     return 0
@@ -235,9 +236,7 @@ class _CommandParser(argparse.ArgumentParser):
             return super().parse_known_args(args, namespace)
         one_value = {flag for action in self._actions if action.nargs is None for flag in action.option_strings}
         start = next((i for i, arg in enumerate(args) if arg.startswith("-")), len(args))
-        later = {
-            i for i, arg in enumerate(args) if i >= start and OVERRIDE.match(arg) and args[i - 1] not in one_value
-        }
+        later = {i for i, arg in enumerate(args) if i >= start and OVERRIDE.match(arg) and args[i - 1] not in one_value}
         namespace, extras = super().parse_known_args([a for i, a in enumerate(args) if i not in later], namespace)
         namespace.overrides = [*(namespace.overrides or []), *(args[i] for i in sorted(later))]
         return namespace, extras
@@ -394,6 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="label splits: the config's own (made by 'semiyolo split') and N - 1 more drawn with the next seeds, "
         "each with its own converged run and ceiling in OUT/split<seed>; gap closed over splits and seeds "
         "(default: 1)",
+    )
+    ablate.add_argument(
+        "--only-splits",
+        nargs="+",
+        type=int,
+        metavar="K",
+        help="with --splits: train only these label splits (0-based; the report takes every finished run in --out), "
+        "e.g. to run splits side by side in separate processes",
     )
     ablate.add_argument(
         "--no-controls",

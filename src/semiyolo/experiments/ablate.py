@@ -103,6 +103,7 @@ class Protocol:
     splits: int = 1  # label splits: the config's own and the ones 'semiyolo split' draws with the next seeds
     controls: bool = True  # the labeled-only controls (:mod:`.arms`): the penalty, the augmentations
     lr_scales: tuple[float, ...] = (2.0, 4.0)  # the labeled-only continuation also at these multiples of continue_lr
+    only_splits: tuple[int, ...] = ()  # train only these label splits, 0-based (all when empty); the report has all
 
     def __post_init__(self) -> None:
         if not 0 < self.continue_lr <= 1:
@@ -124,6 +125,11 @@ class Protocol:
             raise ConfigError(
                 f"--lr-scales: {too_fast} times --continue-lr {self.continue_lr} is not a share of the peak learning "
                 "rate in (0, 1]"
+            )
+        outside_splits = [k for k in self.only_splits if not 0 <= k < self.splits]
+        if outside_splits:
+            raise ConfigError(
+                f"--only-splits: {outside_splits} outside the {self.splits} label splits (0 to {self.splits - 1})"
             )
         most = max(self.seeds, self.ceiling_seeds)
         outside = [k for k in self.only_seeds if not 0 <= k < most]
@@ -179,10 +185,7 @@ def control_arms(protocol: Protocol, seed: int) -> list[Arm]:
     ``--variant`` that has one, as ``semi.labeled_mixup`` (a variant's other settings act on pseudo-labels
     alone)."""
     labeled = {"mode": "supervised", "lambda_bg": 0.0}
-    arms = [
-        Arm(f"seed{seed}/{CONTINUED_LR}{m:g}", CONTINUED_LR, seed, labeled, lr_scale=m)
-        for m in protocol.lr_scales
-    ]
+    arms = [Arm(f"seed{seed}/{CONTINUED_LR}{m:g}", CONTINUED_LR, seed, labeled, lr_scale=m) for m in protocol.lr_scales]
     if not protocol.controls:
         return arms
     for lam in protocol.lambdas:
@@ -316,9 +319,7 @@ def _fingerprint(run_cfg: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(run_cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def settings_differ(
-    run_dir: Path, row: dict[str, Any], run_cfg: dict[str, Any], out: Path | None = None
-) -> list[str]:
+def settings_differ(run_dir: Path, row: dict[str, Any], run_cfg: dict[str, Any], out: Path | None = None) -> list[str]:
     """The settings of ``run_cfg`` that a finished run (its ``args.yaml`` and the ``semi`` block of its row) had
     otherwise: model, data, every given training argument, and the ``semi`` keys its mode reads
     (:data:`~semiyolo.config.SUPERVISED_KEYS` unless online). A key the run predates counts as what runs did
@@ -505,8 +506,9 @@ def run_ablation(
         rows, report_rows, histories, notes = _run_one_split(config, out_dir, protocol, overrides)
     else:
         rows, report_rows, histories, notes = [], [], {}, []
-        for seed, split_overrides in split_configs(config, out_dir, protocol.splits, overrides):
-            found = _run_one_split(config, out_dir / f"split{seed}", protocol, split_overrides)
+        for k, (seed, split_overrides) in enumerate(split_configs(config, out_dir, protocol.splits, overrides)):
+            train = not protocol.only_splits or k in protocol.only_splits
+            found = _run_one_split(config, out_dir / f"split{seed}", protocol, split_overrides, train)
             rows += found[0]
             report_rows += [{**r, "run": f"split{seed}/{r['run']}"} for r in found[1]]
             histories.update({f"split{seed}/{k}": v for k, v in found[2].items()})
@@ -517,10 +519,11 @@ def run_ablation(
 
 
 def _run_one_split(
-    config: str | Path, out_dir: Path, protocol: Protocol, overrides: Sequence[str]
+    config: str | Path, out_dir: Path, protocol: Protocol, overrides: Sequence[str], train: bool = True
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, list[dict[str, str]]], list[str]]:
-    """The protocol on one label split in ``out_dir``, its report written there: its rows on validation, its rows
-    for the report (on the test split too), the runs' histories and the report's notes."""
+    """The protocol on one label split in ``out_dir`` (``train`` false: only its finished runs, as another process
+    trains it), its report written there: its rows on validation, its rows for the report (on the test split too),
+    the runs' histories and the report's notes."""
     cfg = load_config(config, overrides, train_keys=training_arguments())
     if not cfg.semi.unlabeled:
         raise ConfigError("semi.unlabeled: the ablation needs a folder of unlabeled images (see 'semiyolo split')")
@@ -537,11 +540,27 @@ def _run_one_split(
         hidden_note=_missing_hidden_labels(cfg.semi.unlabeled),
     )
     base_seed = int(base["train"].get("seed", 0))
-    converged_cfg = copy.deepcopy(base)
+    arms = continuation_arms(protocol, [base_seed + k for k in range(protocol.seeds)])
+    notes = _train_split(plan, protocol, arms, base_seed) if train else []
+    ceilings = [name for name, _ in ceiling_runs(protocol, base_seed)]
+    names = [CONVERGED, *(a.name for a in arms), *ceilings, *(f"{name}_continued" for name in ceilings)]
+    rows = finished_rows(plan.out, names)
+    notes += _step_mismatches(rows, protocol.steps)
+    histories = {row["run"]: _history(plan.out / row["run"]) for row in rows}
+    rows = [{**row, "label_split": _label_split(cfg.data)} for row in rows]
+    report_rows, notes = _with_test_rows(plan, rows), [n for n in notes if n]
+    if protocol.splits > 1:
+        write_protocol_report(report_rows, histories, plan.out, notes=notes)
+    return rows, report_rows, histories, notes
+
+
+def _train_split(plan: _Plan, protocol: Protocol, arms: Sequence[Arm], base_seed: int) -> list[str]:
+    """Train (or reuse) the converged run, then this invocation's continuations, ceilings and ceiling
+    continuations on one label split; the notes for its report."""
+    converged_cfg = copy.deepcopy(plan.base)
     converged_cfg["semi"].update(mode="supervised", lambda_bg=0.0)
     _run(plan.out, CONVERGED, CONVERGED, base_seed, converged_cfg, shared=True)  # every continuation needs it
     optim = resolved_optimizer(plan.converged_dir)
-    arms = continuation_arms(protocol, [base_seed + k for k in range(protocol.seeds)])
     hidden = [k for k in (ORACLE, FULLY_LABELED) if protocol.runs(k) and (k != ORACLE or protocol.oracle)]
     notes = [] if plan.full_data or not hidden else [f"{', '.join(hidden)}: skipped, {plan.hidden_note}"]
     notes += [plan.hidden_note] if plan.full_data and plan.hidden_note else []
@@ -565,16 +584,7 @@ def _run_one_split(
             f"still training in other processes, so not in this report: {', '.join(elsewhere)} (each process "
             "writes the report again when it finishes)"
         )
-    ceilings = [name for name, _ in ceiling_runs(protocol, base_seed)]
-    names = [CONVERGED, *(a.name for a in arms), *ceilings, *(f"{name}_continued" for name in ceilings)]
-    rows = finished_rows(plan.out, names)
-    notes += _step_mismatches(rows, protocol.steps)
-    histories = {row["run"]: _history(plan.out / row["run"]) for row in rows}
-    rows = [{**row, "label_split": _label_split(cfg.data)} for row in rows]
-    report_rows, notes = _with_test_rows(plan, rows), [n for n in notes if n]
-    if protocol.splits > 1:
-        write_protocol_report(report_rows, histories, plan.out, notes=notes)
-    return rows, report_rows, histories, notes
+    return notes
 
 
 def _label_split(data_yaml: str) -> Any:

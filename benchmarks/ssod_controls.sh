@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 28's controlled protocol (docs/BENCHMARKS.md, "The controlled protocol") on a generated dataset at 10 %
+# labels: 3 label splits x 2 seeds; per split its own converged run, the fully labeled ceiling and that ceiling
+# continued for the arms' budget; per split and seed the labeled-only continuation at 1, 2 and 4 times the
+# continuation learning rate (the best on validation is the baseline), the penalty alone, pseudo-mixup's blend
+# alone, the oracle (hidden labels, same budget), and three online arms: today's defaults, `mix` (pseudo-mixup
+# 0.5) and `tiered_flip_s12` (the flip-and-scale teacher). Figures on the 400 test images decide; validation only
+# chooses.
+# Made to fit 2 cores: one optimizer step per batch of 16 (nbs 16), so the converged run takes 1500 steps in 30
+# epochs and a continuation 300 steps in 6 epochs of the repeated labeled images.
+# Usage: benchmarks/ssod_controls.sh shapes|digits OUT [extra ablate arguments, e.g. --only-splits 1]
+# Side by side, one thread each: run it once to make the data, then one process per label split:
+#   OMP_NUM_THREADS=1 benchmarks/ssod_controls.sh shapes /tmp/abl/c_shapes --only-splits 0 &
+#   OMP_NUM_THREADS=1 benchmarks/ssod_controls.sh shapes /tmp/abl/c_shapes --only-splits 1 &
+set -euo pipefail
+kind=$1 out=$2
+shift 2
+bin=${SEMIYOLO:-.venv/bin/semiyolo}
+export YOLO_OFFLINE=1 MPLBACKEND=Agg
+generator=$([ "$kind" = shapes ] && echo synth || echo digits)
+[ -f "$out/data/data.yaml" ] || "$bin" data "$generator" --out "$out/data" --images 1000 --seed 0 --imgsz 160 \
+    --test-images 400
+[ -f "$out/split/config.yaml" ] || "$bin" split "$out/data/data.yaml" --fraction 0.1 --seed 0 --out "$out/split"
+"$bin" ablate "$out/split/config.yaml" \
+    train.epochs=30 train.imgsz=160 train.batch=16 train.nbs=16 train.workers=0 train.seed=0 \
+    train.deterministic=true train.close_mosaic=10 train.plots=false semi.labeled_repeat=10 \
+    semi.lambda_bg_warmup=2 semi.validate_teacher=false \
+    --steps 300 --seeds 2 --splits 3 --lambdas 1 --lr-scales 2 4 --no-offline \
+    --only supervised_continued supervised_continued_lr supervised_continued_bg supervised_continued_aug \
+    oracle_continued fully_labeled fully_labeled_continued variants \
+    --variant default:lambda_bg=1 --variant mix:pseudo_mixup=0.5 \
+    --variant tiered_flip_s12:teacher_flip=true,teacher_scale=1.2 \
+    --out "$out/controls" "$@"
