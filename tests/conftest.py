@@ -2,6 +2,8 @@ import os
 
 import pytest
 
+from tiny_runs import tiny_train
+
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -13,3 +15,23 @@ def tiny_data(tmp_path_factory):
     from semiyolo.data import SynthSpec, write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("data"), SynthSpec(images=12, imgsz=64, seed=0))
+
+
+TINY_RUN_SEMI = {"burn_in": 1, "lambda_bg": 1.0, "lambda_bg_warmup": 1, "logit_clamp": 10.0}
+"""The semi settings of ``tiny_run``: lambda_bg 0 in epoch 1 (burn-in), then 1 (a warm-up of one epoch)."""
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_data):
+    """One finished supervised run (2 epochs of YOLOv8n at 64 px on ``tiny_data``, ``TINY_RUN_SEMI``), trained once
+    per test session: its folder (weights/best.pt and last.pt, results.csv, summary.json). Tests share it: one that
+    writes into a run folder copies it into its own ``tmp_path`` first."""
+    import yaml
+
+    from semiyolo.cli import main
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    config = {"model": "yolov8n.yaml", "data": str(tiny_data), "train": tiny_train(root, "run"), "semi": TINY_RUN_SEMI}
+    (root / "run.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(root / "run.yaml")]) == 0
+    return root / "run"

@@ -188,7 +188,8 @@ def test_tiny_protocol_end_to_end(tmp_path, capsys):
 
 def test_protocol_settings_are_checked():
     from semiyolo.errors import ConfigError
-    from semiyolo.experiments.ablate import Protocol, _fixed_batch
+    from semiyolo.experiments.ablate import _fixed_batch
+    from semiyolo.experiments.protocol import Protocol
 
     with pytest.raises(ConfigError, match="--continue-lr"):
         Protocol(continue_lr=0)
@@ -199,7 +200,7 @@ def test_protocol_settings_are_checked():
 
 def test_only_seeds_and_only_choose_the_continuations_to_train():
     from semiyolo.errors import ConfigError
-    from semiyolo.experiments.ablate import Protocol, arms_to_run, continuation_arms
+    from semiyolo.experiments.protocol import Protocol, arms_to_run, continuation_arms
 
     with pytest.raises(ConfigError, match=r"--only-seeds: \[3\] outside the 3 seeds \(0 to 2\)"):
         Protocol(seeds=3, only_seeds=(3,))
@@ -229,7 +230,7 @@ def test_a_run_finished_with_other_settings_is_not_reused(tmp_path):
     import yaml
 
     from semiyolo.errors import ConfigError
-    from semiyolo.experiments.ablate import _run
+    from semiyolo.experiments.runs import train_or_reuse
 
     cfg = {
         "model": "m.yaml",
@@ -241,46 +242,49 @@ def test_a_run_finished_with_other_settings_is_not_reused(tmp_path):
     (tmp_path / "r" / "args.yaml").write_text(yaml.safe_dump({"model": "m.yaml", "data": "d.yaml", "epochs": 3}))
     row = {"run": "r", "semi": {"mode": "supervised", "lambda_bg": 0.0}}  # written before pseudo_targets existed
     (tmp_path / "r" / "ablation_row.json").write_text(json.dumps(row))
-    assert _run(tmp_path, "r", "supervised_continued", 0, cfg)["run"] == "r"  # same settings: reused
+    assert train_or_reuse(tmp_path, "r", "supervised_continued", 0, cfg)["run"] == "r"  # same settings: reused
     # an online-only key does not concern a supervised run; a key it predates counts as its default
     online_only = {**cfg, "semi": {**cfg["semi"], "teacher_decay": 0.5, "pseudo_targets": "hard"}}
-    assert _run(tmp_path, "r", "supervised_continued", 0, online_only)["run"] == "r"
+    assert train_or_reuse(tmp_path, "r", "supervised_continued", 0, online_only)["run"] == "r"
     # an online run written before pseudo_targets and teacher_half_life existed made hard targets at a fixed decay
     online = {**cfg, "semi": {"mode": "online", "lambda_bg": 0.0, "pseudo_targets": "hard", "teacher_half_life": None}}
     stored_before = {**row, "semi": {"mode": "online", "lambda_bg": 0.0}}
     (tmp_path / "r" / "ablation_row.json").write_text(json.dumps(stored_before))
-    assert _run(tmp_path, "r", "online", 0, online)["run"] == "r"
+    assert train_or_reuse(tmp_path, "r", "online", 0, online)["run"] == "r"
     with pytest.raises(ConfigError, match=r"other settings \(semi.pseudo_targets\)"):
-        _run(tmp_path, "r", "online", 0, {**online, "semi": {**online["semi"], "pseudo_targets": "tiered"}})
+        train_or_reuse(tmp_path, "r", "online", 0, {**online, "semi": {**online["semi"], "pseudo_targets": "tiered"}})
     (tmp_path / "r" / "ablation_row.json").write_text(json.dumps(row))
     with pytest.raises(ConfigError, match=r"finished earlier with other settings \(epochs\)"):
-        _run(tmp_path, "r", "supervised_continued", 0, {**cfg, "train": {"epochs": 4}})
+        train_or_reuse(tmp_path, "r", "supervised_continued", 0, {**cfg, "train": {"epochs": 4}})
     with pytest.raises(ConfigError, match=r"other settings \(semi.lambda_bg\)"):
-        _run(tmp_path, "r", "supervised_continued", 0, {**cfg, "semi": {"mode": "supervised", "lambda_bg": 1.0}})
+        penalised = {**cfg, "semi": {"mode": "supervised", "lambda_bg": 1.0}}
+        train_or_reuse(tmp_path, "r", "supervised_continued", 0, penalised)
 
 
 def test_unlabeled_images_without_hidden_labels_are_named_in_a_note(tmp_path):
     from PIL import Image
 
-    from semiyolo.experiments.ablate import _missing_hidden_labels
+    from semiyolo.data import list_images
+    from semiyolo.experiments.hidden_labels import missing_hidden_labels
 
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()
     for name in ("a", "b", "c"):
         Image.new("RGB", (8, 8)).save(tmp_path / "images" / f"{name}.png")
     folder = str(tmp_path / "images")
-    assert _missing_hidden_labels(folder) == f"the unlabeled images ({folder}) have no label files"
+    images = list_images(folder)
+    assert missing_hidden_labels(images, folder) == f"the unlabeled images ({folder}) have no label files"
     (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
-    assert _missing_hidden_labels(folder).startswith("2 of 3 unlabeled images")
+    assert missing_hidden_labels(images, folder).startswith("2 of 3 unlabeled images")
     for name in ("b", "c"):
         (tmp_path / "labels" / f"{name}.txt").write_text("")  # images without objects: an empty label file
-    assert _missing_hidden_labels(folder) == ""
+    assert missing_hidden_labels(images, folder) == ""
 
 
 def test_the_offline_arms_labels_are_made_again_for_another_teacher(tmp_path, monkeypatch):
     import json
 
-    from semiyolo.experiments import ablate
+    from semiyolo.experiments import offline_labels
 
     calls = []
 
@@ -289,20 +293,20 @@ def test_the_offline_arms_labels_are_made_again_for_another_teacher(tmp_path, mo
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps({"teacher": {"flip": teacher_flip, "scale": teacher_scale}}))
 
-    monkeypatch.setattr(ablate, "pseudo_label_folder", fake_pseudo_label_folder)
+    monkeypatch.setattr(offline_labels, "pseudo_label_folder", fake_pseudo_label_folder)
     cfg = {"train": {"imgsz": 64}, "semi": {"unlabeled": "u", "filters": []}}
     flipped = {"train": {"imgsz": 64}, "semi": {"unlabeled": "u", "filters": [], "teacher_flip": True}}
     for run_cfg in (cfg, cfg, flipped, flipped, cfg):
-        ablate._pseudo_labels(tmp_path, tmp_path / "converged", run_cfg)
+        offline_labels.offline_pseudo_labels(tmp_path, tmp_path / "converged", run_cfg)
     assert calls == [(False, 1.0), (True, 1.0), (False, 1.0)]  # made, reused, made again, reused, made again
     (tmp_path / "offline_pseudo_labels" / "summary.json").write_text("{}")  # written before the teacher was recorded
-    ablate._pseudo_labels(tmp_path, tmp_path / "converged", cfg)
+    offline_labels.offline_pseudo_labels(tmp_path, tmp_path / "converged", cfg)
     assert len(calls) == 3  # taken as the plain teacher's
 
 
 def test_ceiling_seeds_name_their_runs_and_follow_only_and_only_seeds():
     from semiyolo.errors import ConfigError
-    from semiyolo.experiments.ablate import Protocol, ceiling_runs, ceilings_to_run
+    from semiyolo.experiments.protocol import Protocol, ceiling_runs, ceilings_to_run
 
     three = Protocol(seeds=1, ceiling_seeds=3)
     # the first keeps the folder a single ceiling always had, so earlier ablation folders are reused
@@ -326,7 +330,7 @@ def test_ceiling_seeds_name_their_runs_and_follow_only_and_only_seeds():
 def test_the_report_takes_every_finished_run_whatever_the_last_call_named(tmp_path):
     import json
 
-    from semiyolo.experiments.ablate import finished_rows
+    from semiyolo.experiments.runs import finished_rows
 
     for run, kind in (
         ("supervised_converged", "supervised_converged"),

@@ -117,7 +117,7 @@ def test_a_second_ablate_waits_for_the_converged_run_another_process_trains(tmp_
 
 
 def test_a_run_another_live_process_owns_is_skipped_not_cleared(tmp_path, capsys):
-    from semiyolo.experiments.ablate import _run
+    from semiyolo.experiments.runs import train_or_reuse
 
     folder = tmp_path / "seed0" / "supervised_continued"
     script = (
@@ -129,7 +129,7 @@ def test_a_run_another_live_process_owns_is_skipped_not_cleared(tmp_path, capsys
         assert holder.stdout.readline().strip() == "held"
         (folder / "results.csv").write_text("epoch\n1\n")  # the other process's training so far
         cfg = {"model": "m.yaml", "data": "d.yaml", "train": {}, "semi": {"mode": "supervised", "lambda_bg": 0.0}}
-        assert _run(tmp_path, "seed0/supervised_continued", "supervised_continued", 0, cfg) is None
+        assert train_or_reuse(tmp_path, "seed0/supervised_continued", "supervised_continued", 0, cfg) is None
         assert (folder / "results.csv").read_text() == "epoch\n1\n"
         said = capsys.readouterr().out
         assert f"seed0/supervised_continued: process {holder.pid} is training it; skipped here" in said
@@ -142,22 +142,22 @@ def _fake_training(monkeypatch, calls):
     """``prepare`` and ``train`` of the ablation without training: each run writes an args.yaml."""
     import yaml
 
-    from semiyolo.experiments import ablate
+    from semiyolo.experiments import runs
 
     def fake_train(run_cfg):
         train = run_cfg["train"]
-        folder = ablate.Path(train["project"]) / train["name"]
+        folder = runs.Path(train["project"]) / train["name"]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "args.yaml").write_text(yaml.safe_dump({"model": run_cfg["model"], "data": run_cfg["data"]}))
         calls.append(train["name"])
         return {"semi": run_cfg["semi"], "save_dir": str(folder)}
 
-    monkeypatch.setattr(ablate, "prepare", lambda run_cfg: None)
-    monkeypatch.setattr(ablate, "train", fake_train)
+    monkeypatch.setattr(runs, "prepare", lambda run_cfg: None)
+    monkeypatch.setattr(runs, "train", fake_train)
 
 
 def test_an_empty_row_file_is_an_unfinished_run_trained_again(tmp_path, capsys, monkeypatch):
-    from semiyolo.experiments.ablate import _run, finished_rows
+    from semiyolo.experiments.runs import finished_rows, train_or_reuse
 
     calls = []
     _fake_training(monkeypatch, calls)
@@ -166,7 +166,7 @@ def test_an_empty_row_file_is_an_unfinished_run_trained_again(tmp_path, capsys, 
     (tmp_path / "r" / "ablation_row.json").write_text("")  # a write cut short by a full disk or a kill
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "ablation_row.json").write_text('{"run": "oth')  # half a row of a run not named
-    row = _run(tmp_path, "r", "supervised_continued", 0, cfg)
+    row = train_or_reuse(tmp_path, "r", "supervised_continued", 0, cfg)
     said = capsys.readouterr().out
     assert f"{tmp_path / 'r' / 'ablation_row.json'} is empty or not valid JSON" in said and calls == ["r"]
     written = json.loads((tmp_path / "r" / "ablation_row.json").read_text())

@@ -118,7 +118,8 @@ def test_bad_filter_parameters_are_refused_when_the_config_loads(tmp_path, overr
 
 
 def test_checks_that_need_the_dataset_or_the_model_wait_for_them(tmp_path):
-    # document 000's dsat names 7 classes and dfl_entropy needs a DFL head: neither is known when the file loads
+    # the source's block (docs/spec.md §9): dsat names 7 classes and dfl_entropy needs a DFL head, neither known
+    # when the file loads
     cfg = load_config(_write(tmp_path, DOCUMENT_000_BLOCK))
     assert [f.name for f in cfg.semi.filters] == ["dsat", "dfl_entropy"]
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from semiyolo.continuation import load_optimizer_moments
-from semiyolo.experiments.ablate import Protocol, continuation_arms, continuation_train_args, epochs_for
+from semiyolo.experiments.protocol import Protocol, continuation_arms
+from semiyolo.experiments.schedule import continuation_train_args, epochs_for
 
 
 def _sgd_after_one_step() -> torch.optim.SGD:

@@ -14,6 +14,7 @@ from semiyolo.errors import DataError
 from semiyolo.integrations.ultralytics.evaluate import background_false_positives
 from semiyolo.integrations.ultralytics.offline import pseudo_label_folder
 from semiyolo.integrations.ultralytics.unlabeled import UnlabeledImages
+from tiny_runs import tiny_train
 
 
 def _jpeg(path, value=100, size=48) -> bytes:
@@ -106,7 +107,7 @@ def _config(tmp_path, data, **semi):
     cfg = {
         "model": "yolov8n.yaml",
         "data": str(data),
-        "train": {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "project": str(tmp_path / "runs")},
+        "train": tiny_train(tmp_path / "runs", "train", epochs=1),  # "train": Ultralytics' default name
         "semi": semi,
     }
     path = tmp_path / "run.yaml"

@@ -15,6 +15,7 @@ from semiyolo.config import SemiConfig
 from semiyolo.data import SynthSpec, list_images, write_dataset
 from semiyolo.integrations.ultralytics.banner import closing_summary, coverage_warnings, start_banner
 from semiyolo.integrations.ultralytics.exact_resume import remove_resume_states
+from tiny_runs import tiny_train
 
 STATE_FILES = ("train_state.pt", "train_state.pt.prev", "semi_state.pt", "semi_state.pt.prev")
 
@@ -29,8 +30,7 @@ def said(monkeypatch):
 
 
 def _train(tiny_data, tmp_path, name, epochs=2):
-    return {"data": str(tiny_data), "epochs": epochs, "imgsz": 64, "batch": 4, "nbs": 4, "workers": 0,
-            "plots": False, "project": str(tmp_path), "name": name, "model": "yolov8n.yaml"}  # fmt: skip
+    return {"data": str(tiny_data), "model": "yolov8n.yaml", **tiny_train(tmp_path, name, epochs=epochs, nbs=4)}
 
 
 # --- item 1: burn-in or a warm-up that covers the whole run ----------------------------------------------------
@@ -78,9 +78,7 @@ def online_run(tmp_path_factory, tiny_data):
         for level in ("info", "warning"):
             patch.setattr(LOGGER, level, lambda message, *args, **kwargs: lines.append(str(message)))
         filters = [{"name": "score", "params": {"threshold": 0.001}}, {"name": "cap", "params": {"max_per_image": 5}}]
-        semi = SemiConfig(
-            mode="online", unlabeled=str(unlabeled), burn_in=1, lambda_bg_warmup=1, pseudo_min_score=1e-4
-        )
+        semi = SemiConfig(mode="online", unlabeled=str(unlabeled), burn_in=1, lambda_bg_warmup=1, pseudo_min_score=1e-4)
         semi.filters = filters
         trainer = OnlineTrainer(overrides={**_train(tiny_data, root, "online"), "plots": True}, semi=semi)
         trainer.train()

@@ -111,3 +111,123 @@ def test_core_packages_import_without_ultralytics(package):
 
     code = f"import sys, semiyolo.{package}; sys.exit('ultralytics' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+SPEC = SRC.parents[1] / "docs" / "spec.md"
+UNFINDABLE_SOURCES = ("spec section", "spec §", "document 0")  # documents outside the repository
+SPEC_CITATION = r"docs/spec\.md §(\d+(?:\.\d+)*)"
+
+
+def test_the_code_cites_only_documents_in_the_repository():
+    import re
+
+    offenders = [
+        f"{path.relative_to(SRC)}: {phrase!r}"
+        for path in sorted(SRC.rglob("*.py"))
+        for phrase in UNFINDABLE_SOURCES
+        if phrase in path.read_text().lower()
+    ]
+    assert offenders == []
+    assert SPEC.is_file()
+    sections = set(re.findall(r"^#{2,3} (\d+(?:\.\d+)*)\.? ", SPEC.read_text(), flags=re.MULTILINE))
+    cited = {
+        f"{path.relative_to(SRC)}: §{number}"
+        for path in sorted(SRC.rglob("*.py"))
+        for number in re.findall(SPEC_CITATION, path.read_text())
+        if number not in sections
+    }
+    assert cited == set()
+
+
+BATCH_OWNER = SRC / "batch.py"  # the extended batch's keys, its construction, its split and its labeled part
+BATCH_READERS = (INTEGRATION / "criterion.py", INTEGRATION / "semi_criterion.py")
+EXTENDED_BATCH_KEYS = ("num_labeled", "regress", "target_weight", "ignore_idx", "ignore_bboxes", "dense_targets")
+
+
+def test_the_extended_batch_has_one_owner():
+    """Its keys are written as strings in one module only; the criterion reads them there, not in the teacher."""
+    spelled = [
+        f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}"
+        for path, tree in _modules()
+        if path != BATCH_OWNER
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value in EXTENDED_BATCH_KEYS
+    ]
+    assert spelled == []
+    for path in BATCH_READERS:
+        tree = ast.parse(path.read_text())
+        absolute = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level and n.module}
+        absolute |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported = _relative_targets(path, tree) | absolute
+        assert not [m for m in imported if m.split(".")[:2] == ["semiyolo", "teacher"]], path.name
+
+
+EXPERIMENTS = SRC / "experiments"
+
+
+def test_arm_kinds_are_written_only_in_arms():
+    """Each arm kind (``kind`` in ``ablation.csv``) is spelled once, in experiments/arms.py; the other experiment
+    modules use its constants."""
+    from semiyolo.experiments.arms import KINDS
+
+    spelled = [
+        f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}"
+        for path, tree in _modules()
+        if EXPERIMENTS in path.parents and path.name != "arms.py"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in KINDS
+    ]
+    assert spelled == []
+
+
+RUN_FOLDER_HOME = SRC / "runfiles.py"  # last_weights, train_state, weights_dir
+PIXEL_SCALE_HOME = SRC / "pixels.py"  # to_unit_range, PIXEL_MAX
+
+
+def test_the_run_folder_layout_and_the_pixel_scale_are_written_once():
+    """A run's checkpoint files are named in runfiles.py alone, and uint8 images are scaled by ``/ 255`` in
+    pixels.py alone."""
+    from semiyolo.runfiles import LAST_WEIGHTS, SEMI_STATE, TRAIN_STATE
+
+    files = (LAST_WEIGHTS, TRAIN_STATE, SEMI_STATE)
+    named = [
+        f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}"
+        for path, tree in _modules()
+        if path != RUN_FOLDER_HOME
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and (node.value in files or node.value.endswith(tuple(f"/{name}" for name in files)))
+    ]
+    assert named == []
+    scaled = [
+        f"{path.relative_to(SRC)}:{node.lineno}"
+        for path, tree in _modules()
+        if path != PIXEL_SCALE_HOME
+        for node in ast.walk(tree)
+        if isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Div)
+        and isinstance(node.right, ast.Constant)
+        and node.right.value == 255
+    ]
+    assert scaled == []
+
+
+RULE_HOMES = {  # a config value that selects a rule -> the modules that may spell it: the list of choices, the rule
+    "dense": {SRC / "pseudo" / "tiers.py", SRC / "pseudo" / "dense.py"},  # dense_geometry_conflict
+    "soft": {SRC / "pseudo" / "tiers.py"},  # soft_uncertain
+}
+
+
+@pytest.mark.parametrize("value", sorted(RULE_HOMES))
+def test_the_dense_geometry_and_soft_target_rules_are_written_once(value):
+    """Anyone who needs to know whether dense or soft targets apply asks their rule, rather than comparing the
+    setting to its value again."""
+    spelled = [
+        f"{path.relative_to(SRC)}:{node.lineno}"
+        for path, tree in _modules()
+        if path not in RULE_HOMES[value]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value == value
+    ]
+    assert spelled == []

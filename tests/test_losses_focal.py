@@ -100,7 +100,7 @@ def test_saturated_logits_have_finite_gradients_for_small_gamma():
 def test_document_004_easy_negatives_dominate_ce_not_focal():
     # 10^6 negatives at p_t = 0.99: CE each -log 0.99 = 0.0100503, total 10050.34.
     # 10 positives at p_t = 0.01: CE each -log 0.01 = 4.60517, total 46.05.
-    # Shares: negatives 10050.34 / 10096.39 = 99.54 %, positives 0.456 % (document 004 prints 0.45 %).
+    # Shares: negatives 10050.34 / 10096.39 = 99.54 %, positives 0.456 %.
     x = torch.cat((torch.full((10**6,), math.log(0.01 / 0.99)), torch.full((10,), math.log(0.01 / 0.99))))
     y = torch.cat((torch.zeros(10**6), torch.ones(10)))
     ce = sigmoid_focal_loss(x, y, alpha=None, gamma=0.0)

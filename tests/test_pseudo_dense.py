@@ -8,12 +8,12 @@ import torch
 from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel
 
+from semiyolo.batch import DENSE_KEY, labeled_part, split_batch
 from semiyolo.integrations.ultralytics.criterion import BackgroundPenaltyDetectionLoss
-from semiyolo.integrations.ultralytics.semi_criterion import SemiSupervisedLoss, split_batch
+from semiyolo.integrations.ultralytics.semi_criterion import SemiSupervisedLoss
 from semiyolo.pseudo import DenseTargets, FilterChain, ScoreFilter
 from semiyolo.pseudo.augment import StrongAugment, student_view
-from semiyolo.teacher import MeanTeacher, TeacherPseudoLabeler, labeled_part
-from semiyolo.teacher.batch import DENSE_KEY
+from semiyolo.teacher import MeanTeacher, TeacherPseudoLabeler
 from semiyolo.teacher.labeler import per_anchor
 
 

@@ -91,6 +91,19 @@ def _config(tmp_path, data, name, online, nbs, epochs=6, **semi_settings):
     return path
 
 
+def _train_beside(config, log):
+    """Start ``semiyolo train config`` in a child process, its output into ``log``: it trains while the test goes on
+    (beside the run that is killed; on CPU a child's steps give the same bits whether or not another runs)."""
+    command = [sys.executable, "-m", "semiyolo", "train", str(config)]
+    with open(log, "w") as out:
+        return subprocess.Popen(command, env=ENV, stdout=out, stderr=out)
+
+
+def _finished(process, log):
+    """Wait for a run started by ``_train_beside``: it must end well."""
+    assert process.wait() == 0, log.read_text()[-2000:]
+
+
 def _kill_at_random_moment(config, state_file, seed, saved_epoch=1):
     """SIGKILL the run somewhere in the epochs after epoch ``saved_epoch`` (0-based) was saved."""
     proc = subprocess.Popen(
@@ -121,10 +134,13 @@ def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_p
     # batch 4: nbs 16 accumulates 4 batches a step, across epochs of 5 batches; nbs 64 accumulates up to 16 (the
     # warm-up ramps it from 1), so the run's few steps straddle the checkpoint
     straight = _config(tmp_path, data, "straight", online, nbs)
-    subprocess.run([sys.executable, "-m", "semiyolo", "train", str(straight)], env=ENV, check=True, capture_output=True)
+    straight_run = _train_beside(straight, tmp_path / "straight.log")
     killed = _config(tmp_path, data, "killed", online, nbs)
     weights = tmp_path / "killed" / "weights"
-    _kill_at_random_moment(killed, weights / "train_state.pt", seed=int(online))
+    try:
+        _kill_at_random_moment(killed, weights / "train_state.pt", seed=int(online))
+    finally:
+        _finished(straight_run, tmp_path / "straight.log")
     resumed = subprocess.run(
         [sys.executable, "-m", "semiyolo", "train", str(killed), f"train.resume={weights / 'last.pt'}"],
         env={**ENV, "YOLO_VERBOSE": "True"},
@@ -139,7 +155,9 @@ def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_p
         b = torch.load(weights / name, weights_only=False)
         assert a["epoch"] == b["epoch"] == 5
         if name == "semi_state.pt":  # DSAT's thresholds, the unlabeled stream's position, the augmentation's generator
-            assert a["filters"] == b["filters"] and a["unlabeled_consumed"] == b["unlabeled_consumed"] > 0
+            assert a["unlabeled"] == b["unlabeled"] and a["unlabeled"]["consumed"] > 0
+            a, b = a["mean_teacher"], b["mean_teacher"]
+            assert a["filters"] == b["filters"]
             assert torch.equal(a["augment_generator"], b["augment_generator"])
         for part in ("model", "ema") if name == "train_state.pt" else ("teacher",):
             for key, value in a[part].items():
@@ -205,10 +223,13 @@ def reviewed_runs(tmp_path_factory, data):
     # torch generator when a resume reopened it: the saved generator state differed, the weights did not)
     overrides = {"epochs": 3, "reviewed": str(reviewed), "burn_in": 0}
     straight = _config(root, data, "straight", online=True, nbs=4, **overrides)
-    subprocess.run([sys.executable, "-m", "semiyolo", "train", str(straight)], env=ENV, check=True, capture_output=True)
+    straight_run = _train_beside(straight, root / "straight.log")
     killed = _config(root, data, "killed", online=True, nbs=4, **overrides)
-    _kill_at_random_moment(killed, root / "killed" / "weights" / "train_state.pt", seed=0, saved_epoch=0)
-    shutil.copytree(root / "killed", root / "at_the_kill", symlinks=True)
+    try:
+        _kill_at_random_moment(killed, root / "killed" / "weights" / "train_state.pt", seed=0, saved_epoch=0)
+        shutil.copytree(root / "killed", root / "at_the_kill", symlinks=True)
+    finally:
+        _finished(straight_run, root / "straight.log")
     return root
 
 
@@ -230,7 +251,8 @@ def test_a_run_with_reviewed_images_resumes_bit_identical_to_an_uninterrupted_on
     assert all(torch.equal(value, b["model"][key]) for key, value in a["model"].items())
     assert _same_rng(a["rng"], b["rng"])
     a, b = (torch.load(w / "semi_state.pt", weights_only=False) for w in (straight, weights))
-    assert a["reviewed"] == b["reviewed"] and len(a["reviewed"]) == 2
+    assert a["reviewed"] == b["reviewed"] and len(a["reviewed"]["training"]) == 2
+    a, b = a["mean_teacher"], b["mean_teacher"]
     assert all(torch.equal(value, b["teacher"][key]) for key, value in a["teacher"].items())
     assert _box_loss_by_epoch(reviewed_runs / "killed") == _box_loss_by_epoch(reviewed_runs / "straight")
 

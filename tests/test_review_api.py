@@ -409,7 +409,8 @@ def test_a_run_with_a_teacher_state_labels_with_the_teacher(run_folder):
 
     chain = build_filters([{"name": "score", "params": {"threshold": 0.5}}], num_classes=2, has_dfl=True)
     semi = {"mode": "online", "unlabeled": str(run_folder.parent / "unlabeled"), "filters": [{"name": "score"}]}
-    state = {"epoch": 3, "teacher": _detector(-3.0).state_dict(), "filters": chain.state_dict(), "semi": semi}
+    teacher = {"teacher": _detector(-3.0).state_dict(), "filters": chain.state_dict()}
+    state = {"epoch": 3, "mean_teacher": teacher, "semi": semi}  # the online trainer's semi_state.pt
     client = _run_client(run_folder, state)
     body = client.get("/api/labels/u0.png").json()
     assert body["boxes"] == [] and body["dropped"] == []  # sigmoid(-3) = 0.047: no candidate above 0.1
@@ -477,7 +478,8 @@ def test_a_run_with_a_teacher_orders_by_what_the_student_sees_that_it_does_not(r
     filters = [{"name": "score", "params": {"threshold": 0.5}}, {"name": "cap", "params": {"max_per_image": 2}}]
     chain = build_filters(filters, num_classes=2, has_dfl=True)  # the run's own filters, as in its summary.json
     semi = {"mode": "online", "unlabeled": str(run_folder.parent / "unlabeled"), "filters": filters}
-    state = {"epoch": 3, "teacher": _detector(-3.0).state_dict(), "filters": chain.state_dict(), "semi": semi}
+    teacher = {"teacher": _detector(-3.0).state_dict(), "filters": chain.state_dict()}
+    state = {"epoch": 3, "mean_teacher": teacher, "semi": semi}  # the online trainer's semi_state.pt
     client = _run_client(run_folder, state)
     assert client.get("/api/labels/u0.png").json()["boxes"] == []  # the teacher sees nothing
     worth = {

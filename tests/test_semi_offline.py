@@ -8,29 +8,17 @@ import yaml
 
 from semiyolo.cli import main
 from semiyolo.data import SynthSpec, write_dataset
+from tiny_runs import tiny_train
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_run):
+    """A labeled and an unlabeled set of generated images, and a trained checkpoint of their three classes (the
+    session's ``tiny_run``, trained on other images of them)."""
     root = tmp_path_factory.mktemp("offline")
     labeled = write_dataset(root / "labeled", SynthSpec(images=12, imgsz=64, seed=3))
     write_dataset(root / "unlabeled", SynthSpec(images=10, imgsz=64, seed=9))
-    cfg = {
-        "model": "yolov8n.yaml",
-        "data": str(labeled),
-        "train": {
-            "epochs": 1,
-            "imgsz": 64,
-            "batch": 4,
-            "workers": 0,
-            "plots": False,
-            "project": str(root / "runs"),
-            "name": "teacher",
-        },
-    }
-    (root / "teacher.yaml").write_text(yaml.safe_dump(cfg))
-    assert main(["train", str(root / "teacher.yaml")]) == 0
-    return root, labeled, root / "runs" / "teacher" / "weights" / "best.pt"
+    return root, labeled, tiny_run / "weights" / "best.pt"
 
 
 def test_pseudo_label_writes_yolo_labels_and_a_manifest(trained, tmp_path):
@@ -158,15 +146,7 @@ def test_offline_mode_trains_on_labeled_and_pseudo_labeled_images(trained, tmp_p
     cfg = {
         "model": "yolov8n.yaml",
         "data": str(labeled),
-        "train": {
-            "epochs": 1,
-            "imgsz": 64,
-            "batch": 4,
-            "workers": 0,
-            "plots": False,
-            "project": str(tmp_path / "runs"),
-            "name": "offline",
-        },
+        "train": tiny_train(tmp_path / "runs", "offline", epochs=1),
         "semi": {"mode": "offline", "pseudo_labels": str(out), "burn_in": 0, "lambda_bg_warmup": 0},
     }
     path = tmp_path / "offline.yaml"

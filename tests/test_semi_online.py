@@ -8,10 +8,12 @@ import pytest
 import torch
 import yaml
 
+from semiyolo.batch import split_batch
 from semiyolo.cli import main
 from semiyolo.data import SynthSpec, write_dataset
-from semiyolo.integrations.ultralytics.semi_criterion import SemiSupervisedLoss, split_batch
+from semiyolo.integrations.ultralytics.semi_criterion import SemiSupervisedLoss
 from semiyolo.integrations.ultralytics.unlabeled import UnlabeledImages, unlabeled_batches
+from tiny_runs import tiny_train
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +29,7 @@ def _config(tmp_path, datasets, epochs=3, **semi):
     cfg = {
         "model": "yolov8n.yaml",
         "data": str(labeled),
-        "train": {
-            "epochs": epochs,
-            "imgsz": 64,
-            "batch": 4,
-            "nbs": 4,
-            "workers": 0,
-            "plots": False,
-            "seed": 0,
-            "project": str(tmp_path / "runs"),
-            "name": "semi",
-        },
+        "train": tiny_train(tmp_path / "runs", "semi", epochs=epochs, nbs=4, seed=0),
         "semi": {
             "mode": "online",
             "unlabeled": str(unlabeled),
@@ -77,7 +69,8 @@ def test_online_run_passes_burn_in_and_logs_the_unsupervised_side(tmp_path, data
     trained = (run / "semi_train.txt").read_text().split()
     assert held and not set(held) & set(trained)
     state = torch.load(run / "weights" / "semi_state.pt", weights_only=False)
-    assert state["epoch"] == 2 and [f["name"] for f in state["filters"]] == ["dsat", "dfl_entropy", "cap"]
+    filters = state["mean_teacher"]["filters"]
+    assert state["epoch"] == 2 and [f["name"] for f in filters] == ["dsat", "dfl_entropy", "cap"]
 
 
 def test_semi_loss_is_the_criterion_on_each_part():
@@ -407,10 +400,11 @@ def test_teacher_half_life_sets_the_decay_from_the_run_length():
     ids=["tiered", "dense", "tiered-mixup", "tiered-soft-mixup", "dense-teacher-flip"],
 )
 def test_online_training_with_tiered_or_dense_pseudo_targets(tmp_path, datasets, targets, mixup):
+    # one optimizer step (a batch: nbs = batch) without burn-in: the step's logged unsupervised losses are finite
+    # (the passage from burn-in to the online epochs: test_online_run_passes_burn_in_and_logs_the_unsupervised_side)
     filters = [{"name": "score", "params": {"threshold": 0.3}}, {"name": "nms_unc", "params": {"threshold": 0.1}}]
-    config = _config(
-        tmp_path, datasets, epochs=2, pseudo_targets=targets, filters=filters, validate_teacher=False, **mixup
-    )
+    one_step = {"burn_in": 0, "lambda_bg_warmup": 0, "max_optimizer_steps": 1, "validate_teacher": False}
+    config = _config(tmp_path, datasets, epochs=1, pseudo_targets=targets, filters=filters, **one_step, **mixup)
     assert main(["train", str(config)]) == 0
     rows = list(csv.DictReader((tmp_path / "runs" / "semi" / "results.csv").open()))
     last = rows[-1]
@@ -427,7 +421,7 @@ def test_the_mean_teacher_takes_the_runs_mixup_mirroring_and_scale(monkeypatch):
     from ultralytics.utils import LOGGER
 
     from semiyolo.config import SemiConfig
-    from semiyolo.integrations.ultralytics import OnlineTrainer
+    from semiyolo.integrations.ultralytics.online_teacher import build_mean_teacher
 
     said = []
     monkeypatch.setattr(LOGGER, "warning", lambda message, *args, **kwargs: said.append(message))
@@ -441,14 +435,14 @@ def test_the_mean_teacher_takes_the_runs_mixup_mirroring_and_scale(monkeypatch):
         amp_dtype=lambda: None,
         teacher_decay=lambda: 0.99,
     )
-    teacher = OnlineTrainer.build_mean_teacher(trainer)
+    teacher = build_mean_teacher(trainer)
     assert (teacher.mixup, teacher.mixup_partners) == (0.5, "labeled")
     assert teacher.augment.flip == 0.0 and teacher.augment.moves_boxes  # scale and shift still; no mirror
     # the flip ensemble is what was asked for, with a warning: this teacher never saw a mirrored image
     assert teacher.labeler.mirror and any("teacher_flip with fliplr 0" in m for m in said)
     assert teacher.labeler.scale == 1.2
     trainer.semi, trainer.args.fliplr, said[:] = SemiConfig(), 0.5, []
-    default = OnlineTrainer.build_mean_teacher(trainer).labeler
+    default = build_mean_teacher(trainer).labeler
     assert not default.mirror and default.scale == 1.0 and not said
 
 
@@ -482,17 +476,17 @@ def test_an_image_reviewed_between_epochs_is_trained_as_labeled_from_then_on(tmp
                 (reviewed / "images" / f"r{image.name}").symlink_to(image)
                 (reviewed / "labels" / f"r{image.stem}.txt").write_text(label + "\n")
 
-    trainer.add_callback("on_train_batch_end", lambda t: seen.append((t.epoch, set(t.batch_files), t.unlabeled_files)))
+    trainer.add_callback("on_train_batch_end", lambda t: seen.append((t.epoch, set(t.batch_files), t.unlabeled.files)))
     trainer.add_callback("on_train_epoch_end", review_after_epoch_1)
     trainer.train()
     as_labeled = str(reviewed / "images" / f"r{source.name}")
     labeled_by_epoch = {e: set().union(*(f for ep, f, _ in seen if ep == e)) for e in range(3)}
     assert as_labeled not in labeled_by_epoch[0] and all(as_labeled in labeled_by_epoch[e] for e in (1, 2))
     listing = read_image_list(trainer.save_dir / "labeled_with_reviewed.txt")  # the training list from epoch 2 on
-    assert listing == [*trainer.labeled_train, reviewed / "images" / f"r{source.name}"]
+    assert listing == [*trainer.reviewed.labeled_train, reviewed / "images" / f"r{source.name}"]
     drawn = {f for ep, _, files in seen if ep >= 1 for f in files}
     assert drawn and str(source) not in drawn
-    remaining = trainer.unlabeled_images()
+    remaining = trainer.unlabeled.images()
     assert len(remaining) == len(list(datasets[1].iterdir())) - 1 and source not in remaining
     # the reviewed validation image is validated with the person's label, and never trained on
     validated = trainer.validator.dataloader.dataset
@@ -502,18 +496,16 @@ def test_an_image_reviewed_between_epochs_is_trained_as_labeled_from_then_on(tmp
 
 
 def test_a_resumed_ddp_rank_draws_its_own_strong_views(monkeypatch):
-    from types import SimpleNamespace
 
-    from semiyolo.integrations.ultralytics import online
+    from semiyolo.integrations.ultralytics import online_teacher
     from semiyolo.pseudo import FilterChain
     from semiyolo.teacher import MeanTeacher, TeacherPseudoLabeler
 
     def rank(r):  # a trainer of rank r of 2 that resumes from rank 0's semi_state.pt of epoch 3
-        monkeypatch.setattr(online, "RANK", r)
+        monkeypatch.setattr(online_teacher, "RANK", r)
         monkeypatch.setenv("WORLD_SIZE", "2")
         teacher = MeanTeacher(torch.nn.Linear(1, 1), TeacherPseudoLabeler(FilterChain([])), seed=r)
-        trainer = SimpleNamespace(mean_teacher=teacher, args=SimpleNamespace(seed=0))
-        online.OnlineTrainer.restore_mean_teacher(trainer, {**saved, "epoch": 3})
+        online_teacher.restore_mean_teacher(teacher, saved, seed=0, epoch=3)
         return torch.rand(4, generator=teacher.generator)
 
     saved = MeanTeacher(torch.nn.Linear(1, 1), TeacherPseudoLabeler(FilterChain([])), seed=0).state_dict()
@@ -521,3 +513,19 @@ def test_a_resumed_ddp_rank_draws_its_own_strong_views(monkeypatch):
     assert torch.equal(rank(0), expected)  # rank 0 resumes exactly
     # rank 1 from seed 0 + 1 + 2 * (3 + 1) = 9: not rank 0's stream, and not its own first one (seed 1)
     assert torch.equal(rank(1), torch.rand(4, generator=torch.Generator().manual_seed(9)))
+
+
+def test_a_semi_state_saved_before_the_parts_had_names_is_refused_by_name(tmp_path):
+    from functools import partial
+    from types import SimpleNamespace
+
+    from semiyolo.errors import ConfigError
+    from semiyolo.integrations.ultralytics import OnlineTrainer
+
+    # the flat layout of earlier versions: the teacher's entries and the stream's position side by side
+    torch.save({"epoch": 0, "teacher": {}, "filters": [], "unlabeled_consumed": 3}, tmp_path / "semi_state.pt")
+    trainer = SimpleNamespace(wdir=tmp_path, device="cpu", mean_teacher=None, unlabeled=None, reviewed=None)
+    trainer.stateful_parts = partial(OnlineTrainer.stateful_parts, trainer)
+    expected = r"semi_state.pt: saved by a semiyolo older than this one \(no mean_teacher / unlabeled / reviewed"
+    with pytest.raises(ConfigError, match=expected):
+        OnlineTrainer.read_semi_state(trainer, 0)

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from semiyolo.batch import append_pseudo_labeled
 from semiyolo.pseudo import Detections, FilterChain, ScoreFilter
 from semiyolo.pseudo.augment import StrongAugment
-from semiyolo.teacher import MeanTeacher, PseudoLabelAudit, TeacherEMA, TeacherPseudoLabeler, append_pseudo_labeled
+from semiyolo.teacher import MeanTeacher, PseudoLabelAudit, TeacherEMA, TeacherPseudoLabeler
 
 
 class _Student(nn.Module):
@@ -177,7 +178,7 @@ def test_audit_precision_recall_by_hand():
 
 
 def test_labeled_part_undoes_append_pseudo_labeled():
-    from semiyolo.teacher import append_pseudo_labeled, labeled_part
+    from semiyolo.batch import append_pseudo_labeled, labeled_part
 
     batch = {
         "img": torch.zeros(2, 3, 8, 8),

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from semiyolo.teacher import append_pseudo_labeled, draw_partners, mix_pseudo_labeled
+from semiyolo.batch import append_pseudo_labeled
+from semiyolo.teacher import draw_partners, mix_pseudo_labeled
 
 
 def _batch():

@@ -8,34 +8,33 @@ import yaml
 
 from semiyolo.cli import main
 from semiyolo.metrics import count_background_false_positives
+from tiny_runs import tiny_train
 
 
-def _config(tmp_path, data, **semi):
-    cfg = {
-        "model": "yolov8n.yaml",
-        "data": str(data),
-        "train": {
-            "epochs": 2,
-            "imgsz": 64,
-            "batch": 4,
-            "workers": 0,
-            "project": str(tmp_path / "runs"),
-            "name": "r",
-            "plots": False,
-        },
-        "semi": {"burn_in": 0, "lambda_bg": 1.0, "lambda_bg_warmup": 1, **semi},
-    }
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+@pytest.fixture
+def run_config(tmp_path):
+    """Writes ``tmp_path/run.yaml``: a 2-epoch tiny run on ``data`` into ``tmp_path/runs/r``, ``semi`` added."""
+
+    def write(data, **semi):
+        cfg = {
+            "model": "yolov8n.yaml",
+            "data": str(data),
+            "train": tiny_train(tmp_path / "runs", "r"),
+            "semi": {"burn_in": 0, "lambda_bg": 1.0, "lambda_bg_warmup": 1, **semi},
+        }
+        path = tmp_path / "run.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    return write
 
 
-def test_two_epoch_training_logs_bg_loss_and_the_checkpoint_works_in_plain_ultralytics(tmp_path, tiny_data, capsys):
+def test_two_epoch_training_logs_bg_loss_and_the_checkpoint_works_in_plain_ultralytics(tiny_run, tiny_data):
     from ultralytics import YOLO
 
-    # burn-in of one epoch: lambda_bg 0 on epoch 1, then 1 (warm-up of one epoch)
-    assert main(["train", str(_config(tmp_path, tiny_data)), "semi.logit_clamp=10", "semi.burn_in=1"]) == 0
-    run = tmp_path / "runs" / "r"
+    # tiny_run (trained by 'semiyolo train'): burn-in of one epoch, lambda_bg 0 on epoch 1, then 1 (warm-up of one
+    # epoch), semi.logit_clamp 10
+    run = tiny_run
     rows = list(csv.DictReader((run / "results.csv").open()))
     assert [float(r["semi/lambda_bg"]) for r in rows] == [0.0, 1.0]
     assert float(rows[0]["train/bg_loss"]) == 0 and float(rows[1]["train/bg_loss"]) > 0
@@ -81,37 +80,37 @@ def test_count_background_false_positives_by_hand():
         (["semi.max_optimizer_steps=0"], "semi.max_optimizer_steps: Input should be greater than or equal to 1"),
     ],
 )
-def test_bad_input_is_one_clear_line_and_nothing_starts(tmp_path, tiny_data, capsys, overrides, message):
-    assert main(["train", str(_config(tmp_path, tiny_data)), *overrides]) == 2
+def test_bad_input_is_one_clear_line_and_nothing_starts(tmp_path, run_config, tiny_data, capsys, overrides, message):
+    assert main(["train", str(run_config(tiny_data)), *overrides]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
 
 
-def test_init_state_that_is_not_a_train_state_is_refused(tmp_path, tiny_data, capsys):
+def test_init_state_that_is_not_a_train_state_is_refused(tmp_path, run_config, tiny_data, capsys):
     bogus = tmp_path / "train_state.pt"
     torch.save({"epoch": 0}, bogus)
-    assert main(["train", str(_config(tmp_path, tiny_data)), f"semi.init_state={bogus}"]) == 2
+    assert main(["train", str(run_config(tiny_data)), f"semi.init_state={bogus}"]) == 2
     assert "is not a semiyolo train_state.pt (missing model, ema, ema_updates, optimizer)" in capsys.readouterr().err
 
 
-def test_dataset_without_images_is_refused_before_training(tmp_path, capsys):
+def test_dataset_without_images_is_refused_before_training(tmp_path, run_config, capsys):
     (tmp_path / "images" / "train").mkdir(parents=True)
     (tmp_path / "images" / "val").mkdir(parents=True)
     data = tmp_path / "data.yaml"
     data.write_text(f"path: {tmp_path}\ntrain: images/train\nval: images/val\nnames: [a]\n")
-    assert main(["train", str(_config(tmp_path, data))]) == 2
+    assert main(["train", str(run_config(data))]) == 2
     assert "train: no images found" in capsys.readouterr().err
 
 
-def test_class_count_that_disagrees_with_the_names_is_refused(tmp_path, tiny_data, capsys):
+def test_class_count_that_disagrees_with_the_names_is_refused(tmp_path, run_config, tiny_data, capsys):
     import yaml
 
     data = yaml.safe_load(tiny_data.read_text())
     data.update(nc=len(data["names"]) + 2, path=str(tiny_data.parent))
     bad = tmp_path / "data.yaml"
     bad.write_text(yaml.safe_dump(data))
-    assert main(["train", str(_config(tmp_path, bad))]) == 2
+    assert main(["train", str(run_config(bad))]) == 2
     assert f"{bad}: nc is {data['nc']} but names lists {len(data['names'])} classes" in capsys.readouterr().err
 
 
@@ -181,7 +180,7 @@ def test_demo_runs_the_fair_comparison_and_shows_pseudo_labels(tmp_path, capsys)
     assert pictures and str(pictures[0]) in capsys.readouterr().out
 
 
-def test_checkpoints_are_written_atomically(tmp_path, tiny_data, monkeypatch):
+def test_checkpoints_are_written_atomically(tmp_path, run_config, tiny_data, monkeypatch):
     from pathlib import Path
 
     from ultralytics import YOLO
@@ -189,7 +188,7 @@ def test_checkpoints_are_written_atomically(tmp_path, tiny_data, monkeypatch):
     from semiyolo.config import load_config
     from semiyolo.integrations.ultralytics import SupervisedTrainer
 
-    cfg = load_config(_config(tmp_path, tiny_data), ["train.epochs=1"])
+    cfg = load_config(run_config(tiny_data), ["train.epochs=1"])
     trainer = SupervisedTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     trainer.train()
     last = trainer.last
@@ -223,14 +222,14 @@ class _NaNAfter:
         return (loss * float("nan"), items) if self.calls > self.start else (loss, items)
 
 
-def test_non_finite_steps_are_skipped_then_training_stops_with_the_files(tmp_path, tiny_data, capsys):
+def test_non_finite_steps_are_skipped_then_training_stops_with_the_files(tmp_path, run_config, tiny_data, capsys):
     from ultralytics.utils.torch_utils import unwrap_model
 
     from semiyolo.config import load_config
     from semiyolo.errors import TrainingDiverged
     from semiyolo.integrations.ultralytics import SupervisedTrainer
 
-    cfg = load_config(_config(tmp_path, tiny_data), ["train.epochs=3", "train.nbs=4", "semi.nonfinite_patience=3"])
+    cfg = load_config(run_config(tiny_data), ["train.epochs=3", "train.nbs=4", "semi.nonfinite_patience=3"])
     trainer = SupervisedTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
 
     def inject(t):
@@ -255,32 +254,32 @@ def test_non_finite_steps_are_skipped_then_training_stops_with_the_files(tmp_pat
     assert weights_before and all(torch.equal(after[k].detach(), v) for k, v in weights_before.items())
 
 
-def test_a_pt_that_is_not_a_checkpoint_is_refused(tmp_path, tiny_data, capsys):
+def test_a_pt_that_is_not_a_checkpoint_is_refused(tmp_path, run_config, tiny_data, capsys):
     bad = tmp_path / "weights.pt"
     bad.write_text("not a checkpoint")
-    assert main(["train", str(_config(tmp_path, tiny_data)), f"model={bad}"]) == 2
+    assert main(["train", str(run_config(tiny_data)), f"model={bad}"]) == 2
     assert f"model: {bad} is not an Ultralytics checkpoint" in capsys.readouterr().err
 
 
-def test_exact_resume_can_be_turned_off(tmp_path, tiny_data):
+def test_exact_resume_can_be_turned_off(tmp_path, run_config, tiny_data):
     from semiyolo.config import load_config
     from semiyolo.integrations.ultralytics import SupervisedTrainer
 
-    cfg = load_config(_config(tmp_path, tiny_data), ["semi.exact_resume=false", "train.epochs=1"])
+    cfg = load_config(run_config(tiny_data), ["semi.exact_resume=false", "train.epochs=1"])
     trainer = SupervisedTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     trainer.train()
     assert trainer.resume_states() == {} and not (trainer.wdir / "train_state.pt").exists()
     assert trainer.last.is_file()
 
 
-def test_labeled_repeat_oversamples_the_labeled_images_only(tmp_path, tiny_data):
+def test_labeled_repeat_oversamples_the_labeled_images_only(tmp_path, run_config, tiny_data):
     from ultralytics.data import YOLODataset
 
     from semiyolo.config import load_config
     from semiyolo.data import list_images
     from semiyolo.integrations.ultralytics import SupervisedTrainer
 
-    cfg = load_config(_config(tmp_path, tiny_data), ["semi.labeled_repeat=3"])
+    cfg = load_config(run_config(tiny_data), ["semi.labeled_repeat=3"])
     trainer = SupervisedTrainer(overrides={**cfg.train, "model": cfg.model, "data": cfg.data}, semi=cfg.semi)
     labeled = list_images(tiny_data.parent / "images" / "train")
     dataset = YOLODataset(img_path=trainer.data["train"], imgsz=64, data=trainer.data, task="detect")
@@ -288,9 +287,9 @@ def test_labeled_repeat_oversamples_the_labeled_images_only(tmp_path, tiny_data)
     assert sorted(set(dataset.im_files)) == sorted(map(str, labeled))
 
 
-def test_results_csv_keeps_one_column_order_when_epochs_go_unvalidated(tmp_path, tiny_data):
+def test_results_csv_keeps_one_column_order_when_epochs_go_unvalidated(tmp_path, run_config, tiny_data):
     # val=False: epochs 1 and 2 are not validated, epoch 3 (the last) is; Ultralytics writes the header from row 1
-    config = _config(tmp_path, tiny_data, burn_in=1)
+    config = run_config(tiny_data, burn_in=1)
     assert main(["train", str(config), "train.epochs=3", "train.val=false"]) == 0
     header = (tmp_path / "runs" / "r" / "results.csv").read_text().splitlines()[0].split(",")
     semi = [k for k in header if k.startswith("semi/")]

@@ -11,6 +11,7 @@ from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.loss import E2ELoss, v8DetectionLoss
 
+from semiyolo.batch import split_batch
 from semiyolo.integrations.ultralytics.criterion import (
     Assignment,
     BackgroundPenaltyDetectionLoss,
@@ -18,7 +19,7 @@ from semiyolo.integrations.ultralytics.criterion import (
     build_criterion,
     set_loss_weights,
 )
-from semiyolo.integrations.ultralytics.semi_criterion import SemiSupervisedLoss, split_batch
+from semiyolo.integrations.ultralytics.semi_criterion import SemiSupervisedLoss
 
 IMGSZ = 96
 

@@ -74,7 +74,7 @@ def test_online_training_on_ultralytics_views(tmp_path, squares):
     rows = list(csv.DictReader((tmp_path / "r" / "results.csv").open()))
     assert float(rows[-1]["semi/lambda_unsup"]) == 1.0 and float(rows[-1]["train/u_cls_loss"]) > 0
     state = torch.load(tmp_path / "r" / "weights" / "semi_state.pt", weights_only=False)
-    assert state["unlabeled_consumed"] == 2  # 8 labeled images / batch 4: two unlabeled batches in epoch 2
+    assert state["unlabeled"]["consumed"] == 2  # 8 labeled images / batch 4: two unlabeled batches in epoch 2
 
 
 def test_the_unlabeled_view_closes_mosaic_with_the_labeled_images(tmp_path, squares):
@@ -94,8 +94,8 @@ def test_the_unlabeled_view_closes_mosaic_with_the_labeled_images(tmp_path, squa
     trainer.train()
     # epoch 2 is in the last close_mosaic epochs: each view is one image, so at most its one square is labeled
     # (a mosaic tiles four images: four squares, test_hidden_boxes_stay_on_their_squares_through_mosaic_and_affine)
-    assert not trainer.unlabeled_mosaic
+    assert not trainer.unlabeled.mosaic
     random.seed(0)
-    assert max(len(trainer.unlabeled_dataset[i]["cls"]) for i in range(8)) == 1
+    assert max(len(trainer.unlabeled.dataset[i]["cls"]) for i in range(8)) == 1
     mosaic = _dataset(squares)
     assert max(len(mosaic[i]["cls"]) for i in range(8)) > 1  # what the first epoch's views looked like

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .errors import RunInterrupted, TrainingDiverged, UserInputError
 from .experiments.arms import ONLY_CHOICES
+from .runfiles import last_weights
 
 
 def _plot_losses(args: argparse.Namespace) -> int:
@@ -106,7 +107,7 @@ def _review_source(args: argparse.Namespace):
         return open_folder_source(folder, reviewed, names or yaml_names), reviewed
     if args.split is not None:
         raise UserInputError(f"--split {args.split}: only for a data.yaml SOURCE; {args.source} is a folder")
-    if not (args.source / "weights" / "last.pt").is_file():
+    if not last_weights(args.source).is_file():
         reviewed = args.reviewed or args.source / "reviewed"
         return open_folder_source(args.source, reviewed, names), reviewed
     from .integrations.ultralytics.review_source import RunSource, read_semi_state, run_semi_settings

@@ -5,7 +5,7 @@ Layout::
     model: yolov8n.yaml          # an Ultralytics model .yaml (built from scratch) or a .pt checkpoint
     data: path/to/data.yaml      # an Ultralytics dataset
     train: {epochs: 50, imgsz: 320, batch: 16}   # any Ultralytics training argument
-    semi:                        # semi-supervised and background-penalty settings (SPEC sections 3 and 4)
+    semi:                        # semi-supervised and background-penalty settings (docs/spec.md §3 to §8)
       mode: supervised
       burn_in: 5
       lambda_bg: 1.0
@@ -29,7 +29,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 from .losses import PENALTY_MODES, PENALTY_NORMALIZATIONS
-from .pseudo import DEFAULT_FILTERS, FILTERS, PSEUDO_TARGETS, UNCERTAIN_TARGETS, build_filters
+from .pseudo import (
+    DEFAULT_FILTERS,
+    FILTERS,
+    PSEUDO_TARGETS,
+    UNCERTAIN_TARGETS,
+    build_filters,
+    dense_geometry_conflict,
+    soft_uncertain,
+)
 from .pseudo.augment import TEACHER_VIEWS
 from .schedules import SCHEDULES
 from .teacher import EMPTY_UNLABELED, MIXUP_PARTNERS
@@ -61,7 +69,7 @@ def valid_teacher_scale(scale: float) -> bool:
 
 
 class SemiConfig(_Strict):
-    """The ``semi:`` block. Document 000's block (burn_in, lambda_unsup, lambda_bg, lambda_bg_warmup,
+    """The ``semi:`` block. The source's block (docs/spec.md §9: burn_in, lambda_unsup, lambda_bg, lambda_bg_warmup,
     lambda_bg_schedule, filters) loads as it is."""
 
     mode: Literal[MODES] = Field(  # type: ignore[valid-type]
@@ -84,8 +92,8 @@ class SemiConfig(_Strict):
     )
     bg_mode: Literal[PENALTY_MODES] = Field(  # type: ignore[valid-type]
         "max",
-        description="the penalty on anchors the assigner left as background: max (the highest class score, document "
-        "000), focal (a hard-negative focal term, bg_gamma), none (plain Ultralytics)",
+        description="the penalty on anchors the assigner left as background: max (the highest class score), "
+        "focal (a hard-negative focal term, bg_gamma), none (plain Ultralytics)",
     )
     bg_normalize: Literal[PENALTY_NORMALIZATIONS] = Field(  # type: ignore[valid-type]
         "bce",
@@ -93,7 +101,7 @@ class SemiConfig(_Strict):
         "bg_mean (averaged over the background anchors: far weaker), joint (by every anchor)",
     )
     bg_gamma: float = Field(2.0, ge=0, description="exponent of the focal penalty (bg_mode: focal)")
-    logit_clamp: float | None = Field(None, gt=0, description="clamp class logits to [-c, c]; document 000: 10")
+    logit_clamp: float | None = Field(None, gt=0, description="clamp class logits to [-c, c], e.g. 10")
     max_grad_norm: float = Field(10.0, gt=0, description="gradient-norm clip of each optimizer step")
     nonfinite_patience: int = Field(10, ge=1, description="consecutive non-finite steps skipped before stopping")
     bg_fp_conf: float = Field(0.25, gt=0, lt=1, description="confidence of the background-FP metric")
@@ -116,7 +124,7 @@ class SemiConfig(_Strict):
     report_weights: Literal[REPORT_WEIGHTS] = Field(  # type: ignore[valid-type]
         "best", description="weights summary.json reports: the best epoch's, or the final ones"
     )
-    # online and offline semi-supervised training (SPEC section 4)
+    # online and offline semi-supervised training (docs/spec.md §5 to §8)
     unlabeled: str | None = Field(None, description="folder of unlabeled images (online mode)")
     pseudo_labels: str | None = Field(None, description="output of 'semiyolo pseudo-label' (offline mode)")
     reviewed: str | None = Field(
@@ -243,30 +251,17 @@ class SemiConfig(_Strict):
         return scale
 
     @model_validator(mode="after")
-    def _mixup_needs_boxes(self) -> SemiConfig:
-        if self.pseudo_mixup > 0 and self.pseudo_targets == "dense":
-            raise ValueError(
-                f"pseudo_mixup: {self.pseudo_mixup} with pseudo_targets: dense; dense targets map the teacher's "
-                "anchors to the student's one image at a time, so they cannot be blended: set pseudo_mixup to 0"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _dense_needs_the_grid(self) -> SemiConfig:
-        if self.teacher_scale != 1 and self.pseudo_targets == "dense":
-            raise ValueError(
-                f"teacher_scale: {self.teacher_scale} with pseudo_targets: dense; dense targets map the teacher's "
-                "anchors to the student's, so the teacher must see the student's size: set teacher_scale to 1"
-            )
+    def _dense_geometry(self) -> SemiConfig:
+        conflict = dense_geometry_conflict(
+            self.pseudo_targets, pseudo_mixup=self.pseudo_mixup, teacher_scale=self.teacher_scale
+        )
+        if conflict:
+            raise ValueError(conflict)
         return self
 
     @model_validator(mode="after")
     def _soft_needs_tiers(self) -> SemiConfig:
-        if self.uncertain_targets == "soft" and self.pseudo_targets != "tiered":
-            raise ValueError(
-                f"uncertain_targets: soft with pseudo_targets: {self.pseudo_targets}; only tiered targets have an "
-                "uncertain tier: set pseudo_targets to tiered or uncertain_targets to ignore"
-            )
+        soft_uncertain(self.uncertain_targets, self.pseudo_targets)
         return self
 
 

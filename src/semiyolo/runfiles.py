@@ -1,4 +1,4 @@
-"""A run folder's safety: one writer at a time, and write failures said in one line (no Ultralytics)."""
+"""A run folder: its layout, one writer at a time, and write failures said in one line (no Ultralytics)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,25 @@ from pathlib import Path
 from .errors import ConfigError, UserInputError
 
 LOCK_NAME = ".semiyolo.lock"
+WEIGHTS = "weights"  # the run folder's checkpoints, Ultralytics' and ours
+LAST_WEIGHTS = "last.pt"  # Ultralytics' latest checkpoint (the EMA weights in half precision, the training arguments)
+TRAIN_STATE = "train_state.pt"  # exact resume's full-precision state, written beside last.pt
+SEMI_STATE = "semi_state.pt"  # the online trainer's: teacher, filters, unlabeled stream, reviewed images
+
+
+def weights_dir(run_dir: str | Path) -> Path:
+    """The folder of a run's checkpoints: ``<run_dir>/weights``."""
+    return Path(run_dir) / WEIGHTS
+
+
+def last_weights(run_dir: str | Path) -> Path:
+    """A run's latest checkpoint: ``<run_dir>/weights/last.pt``."""
+    return weights_dir(run_dir) / LAST_WEIGHTS
+
+
+def train_state(run_dir: str | Path) -> Path:
+    """A run's exact-resume state: ``<run_dir>/weights/train_state.pt``."""
+    return weights_dir(run_dir) / TRAIN_STATE
 
 
 class OutputError(UserInputError):

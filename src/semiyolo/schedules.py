@@ -1,10 +1,10 @@
-"""Per-epoch weight schedules (torch-free): the background penalty's ``lambda_bg`` after burn-in.
+"""Per-epoch weight schedules (torch-free): the background penalty's ``lambda_bg`` after burn-in (docs/spec.md §3.4).
 
 Epochs are 0-based, like Ultralytics' ``trainer.epoch``. During ``burn_in`` epochs the weight is 0; the
 ramp then runs over ``warmup`` epochs, reaching the full value on epoch ``burn_in + warmup - 1``:
 
 - ``constant``: the full value from epoch ``burn_in`` on;
-- ``linear``:   ``value * (k + 1) / warmup`` on the k-th epoch after burn-in (document 000);
+- ``linear``:   ``value * (k + 1) / warmup`` on the k-th epoch after burn-in (the default);
 - ``step``:     0 until the warm-up is over, then the full value (on epoch ``burn_in + warmup``);
 - ``cosine``:   ``value * (1 - cos(pi * (k + 1) / warmup)) / 2``, a smooth ramp to the full value.
 """

@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from ..errors import UserInputError
+from ..pixels import PIXEL_MAX
 from .files import write_label_file
 
 CLASSES = ("circle", "square", "triangle")
@@ -132,7 +133,7 @@ def _overlaps(box: tuple[int, int, int, int], others: list[tuple[int, int, int, 
 
 
 def _paint(image: np.ndarray, mask: np.ndarray, colour: tuple[float, ...]) -> None:
-    alpha = (mask.astype(np.float32) / 255)[..., None]
+    alpha = (mask.astype(np.float32) / PIXEL_MAX)[..., None]
     image[:] = image * (1 - alpha) + np.asarray(colour, np.float32) * alpha
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..data import SynthSpec, split_dataset, write_dataset
 from .ablate import Protocol, run_ablation
-from .arms import CONTINUED, FULLY_LABELED
+from .arms import CONTINUED, FULLY_LABELED, ONLINE
 
 LABELED_REPEAT = 5  # each labeled image appears this many times an epoch, so that an epoch is a few dozen batches
 
@@ -59,7 +59,7 @@ def run_demo(
         lambdas=(1.0,),
         unpenalized=False,
         offline=False,
-        only=(CONTINUED, "online", *((FULLY_LABELED,) if ceiling else ())),
+        only=(CONTINUED, ONLINE, *((FULLY_LABELED,) if ceiling else ())),
     )
     rows = run_ablation(config, out / "ablation", protocol, demo_overrides(imgsz, epochs, batch, seed))
     pictures = sorted((out / "ablation").glob("seed*/online_*/pseudo_labels_epoch*.jpg"))

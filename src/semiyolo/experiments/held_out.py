@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from ..data import write_atomically
+from ..runfiles import last_weights
 
 TEST_METRICS = "test_metrics.json"
 VAL, TEST = "val", "test"
@@ -37,7 +38,7 @@ def measured_on_test(run_dir: Path, evaluate: Callable[[Path], dict[str, float]]
             return json.loads(cached.read_text())
         except ValueError:  # empty, cut short or not UTF-8 (JSONDecodeError and UnicodeDecodeError are ValueErrors)
             pass  # cut short while written by an older version: measured again
-    metrics = evaluate(run_dir / "weights" / "last.pt")
+    metrics = evaluate(last_weights(run_dir))
     write_atomically(cached, lambda part: part.write_text(json.dumps(metrics)))
     return metrics
 

@@ -50,3 +50,13 @@ def split_configs(config: str | Path, out: Path, splits: int, overrides: Sequenc
         extra = [f"data={folder / 'data.yaml'}", f"semi.unlabeled={folder / 'unlabeled' / 'images'}"]
         plans.append((seed, [*overrides, *extra]))
     return plans
+
+
+def label_split(data_yaml: str) -> Any:
+    """Which labeled subset: the seed of the ``semiyolo split`` that wrote ``data_yaml`` (its ``split.json``), else
+    the dataset's folder name."""
+    manifest = Path(data_yaml).parent / "split.json"
+    try:
+        return json.loads(manifest.read_text()).get("seed", Path(data_yaml).parent.name)
+    except (OSError, ValueError, AttributeError):  # no split.json, or not one 'semiyolo split' wrote
+        return Path(data_yaml).parent.name

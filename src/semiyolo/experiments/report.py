@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..data import write_atomically
-from .arms import BASELINES, CONTINUATIONS, CONTROLS, FULLY_LABELED, FULLY_LABELED_CONTINUED, ORACLE
+from .arms import BASELINES, CONTINUATIONS, CONTROLS, CONVERGED, FULLY_LABELED, FULLY_LABELED_CONTINUED, ONLINE, ORACLE
 from .held_out import TEST, VAL
 
 COLUMNS = (
@@ -126,7 +126,7 @@ def arm_name(row: dict[str, Any]) -> str:
     weight and mode."""
     if row["kind"] in CONTROLS:
         return str(row["run"]).rsplit("/", 1)[-1]  # supervised_continued_lr2, _bg1, _aug_<variant>
-    if row["kind"] != "online":
+    if row["kind"] != ONLINE:
         return row["kind"]
     if row.get("variant"):
         return f"online {row['variant']}"
@@ -293,7 +293,7 @@ def convergence_note(history: Sequence[dict[str, str]], tolerance: float = FLAT_
     points = [(_number(r.get("semi/optimizer_steps")), _number(r.get(MAP))) for r in history]
     points = [(s, m) for s, m in points if not math.isnan(m)]
     if len(points) < 4:
-        return "supervised_converged: too few epochs to judge convergence; not shown to be converged."
+        return f"{CONVERGED}: too few epochs to judge convergence; not shown to be converged."
     end_steps, end_map = points[-1]
     q_steps, q_map = points[(3 * len(points)) // 4 - 1]
     best = max(m for _, m in points)
@@ -302,7 +302,7 @@ def convergence_note(history: Sequence[dict[str, str]], tolerance: float = FLAT_
         f"({end_steps:.0f} steps; best epoch {best:.3f}): the last quarter added {end_map - q_map:+.3f}"
     )
     if end_map - q_map < tolerance:
-        return f"supervised_converged: converged (flat within {tolerance}): {curve}."
+        return f"{CONVERGED}: converged (flat within {tolerance}): {curve}."
     return (
         f"WARNING: supervised_converged is NOT converged: {curve}, more than {tolerance}. Part of any gain over the "
         "continuations may be training the labeled-only run never finished: lengthen its schedule (train.epochs, "
@@ -331,7 +331,7 @@ def write_protocol_report(
     test_rows = [r for r in rows if r.get("eval_split") == TEST]
     arms = summarize_arms(val_rows)
     baseline = next((e["arm"] for e in arms if e["baseline"]), None)
-    converged = [r["run"] for r in val_rows if r["kind"] == "supervised_converged"]
+    converged = [r["run"] for r in val_rows if r["kind"] == CONVERGED]
     tables = [("the validation split: where arms, budgets and the baseline are chosen", arms)]
     if test_rows:
         tables.insert(0, ("the test split: images that chose nothing", summarize_arms(test_rows, baseline)))
@@ -369,7 +369,7 @@ def plot_arms_against_lambda(arms: Sequence[dict[str, Any]], out: str | Path) ->
     seeds, bars one standard deviation): recall and mAP50-95, and background false positives per image at 0.25 and
     at the F1 peak; the supervised continuation as a dashed line."""
     online = sorted(
-        (e for e in arms if e["kind"] == "online" and e["bg_mode"] == "max" and not e.get("variant")),
+        (e for e in arms if e["kind"] == ONLINE and e["bg_mode"] == "max" and not e.get("variant")),
         key=lambda e: e["lambda_bg"],
     )
     lambdas = [e["lambda_bg"] for e in online]
@@ -428,7 +428,7 @@ def plot_curves_by_steps(
     """Validation mAP50-95 against optimizer steps: the converged run and the ceiling from 0, the continuations
     from the converged run's last step, one colour per arm; and the online teachers' pseudo-label confidence."""
     by_run = {r["run"]: r for r in rows}
-    converged = next((r for r in rows if r["kind"] == "supervised_converged"), None)
+    converged = next((r for r in rows if r["kind"] == CONVERGED), None)
     offset = _number(converged.get("optimizer_steps")) if converged else 0.0
     colours: dict[str, str] = {}
     paths = []
@@ -444,7 +444,7 @@ def plot_curves_by_steps(
         fig, ax = _figure()
         for run, history in histories.items():
             row = by_run.get(run, {"kind": "", "run": run})
-            start = 0.0 if row["kind"] in ("supervised_converged", FULLY_LABELED) else offset
+            start = 0.0 if row["kind"] in (CONVERGED, FULLY_LABELED) else offset
             xs, ys = _curve(history, key, start)
             if xs:
                 _plot_by_arm(ax, colours, arm_name(row) if row["kind"] else run, xs, ys, lw=1.2)
@@ -460,8 +460,8 @@ def plot_continuations(
     fig, ax = _figure()
     colours: dict[str, str] = {}
     for row in rows:
-        if row["kind"] in ("supervised_converged", FULLY_LABELED):
-            grey = row["kind"] == "supervised_converged"
+        if row["kind"] in (CONVERGED, FULLY_LABELED):
+            grey = row["kind"] == CONVERGED
             named = row["kind"] in {line.get_label() for line in ax.lines}
             colour = "grey" if grey else "black"
             ax.axhline(_number(row.get(MAP)), ls="--", lw=1, color=colour, label=None if named else row["kind"])

@@ -1,10 +1,11 @@
-"""Background penalty on anchors that the assigner left without a target (SPEC section 3, document 000).
+"""Background penalty on anchors that the assigner left without a target (docs/spec.md §3).
 
-- ``mode="max"`` (document 000): ``L_bg_i = max_c sigmoid(x_i^c)``; since sigmoid is increasing this is
+- ``mode="max"``: ``L_bg_i = max_c sigmoid(x_i^c)``; since sigmoid is increasing this is
   ``sigmoid(max_c x_i^c)``, computed that way (one reduction, then a sigmoid on ``(B, A)``).
-- ``mode="focal"``: a hard-negative focal penalty ``L_bg_i = -sum_c sigma^gamma log(1 - sigma)``. Document
-  000 writes ``(1 - sigma)^gamma``, which down-weights exactly the confident false positives it means to
-  punish; ``sigma^gamma`` is the form with the stated intent. ``-log(1 - sigma) = softplus(x)``.
+- ``mode="focal"``: a hard-negative focal penalty ``L_bg_i = -sum_c sigma^gamma log(1 - sigma)``. The source
+  document writes ``(1 - sigma)^gamma``, which down-weights exactly the confident false positives it means to
+  punish; ``sigma^gamma`` is the form with the stated intent (docs/spec.md §3.2). ``-log(1 - sigma) =
+  softplus(x)``.
 
 The weight ``lambda_bg`` is the caller's (the criterion and its schedule own it).
 """
@@ -19,7 +20,7 @@ from ._common import as_float32, check_choice, check_ndim, check_reduction
 
 BACKGROUND_MODES = ("max", "focal")
 PENALTY_MODES = (*BACKGROUND_MODES, "none")  # a criterion's choices: "none" turns the penalty off
-PENALTY_NORMALIZATIONS = ("bce", "bg_mean", "joint")  # how a criterion normalises it (SPEC section 3)
+PENALTY_NORMALIZATIONS = ("bce", "bg_mean", "joint")  # how a criterion normalises it (docs/spec.md §3.3)
 
 
 def background_penalty(

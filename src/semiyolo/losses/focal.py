@@ -120,7 +120,7 @@ def sigmoid_focal_loss(
         logits: ``Tensor[*]`` of class logits, any shape, for example ``(B, A, C)``.
         targets: ``Tensor[*]`` of the same shape, in [0, 1] (soft targets allowed).
         alpha: a float in [0, 1] (weight of positives; negatives get ``1 - alpha``), a
-            ``(pos_alpha, neg_alpha)`` pair (document 004), a ``Tensor[C]`` of per-class weights on the
+            ``(pos_alpha, neg_alpha)`` pair, a ``Tensor[C]`` of per-class weights on the
             last dimension, or ``None`` for no weighting. RetinaNet's default is 0.25.
         gamma: focusing parameter >= 0; ``gamma=0, alpha=None`` is binary cross-entropy.
         reduction: ``"none" | "mean" | "sum"``.
@@ -172,7 +172,7 @@ def focal_loss(
 
 
 def inverse_frequency_alpha(class_counts: Tensor | Sequence[int], eps: float = 1e-6) -> Tensor:
-    """Per-class weights ``alpha_c = 1 / (f_c + eps)`` with ``f_c`` the frequency of class ``c`` (document 004).
+    """Per-class weights ``alpha_c = 1 / (f_c + eps)`` with ``f_c`` the frequency of class ``c`` (docs/spec.md §2.1).
 
     Args:
         class_counts: ``Tensor[C]`` (or a sequence) of non-negative instance counts per class.

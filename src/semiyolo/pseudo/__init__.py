@@ -1,6 +1,6 @@
 """Pseudo-labels: teacher detections, their filters (score, DSAT, DFL entropy, NMS uncertainty, cap)."""
 
-from .dense import DenseTargets
+from .dense import DenseTargets, dense_geometry_conflict, uses_dense_targets
 from .dsat import f1_optimal_threshold
 from .filters import (
     DEFAULT_FILTERS,
@@ -20,7 +20,15 @@ from .filters import (
     score_threshold_filters,
 )
 from .predictions import Detections
-from .tiers import PSEUDO_TARGETS, UNCERTAIN_TARGETS, Tiers, anchors_in_boxes, soft_targets, split_tiers
+from .tiers import (
+    PSEUDO_TARGETS,
+    UNCERTAIN_TARGETS,
+    Tiers,
+    anchors_in_boxes,
+    soft_targets,
+    soft_uncertain,
+    split_tiers,
+)
 
 __all__ = [
     "DEFAULT_FILTERS",
@@ -40,11 +48,14 @@ __all__ = [
     "Tiers",
     "anchors_in_boxes",
     "build_filters",
+    "dense_geometry_conflict",
     "dfl_entropy",
     "f1_optimal_threshold",
     "make_filter",
     "nothing_kept_reason",
     "score_threshold_filters",
     "soft_targets",
+    "soft_uncertain",
     "split_tiers",
+    "uses_dense_targets",
 ]

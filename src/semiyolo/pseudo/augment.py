@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-GREY = 114 / 255  # Ultralytics' padding value, in [0, 1]
+from ..pixels import PIXEL_MAX
+
+GREY = 114 / PIXEL_MAX  # Ultralytics' padding value, in [0, 1]
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class StrongAugment:
     brightness: float = 0.3
     contrast: float = 0.3
     saturation: float = 0.4
-    noise: float = 0.0  # Gaussian pixel noise; off by default: a third of the augmentation time, little gain
+    noise: float = 0.0  # Gaussian pixel noise; off by default, for its time (docs/BENCHMARKS.md, online step)
     grayscale: float = 0.0  # probability of a grey image
     cutout: int = 0  # grey rectangles per image, each up to cutout_size of the side
     cutout_size: float = 0.2

@@ -4,13 +4,13 @@ After Dense Teacher (Zhou et al., "Dense Teacher: Dense Pseudo-Labels for Semi-s
 ECCV 2022, section 3.3): on each unlabeled image, the ``k`` anchors where the teacher is most confident (by their
 best class score) take the teacher's class scores as soft classification targets and its boxes as regression
 targets, and every other anchor is a classification negative. The background penalty acts only where the
-teacher is itself confident there is nothing (best class score below ``floor``).
+teacher is itself confident there is nothing (best class score below ``floor``). Rules: docs/spec.md §6.5.
 
 ``k`` is, by default, the number of foreground anchors a labeled image of the same batch gets from the
 task-aligned assigner (its mean over the labeled images): as many positives as a labeled image has, whatever
 the image size and object density. Dense Teacher selects a fixed share of the anchors (1 % of FCOS's on COCO);
-``fraction`` gives that choice. A fixed 2 % (11 of 525 anchors at 160 px) was too few on our generated sets: the
-objects' other anchors became negatives and pseudo-label recall fell within five epochs (docs/BENCHMARKS.md).
+``fraction`` gives that choice. A small fixed share was too few on the generated sets: the objects' other anchors
+became negatives and pseudo-label recall fell (docs/BENCHMARKS.md, "What the measurements show").
 
 The teacher and the student must see the same geometry (anchor ``a`` of the teacher's view is anchor ``a`` of
 the student's): the student's view is photometric only.
@@ -76,3 +76,39 @@ class DenseTargets:
     def penalized(self, selected: Tensor) -> Tensor:
         """``Tensor[U, A]`` bool: the unselected anchors the teacher is confident are background."""
         return ~selected & (self.best < self.floor)
+
+
+def uses_dense_targets(pseudo_targets: str) -> bool:
+    """Whether ``semi.pseudo_targets`` selects dense targets, and with them a student that sees the teacher's
+    geometry: the teacher's anchor ``a`` of an image is the student's anchor ``a`` of that image."""
+    return pseudo_targets == "dense"
+
+
+def dense_geometry_conflict(
+    pseudo_targets: str,
+    *,
+    pseudo_mixup: float = 0.0,
+    teacher_scale: float = 1.0,
+    multi_scale: float = 0.0,
+    view_moves_boxes: bool = False,
+) -> str | None:
+    """The one rule of the dense targets' layout: why ``pseudo_targets`` cannot train with these settings, or
+    ``None``. Under :func:`uses_dense_targets`, the teacher and the student see one image at one size, so no
+    blend (``semi.pseudo_mixup``), no resize of the teacher's view (``semi.teacher_scale``), no multi-scale
+    (``train.multi_scale``) and no strong view that moves boxes (flip, scale, shift)."""
+    if not uses_dense_targets(pseudo_targets):
+        return None
+    conflicts = (
+        ("pseudo_mixup", pseudo_mixup, pseudo_mixup > 0, "they cannot be blended: set pseudo_mixup to 0"),
+        ("teacher_scale", teacher_scale, teacher_scale != 1, "the teacher must see the student's size (scale 1)"),
+        ("train.multi_scale", multi_scale, bool(multi_scale), "both views need one size: set train.multi_scale to 0"),
+        ("strong view", "flip, scale or shift", view_moves_boxes, "they need a strong view that keeps the geometry"),
+    )
+    for setting, value, conflict, remedy in conflicts:
+        if conflict:
+            other_section = "semi." if "." in setting else ""
+            return (
+                f"{setting}: {value} with {other_section}pseudo_targets: dense; dense targets map the teacher's "
+                f"anchors to the student's one image at a time, so {remedy}"
+            )
+    return None

@@ -1,4 +1,4 @@
-"""The F-beta-optimal score threshold behind DSAT (S4OD, Zhang et al. 2022, which uses F1)."""
+"""The F-beta-optimal score threshold behind DSAT (S4OD, Zhang et al. 2022, which uses F1; docs/spec.md §6.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pseudo-labels in tiers (torch only): what each teacher detection teaches the student.
+"""Pseudo-labels in tiers (torch only): what each teacher detection teaches the student (docs/spec.md §6.4).
 
 After Efficient Teacher's pseudo-label assigner (Xu et al., 2023, section 3.2) and the separate classification /
 regression pseudo-labels of Unbiased Teacher v2 (Liu et al., CVPR 2022) and S4OD (Zhang et al., 2023):
@@ -118,3 +118,19 @@ def anchors_in_boxes(points: Tensor, boxes: Tensor, box_image: Tensor, num_image
     counts = torch.zeros(num_images, points.shape[0], dtype=torch.int32, device=points.device)
     counts.index_add_(0, image, hit.T.to(torch.int32))
     return inside | (counts > 0)
+
+
+def soft_uncertain(uncertain_targets: str, pseudo_targets: str) -> bool:
+    """The one rule of soft targets: whether the uncertain tier is taught as targets whose classification target is
+    the teacher's score (:func:`soft_targets`). Raises ``ValueError`` for an unknown ``uncertain_targets``, or
+    ``soft`` without ``tiered`` pseudo-targets (only they have an uncertain tier)."""
+    if uncertain_targets not in UNCERTAIN_TARGETS:
+        raise ValueError(f"uncertain_targets must be one of {UNCERTAIN_TARGETS}, got {uncertain_targets!r}")
+    soft = uncertain_targets == "soft"
+    if soft and pseudo_targets != "tiered":
+        raise ValueError(
+            f"uncertain_targets: soft with pseudo_targets: {pseudo_targets}; soft uncertain targets need tiered "
+            "pseudo-targets, the only ones with an uncertain tier: set pseudo_targets to tiered or uncertain_targets "
+            "to ignore"
+        )
+    return soft

@@ -2,7 +2,6 @@
 student trains on."""
 
 from .audit import PseudoLabelAudit
-from .batch import append_pseudo_labeled, labeled_part
 from .ema import TeacherEMA
 from .labeler import TeacherPseudoLabeler
 from .mean_teacher import EMPTY_UNLABELED, MeanTeacher
@@ -15,9 +14,7 @@ __all__ = [
     "PseudoLabelAudit",
     "TeacherEMA",
     "TeacherPseudoLabeler",
-    "append_pseudo_labeled",
     "draw_partners",
-    "labeled_part",
     "mix_labeled",
     "mix_pseudo_labeled",
 ]

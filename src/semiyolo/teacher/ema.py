@@ -1,5 +1,6 @@
 """The teacher's weights: an exponential moving average of the student's (Mean Teacher, Tarvainen & Valpola,
-NeurIPS 2017), with an optional warm-up ramp of the decay (as in Ultralytics' ``ModelEMA`` and timm)."""
+NeurIPS 2017), with an optional warm-up ramp of the decay (as in Ultralytics' ``ModelEMA`` and timm); the
+decay's half-life rule is docs/spec.md §5.2."""
 
 from __future__ import annotations
 

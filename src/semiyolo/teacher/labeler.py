@@ -68,7 +68,7 @@ class TeacherPseudoLabeler:
             stride units, so a ``dfl_entropy`` threshold asks for a little more precision in pixels. A box side
             reaches at most ``reg_max - 1`` strides from its anchor (15 x 32 = 480 px for YOLOv8): an object as
             wide as the image needs ``S x imgsz / 2`` px, so above ``S = 1.5`` at 640 px the largest objects are
-            cut short (the scales measured in docs/BENCHMARKS.md are 1.2 and 1.4).
+            cut short (docs/BENCHMARKS.md, "A teacher that labels larger images", tries 1.2 and 1.4).
     """
 
     def __init__(
@@ -125,8 +125,7 @@ class TeacherPseudoLabeler:
 
         The candidates of the whole batch are gathered where the head ran and moved to the CPU in one transfer:
         after that, a few hundred boxes per image cost a GPU more in kernel launches and waits than the CPU in
-        arithmetic (candidates, NMS, filters and tiers of 16 images took 41 to 53 ms on an H100 when they ran there:
-        docs/BENCHMARKS.md, "On a GPU")."""
+        arithmetic (see docs/BENCHMARKS.md, "On a GPU")."""
         reg_max = raw["boxes"].shape[1] // 4 if isinstance(raw, dict) and "boxes" in raw else 1
         n_bins = reg_max if reg_max > 1 else None
         scores, classes = probs.max(-1)  # (B, A)

@@ -14,20 +14,22 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..batch import append_pseudo_labeled, num_labeled
 from ..metrics import match_detections
 from ..pseudo import (
     PSEUDO_TARGETS,
-    UNCERTAIN_TARGETS,
     DenseTargets,
     Detections,
     DSATFilter,
     FilterChain,
     Tiers,
+    dense_geometry_conflict,
     soft_targets,
+    soft_uncertain,
     split_tiers,
+    uses_dense_targets,
 )
 from ..pseudo.augment import StrongAugment
-from .batch import DENSE_KEY, append_pseudo_labeled
 from .ema import TeacherEMA
 from .labeler import TeacherPseudoLabeler, per_anchor
 from .mixup import check_mixup, draw_partners, mix_pseudo_labeled
@@ -80,18 +82,13 @@ class MeanTeacher:
         if pseudo_targets not in PSEUDO_TARGETS:
             raise ValueError(f"pseudo_targets must be one of {PSEUDO_TARGETS}, got {pseudo_targets!r}")
         augment = augment or StrongAugment()
-        if pseudo_targets == "dense" and augment.moves_boxes:
-            raise ValueError("dense pseudo-targets need a strong view that keeps the geometry (no flip, scale, shift)")
-        if pseudo_targets == "dense" and labeler.scale != 1:
-            raise ValueError("dense pseudo-targets need the teacher at the student's size (labeler scale 1)")
-        if pseudo_targets == "dense" and mixup > 0:
-            raise ValueError("dense pseudo-targets cannot be blended with mixup: they map anchor to anchor")
+        conflict = dense_geometry_conflict(
+            pseudo_targets, pseudo_mixup=mixup, teacher_scale=labeler.scale, view_moves_boxes=augment.moves_boxes
+        )
+        if conflict:
+            raise ValueError(conflict)
         check_mixup(mixup, mixup_partners)
-        if uncertain_targets not in UNCERTAIN_TARGETS:
-            raise ValueError(f"uncertain_targets must be one of {UNCERTAIN_TARGETS}, got {uncertain_targets!r}")
-        if uncertain_targets == "soft" and pseudo_targets != "tiered":
-            raise ValueError(f"soft uncertain targets need tiered pseudo-targets, got {pseudo_targets!r}")
-        self.soft_uncertain = uncertain_targets == "soft"
+        self.soft_uncertain = soft_uncertain(uncertain_targets, pseudo_targets)
         self.mixup, self.mixup_partners = mixup, mixup_partners
         self.pseudo_targets, self.dense_fraction = pseudo_targets, dense_fraction
         self.ema = TeacherEMA(student, decay=decay, tau=tau)
@@ -114,12 +111,13 @@ class MeanTeacher:
 
     def extend(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
         """``batch`` with the strong views of ``weak`` appended, labeled by the teacher
-        (:func:`~.batch.append_pseudo_labeled`); and the reliable pseudo-labels of every weak image, for the audit.
+        (:func:`~semiyolo.batch.append_pseudo_labeled`); and the reliable pseudo-labels of every weak image, for the
+        audit.
 
         Every detection goes through the strong view; reliable ones become targets; with tiered targets, regressed
         or not, and the uncertain ones ignore regions (:func:`~semiyolo.pseudo.split_tiers`). Dense: see
         :meth:`extend_dense`."""
-        if self.pseudo_targets == "dense":
+        if uses_dense_targets(self.pseudo_targets):
             return self.extend_dense(batch, weak)
         tiered = self.pseudo_targets == "tiered"
         candidates = self.labeler.detect(self.model, weak)
@@ -137,7 +135,9 @@ class MeanTeacher:
         if not tiered:
             regressed = ignored = None
         weights = weights if self.soft_uncertain else None
-        extended = append_pseudo_labeled(batch, strong[keep], boxes, classes, regressed, ignored, weights)
+        extended = append_pseudo_labeled(
+            batch, strong[keep], boxes, classes, regressed, ignored, weights, in_fmt="xyxy"
+        )
         return self._blend(extended), reliable
 
     def extend_dense(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
@@ -156,13 +156,13 @@ class MeanTeacher:
         dense = DenseTargets(probs, boxes, floor=self.labeler.min_score, fraction=self.dense_fraction)
         strong, boxes, kept = self.augment(weak, [d.boxes for d in reliable], self.generator)
         classes = [d.classes[k] for d, k in zip(reliable, kept, strict=True)]
-        return {**append_pseudo_labeled(batch, strong, boxes, classes), DENSE_KEY: dense}, reliable
+        return append_pseudo_labeled(batch, strong, boxes, classes, dense=dense, in_fmt="xyxy"), reliable
 
     def _blend(self, batch: dict) -> dict:
         """``batch`` with its pseudo-labeled images blended with their partners (:mod:`.mixup`), if ``mixup``."""
         if not self.mixup:
             return batch
-        labeled, total = batch["num_labeled"], batch["img"].shape[0]
+        labeled, total = num_labeled(batch), batch["img"].shape[0]
         partners = draw_partners(labeled, total - labeled, self.mixup, self.mixup_partners, self.generator)
         return mix_pseudo_labeled(batch, partners)
 

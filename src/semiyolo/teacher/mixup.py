@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .batch import IGNORE_KEYS, PER_TARGET_KEYS
+from ..batch import IGNORE_KEYS, PER_TARGET_KEYS, num_labeled, with_num_labeled
 
 MIXUP_PARTNERS = ("pseudo", "labeled")  # semi.mixup_partners
 
@@ -56,24 +56,24 @@ def mix_pseudo_labeled(batch: dict, partners: Tensor, ratio: float = 0.5) -> dic
     row ``p``'s targets: classes, boxes (cxcywh normalised, so sizes need not agree), ``regress`` flags, target
     weights and the uncertain ``ignore`` regions, placed after the row's own (the targets stay sorted by image).
 
-    The images are blended in place, in ``batch["img"]``: the batch :func:`~.batch.append_pseudo_labeled` made owns
-    them, and a copy of a whole batch would cost more than the blend (a 128-image batch at 160 px: 39 MB).
+    The images are blended in place, in ``batch["img"]``: the batch :func:`~semiyolo.batch.append_pseudo_labeled`
+    made owns them, and a copy of a whole batch would cost more than the blend (a 128-image batch at 160 px: 39 MB).
 
     Args:
-        batch: a batch :func:`~.batch.append_pseudo_labeled` made (``img: Tensor[B + U, 3, H, W]``,
+        batch: a batch :func:`~semiyolo.batch.append_pseudo_labeled` made (``img: Tensor[B + U, 3, H, W]``,
             ``batch_idx: Tensor[N]``, ``cls: Tensor[N, 1]``, ``bboxes: Tensor[N, 4]``, ``num_labeled``).
         partners: ``Tensor[U]`` long, batch rows or -1 (:func:`draw_partners`).
         ratio: the pseudo-labeled image's share of the blend, in (0, 1].
     """
-    num_labeled, total = batch["num_labeled"], batch["img"].shape[0]
-    if partners.shape != (total - num_labeled,):
-        raise ValueError(f"expected one partner per pseudo-labeled image ({total - num_labeled}), got {partners.shape}")
+    n_labeled, total = num_labeled(batch), batch["img"].shape[0]
+    if partners.shape != (total - n_labeled,):
+        raise ValueError(f"expected one partner per pseudo-labeled image ({total - n_labeled}), got {partners.shape}")
     if not 0 < ratio <= 1:
         raise ValueError(f"mixup ratio must lie in (0, 1], got {ratio!r}")
     device = batch["img"].device
     partners = partners.to(device)
-    rows = (partners >= 0).nonzero().squeeze(1) + num_labeled  # the blended images' rows
-    sources = partners[rows - num_labeled]  # and their partners'
+    rows = (partners >= 0).nonzero().squeeze(1) + n_labeled  # the blended images' rows
+    sources = partners[rows - n_labeled]  # and their partners'
     if rows.numel() == 0:
         return batch
     img = batch["img"]  # gathered before the write, so a row that is also a partner gives its unblended image
@@ -116,5 +116,4 @@ def mix_labeled(batch: dict, probability: float, generator: torch.Generator | No
     """
     rows = batch["img"].shape[0]
     partners = draw_partners(0, rows, probability, "pseudo", generator)
-    mixed = mix_pseudo_labeled({**batch, "num_labeled": 0}, partners, ratio)
-    return {k: v for k, v in mixed.items() if k != "num_labeled"}
+    return with_num_labeled(mix_pseudo_labeled(with_num_labeled(batch, 0), partners, ratio), None)

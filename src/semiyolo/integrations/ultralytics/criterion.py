@@ -1,4 +1,4 @@
-"""Ultralytics' detection loss with document 000's background penalty as a fourth loss item, ``bg_loss``.
+"""Ultralytics' detection loss with the background penalty (docs/spec.md §3) as a fourth loss item, ``bg_loss``.
 
 The criterion is written in terms, after DETR's ``SetCriterion``: ``assign`` runs Ultralytics' task-aligned
 assigner without gradient and returns an :class:`Assignment`; one method per term (``loss_classification``,
@@ -18,13 +18,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.ops import box_convert
 from ultralytics.utils.loss import E2ELoss, v8DetectionLoss
 from ultralytics.utils.tal import make_anchors
 
+from ...batch import DENSE_KEY, REGRESS_KEY, WEIGHT_KEY, ignore_regions
 from ...losses import PENALTY_MODES, PENALTY_NORMALIZATIONS, background_penalty, bce_and_background_sums
 from ...pseudo import DenseTargets, anchors_in_boxes
-from ...teacher.batch import DENSE_KEY, REGRESS_KEY, WEIGHT_KEY
 
 
 @dataclass(frozen=True)
@@ -101,30 +100,31 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
 
     Background anchors are those outside TAL's foreground mask. Loss items: ``box_loss``, ``cls_loss``,
     ``dfl_loss`` (as Ultralytics; ``l1_loss`` for heads without DFL) and ``bg_loss``; each carries its gain
-    (``bg_loss`` the ``cls`` gain, as in document 000's code, where the penalty is part of the classification
+    (``bg_loss`` the ``cls`` gain, as in the source document's code, where the penalty is part of the classification
     term), and their sum is the loss.
 
-    Normalisations of the classification term (SPEC section 3):
+    Normalisations of the classification term (docs/spec.md §3.3):
 
     - ``bce`` (default): ``[sum BCE + lambda_bg sum_bg L_bg] / max(sum target_scores, 1)``: the penalty is
       summed and normalised like Ultralytics' BCE, so on a background anchor it weighs as much as that
       anchor's BCE, and Ultralytics' classification term is unchanged.
-    - ``bg_mean`` (document 000's code): Ultralytics' BCE plus ``lambda_bg`` times the penalty *averaged over
-      background anchors*. The penalty's gradient on one anchor is then ``lambda_bg / N_bg`` (thousands of
-      anchors per batch), two to three orders of magnitude below BCE's: at ``lambda_bg = 1`` it changed
-      nothing measurable in the demo (docs/BENCHMARKS.md), which is why it is not the default.
-    - ``joint`` (document 000's formula): ``1 / (N_pos + N_bg) * [sum_i BCE_i + lambda_bg sum_bg L_bg_i]``
-      with ``BCE_i`` the mean over classes, ``N_pos + N_bg`` all anchors of the batch; this also shrinks the
-      BCE by the same factor against the box terms.
+    - ``bg_mean`` (the source document's code): Ultralytics' BCE plus ``lambda_bg`` times the penalty *averaged
+      over background anchors*. The penalty's gradient on one anchor is then ``lambda_bg / N_bg`` (thousands of
+      anchors per batch), two to three orders of magnitude below BCE's: too weak to change a run (docs/BENCHMARKS.md,
+      "The background penalty's normalisations (supervised)"), which is why it is not the default.
+    - ``joint`` (the source document's formula):
+      ``1 / (N_pos + N_bg) * [sum_i BCE_i + lambda_bg sum_bg L_bg_i]`` with ``BCE_i`` the mean over classes,
+      ``N_pos + N_bg`` all anchors of the batch; this also shrinks the BCE by the same factor against the box
+      terms.
 
     Args:
         model: a de-paralleled Ultralytics ``DetectionModel`` with ``args`` (hyperparameters) set.
         lambda_bg: penalty weight (>= 0); schedules change it with :func:`set_loss_weights`.
-        mode: ``max`` (document 000), ``focal`` (hard-negative focal form) or ``none`` (plain Ultralytics).
+        mode: ``max`` (the highest class score), ``focal`` (hard-negative focal form) or ``none`` (plain Ultralytics).
         normalize: ``bce``, ``bg_mean`` or ``joint``.
         gamma: exponent of the ``focal`` mode.
-        logit_clamp: clamp class logits to ``[-c, c]`` before the classification losses (document 000 uses
-            10); ``None`` for no clamp.
+        logit_clamp: clamp class logits to ``[-c, c]`` before the classification losses (e.g. 10,
+            docs/spec.md §3.5); ``None`` for no clamp.
         tal_topk, tal_topk2: the assigner's, as in ``v8DetectionLoss``.
     """
 
@@ -166,7 +166,7 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
 
     def weights(self) -> dict[str, float]:
         """The gain of each loss item: Ultralytics' ``hyp.box``, ``hyp.cls``, ``hyp.dfl``; ``bg_loss`` gets
-        ``lambda_bg`` times the ``cls`` gain (document 000: the penalty is part of the classification term)."""
+        ``lambda_bg`` times the ``cls`` gain (the penalty is part of the classification term: docs/spec.md §4.2)."""
         box, cls, dfl, bg = self.loss_names
         return {box: self.hyp.box, cls: self.hyp.cls, dfl: self.hyp.dfl, bg: self.hyp.cls * self.lambda_bg}
 
@@ -273,7 +273,7 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
 
     def loss_classification(self, bce_sum: Tensor, assignment: Assignment, normalizer: Tensor) -> dict[str, Tensor]:
         """``cls_loss``: ``sum BCE / normalizer`` (``bce``, ``bg_mean``: Ultralytics'), or ``sum BCE / (C A_all)``
-        (``joint``: document 000's mean over classes and over all ``B A`` anchors)."""
+        (``joint``: the source document's mean over classes and over all ``B A`` anchors)."""
         if self.normalize == "joint":
             return {"cls_loss": bce_sum / (assignment.target_scores.shape[-1] * assignment.fg_mask.numel())}
         return {"cls_loss": bce_sum / normalizer}
@@ -357,14 +357,14 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
 
 
 def _ignore_mask(outputs: HeadOutputs, batch: dict[str, Any], fg_mask: Tensor) -> Tensor | None:
-    """``Tensor[B, A]``: background anchors whose centre lies in one of the batch's ``ignore_bboxes`` (cxcywh
-    normalised, image ``ignore_idx``); ``None`` when the batch has none."""
-    if "ignore_bboxes" not in batch:
+    """``Tensor[B, A]``: background anchors whose centre lies in one of the batch's uncertain pseudo-labels
+    (:func:`~semiyolo.batch.ignore_regions`); ``None`` when the batch has none."""
+    regions = ignore_regions(batch, out_fmt="xyxy", image_size=outputs.imgsz)
+    if regions is None:
         return None
-    scale = outputs.imgsz[[1, 0, 1, 0]].to(batch["ignore_bboxes"].device)
-    boxes = box_convert(batch["ignore_bboxes"].float() * scale, "cxcywh", "xyxy")
+    image, boxes = regions
     points = outputs.anchor_points * outputs.stride_tensor
-    covered = anchors_in_boxes(points, boxes.to(points.device), batch["ignore_idx"], fg_mask.shape[0])
+    covered = anchors_in_boxes(points, boxes.to(points.device), image, fg_mask.shape[0])
     return covered & ~fg_mask
 
 

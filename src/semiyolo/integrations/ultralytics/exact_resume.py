@@ -38,9 +38,7 @@ from ultralytics.utils import LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from ...reproducibility import PassShuffler, rng_state, set_rng_state
-
-TRAIN_STATE = "train_state.pt"
-SEMI_STATE = "semi_state.pt"  # the online trainer's: teacher, filters, unlabeled stream, reviewed images
+from ...runfiles import SEMI_STATE, TRAIN_STATE
 
 
 def resumable_loader(loader: InfiniteDataLoader, seed: int) -> InfiniteDataLoader:

@@ -28,6 +28,7 @@ from ultralytics.utils import LOGGER, TQDM
 from ...config import TEACHER_SCALE_RULE, valid_teacher_scale
 from ...data import label_path, link, pseudo_labeled_train, write_atomically, write_label_file
 from ...errors import ConfigError, DataError
+from ...pixels import to_unit_range
 from ...pseudo import DEFAULT_FILTERS, build_filters, nothing_kept_reason
 from ...teacher import TeacherPseudoLabeler
 from .unlabeled import UnlabeledImages, letterbox_geometry, unlabeled_batches
@@ -135,7 +136,7 @@ def _write_pseudo_labels(
             bar.update(len(paths))
             if not paths:  # every image of the batch was unreadable
                 continue
-            for det, path in zip(labeler(model, images.float() / 255), paths, strict=True):
+            for det, path in zip(labeler(model, to_unit_range(images)), paths, strict=True):
                 rows, kept = _yolo_rows(det, Path(path), imgsz)
                 total, name = total + len(rows), names_out[path]
                 labeled.append(path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from ultralytics.utils.plotting import plot_images
 
-from ...teacher.batch import WEIGHT_KEY
+from ...batch import REGRESS_KEY, WEIGHT_KEY, ignore_regions, num_labeled
 
 
 def plot_pseudo_labels(batch: dict, names: dict[int, str], fname: Path, max_images: int = 8) -> None:
@@ -18,19 +18,20 @@ def plot_pseudo_labels(batch: dict, names: dict[int, str], fname: Path, max_imag
     regression as ``<name> (class only)``, an uncertain one as ``uncertain`` (a soft target too, or not). Hard
     pseudo-labels are all reliable.
     """
-    first, nc = int(batch["num_labeled"]), len(names)
+    first, nc = num_labeled(batch), len(names)
     shown = torch.arange(first, min(first + max_images, batch["img"].shape[0]), device=batch["batch_idx"].device)
     targets = torch.isin(batch["batch_idx"], shown)
     if WEIGHT_KEY in batch:  # soft targets of uncertain pseudo-labels: drawn once, as their ignore regions
         targets &= batch[WEIGHT_KEY] >= 1
     cls = batch["cls"][targets].view(-1)
-    if "regress" in batch:
-        cls = torch.where(batch["regress"][targets], cls, cls + nc)
+    if REGRESS_KEY in batch:
+        cls = torch.where(batch[REGRESS_KEY][targets], cls, cls + nc)
     idx, boxes = [batch["batch_idx"][targets]], [batch["bboxes"][targets]]
-    if "ignore_bboxes" in batch:
-        uncertain = torch.isin(batch["ignore_idx"], shown)
-        idx.append(batch["ignore_idx"][uncertain])
-        boxes.append(batch["ignore_bboxes"][uncertain])
+    regions = ignore_regions(batch, out_fmt="cxcywh")  # normalised, as Ultralytics' plot_images reads boxes
+    if regions is not None:
+        uncertain = torch.isin(regions[0], shown)
+        idx.append(regions[0][uncertain])
+        boxes.append(regions[1][uncertain])
         cls = torch.cat((cls, torch.full((int(uncertain.sum()),), 2 * nc, device=cls.device, dtype=cls.dtype)))
     labels = {
         "img": batch["img"][shown].detach().float().cpu(),

@@ -22,9 +22,11 @@ from ultralytics.utils import LOGGER
 
 from ...config import SemiConfig, load_config, read_yaml, validate_config
 from ...errors import ConfigError, DataError
+from ...pixels import to_unit_range
 from ...pseudo import Detections, FilterChain, build_filters, dfl_entropy
 from ...review.doubt import OVERLAP_IOU, ScoredBox
 from ...review.sources import ImageSource, Proposal, scan_images
+from ...runfiles import last_weights, weights_dir
 from ...teacher import TeacherPseudoLabeler
 from .offline import _yolo_rows, load_detector
 from .online import STATE_FILE
@@ -34,12 +36,12 @@ from .unlabeled import UnlabeledImages
 
 def is_run_folder(folder: Path) -> bool:
     """Whether ``folder`` is an Ultralytics run folder with a ``weights/last.pt``."""
-    return (folder / "weights" / "last.pt").is_file()
+    return last_weights(folder).is_file()
 
 
 def read_semi_state(run: Path) -> dict[str, Any] | None:
     """The online trainer's latest ``weights/semi_state.pt`` (teacher, filters, semi settings), or ``None``."""
-    path = run / "weights" / STATE_FILE
+    path = weights_dir(run) / STATE_FILE
     if not path.is_file():
         return None
     try:
@@ -59,7 +61,7 @@ def run_semi_settings(run: Path, config: Path | None, state: dict[str, Any] | No
         return load_config(config).semi
     summary = run / SUMMARY_FILE
     if state is not None and isinstance(state.get("semi"), dict):
-        raw, where = state["semi"], str(run / "weights" / STATE_FILE)
+        raw, where = state["semi"], str(weights_dir(run) / STATE_FILE)
     elif summary.is_file():
         raw, where = _json_semi(summary), str(summary)
     else:
@@ -145,14 +147,14 @@ class RunSource(ImageSource):
         images, refused = scan_images(root, exclude=reviewed)
         if not images:
             raise DataError(f"semi.unlabeled: no images found under {root}")
-        self.model = load_detector(run / "weights" / "last.pt")
+        self.model = load_detector(last_weights(run))
         super().__init__(root, images, dict(self.model.names), refused=len(refused))
         self.run, self.imgsz = run, run_imgsz(run)
         has_dfl = getattr(self.model.model[-1], "reg_max", 1) > 1
-        chain = build_filters(semi.filters, len(self.names), has_dfl, classes_from=f"{run}/weights/last.pt")
+        chain = build_filters(semi.filters, len(self.names), has_dfl, classes_from=str(last_weights(run)))
         self.teacher_note = self._restore_teacher(chain, state)
         # with a teacher apart from the student, last.pt (the student) is loaded again to compare with it
-        self.student = load_detector(run / "weights" / "last.pt") if self.teacher_restored else None
+        self.student = load_detector(last_weights(run)) if self.teacher_restored else None
         self.labeler = TeacherPseudoLabeler(
             chain,
             min_score=semi.pseudo_min_score,
@@ -171,8 +173,9 @@ class RunSource(ImageSource):
         if state is None:
             return "last.pt, filters as configured"
         try:
-            self.model.load_state_dict({k: v.float() for k, v in state["teacher"].items()})
-            chain.load_state_dict(state["filters"])
+            teacher = state["mean_teacher"]  # the online trainer's semi_state(): the mean teacher's own state_dict
+            self.model.load_state_dict({k: v.float() for k, v in teacher["teacher"].items()})
+            chain.load_state_dict(teacher["filters"])
         except (KeyError, RuntimeError, ValueError) as err:
             LOGGER.warning(f"{self.run}/weights/{STATE_FILE}: teacher not restored ({err}); labelling with last.pt")
             return "last.pt, filters as configured"
@@ -185,7 +188,7 @@ class RunSource(ImageSource):
         try:
             image = self.dataset[self.positions[name]][0]
             with self._model_lock:
-                dets = self.labeler.detect(self.model, image[None].float() / 255)[0]
+                dets = self.labeler.detect(self.model, to_unit_range(image[None]))[0]
                 kept, dropped = filter_verdicts(self.labeler.filters, dets)
                 student = self._student_boxes(image)
             agrees, student_only = _agreement(kept, student) if student is not None else (None, 0)
@@ -199,7 +202,7 @@ class RunSource(ImageSource):
         """The run's student's filtered detections on ``image`` (None without a separate teacher)."""
         if self.student is None:
             return None
-        dets = self.labeler.detect(self.student, image[None].float() / 255)[0]
+        dets = self.labeler.detect(self.student, to_unit_range(image[None]))[0]
         return filter_verdicts(self.labeler.filters, dets)[0]
 
     def ready(self, name: str) -> Proposal | None:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...teacher.batch import DENSE_KEY, PER_TARGET_KEYS
+from ...batch import DENSE_KEY, num_labeled, split_batch
 from .criterion import BackgroundPenaltyDetectionLoss
 
 UNSUPERVISED_PREFIX = "u_"
@@ -24,24 +24,6 @@ def _slice(obj: Any, part: slice) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_slice(v, part) for v in obj)
     return obj
-
-
-def split_batch(batch: dict[str, Tensor], num_labeled: int) -> tuple[dict, dict]:
-    """Targets of the labeled images and of the pseudo-labeled ones (their image indices restarted at 0); the
-    pseudo-labeled part keeps the tiered targets' ``regress`` flags, weights and uncertain boxes, or the dense
-    targets, if any (:func:`semiyolo.teacher.append_pseudo_labeled`,
-    :meth:`semiyolo.teacher.MeanTeacher.extend_dense`)."""
-    labeled = batch["batch_idx"] < num_labeled
-    parts = []  # the labeled targets are all regressed, at weight 1: they need only their classes and boxes
-    for mask, offset, keys in ((labeled, 0, ("cls", "bboxes")), (~labeled, num_labeled, PER_TARGET_KEYS)):
-        targets = {k: batch[k][mask] for k in keys if k in batch}
-        parts.append({"batch_idx": batch["batch_idx"][mask] - offset, **targets})
-    if "ignore_bboxes" in batch:
-        parts[1]["ignore_idx"] = batch["ignore_idx"] - num_labeled
-        parts[1]["ignore_bboxes"] = batch["ignore_bboxes"]
-    if DENSE_KEY in batch:
-        parts[1][DENSE_KEY] = batch[DENSE_KEY]
-    return parts[0], parts[1]
 
 
 def _labeled_positives(assignment, num_labeled: int) -> int:
@@ -116,15 +98,15 @@ class SemiSupervisedLoss:
         """``(Tensor[4] * B, items)`` as ``v8DetectionLoss.loss``: ``L_l B_l + lambda_unsup L_u B_u``, with
         ``L_u`` normalised by ``max(N_u, N_l B_u / B_l)`` under ``density_floor``."""
         total = preds["boxes"].shape[0]
-        num_labeled = int(batch.get("num_labeled", total))
-        if num_labeled >= total:
+        n_labeled = num_labeled(batch, default=total)
+        if n_labeled >= total:
             loss, items = self.criterion.loss(preds, batch)
             return loss, {**items, **{UNSUPERVISED_PREFIX + k: torch.zeros_like(v) for k, v in items.items()}}
-        labeled, pseudo = split_batch(batch, num_labeled)
-        loss, items, _, assignment = self.criterion.forward(_slice(preds, slice(0, num_labeled)), labeled)
-        floor = assignment.normalizer * (total - num_labeled) / num_labeled if self.density_floor else None
-        dense_k = _labeled_positives(assignment, num_labeled) if DENSE_KEY in pseudo else None
-        u_part = _slice(preds, slice(num_labeled, total))
+        labeled, pseudo = split_batch(batch, n_labeled)
+        loss, items, _, assignment = self.criterion.forward(_slice(preds, slice(0, n_labeled)), labeled)
+        floor = assignment.normalizer * (total - n_labeled) / n_labeled if self.density_floor else None
+        dense_k = _labeled_positives(assignment, n_labeled) if DENSE_KEY in pseudo else None
+        u_part = _slice(preds, slice(n_labeled, total))
         u_loss, u_items = self.criterion.loss(u_part, pseudo, normalizer_floor=floor, dense_k=dense_k)
         items = {**items, **{UNSUPERVISED_PREFIX + k: v for k, v in u_items.items()}}
-        return loss * num_labeled + self.lambda_unsup * u_loss, items
+        return loss * n_labeled + self.lambda_unsup * u_loss, items

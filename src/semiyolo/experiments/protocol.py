@@ -1,0 +1,155 @@
+"""What the fair protocol runs (:mod:`.ablate`): its settings (:class:`Protocol`, the ``semiyolo ablate`` flags),
+its arms and ceilings, and which of them one invocation trains."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import MODES
+from ..errors import ConfigError
+from .arms import CONTINUED, CONTINUED_AUG, CONTINUED_BG, CONTINUED_LR, FULLY_LABELED, OFFLINE, ONLINE, ORACLE, VARIANTS
+
+SUPERVISED_MODE, ONLINE_MODE, OFFLINE_MODE = MODES  # semi.mode of the arms' runs
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What the ablation runs besides the converged baseline."""
+
+    steps: int = 200  # optimizer steps of every continuation arm
+    seeds: int = 3
+    lambdas: Sequence[float] = (1.0,)  # online lambda_bg values besides 0
+    unpenalized: bool = True  # online with lambda_bg 0 as well
+    focal: bool = False
+    offline: bool = True
+    oracle: bool = True  # the continuation on the hidden labels (needs them)
+    continue_lr: float = 0.1  # the continuation's first learning rate, as a share of the converged run's peak
+    only: tuple[str, ...] = ()  # run only these kinds besides the converged run (all when empty)
+    only_seeds: tuple[int, ...] = ()  # run only these seeds' continuations and ceilings, 0-based (all when empty)
+    ceiling_seeds: int = 1  # seeds of the fully labeled ceiling
+    variants: tuple[tuple[str, dict[str, Any]], ...] = ()  # online arms (name, semi settings over lambda_bg 1)
+    splits: int = 1  # label splits: the config's own and the ones 'semiyolo split' draws with the next seeds
+    controls: bool = True  # the labeled-only controls (:mod:`.arms`): the penalty, the augmentations
+    lr_scales: tuple[float, ...] = (2.0, 4.0)  # the labeled-only continuation also at these multiples of continue_lr
+    only_splits: tuple[int, ...] = ()  # train only these label splits, 0-based (all when empty); the report has all
+
+    def __post_init__(self) -> None:
+        if not 0 < self.continue_lr <= 1:
+            raise ConfigError(
+                f"--continue-lr: expected a share of the peak learning rate in (0, 1], got {self.continue_lr}"
+            )
+        object.__setattr__(self, "lambdas", tuple(dict.fromkeys(lam for lam in self.lambdas if lam != 0)))
+        if VARIANTS in self.only and not self.variants:
+            raise ConfigError(
+                "--only variants: no --variant given, so there is nothing to train besides the converged run"
+            )
+        if self.ceiling_seeds < 1:
+            raise ConfigError(f"--ceiling-seeds: expected at least 1 seed, got {self.ceiling_seeds}")
+        if self.splits < 1:
+            raise ConfigError(f"--splits: expected at least 1 label split, got {self.splits}")
+        object.__setattr__(self, "lr_scales", tuple(dict.fromkeys(m for m in self.lr_scales if m != 1)))
+        too_fast = [m for m in self.lr_scales if not 0 < m * self.continue_lr <= 1]
+        if too_fast:
+            raise ConfigError(
+                f"--lr-scales: {too_fast} times --continue-lr {self.continue_lr} is not a share of the peak learning "
+                "rate in (0, 1]"
+            )
+        outside_splits = [k for k in self.only_splits if not 0 <= k < self.splits]
+        if outside_splits:
+            raise ConfigError(
+                f"--only-splits: {outside_splits} outside the {self.splits} label splits (0 to {self.splits - 1})"
+            )
+        most = max(self.seeds, self.ceiling_seeds)
+        outside = [k for k in self.only_seeds if not 0 <= k < most]
+        if outside:
+            raise ConfigError(f"--only-seeds: {outside} outside the {most} seeds (0 to {most - 1})")
+
+    def chosen_seeds(self, base_seed: int, count: int) -> set[int]:
+        """The seeds of ``count`` that this invocation trains: ``--only-seeds``' (``base_seed + k``), else all."""
+        return {base_seed + k for k in self.only_seeds or range(count)}
+
+    def runs(self, kind: str) -> bool:
+        return not self.only or kind in self.only
+
+    def runs_arm(self, arm: Arm) -> bool:
+        """Whether ``--only`` takes this continuation: its kind, or ``variants`` for a ``--variant`` arm."""
+        return self.runs(arm.kind) or (arm.variant is not None and VARIANTS in self.only)
+
+
+@dataclass
+class Arm:
+    name: str  # the run folder under the output folder
+    kind: str
+    seed: int
+    semi: dict[str, Any] = field(default_factory=dict)  # semi settings over the config's
+    variant: str | None = None  # a --variant's name
+    lr_scale: float = 1.0  # the continuation's first learning rate, in multiples of ``Protocol.continue_lr``
+
+
+def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
+    """The arms that continue from the converged run, ``seed<k>/<arm>`` for each seed."""
+    arms = []
+    for seed in seeds:
+        arms.append(Arm(f"seed{seed}/{CONTINUED}", CONTINUED, seed, {"mode": SUPERVISED_MODE, "lambda_bg": 0.0}))
+        arms += control_arms(protocol, seed)
+        for lam in ((0.0,) if protocol.unpenalized else ()) + tuple(protocol.lambdas):
+            arms.append(Arm(f"seed{seed}/online_bg{lam:g}", ONLINE, seed, {"mode": ONLINE_MODE, "lambda_bg": lam}))
+        if protocol.focal:
+            online = {"mode": ONLINE_MODE, "lambda_bg": 1.0, "bg_mode": "focal"}
+            arms.append(Arm(f"seed{seed}/online_focal1", ONLINE, seed, online))
+        for name, settings in protocol.variants:
+            online = {"mode": ONLINE_MODE, "lambda_bg": 1.0, **settings}
+            arms.append(Arm(f"seed{seed}/online_{name}", ONLINE, seed, online, variant=name))
+        if protocol.offline:
+            arms.append(Arm(f"seed{seed}/{OFFLINE}", OFFLINE, seed, {"mode": OFFLINE_MODE, "lambda_bg": 0.0}))
+        if protocol.oracle:
+            arms.append(Arm(f"seed{seed}/{ORACLE}", ORACLE, seed, {"mode": SUPERVISED_MODE, "lambda_bg": 0.0}))
+    return arms
+
+
+def control_arms(protocol: Protocol, seed: int) -> list[Arm]:
+    """The labeled-only continuations that each differ from ``supervised_continued`` in one way an online arm
+    does (:mod:`.arms`): each ``--lambdas`` penalty, each ``lr_scales`` learning rate, and the pseudo-mixup of each
+    ``--variant`` that has one, as ``semi.labeled_mixup`` (a variant's other settings act on pseudo-labels
+    alone)."""
+    labeled = {"mode": SUPERVISED_MODE, "lambda_bg": 0.0}
+    arms = [Arm(f"seed{seed}/{CONTINUED_LR}{m:g}", CONTINUED_LR, seed, labeled, lr_scale=m) for m in protocol.lr_scales]
+    if not protocol.controls:
+        return arms
+    for lam in protocol.lambdas:
+        penalised = {**labeled, "lambda_bg": lam}
+        arms.append(Arm(f"seed{seed}/{CONTINUED_BG}{lam:g}", CONTINUED_BG, seed, penalised))
+    for name, settings in protocol.variants:
+        if settings.get("pseudo_mixup"):
+            mixup = {**labeled, "labeled_mixup": settings["pseudo_mixup"]}
+            arms.append(Arm(f"seed{seed}/{CONTINUED_AUG}_{name}", CONTINUED_AUG, seed, mixup))
+    return arms
+
+
+def ceiling_runs(protocol: Protocol, base_seed: int) -> list[tuple[str, int]]:
+    """The fully labeled runs, ``(folder, seed)``: ``fully_labeled`` at ``base_seed`` (the folder a single ceiling
+    has always had), then ``seed<s>/fully_labeled`` for each further seed ``s``."""
+    seeds = [base_seed + k for k in range(protocol.ceiling_seeds)]
+    return [(FULLY_LABELED if s == base_seed else f"seed{s}/{FULLY_LABELED}", s) for s in seeds]
+
+
+def ceilings_to_run(
+    protocol: Protocol, base_seed: int, hidden_labels: bool, kind: str = FULLY_LABELED
+) -> list[tuple[str, int]]:
+    """The ceilings this invocation trains: none without hidden labels or when ``--only`` leaves them out, else
+    ``--only-seeds``' seeds (``base_seed + k``). ``kind`` :data:`~.arms.FULLY_LABELED_CONTINUED`: their
+    continuations for the arms' budget instead (``fully_labeled_continued``, ``seed<s>/fully_labeled_continued``)."""
+    if not hidden_labels or not (protocol.runs(kind) or protocol.runs(FULLY_LABELED)):  # a ceiling with its run on
+        return []
+    seeds = protocol.chosen_seeds(base_seed, protocol.ceiling_seeds)
+    chosen = [(name, seed) for name, seed in ceiling_runs(protocol, base_seed) if seed in seeds]
+    return [(name if kind == FULLY_LABELED else f"{name}_continued", seed) for name, seed in chosen]
+
+
+def arms_to_run(protocol: Protocol, arms: Sequence[Arm], base_seed: int, hidden_labels: bool) -> list[Arm]:
+    """The continuations this invocation trains: ``--only``'s kinds (``variants``: the ``--variant`` arms),
+    ``--only-seeds``' seeds (``base_seed + k``), and the oracle only where the unlabeled images have hidden labels."""
+    seeds = protocol.chosen_seeds(base_seed, protocol.seeds)
+    return [a for a in arms if protocol.runs_arm(a) and a.seed in seeds and (a.kind != ORACLE or hidden_labels)]

@@ -1,0 +1,164 @@
+"""The online trainer's teacher-side parts: the mean teacher built from the run's settings, its state restored on
+every DDP rank, DSAT's calibration on held-out labeled images, and the teacher's validation beside the student's.
+
+Each part holds the trainer it serves and is called by :class:`~.online.OnlineTrainer` at a named point of
+Ultralytics' loop; what a part must keep across a resume is in its ``state_dict`` (:mod:`.online_data` has the
+data-side parts).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from ultralytics.utils import LOGGER, RANK
+from ultralytics.utils.torch_utils import unwrap_model
+
+from ...config import SemiConfig
+from ...data import held_out_train, train_images
+from ...errors import ConfigError
+from ...pixels import to_unit_range
+from ...pseudo import DSATFilter, build_filters, uses_dense_targets
+from ...pseudo.augment import student_view
+from ...teacher import MeanTeacher, TeacherPseudoLabeler
+from .distributed import broadcast_filters
+from .unlabeled import UnlabeledImages, unlabeled_batches
+
+DSAT_MAX_IMAGES = 200  # labeled images DSAT calibrates on, at most
+
+
+def teacher_decay(semi: SemiConfig, optimizer_steps: Callable[[], int]) -> float:
+    """``semi.teacher_decay``, or with ``semi.teacher_half_life`` the per-step decay whose half-life is that share
+    of the run's ``optimizer_steps()`` (asked for only then): ``0.5 ** (1 / (half_life * steps))``."""
+    if semi.teacher_half_life is None:
+        return semi.teacher_decay
+    return 0.5 ** (1 / max(semi.teacher_half_life * optimizer_steps(), 1))
+
+
+def build_mean_teacher(trainer) -> MeanTeacher:
+    """The mean teacher of ``trainer``'s student (``trainer.model``), with the labeler, strong view and targets
+    its ``semi`` settings name; it shares the student's criterion, as Ultralytics' EMA does."""
+    s, student = trainer.semi, unwrap_model(trainer.model)
+    has_dfl = getattr(student.model[-1], "reg_max", 1) > 1
+    if s.teacher_flip and not trainer.args.fliplr:
+        LOGGER.warning(
+            "semi.teacher_flip with fliplr 0: the teacher averages its outputs on mirrored images, which it was "
+            "not trained on; set fliplr > 0 for objects that keep their class when mirrored, else teacher_flip off"
+        )
+    labeler = TeacherPseudoLabeler(
+        build_filters(s.filters, num_classes=trainer.data["nc"], has_dfl=has_dfl),
+        min_score=s.pseudo_min_score,
+        nms_iou=s.pseudo_nms_iou,
+        amp_dtype=trainer.amp_dtype(),
+        mirror=s.teacher_flip,
+        scale=s.teacher_scale,
+    )
+    teacher = MeanTeacher(
+        student,
+        labeler,
+        student_view(s.unlabeled_view, same_geometry=uses_dense_targets(s.pseudo_targets), flip=trainer.args.fliplr),
+        decay=trainer.teacher_decay(),
+        tau=s.teacher_tau,
+        seed=trainer.args.seed + max(RANK, 0),
+        empty_unlabeled=s.empty_unlabeled,
+        pseudo_targets=s.pseudo_targets,
+        dense_fraction=s.dense_fraction,
+        mixup=s.pseudo_mixup,
+        mixup_partners=s.mixup_partners,
+        uncertain_targets=s.uncertain_targets,
+    )
+    teacher.model.criterion = student.criterion  # shared, as the EMA's: the teacher's validation losses
+    return teacher
+
+
+def restore_mean_teacher(teacher: MeanTeacher, state: dict[str, Any], seed: int, epoch: int) -> None:
+    """``teacher``'s saved ``state`` (written by rank 0 at ``epoch``, 0-based). Its strong-view generator is rank
+    0's, so every other DDP rank then seeds its own, ``seed + rank + world * (epoch + 1)``: a stream no rank shares
+    with another and none drew before (each started from ``seed + rank``), as they did not share one before the
+    resume. Rank 0, and a single process, resume exactly."""
+    teacher.load_state_dict(state)
+    if RANK > 0:
+        world = int(os.environ.get("WORLD_SIZE", 1))
+        teacher.generator.manual_seed(seed + RANK + world * (epoch + 1))
+
+
+class DsatCalibration:
+    """DSAT's thresholds (a ``dsat`` filter), re-estimated every ``update_every`` epochs on labeled images: a
+    held-out slice of the labeled training images (``semi.dsat_holdout``, lists in the run folder), or with
+    ``dsat_holdout: 0`` up to :data:`DSAT_MAX_IMAGES` of them, evenly spaced, still trained on."""
+
+    def __init__(self, trainer) -> None:
+        self.trainer = trainer
+        self.images: list[Path] = []
+
+    def hold_out(self, data: dict) -> dict:
+        """Ultralytics' dataset ``data``, less the held-out images where there are any (before the loaders)."""
+        semi = self.trainer.semi
+        if not any(f.name == "dsat" for f in semi.filters):
+            return data
+        if semi.dsat_holdout == 0:
+            images = train_images(data)
+            self.images = images[:: max(1, math.ceil(len(images) / DSAT_MAX_IMAGES))]
+            return data
+        try:
+            data, self.images = held_out_train(data, semi.dsat_holdout, self.trainer.save_dir, DSAT_MAX_IMAGES)
+        except ValueError as err:
+            raise ConfigError(f"semi.dsat_holdout: {err}") from None
+        return data
+
+    def end_epoch(self, teacher: MeanTeacher) -> None:
+        """After an epoch whose number DSAT updates on: the teacher's thresholds, the same on every rank."""
+        t = self.trainer
+        dsat = teacher.filters.find(DSATFilter)
+        if dsat is None or not self.images or (t.epoch + 1) % dsat.update_every:
+            return
+        holdout = UnlabeledImages(self.images, t.args.imgsz)
+        batches = unlabeled_batches(holdout, t.batch_size, 0, max_passes=1, shuffle=False)
+        teacher.calibrate((to_unit_range(images.to(t.device)), labels) for images, labels, _ in batches)
+        broadcast_filters(teacher.filters)  # every rank filters with rank 0's thresholds
+
+    def metrics(self, teacher: MeanTeacher) -> dict[str, float]:
+        """``semi/thr_<class>``: the thresholds now."""
+        dsat = teacher.filters.find(DSATFilter)
+        names = self.trainer.data["names"]
+        return {} if dsat is None else {f"semi/thr_{names[c]}": float(t) for c, t in enumerate(dsat.thresholds)}
+
+
+class TeacherValidation:
+    """``semi.validate_teacher``: the teacher validated on the validation images before the student (its EMA),
+    its figures as ``teacher/...`` columns (zeros before the first, as Ultralytics starts its own metrics)."""
+
+    def __init__(self, trainer) -> None:
+        self.trainer = trainer
+        self.metrics: dict[str, float] = {}  # the last validation's
+
+    def validate(self, teacher: MeanTeacher) -> None:
+        model = teacher.model
+        end2end = getattr(model, "end2end", None)  # the validator may switch it; pseudo-labels need it
+        try:
+            found = self.trainer.validator(self.trainer, model=model) or {}
+        finally:
+            if end2end is not None:
+                model.end2end = end2end
+        self.metrics = {teacher_key(k): v for k, v in found.items() if k.startswith("metrics/")}
+
+    def run_metrics(self) -> dict[str, float]:
+        if not self.metrics:
+            self.metrics = {teacher_key(k): 0.0 for k in self.trainer.validator.metrics.keys}
+        return self.metrics
+
+
+def teacher_key(metric: str) -> str:
+    """``metrics/mAP50(B)`` -> ``teacher/mAP50(B)``."""
+    return f"teacher/{metric.split('/', 1)[1]}"
+
+
+def amp_dtype(enabled: bool, amp: Any) -> torch.dtype | None:
+    """The student's autocast dtype (``train.amp`` after Ultralytics' AMP check), for the teacher's forward."""
+    if not enabled:
+        return None
+    return torch.bfloat16 if amp == "bf16" else torch.float16
