@@ -7,8 +7,9 @@ import json
 import pytest
 
 from semiyolo.errors import ConfigError
-from semiyolo.experiments.held_out import TEST_METRICS, measured_on_test, rows_by_split
+from semiyolo.experiments.held_out import TEST_IMAGE_STATS, TEST_METRICS, measured_on_test, rows_by_split
 from semiyolo.experiments.report import summarize_arms, write_protocol_report
+from tiny_runs import tiny_train
 
 
 def _row(kind, seed, map5095, run=None, **extra):
@@ -73,8 +74,10 @@ def test_test_rows_keep_the_baseline_chosen_on_validation(tmp_path):
 def test_a_runs_test_metrics_are_measured_once(tmp_path):
     calls = []
 
-    def evaluate(weights):
+    def evaluate(weights, image_stats):
         calls.append(weights)
+        image_stats.parent.mkdir(parents=True, exist_ok=True)
+        image_stats.write_bytes(b"per-image statistics")
         return {"metrics/mAP50-95(B)": 0.4}
 
     run = tmp_path / "seed0" / "online_bg1"
@@ -84,6 +87,9 @@ def test_a_runs_test_metrics_are_measured_once(tmp_path):
     (run / TEST_METRICS).write_text("")  # cut short: measured again
     assert measured_on_test(run, evaluate) == {"metrics/mAP50-95(B)": 0.4} and len(calls) == 2
     assert json.loads((run / TEST_METRICS).read_text()) == {"metrics/mAP50-95(B)": 0.4}
+    (run / TEST_IMAGE_STATS).unlink()  # measured before the statistics were kept: measured again, to keep them
+    assert measured_on_test(run, evaluate) == {"metrics/mAP50-95(B)": 0.4} and len(calls) == 3
+    assert (run / TEST_IMAGE_STATS).is_file()
 
 
 def test_converged_is_said_only_of_a_flat_curve():
@@ -133,7 +139,7 @@ def test_the_augmentation_control_blends_every_labeled_batch(tmp_path, tiny_data
     cfg = {
         "model": "yolov8n.yaml",
         "data": str(tiny_data),
-        "train": {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "project": str(tmp_path), "plots": False},
+        "train": tiny_train(tmp_path, "train", epochs=1),
         "semi": {"mode": "supervised", "labeled_mixup": 1.0},
     }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
@@ -226,3 +232,24 @@ def test_a_split_another_process_trains_is_read_not_trained(tmp_path, monkeypatc
     config.write_text(f"data: {tmp_path / 'data.yaml'}\nsemi:\n  mode: online\n  unlabeled: {tmp_path}\n")
     rows, *_ = ablate._run_one_split(config, tmp_path / "split1", ablate.Protocol(seeds=1), [], train=False)
     assert rows == []  # nothing finished there yet, and nothing trained
+
+
+def test_each_arm_gets_the_interval_of_its_gain_over_the_baseline_it_is_paired_with(tmp_path):
+    asked = {}
+
+    def gain_interval(pairs):
+        asked[tuple(pairs)] = True
+        return (0.1, 0.02, 0.18) if pairs[0][0].endswith("online") else (0.01, -0.01, 0.03)
+
+    tests = {r["run"]: {"metrics/mAP50-95(B)": r["metrics/mAP50-95(B)"]} for r in ROWS}
+    md = write_protocol_report(rows_by_split(ROWS, tests), {}, tmp_path, gain_interval=gain_interval).read_text()
+    test_table, val_table = md.split("## Arms on the validation split")
+    # each continuation with the lr2 baseline of its own seed; the baseline itself, the converged run and the
+    # ceiling get none
+    assert (
+        ("seed0/online", "seed0/supervised_continued_lr2"),
+        ("seed1/online", "seed1/supervised_continued_lr2"),
+    ) in asked
+    assert len(asked) == 3  # online bg1, supervised_continued and the penalty control
+    assert "| +0.100 [+0.020, +0.180] |" in test_table and "| +0.010 [-0.010, +0.030] (includes 0) |" in test_table
+    assert "interval over images" in test_table and "interval over images" not in val_table

@@ -174,3 +174,141 @@ def test_semi_trainer_given_a_list_names_what_it_takes():
 
     with pytest.raises(ConfigError, match=r"semi_trainer: semi must be a SemiConfig or a mapping .*, got a list"):
         semi_trainer(["a"])
+
+
+# --- the semi block by concern: one group per key, nested or flat, SUPERVISED_KEYS derived -------------------------
+
+NESTED_BLOCK = """
+data: data.yaml
+semi:
+  run: {mode: online, burn_in: 2}
+  teacher: {decay: 0.99, half_life: null, teacher_tau: 50}
+  penalty: {lambda_bg: 0.5, bg_mode: focal}
+  data: {unlabeled: u, unlabeled_ratio: 2.0}
+  pseudo: {min_score: 0.2, filters: [{name: score, params: {threshold: 0.4}}]}
+  logit_clamp: 10
+"""
+
+TWICE = "teacher(_|.)decay: given twice"
+FLAT_OF_NESTED_BLOCK = {
+    "mode": "online",
+    "burn_in": 2,
+    "teacher_decay": 0.99,
+    "teacher_half_life": None,
+    "teacher_tau": 50,
+    "lambda_bg": 0.5,
+    "bg_mode": "focal",
+    "unlabeled": "u",
+    "unlabeled_ratio": 2.0,
+    "pseudo_min_score": 0.2,
+    "filters": [{"name": "score", "params": {"threshold": 0.4}}],
+    "logit_clamp": 10,
+}
+
+
+def test_every_semi_key_has_exactly_one_group():
+    from semiyolo.config import SEMI_GROUPS, SemiConfig
+
+    grouped = [key for group in SEMI_GROUPS.values() for key in group.keys]
+    assert sorted(grouped) == sorted(SemiConfig.model_fields)  # each field once, no stale name
+    assert list(SEMI_GROUPS) == ["run", "penalty", "data", "teacher", "pseudo"]
+    assert not set(SEMI_GROUPS) & set(SemiConfig.model_fields)  # a group's name is never a key's
+    for group in SEMI_GROUPS.values():  # inside a group, each way of writing a key names that key alone
+        assert all(group.flat_key(key) == group.flat_key(group.short(key)) == key for key in group.keys)
+
+
+def test_supervised_keys_are_derived_from_the_groups_and_unchanged():
+    from semiyolo.config import SEMI_GROUPS, SUPERVISED_KEYS
+
+    assert set(SUPERVISED_KEYS) == {  # what a supervised or offline run reads (semiyolo ablate compares these)
+        *("mode", "burn_in", "lambda_bg", "lambda_bg_warmup", "lambda_bg_schedule", "bg_mode", "bg_normalize"),
+        *("bg_gamma", "logit_clamp", "max_grad_norm", "nonfinite_patience", "bg_fp_conf", "exact_resume"),
+        *("keep_state", "max_optimizer_steps", "init_state", "report_weights", "pseudo_labels", "labeled_repeat"),
+        "labeled_mixup",
+    }
+    assert len(SUPERVISED_KEYS) == len(set(SUPERVISED_KEYS))
+    every_mode = {key for group in SEMI_GROUPS.values() if group.every_mode for key in group.keys}
+    assert set(SUPERVISED_KEYS) == every_mode | {"pseudo_labels"}
+
+
+def test_a_nested_semi_block_loads_as_its_flat_twin(tmp_path):
+    from semiyolo.config import SemiConfig
+
+    nested = load_config(_write(tmp_path, NESTED_BLOCK)).semi
+    assert nested == SemiConfig(**{**FLAT_OF_NESTED_BLOCK, "unlabeled": nested.unlabeled})  # made absolute
+    assert list(nested.model_dump()) == list(SemiConfig.model_fields)  # stored flat, as before
+    assert nested.unlabeled.endswith("u") and nested.teacher_half_life is None
+    alone = SemiConfig.model_validate({"teacher": {"decay": 0.998}})  # a decay given alone sets the pace, nested too
+    assert alone.teacher_decay == 0.998 and alone.teacher_half_life is None
+
+
+def test_nested_overrides_work_as_the_flat_ones(tmp_path):
+    config = _write(tmp_path, DOCUMENT_000_BLOCK)
+    flat = load_config(config, ["semi.teacher_decay=0.99", "semi.pseudo_min_score=0.3"]).semi
+    nested = load_config(config, ["semi.teacher.decay=0.99", "semi.pseudo.pseudo_min_score=0.3"]).semi
+    assert nested == flat and (flat.teacher_decay, flat.pseudo_min_score) == (0.99, 0.3)
+    on_nested = load_config(_write(tmp_path, NESTED_BLOCK, "nested.yaml"), ["semi.teacher.tau=7", "lambda_bg=0.25"])
+    assert (on_nested.semi.teacher_tau, on_nested.semi.lambda_bg, on_nested.semi.teacher_decay) == (7, 0.25, 0.99)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["semi.teacher.decay=0.9", "semi.teacher_decay=0.8"], rf"{TWICE} \(also as semi.teacher.decay\)"),
+        (["semi.teacher.decay=0.9", "semi.teacher.teacher_decay=0.8"], rf"semi.teacher.{TWICE}"),
+        (["semi.penalty={lambda_bg: 2}", "semi.lambda_bg=3"], r"semi.(penalty.)?lambda_bg: given twice"),
+        (["semi.teacher.lambda_bg=1"], r"semi.teacher.lambda_bg: not a teacher key; did you mean 'semi.penalty.lam"),
+        (["semi.pseudo.labels=p"], r"semi.pseudo.labels: not a pseudo key; did you mean 'semi.data.pseudo_labels'"),
+        (["semi.teacher.decy=0.9"], r"semi.teacher.decy: unknown key; did you mean 'semi.teacher.decay'\?"),
+        (["semi.teacher=0.9"], r"semi.teacher: expected a mapping of the teacher keys \(decay, tau, "),
+    ],
+)
+def test_a_nested_key_given_twice_in_the_wrong_group_or_unknown_is_named(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, DOCUMENT_000_BLOCK), overrides)
+
+
+def test_a_config_file_giving_a_key_flat_and_nested_is_refused(tmp_path):
+    twice = "data: d.yaml\nsemi:\n  teacher_decay: 0.9\n  teacher: {decay: 0.8}\n"
+    with pytest.raises(ConfigError, match=rf"run.yaml: invalid configuration:\n  semi.{TWICE} \(also as semi.teacher"):
+        load_config(_write(tmp_path, twice))
+
+
+def test_cfg_prints_the_groups_and_a_nested_block_of_the_defaults_loads_back(capsys):
+    import yaml
+
+    from semiyolo.cli import main
+    from semiyolo.config import SEMI_GROUPS, SemiConfig
+
+    assert main(["cfg"]) == 0
+    out = capsys.readouterr().out
+    assert yaml.safe_load(out)["semi"] == SemiConfig().model_dump()
+    for name in SEMI_GROUPS:
+        assert f"\n  # --- {name}: " in out
+    defaults = SemiConfig().model_dump()
+    nested = {name: {key: defaults[key] for key in group.keys} for name, group in SEMI_GROUPS.items()}
+    assert SemiConfig.model_validate(nested) == SemiConfig()
+
+
+def test_a_variant_takes_nested_keys_as_their_flat_names():
+    from semiyolo.cli import _variant
+
+    assert _variant("fast:teacher.decay=0.99,pseudo.min_score=0.2") == (
+        "fast",
+        {"teacher_decay": 0.99, "pseudo_min_score": 0.2},
+    )
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/semi-supervised.md"])
+def test_the_documented_grouped_block_is_the_flat_one_beside_it(doc):
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from semiyolo.config import SemiConfig
+
+    text = (Path(__file__).resolve().parents[1] / doc).read_text()
+    flat, grouped = (yaml.safe_load(block)["semi"] for block in re.findall(r"```yaml\n(.*?)```", text, re.S)[:2])
+    assert not set(flat) & {"run", "teacher", "penalty"} and {"run", "penalty"} <= set(grouped)
+    assert SemiConfig.model_validate(grouped) == SemiConfig.model_validate(flat)

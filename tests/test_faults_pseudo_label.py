@@ -16,6 +16,7 @@ from semiyolo.cli import main
 from semiyolo.data import label_path, read_label_file
 from semiyolo.integrations.ultralytics.offline import pseudo_label_folder
 from semiyolo.integrations.ultralytics.unlabeled import UnlabeledImages, unlabeled_batches
+from tiny_runs import tiny_train
 
 
 @pytest.fixture(scope="module")
@@ -220,8 +221,7 @@ def test_online_training_goes_on_past_a_truncated_jpeg(tmp_path, tiny_data, warn
     for i in range(3):
         _noise(folder / f"{i}.png", i)
     bad = _truncated_jpeg(folder / "bad.jpg")
-    train = {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "plots": False, "project": str(tmp_path / "runs")}
-    cfg = {"model": "yolov8n.yaml", "data": str(tiny_data), "train": train}
+    cfg = {"model": "yolov8n.yaml", "data": str(tiny_data), "train": tiny_train(tmp_path / "runs", "train", epochs=1)}
     cfg["semi"] = {"mode": "online", "unlabeled": str(folder), "burn_in": 0}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["train", str(tmp_path / "run.yaml")]) == 0

@@ -231,3 +231,21 @@ def test_the_dense_geometry_and_soft_target_rules_are_written_once(value):
         if isinstance(node, ast.Constant) and node.value == value
     ]
     assert spelled == []
+
+
+def test_every_list_of_semi_settings_is_declared_in_semi_groups():
+    """The semi settings' groups (and the settings that name a path) are declared once, in ``semi_groups.py``;
+    every other list of them (``SUPERVISED_KEYS``, what ``semiyolo cfg`` prints) is derived from there."""
+    from semiyolo.config import SemiConfig
+
+    home, settings = SRC / "semi_groups.py", set(SemiConfig.model_fields)
+    by_hand = [
+        f"{path.relative_to(SRC)}:{node.lineno}"
+        for path, tree in _modules()
+        if path != home
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set))
+        and all(isinstance(item, ast.Constant) and item.value in settings for item in node.elts)
+        and len({item.value for item in node.elts}) >= 3
+    ]
+    assert by_hand == []

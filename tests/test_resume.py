@@ -19,6 +19,7 @@ from semiyolo.data import SynthSpec, write_dataset
 from semiyolo.integrations.ultralytics.exact_resume import read_state, write_state
 from semiyolo.integrations.ultralytics.unlabeled import UnlabeledImages, unlabeled_batches
 from semiyolo.reproducibility import PassShuffler, pass_order, rng_state, set_rng_state
+from tiny_runs import tiny_train
 
 ENV = {**os.environ, "YOLO_OFFLINE": "1"}
 
@@ -67,7 +68,6 @@ def data(tmp_path_factory):
 
 def _config(tmp_path, data, name, online, nbs, epochs=6, **semi_settings):
     labeled, unlabeled = data
-    train = {"epochs": epochs, "imgsz": 64, "batch": 4, "nbs": nbs, "workers": 0, "plots": False, "seed": 0}
     semi = {
         "mode": "online",
         "unlabeled": str(unlabeled),
@@ -83,7 +83,7 @@ def _config(tmp_path, data, name, online, nbs, epochs=6, **semi_settings):
     cfg = {
         "model": "yolov8n.yaml",
         "data": str(labeled),
-        "train": {**train, "project": str(tmp_path), "name": name},
+        "train": tiny_train(tmp_path, name, epochs=epochs, nbs=nbs, seed=0),
         "semi": semi if online else {"lambda_bg_warmup": 1, "burn_in": 1, "keep_state": True},
     }
     path = tmp_path / f"{name}.yaml"

@@ -11,6 +11,7 @@ import pytest
 
 from semiyolo.data import SynthSpec, write_dataset
 from semiyolo.errors import ConfigError
+from tiny_runs import tiny_train
 
 ONLINE = {"burn_in": 1, "lambda_bg_warmup": 1, "pseudo_min_score": 1e-4, "filters": [{"name": "score"}]}
 SEMI_KEYS = (
@@ -31,19 +32,7 @@ def split(tmp_path_factory):
 
 
 def _train_args(tmp_path, labeled, name):
-    return {
-        "data": str(labeled),
-        "epochs": 2,
-        "imgsz": 64,
-        "batch": 4,
-        "nbs": 4,
-        "workers": 0,
-        "plots": False,
-        "seed": 0,
-        "project": str(tmp_path),
-        "name": name,
-        "exist_ok": True,
-    }
+    return {"data": str(labeled), **tiny_train(tmp_path, name, nbs=4, seed=0, exist_ok=True)}
 
 
 def test_yolo_train_with_semi_trainer(tmp_path, split):

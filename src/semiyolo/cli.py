@@ -156,12 +156,13 @@ def _positive_int(text: str) -> int:
 def _variant(text: str) -> tuple[str, dict]:
     """``NAME:key=value,...`` -> ``(NAME, {key: value})``, values parsed as config overrides are."""
     from .config import SemiConfig, parse_overrides
+    from .semi_groups import flat_dotted_keys
 
     name, _, settings = text.partition(":")
     if not name.isidentifier() or not settings:
         raise argparse.ArgumentTypeError(f"expected NAME:key=value,..., got {text!r}")
-    try:
-        parsed = parse_overrides(_top_level_split(settings))
+    try:  # a key by its flat name (teacher.decay is teacher_decay): the name a finished run is compared by
+        parsed = flat_dotted_keys(parse_overrides(_top_level_split(settings)))
     except UserInputError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     unknown = sorted(set(parsed) - set(SemiConfig.model_fields))

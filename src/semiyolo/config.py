@@ -11,6 +11,7 @@ Layout::
       lambda_bg: 1.0
       lambda_bg_warmup: 5
       lambda_bg_schedule: linear
+    # or by concern (semi_groups.py), e.g. semi: {run: {mode: online}, teacher: {decay: 0.999}}, stored flat
 
 Unknown keys are rejected; every error names the key, the expected type or range, and the value given.
 """
@@ -26,6 +27,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
 from .losses import PENALTY_MODES, PENALTY_NORMALIZATIONS
@@ -40,6 +42,7 @@ from .pseudo import (
 )
 from .pseudo.augment import TEACHER_VIEWS
 from .schedules import SCHEDULES
+from .semi_groups import OFFLINE_INPUT, SEMI_GROUPS, SEMI_PATHS, flat_dotted_keys, flatten_groups
 from .teacher import EMPTY_UNLABELED, MIXUP_PARTNERS
 
 MODES = ("supervised", "online", "offline")  # semi.mode: labeled data only, a mean teacher, stored pseudo-labels
@@ -68,8 +71,12 @@ def valid_teacher_scale(scale: float) -> bool:
     return MIN_TEACHER_SCALE <= scale <= MAX_TEACHER_SCALE
 
 
+SEMI_GROUPS_ERROR = "semi_groups"  # the error type of a key misplaced in a nested semi group
+
+
 class SemiConfig(_Strict):
-    """The ``semi:`` block. The source's block (docs/spec.md §9: burn_in, lambda_unsup, lambda_bg, lambda_bg_warmup,
+    """The ``semi:`` block, flat or by concern (:data:`~semiyolo.semi_groups.SEMI_GROUPS`: ``teacher: {decay: ...}``
+    is ``teacher_decay``). The source's block (docs/spec.md §9: burn_in, lambda_unsup, lambda_bg, lambda_bg_warmup,
     lambda_bg_schedule, filters) loads as it is."""
 
     mode: Literal[MODES] = Field(  # type: ignore[valid-type]
@@ -235,6 +242,16 @@ class SemiConfig(_Strict):
         f"{', '.join(FILTERS)} (docs/semi-supervised.md)",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_names(cls, block: Any) -> Any:
+        if not isinstance(block, Mapping) or not set(block) & set(SEMI_GROUPS):
+            return block
+        flat, problems = flatten_groups(block)
+        if problems:
+            raise PydanticCustomError(SEMI_GROUPS_ERROR, "{problems}", {"problems": "; ".join(problems)})
+        return flat
+
     @model_validator(mode="after")
     def _teacher_pace(self) -> SemiConfig:
         """``teacher_decay`` given without ``teacher_half_life`` is the pace asked for (a config written before the
@@ -270,36 +287,8 @@ class SemiConfig(_Strict):
 BEFORE_THE_KEY = {"pseudo_targets": "hard", "teacher_half_life": None, "keep_state": True}
 
 SUPERVISED_KEYS = (  # the semi settings a supervised or offline run reads; the others are the online trainer's
-    "mode",
-    "burn_in",
-    "lambda_bg",
-    "lambda_bg_warmup",
-    "lambda_bg_schedule",
-    "bg_mode",
-    "bg_normalize",
-    "bg_gamma",
-    "logit_clamp",
-    "max_grad_norm",
-    "nonfinite_patience",
-    "bg_fp_conf",
-    "exact_resume",
-    "keep_state",
-    "max_optimizer_steps",
-    "init_state",
-    "report_weights",
-    "pseudo_labels",
-    "labeled_repeat",
-    "labeled_mixup",
-)
-
-
-SEMI_GROUPS = (  # how 'semiyolo cfg' lists the semi keys; None: every key not listed before
-    (
-        "every mode: the run, the labeled images, the background penalty",
-        [key for key in SUPERVISED_KEYS if key != "pseudo_labels"],
-    ),
-    ("offline mode (semi.mode: offline)", ["pseudo_labels"]),
-    ("online mode (semi.mode: online): the unlabeled images, the mean teacher, its pseudo-labels", None),
+    *(key for group in SEMI_GROUPS.values() if group.every_mode for key in group.keys),
+    OFFLINE_INPUT,
 )
 
 TEMPLATE_HEAD = """\
@@ -309,20 +298,18 @@ TEMPLATE_HEAD = """\
 model: yolov8n.yaml  # an Ultralytics model .yaml (built from scratch) or a local .pt checkpoint
 data: data.yaml  # required: an Ultralytics dataset's data.yaml
 train: {}  # any Ultralytics training argument, at Ultralytics' default unless given ('yolo cfg' lists them)
-semi:"""
+semi:  # by concern, each group a '# ---' section; a group may be nested, its keys without the group's prefix:
+  # 'teacher: {decay: 0.99}' is 'teacher_decay: 0.99' (on the command line semi.teacher.decay=0.99)"""
 
 
 def config_template(width: int = 118) -> str:
-    """Every ``semi`` key with its default and its description (the fields' own), grouped by the modes that read
-    them, as a run config that loads as it is: what ``semiyolo cfg`` prints."""
+    """Every ``semi`` key with its default and its description (the fields' own), by its group, as a run config
+    that loads as it is: what ``semiyolo cfg`` prints."""
     defaults = SemiConfig().model_dump()
-    listed: set[str] = set()
     lines = [TEMPLATE_HEAD]
-    for title, keys in SEMI_GROUPS:
-        keys = [k for k in SemiConfig.model_fields if k not in listed] if keys is None else keys
-        listed.update(keys)
-        lines += ["", f"  # --- {title} ---"]
-        for key in keys:
+    for group in SEMI_GROUPS.values():
+        lines += ["", f"  # --- {group.name}: {group.title} ---"]
+        for key in group.keys:
             lines += textwrap.wrap(_field_help(key), width, initial_indent="  # ", subsequent_indent="  #   ")
             lines.append("  " + yaml.safe_dump({key: defaults[key]}, default_flow_style=True, width=10**6)[1:-2])
     return "\n".join(lines) + "\n"
@@ -354,6 +341,8 @@ def _describe(error: Mapping[str, Any], train_keys: Collection[str] = ()) -> str
         return f"{where}: unknown key{hint} (known: {', '.join(known)})"
     if error["type"] == "missing":
         return f"{where}: required key is missing"
+    if error["type"] == SEMI_GROUPS_ERROR:
+        return error["msg"]  # names the keys in full
     return f"{where}: {error['msg']} (got {error.get('input')!r})"
 
 
@@ -362,7 +351,8 @@ def _top_level_hint(key: str, train_keys: Collection[str]) -> str:
     blocks; ``train_keys`` are Ultralytics' training arguments, where the caller knows them."""
     if key in train_keys and key in SemiConfig.model_fields:
         return f"both an Ultralytics training argument and a semi key; did you mean 'semi.{key}'? (or 'train.{key}')"
-    nested = {name: f"train.{name}" for name in train_keys} | {name: f"semi.{name}" for name in SemiConfig.model_fields}
+    semi_keys = [*SemiConfig.model_fields, *SEMI_GROUPS]
+    nested = {name: f"train.{name}" for name in train_keys} | {name: f"semi.{name}" for name in semi_keys}
     close = [key] if key in nested else difflib.get_close_matches(key, RunConfig.model_fields, n=1)
     close = close or difflib.get_close_matches(key, nested, n=1)
     return f"unknown key; did you mean {nested.get(close[0], close[0])!r}?" if close else "unknown key"
@@ -382,7 +372,8 @@ def nest_flat_keys(overrides: Mapping[str, Any], train_keys: Collection[str]) ->
 
 
 def _known_keys(loc: Sequence[Any]) -> list[str]:
-    """Field names of the model at ``loc`` (list indices are skipped, ``list[Model]`` is looked into)."""
+    """Field names of the model at ``loc`` (list indices are skipped, ``list[Model]`` is looked into), and the semi
+    groups' names in the semi block."""
     model: Any = RunConfig
     for part in loc:
         if isinstance(part, int):
@@ -394,7 +385,9 @@ def _known_keys(loc: Sequence[Any]) -> list[str]:
         inner = getattr(model, "__args__", ())
         if getattr(model, "__origin__", None) is list and inner:
             model = inner[0]
-    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [*model.model_fields, *(SEMI_GROUPS if model is SemiConfig else ())]
 
 
 def validate_config(raw: Mapping[str, Any], source: str = "config", train_keys: Collection[str] = ()) -> RunConfig:
@@ -527,15 +520,22 @@ def load_config(
             raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
-    overrides = nest_flat_keys(parse_overrides(overrides), train_keys)
-    cfg = validate_config(apply_overrides(raw, overrides), source, train_keys)
+    overrides = flat_dotted_keys(nest_flat_keys(parse_overrides(overrides), train_keys), prefix="semi.")
+    cfg = validate_config(apply_overrides(_flat_semi_block(raw), overrides), source, train_keys)
     if base is not None:
         cfg.data = _relative_to(base, cfg.data)
     absolute_semi_paths(cfg.semi, base)
     return cfg
 
 
-SEMI_PATHS = ("unlabeled", "pseudo_labels", "reviewed", "init_state")  # semi settings that name a file or folder
+def _flat_semi_block(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``raw`` with its ``semi`` groups by flat names, so that an override replaces a key however the file writes
+    it; as it is when the block has a problem, for validation to name."""
+    block = raw.get("semi")
+    if not isinstance(block, Mapping):
+        return raw
+    flat, problems = flatten_groups(block)
+    return raw if problems else {**raw, "semi": flat}
 
 
 def absolute_semi_paths(semi: SemiConfig, base: Path | None = None) -> SemiConfig:

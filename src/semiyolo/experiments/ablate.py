@@ -51,7 +51,7 @@ from ..errors import ConfigError
 from ..integrations.ultralytics import split_metrics, training_arguments, training_default
 from ..runfiles import last_weights, train_state
 from .arms import CONTINUATIONS, CONVERGED, FULLY_LABELED, FULLY_LABELED_CONTINUED, OFFLINE, ORACLE
-from .held_out import TEST, has_test_split, measured_on_test, rows_by_split
+from .held_out import TEST, GainIntervals, has_test_split, measured_on_test, rows_by_split
 from .hidden_labels import hidden_labels_dataset, missing_hidden_labels
 from .label_splits import label_split, split_configs
 from .offline_labels import offline_pseudo_labels
@@ -109,7 +109,7 @@ def run_ablation(
             report_rows += [{**r, "run": f"split{seed}/{r['run']}"} for r in found[1]]
             histories.update({f"split{seed}/{k}": v for k, v in found[2].items()})
             notes += [f"split{seed}: {note}" for note in found[3]]
-    md = write_protocol_report(report_rows, histories, out_dir, notes=notes)
+    md = write_protocol_report(report_rows, histories, out_dir, notes=notes, gain_interval=GainIntervals(out_dir))
     print(f"\n{md.read_text()}\nTables and plots are in {out_dir}")
     return rows
 
@@ -147,7 +147,7 @@ def _run_one_split(
     rows = [{**row, "label_split": label_split(cfg.data)} for row in rows]
     report_rows, notes = _with_test_rows(plan, rows), [n for n in notes if n]
     if protocol.splits > 1:
-        write_protocol_report(report_rows, histories, plan.out, notes=notes)
+        write_protocol_report(report_rows, histories, plan.out, notes=notes, gain_interval=GainIntervals(plan.out))
     return rows, report_rows, histories, notes
 
 
@@ -192,8 +192,8 @@ def _with_test_rows(plan: _Plan, rows: list[dict[str, Any]]) -> list[dict[str, A
     train = plan.base["train"]
     imgsz, batch = int(train.get("imgsz", training_default("imgsz"))), _fixed_batch(train)
 
-    def evaluate(weights: Path) -> dict[str, float]:
-        return split_metrics(weights, data, TEST, imgsz, batch)
+    def evaluate(weights: Path, image_stats: Path) -> dict[str, float]:
+        return split_metrics(weights, data, TEST, imgsz, batch, image_stats=image_stats)
 
     tests = {row["run"]: measured_on_test(plan.out / row["run"], evaluate) for row in rows}
     return rows_by_split(rows, tests)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,19 +188,27 @@ def ceiling_runs_by_split(rows: Sequence[dict[str, Any]]) -> dict[Any, list[floa
     return {k: continued[k] if len(continued.get(k, ())) >= len(v) else v for k, v in plain.items()}
 
 
-def summarize_arms(rows: Sequence[dict[str, Any]], baseline: str | None = None) -> list[dict[str, Any]]:
+GainInterval = Callable[[Sequence[tuple[str, str]]], tuple[float, float, float]]  # (arm, baseline) runs -> gain, CI
+
+
+def summarize_arms(
+    rows: Sequence[dict[str, Any]], baseline: str | None = None, gain_interval: GainInterval | None = None
+) -> list[dict[str, Any]]:
     """One entry per arm, in the order the arms first appear: runs, optimizer steps, ``(mean, std)`` of each of
     :data:`ARM_METRICS`, of the gap closed (paired by label split and seed with the baseline, against the split's
     mean ceiling, :func:`ceiling_runs_by_split`) and of the share of the oracle's gain (the same pairing, with
     ``oracle_continued`` as the ceiling); and ``gap closed range``: the mean gap closed against each split's highest
     and against its lowest ceiling run (NaN with fewer than two). ``baseline``: the arm gaps are taken against
-    (default: :func:`best_baseline` of these rows; give the one chosen on validation when these are test rows)."""
+    (default: :func:`best_baseline` of these rows; give the one chosen on validation when these are test rows).
+    ``gain_interval``: given each arm's ``(run, baseline run)`` pairs, its mAP50-95 gain and the gain's interval
+    (``gain interval``; :class:`~.held_out.GainIntervals` on the test images)."""
     ceilings = ceiling_runs_by_split(rows)
     arms: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         arms.setdefault(arm_name(row), []).append(row)
     baseline = baseline or best_baseline(arms)
     continued = {_pair(r): _number(r.get(MAP)) for r in arms.get(baseline, [])}
+    baseline_runs = {_pair(r): r["run"] for r in arms.get(baseline, [])}
     oracle = {_pair(r): _number(r.get(MAP)) for r in rows if r["kind"] == ORACLE}
     summary = []
     for name, members in arms.items():
@@ -228,6 +236,9 @@ def summarize_arms(rows: Sequence[dict[str, Any]], baseline: str | None = None) 
             else (math.nan, math.nan)
         )
         entry["share of the oracle's gain"] = _oracle_share(members, continued, oracle)
+        paired = [(r["run"], baseline_runs[_pair(r)]) for r in members if _pair(r) in baseline_runs]
+        no_interval = name == baseline or gain_interval is None or members[0]["kind"] not in CONTINUATIONS
+        entry["gain interval"] = (math.nan,) * 3 if no_interval else gain_interval(paired)
         summary.append(entry)
     return summary
 
@@ -269,9 +280,19 @@ def _range(pair: tuple[float, float]) -> str:
     return "-" if math.isnan(low) or math.isnan(high) else f"{low:.3f} to {high:.3f}"
 
 
+def _interval(found: tuple[float, float, float]) -> str:
+    gain, low, high = found
+    if math.isnan(gain):
+        return "-"
+    verdict = "" if low > 0 or high < 0 else " (includes 0)"
+    return f"{gain:+.3f} [{low:+.3f}, {high:+.3f}]{verdict}"
+
+
 def arms_markdown(summary: Sequence[dict[str, Any]]) -> str:
     headers = ["arm", "runs", "optimizer steps", *(label for label, _ in ARM_METRICS), "gap closed"]
     headers += ["gap closed, highest to lowest ceiling run", "share of the oracle's gain"]
+    intervals = any(not math.isnan(e.get("gain interval", (math.nan,))[0]) for e in summary)
+    headers += ["mAP50-95 gain over the baseline, 95 % interval over images"] if intervals else []
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for e in summary:
         arm = f"{e['arm']} (baseline)" if e.get("baseline") else e["arm"]
@@ -279,6 +300,7 @@ def arms_markdown(summary: Sequence[dict[str, Any]]) -> str:
         cells += [_pm(e[label], e["seeds"]) for label, _ in ARM_METRICS]
         cells += [_pm(e["gap closed"], e["seeds"]), _range(e["gap closed range"])]
         cells.append(_pm(e["share of the oracle's gain"], e["seeds"]))
+        cells += [_interval(e["gain interval"])] if intervals else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -320,6 +342,7 @@ def write_protocol_report(
     histories: dict[str, list[dict[str, str]]],
     out: str | Path,
     notes: Sequence[str] = (),
+    gain_interval: GainInterval | None = None,
 ) -> Path:
     """``ablation.md`` (arms with mean ± std and gap closed, the convergence check, every run), ``ablation.csv``
     (one row per run and evaluation split, :data:`PROTOCOL_COLUMNS`) and the plots; returns the Markdown file.
@@ -334,7 +357,8 @@ def write_protocol_report(
     converged = [r["run"] for r in val_rows if r["kind"] == CONVERGED]
     tables = [("the validation split: where arms, budgets and the baseline are chosen", arms)]
     if test_rows:
-        tables.insert(0, ("the test split: images that chose nothing", summarize_arms(test_rows, baseline)))
+        test_arms = summarize_arms(test_rows, baseline, gain_interval)
+        tables.insert(0, ("the test split: images that chose nothing", test_arms))
     text = []
     for where, summary in tables:
         heading = f"## Arms on {where} (mean ± standard deviation over seeds; final weights)"
@@ -348,7 +372,9 @@ def write_protocol_report(
         "(supervised_continued at its learning rates) with the highest mean mAP50-95 on validation. Controls: "
         "supervised_continued_bg<lambda> (the penalty alone), _lr<m> (m times the learning rate), _aug_<arm> "
         "(the arm's augmentation on labeled images alone). Background false positives and the pseudo-label audit "
-        "are measured on validation only.",
+        "are measured on validation only. The gain's interval (test split): the mean mAP50-95 gain over the "
+        "arm's label splits and seeds, and its 2.5 and 97.5 percentiles over bootstrap resamples of the test images "
+        "(each resample shared by every run); an interval that includes 0 is no gain.",
         "",
         *(_named(run, convergence_note(histories.get(run, [])), len(converged)) for run in converged),
         *notes,

@@ -14,7 +14,7 @@ from ultralytics.nn.tasks import DetectionModel, guess_model_task, yaml_model_lo
 from ultralytics.utils import LOGGER
 from ultralytics.utils.checks import check_imgsz
 
-from ...config import RunConfig, SemiConfig, load_config
+from ...config import SEMI_PATHS, RunConfig, SemiConfig, load_config
 from ...data import check_detection_dataset, read_label_file
 from ...errors import ConfigError, DataError, RunInterrupted
 from ...pseudo import build_filters
@@ -27,7 +27,6 @@ from .trainers import trainer_class
 from .unlabeled import UnlabeledImages
 
 TOP_LEVEL_ONLY = ("model", "data")
-PATH_SETTINGS = ("unlabeled", "pseudo_labels", "reviewed", "init_state")  # semi settings that name a file or folder
 
 
 def training_default(key: str) -> Any:
@@ -239,7 +238,7 @@ def check_same_semi_settings(path: Path, semi: SemiConfig) -> None:
 
 
 def _same_setting(key: str, saved: Any, now: Any) -> bool:
-    if key in PATH_SETTINGS and saved and now:  # a relative path in a config is read relative to its folder
+    if key in SEMI_PATHS and saved and now:  # a relative path in a config is read relative to its folder
         return Path(saved).resolve() == Path(now).resolve()
     return saved == now
 

@@ -15,6 +15,7 @@ from ultralytics.utils import LOGGER
 from ...data import label_path, read_label_file
 from ...metrics import background_flags, match_detections
 from ...pseudo.dsat import f1_optimal_threshold
+from .image_stats import PerImageValidator
 
 CANDIDATE_CONF = 0.001  # every detection Ultralytics' validator would score, for the F1-optimal confidence
 
@@ -96,13 +97,22 @@ def background_false_positives(
     }
 
 
-def split_metrics(weights: str | Path, data_yaml: str | Path, split: str, imgsz: int, batch: int = 16) -> dict:
+def split_metrics(
+    weights: str | Path,
+    data_yaml: str | Path,
+    split: str,
+    imgsz: int,
+    batch: int = 16,
+    image_stats: Path | None = None,
+) -> dict:
     """Ultralytics' validation of ``weights`` on ``data_yaml``'s ``split`` (``test``, say): precision, recall,
     mAP50 and mAP50-95 under Ultralytics' own keys (``metrics/mAP50-95(B)``), on the CPU unless a GPU is there,
-    without plots or files."""
+    without plots; ``image_stats``: also each image's matching statistics written there
+    (:class:`~.image_stats.ImageStats`, for a bootstrap over the images)."""
     model = YOLO(str(weights))
     with tempfile.TemporaryDirectory() as scratch:  # Ultralytics' validator always makes a save folder
         results = model.val(
+            validator=PerImageValidator,
             data=str(data_yaml),
             split=split,
             imgsz=imgsz,
@@ -114,4 +124,6 @@ def split_metrics(weights: str | Path, data_yaml: str | Path, split: str, imgsz:
             name=split,
             exist_ok=True,
         )
+    if image_stats is not None:
+        results.per_image.save(image_stats)
     return {k: float(v) for k, v in results.results_dict.items() if k.startswith("metrics/")}
