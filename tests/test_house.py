@@ -249,3 +249,12 @@ def test_every_list_of_semi_settings_is_declared_in_semi_groups():
         and len({item.value for item in node.elts}) >= 3
     ]
     assert by_hand == []
+
+
+def test_the_readme_layout_names_every_module():
+    readme = (SRC.parents[1] / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("```")[1]
+    folders = (SRC, SRC / "integrations" / "ultralytics", SRC / "experiments")
+    modules = [p for folder in folders for p in folder.iterdir() if p.name not in ("__init__.py", "__pycache__")]
+    missing = [str(p.relative_to(SRC)) for p in modules if p.stem not in layout and p.name not in layout]
+    assert missing == []

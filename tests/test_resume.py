@@ -91,17 +91,23 @@ def _config(tmp_path, data, name, online, nbs, epochs=6, **semi_settings):
     return path
 
 
-def _train_beside(config, log):
-    """Start ``semiyolo train config`` in a child process, its output into ``log``: it trains while the test goes on
-    (beside the run that is killed; on CPU a child's steps give the same bits whether or not another runs)."""
+def _train_beside(config, run):
+    """Start ``semiyolo train config`` (into the folder ``run``) in a child process, its output into ``run.log``, and
+    return once it saved its first epoch's state: its datasets' label caches are written by then, and a run started
+    next beside it reads them instead of writing the same files at once. It trains on while the test goes on (on CPU
+    its steps give the same bits whether or not another process runs)."""
     command = [sys.executable, "-m", "semiyolo", "train", str(config)]
-    with open(log, "w") as out:
-        return subprocess.Popen(command, env=ENV, stdout=out, stderr=out)
+    with open(run.with_suffix(".log"), "w") as out:
+        process = subprocess.Popen(command, env=ENV, stdout=out, stderr=out)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None and not (run / "weights" / "train_state.pt").is_file():
+        time.sleep(0.05)
+    return process
 
 
-def _finished(process, log):
+def _finished(process, run):
     """Wait for a run started by ``_train_beside``: it must end well."""
-    assert process.wait() == 0, log.read_text()[-2000:]
+    assert process.wait() == 0, run.with_suffix(".log").read_text()[-2000:]
 
 
 def _kill_at_random_moment(config, state_file, seed, saved_epoch=1):
@@ -134,13 +140,13 @@ def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_p
     # batch 4: nbs 16 accumulates 4 batches a step, across epochs of 5 batches; nbs 64 accumulates up to 16 (the
     # warm-up ramps it from 1), so the run's few steps straddle the checkpoint
     straight = _config(tmp_path, data, "straight", online, nbs)
-    straight_run = _train_beside(straight, tmp_path / "straight.log")
+    straight_run = _train_beside(straight, tmp_path / "straight")
     killed = _config(tmp_path, data, "killed", online, nbs)
     weights = tmp_path / "killed" / "weights"
     try:
         _kill_at_random_moment(killed, weights / "train_state.pt", seed=int(online))
     finally:
-        _finished(straight_run, tmp_path / "straight.log")
+        _finished(straight_run, tmp_path / "straight")
     resumed = subprocess.run(
         [sys.executable, "-m", "semiyolo", "train", str(killed), f"train.resume={weights / 'last.pt'}"],
         env={**ENV, "YOLO_VERBOSE": "True"},
@@ -223,13 +229,13 @@ def reviewed_runs(tmp_path_factory, data):
     # torch generator when a resume reopened it: the saved generator state differed, the weights did not)
     overrides = {"epochs": 3, "reviewed": str(reviewed), "burn_in": 0}
     straight = _config(root, data, "straight", online=True, nbs=4, **overrides)
-    straight_run = _train_beside(straight, root / "straight.log")
+    straight_run = _train_beside(straight, root / "straight")
     killed = _config(root, data, "killed", online=True, nbs=4, **overrides)
     try:
         _kill_at_random_moment(killed, root / "killed" / "weights" / "train_state.pt", seed=0, saved_epoch=0)
         shutil.copytree(root / "killed", root / "at_the_kill", symlinks=True)
     finally:
-        _finished(straight_run, root / "straight.log")
+        _finished(straight_run, root / "straight")
     return root
 
 
