@@ -19,7 +19,7 @@ lint: install
 	$(PY) -m ruff check src tests benchmarks
 
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile  # one worker a core; a file's tests stay on one worker
 
 bench: install
 	$(PY) benchmarks/losses.py

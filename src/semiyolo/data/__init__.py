@@ -1,5 +1,5 @@
 """Datasets: YOLO files read and written one way, a split's image lists, the checks run before training, the
-labeled / unlabeled split and the synthetic generators."""
+labeled / unlabeled split, the synthetic generators and the real nuclei set."""
 
 from .checks import check_detection_dataset
 from .digits import DIGIT_NAMES, DigitsSpec, write_digits_dataset
@@ -25,6 +25,7 @@ from .lists import (
     train_images,
     yaml_entries,
 )
+from .nuclei import NUCLEI_NAMES, NucleiSpec, write_nuclei_dataset
 from .split import choose_labeled, split_dataset
 from .synth import CLASSES, SynthSpec, write_dataset
 
@@ -32,7 +33,9 @@ __all__ = [
     "CLASSES",
     "DIGIT_NAMES",
     "IMAGE_SUFFIXES",
+    "NUCLEI_NAMES",
     "DigitsSpec",
+    "NucleiSpec",
     "SynthSpec",
     "check_detection_dataset",
     "choose_labeled",
@@ -55,5 +58,6 @@ __all__ = [
     "write_digits_dataset",
     "write_image_list",
     "write_label_file",
+    "write_nuclei_dataset",
     "yaml_entries",
 ]
