@@ -258,3 +258,17 @@ def test_the_readme_layout_names_every_module():
     modules = [p for folder in folders for p in folder.iterdir() if p.name not in ("__init__.py", "__pycache__")]
     missing = [str(p.relative_to(SRC)) for p in modules if p.stem not in layout and p.name not in layout]
     assert missing == []
+
+
+def test_the_criterion_reads_the_batch_the_losses_and_the_box_ops_alone():
+    """The criterion modules import, at run time, nothing of the project but the extended batch's owner, the loss
+    library and the box operations (a type named for annotations only is not an import)."""
+    allowed = {"semiyolo.batch", "semiyolo.losses", "semiyolo.boxes"}
+    found = {}
+    for name in ("criterion.py", "semi_criterion.py"):
+        path = INTEGRATION / name
+        tree = ast.parse(path.read_text())
+        runtime = [n for n in tree.body if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))]
+        targets = _relative_targets(path, ast.Module(body=runtime, type_ignores=[]))
+        found[name] = {t for t in targets if not t.startswith("semiyolo.integrations")} - allowed
+    assert found == {"criterion.py": set(), "semi_criterion.py": set()}

@@ -6,6 +6,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
+from semiyolo.boxes import anchors_in_boxes
 from semiyolo.config import SemiConfig
 from semiyolo.pseudo import (
     CapFilter,
@@ -13,7 +14,6 @@ from semiyolo.pseudo import (
     FilterChain,
     NMSUncertaintyFilter,
     ScoreFilter,
-    anchors_in_boxes,
     soft_targets,
     split_tiers,
 )

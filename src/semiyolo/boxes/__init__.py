@@ -1,4 +1,4 @@
-"""Box coders, anchor target assignment by IoU, and class-aware NMS."""
+"""Box coders, anchor target assignment by IoU, class-aware NMS, and anchor points inside boxes."""
 
 from .assign import IGNORE, NEGATIVE, RETINANET_MATCHER, YOLOV2_MATCHER, YOLOV3_MATCHER, IoUMatcher
 from .coders import (
@@ -10,6 +10,7 @@ from .coders import (
     encode_deltas,
 )
 from .nms import nms
+from .regions import anchors_in_boxes
 
 __all__ = [
     "IGNORE",
@@ -22,6 +23,7 @@ __all__ = [
     "YOLOV4_CODER",
     "IoUMatcher",
     "YoloBoxCoder",
+    "anchors_in_boxes",
     "decode_deltas",
     "encode_deltas",
     "nms",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +22,11 @@ from ultralytics.utils.loss import E2ELoss, v8DetectionLoss
 from ultralytics.utils.tal import make_anchors
 
 from ...batch import DENSE_KEY, REGRESS_KEY, WEIGHT_KEY, ignore_regions
+from ...boxes import anchors_in_boxes
 from ...losses import PENALTY_MODES, PENALTY_NORMALIZATIONS, background_penalty, bce_and_background_sums
-from ...pseudo import DenseTargets, anchors_in_boxes
+
+if TYPE_CHECKING:  # the dense payload's type; the criterion reads the batch through semiyolo.batch alone
+    from ...pseudo import DenseTargets
 
 
 @dataclass(frozen=True)
