@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 28's controlled protocol (docs/BENCHMARKS.md, "The controlled protocol") on a generated dataset at 10 %
+# Issue 28's controlled protocol (docs/BENCHMARKS.md, "Controls for every difference") on a generated dataset at 10 %
 # labels: 3 label splits x 2 seeds; per split its own converged run, the fully labeled ceiling and that ceiling
-# continued for the arms' budget; per split and seed the labeled-only continuation at 1, 2 and 4 times the
+# continued for the arms' budget; per split and seed the labeled-only continuation at 1, 2, 4 and 8 times the
 # continuation learning rate (the best on validation is the baseline), the penalty alone, pseudo-mixup's blend
 # alone, the oracle (hidden labels, same budget), and three online arms: today's defaults, `mix` (pseudo-mixup
 # 0.5) and `tiered_flip_s12` (the flip-and-scale teacher). Figures on the 400 test images decide; validation only
@@ -25,7 +25,7 @@ generator=$([ "$kind" = shapes ] && echo synth || echo digits)
     train.epochs=30 train.imgsz=160 train.batch=16 train.nbs=16 train.workers=0 train.seed=0 \
     train.deterministic=true train.close_mosaic=10 train.plots=false semi.labeled_repeat=10 \
     semi.lambda_bg_warmup=2 semi.validate_teacher=false \
-    --steps 300 --seeds 2 --splits 3 --lambdas 1 --lr-scales 2 4 --no-offline \
+    --steps 300 --seeds 2 --splits 3 --lambdas 1 --lr-scales 2 4 8 --no-offline \
     --only supervised_continued supervised_continued_lr supervised_continued_bg supervised_continued_aug \
     oracle_continued fully_labeled fully_labeled_continued variants \
     --variant default:lambda_bg=1 --variant mix:pseudo_mixup=0.5 \

@@ -253,3 +253,16 @@ def test_each_arm_gets_the_interval_of_its_gain_over_the_baseline_it_is_paired_w
     assert len(asked) == 3  # online bg1, supervised_continued and the penalty control
     assert "| +0.100 [+0.020, +0.180] |" in test_table and "| +0.010 [-0.010, +0.030] (includes 0) |" in test_table
     assert "interval over images" in test_table and "interval over images" not in val_table
+
+
+def test_a_baseline_at_the_edge_of_the_learning_rate_sweep_is_flagged(tmp_path):
+    from semiyolo.experiments.report import sweep_edge_note
+
+    # ROWS: lr2 (0.55) beats plain supervised_continued (0.51) and is the largest rate tried
+    md = write_protocol_report(ROWS, {}, tmp_path).read_text()
+    assert "WARNING: the baseline is supervised_continued_lr2, the largest learning rate of the sweep (2 x" in md
+    assert "--lr-scales ... 4" in md
+    # with lr4 tried and worse (0.53), lr2 is inside the sweep: nothing to say
+    lr4 = [_row("supervised_continued_lr", s, 0.53, run=f"seed{s}/supervised_continued_lr4") for s in (0, 1)]
+    assert sweep_edge_note(summarize_arms([*ROWS, *lr4])) == ""
+    assert "largest learning rate" not in write_protocol_report([*ROWS, *lr4], {}, tmp_path).read_text()

@@ -23,7 +23,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..data import write_atomically
-from .arms import BASELINES, CONTINUATIONS, CONTROLS, CONVERGED, FULLY_LABELED, FULLY_LABELED_CONTINUED, ONLINE, ORACLE
+from .arms import (
+    BASELINES,
+    CONTINUATIONS,
+    CONTINUED_LR,
+    CONTROLS,
+    CONVERGED,
+    FULLY_LABELED,
+    FULLY_LABELED_CONTINUED,
+    ONLINE,
+    ORACLE,
+)
 from .held_out import TEST, VAL
 
 COLUMNS = (
@@ -332,6 +342,22 @@ def convergence_note(history: Sequence[dict[str, str]], tolerance: float = FLAT_
     )
 
 
+def sweep_edge_note(arms: Sequence[dict[str, Any]]) -> str:
+    """A warning when the baseline is the labeled-only continuation at the largest learning rate of the sweep: the
+    best the baseline can do may lie beyond it, and every gain would then be measured against too weak a
+    baseline. Empty otherwise."""
+    scales = {e["arm"]: float(e["arm"].removeprefix(CONTINUED_LR)) for e in arms if e["kind"] == CONTINUED_LR}
+    baseline = next((e["arm"] for e in arms if e["baseline"]), None)
+    if baseline not in scales or scales[baseline] < max(scales.values()):
+        return ""
+    largest = scales[baseline]
+    return (
+        f"WARNING: the baseline is {baseline}, the largest learning rate of the sweep ({largest:g} x --continue-lr): "
+        f"a larger one may be better still. Widen the sweep (--lr-scales ... {2 * largest:g}, while {2 * largest:g} "
+        "x --continue-lr stays within the peak) before calling any gain a gain."
+    )
+
+
 def _named(run: str, note: str, runs: int) -> str:
     """``note`` prefixed with its run's label split (``split<seed>/``) when the report has several."""
     return f"{run.rsplit('/', 1)[0]}: {note}" if runs > 1 and "/" in run else note
@@ -377,6 +403,7 @@ def write_protocol_report(
         "(each resample shared by every run); an interval that includes 0 is no gain.",
         "",
         *(_named(run, convergence_note(histories.get(run, [])), len(converged)) for run in converged),
+        *filter(None, [sweep_edge_note(arms)]),
         *notes,
         "",
         "## Runs",
