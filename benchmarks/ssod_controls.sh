@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 28's controlled protocol (docs/BENCHMARKS.md, "Controls for every difference") on a generated dataset at 10 %
+# Issue 28's controlled protocol (docs/BENCHMARKS.md, "Controls for every difference") on a benchmark set at 10 %
 # labels: 3 label splits x 2 seeds; per split its own converged run, the fully labeled ceiling and that ceiling
 # continued for the arms' budget; per split and seed the labeled-only continuation at 1, 2, 4 and 8 times the
 # continuation learning rate (the best on validation is the baseline), the penalty alone, pseudo-mixup's blend
@@ -8,7 +8,7 @@
 # chooses.
 # Made to fit 2 cores: one optimizer step per batch of 16 (nbs 16), so the converged run takes 1500 steps in 30
 # epochs and a continuation 300 steps in 6 epochs of the repeated labeled images.
-# Usage: benchmarks/ssod_controls.sh shapes|digits OUT [extra ablate arguments, e.g. --only-splits 1]
+# Usage: benchmarks/ssod_controls.sh shapes|digits|nuclei OUT [extra ablate arguments, e.g. --only-splits 1]
 # Side by side, one thread each: run it once to make the data, then one process per label split:
 #   OMP_NUM_THREADS=1 benchmarks/ssod_controls.sh shapes /tmp/abl/c_shapes --only-splits 0 &
 #   OMP_NUM_THREADS=1 benchmarks/ssod_controls.sh shapes /tmp/abl/c_shapes --only-splits 1 &
@@ -17,7 +17,7 @@ kind=$1 out=$2
 shift 2
 bin=${SEMIYOLO:-.venv/bin/semiyolo}
 export YOLO_OFFLINE=1 MPLBACKEND=Agg
-generator=$([ "$kind" = shapes ] && echo synth || echo digits)
+case $kind in shapes) generator=synth ;; digits | nuclei) generator=$kind ;; *) echo "expected shapes, digits or nuclei, got $kind" >&2; exit 2 ;; esac
 [ -f "$out/data/data.yaml" ] || "$bin" data "$generator" --out "$out/data" --images 1000 --seed 0 --imgsz 160 \
     --test-images 400
 [ -f "$out/split/config.yaml" ] || "$bin" split "$out/data/data.yaml" --fraction 0.1 --seed 0 --out "$out/split"
