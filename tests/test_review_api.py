@@ -786,3 +786,31 @@ def test_review_of_a_data_yaml_without_the_split_names_the_key(data_yaml, capsys
     assert capsys.readouterr().err.strip() == (
         f"semiyolo review: error: {data_yaml}: no 'test' split (it has train, val)"
     )
+
+
+def test_stats_count_the_reviewed_images_by_their_last_logged_action(split):
+    client, reviewed = _client(split, {0: "cat", 1: "dog"})
+    assert client.get("/api/stats").json() == {
+        "images": 4,
+        "reviewed": 0,
+        "accepted": 0,
+        "edited": 0,
+        "no_objects": 0,
+        "unlogged": 0,
+    }
+    proposed = [
+        {k: b[k] for k in ("cls", "cx", "cy", "w", "h")} for b in client.get("/api/labels/a.png").json()["boxes"]
+    ]
+    client.put("/api/labels/a.png", json={"action": "accept", "boxes": proposed})  # accept
+    client.put("/api/labels/b.png", json={"action": "accept", "boxes": proposed})  # edit (two boxes became one)
+    client.put("/api/labels/c.png", json={"action": "accept", "boxes": proposed})  # edit (a box where none was)
+    client.put("/api/labels/c.png", json={"action": "no_objects"})  # c's last action: no objects
+    _labels(reviewed / "labels" / "big.txt", "")  # written by another program: no log line
+    with (reviewed / "review_log.jsonl").open("a") as log:
+        log.write('not json\n{"image": 3}\n')  # skipped
+    stats = client.get("/api/stats")
+    assert stats.status_code == 200
+    assert stats.json() == {"images": 4, "reviewed": 4, "accepted": 1, "edited": 1, "no_objects": 1, "unlogged": 1}
+    guarded, _ = _client(split, {0: "cat", 1: "dog"}, allowed_hosts=allowed_hosts("127.0.0.1"))
+    refused = guarded.get("/api/stats", headers={"Host": "attacker.example:8765"})  # guarded like every route
+    assert refused.status_code == 400 and "attacker.example" in refused.json()["detail"]

@@ -190,3 +190,137 @@ def test_the_page_screenshot(browser, tmp_path):
     shot = Image.open(tmp_path / "page.png")
     shot.quantize(256).save(os.environ["SEMIYOLO_SCREENSHOT"], optimize=True)  # a third of the bytes, for git
     assert shot.size[0] == 1400
+
+
+def _chord(driver, *modifiers_and_key: str) -> None:
+    """Press a chord (``Keys.CONTROL, "z"``): the modifiers held down around the key."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    *modifiers, key = modifiers_and_key
+    chain = ActionChains(driver)
+    for modifier in modifiers:
+        chain.key_down(modifier)
+    chain.send_keys(key)
+    for modifier in reversed(modifiers):
+        chain.key_up(modifier)
+    chain.perform()
+
+
+def _ready(driver) -> str:
+    return driver.execute_script("return document.getElementById('canvas').dataset.ready")
+
+
+def _saved_rows(label: Path) -> list[list[float]]:
+    return [[float(v) for v in line.split()] for line in label.read_text().splitlines()]
+
+
+def test_undo_and_redo_step_through_the_edits_and_the_page_saves_where_they_stand(browser, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+
+    folder = tmp_path / "split"
+    _scene(folder / "images" / "scene.png")
+    _scene(folder / "images" / "zz_next.png")
+    (folder / "labels").mkdir()
+    (folder / "labels" / "scene.txt").write_text("0 0.25 0.25 0.2 0.2\n1 0.75 0.75 0.1 0.1\n")
+    server, reviewed = _serve(folder)
+    with server as url:
+        rect = _open(browser, url, "scene.png")
+        W, H = rect["width"], rect["height"]
+        at = lambda x, y: (round(rect["left"] + x * W), round(rect["top"] + y * H))  # noqa: E731
+        _drag(browser, at(0.75, 0.75), at(0.75, 0.75))  # select box 1
+        _keys(browser, "x")  # edit 1: box 1 deleted
+        _drag(browser, at(0.5, 0.1), at(0.7, 0.3))  # edit 2: a box of class 0 at (0.6, 0.2), 0.2 x 0.2
+        _keys(browser, "2")  # edit 3: the new box (selected) becomes class 2
+        boxes = lambda: browser.execute_script("return document.getElementById('stats-boxes').textContent")  # noqa: E731
+        assert boxes() == "2"
+        for _ in range(3):
+            _chord(browser, Keys.CONTROL, "z")  # back to the two boxes proposed
+        assert boxes() == "2"
+        _chord(browser, Keys.CONTROL, "z")  # nothing left to undo: no change
+        _chord(browser, Keys.CONTROL, Keys.SHIFT, "z")  # redo edit 1: box 1 deleted
+        assert boxes() == "1"
+        _chord(browser, Keys.CONTROL, "y")  # redo edit 2: the new box, class 0 (edit 3 stays undone)
+        _keys(browser, "a")
+        label = reviewed / "labels" / "scene.txt"
+        _wait(label.is_file, what=str(label))
+        _wait(lambda: _ready(browser) == "zz_next.png", what="the next image")
+    tolerance = 1.5 / min(W, H)
+    first, second = _saved_rows(label)
+    assert first == [0, 0.25, 0.25, 0.2, 0.2]  # box 0 as proposed
+    assert second == pytest.approx([0, 0.6, 0.2, 0.2, 0.2], abs=tolerance)  # class 0: the relabel is undone
+    (entry,) = [json.loads(line) for line in (reviewed / "review_log.jsonl").read_text().splitlines()]
+    assert entry["action"] == "edit" and len(entry["before"]) == 2 and len(entry["after"]) == 2
+
+
+def test_a_box_drawn_zoomed_and_panned_is_saved_at_its_image_coordinates(browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.mouse_button import MouseButton
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+
+    folder = tmp_path / "split"
+    _scene(folder / "images" / "scene.png")
+    server, reviewed = _serve(folder)
+    with server as url:
+        rect = _open(browser, url, "scene.png")
+        W, H = rect["width"], rect["height"]
+        at = lambda x, y: (round(rect["left"] + x * W), round(rect["top"] + y * H))  # noqa: E731
+        zoom = lambda: browser.execute_script("return document.getElementById('canvas').dataset.zoom")  # noqa: E731
+        # 300 px of wheel up doubles the zoom around the pointer, at (0.25, 0.25) of the canvas: that point of the
+        # image stays under it, so the image's corner moves to 0.25 - 2 * 0.25 = -0.25 of the canvas on each axis
+        ActionChains(browser).scroll_from_origin(ScrollOrigin.from_viewport(*at(0.25, 0.25)), 0, -300).perform()
+        _wait(lambda: zoom() == "2.0000", what="zoom 2")
+        # a middle-button drag by a tenth of the canvas pans: the corner goes to -0.25 + 0.1 = -0.15
+        builder = ActionBuilder(browser)
+        builder.pointer_action.move_to_location(*at(0.5, 0.5)).pointer_down(button=MouseButton.MIDDLE)
+        builder.pointer_action.move_to_location(*at(0.55, 0.55)).move_to_location(*at(0.6, 0.6))
+        builder.pointer_action.pointer_up(button=MouseButton.MIDDLE)
+        builder.perform()
+        # a canvas point u is image point (u + 0.15) / 2: the drag from (0.3, 0.3) to (0.7, 0.5) draws the image
+        # box from (0.225, 0.225) to (0.425, 0.325): centre (0.325, 0.275), size 0.2 x 0.1
+        _drag(browser, at(0.3, 0.3), at(0.7, 0.5))
+        _keys(browser, "f")  # fit: the zoom is reset, the box stays
+        assert zoom() == "1.0000"
+        _keys(browser, "a")
+        label = reviewed / "labels" / "scene.txt"
+        _wait(label.is_file, what=str(label))
+    ((cls, cx, cy, w, h),) = _saved_rows(label)
+    # pixel rounding: half a screen pixel per point, halved by the zoom, plus the pan's
+    assert (cls, cx, cy, w, h) == pytest.approx((0, 0.325, 0.275, 0.2, 0.1), abs=1.5 / min(W, H))
+
+
+def test_an_unsaved_draft_survives_a_reload_until_it_is_saved(browser, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+
+    folder = tmp_path / "split"
+    _scene(folder / "images" / "scene.png")
+    _scene(folder / "images" / "zz_next.png")
+    (folder / "labels").mkdir()
+    (folder / "labels" / "scene.txt").write_text("0 0.25 0.25 0.2 0.2\n")
+    server, reviewed = _serve(folder)
+    text = lambda id_: browser.execute_script(f"return document.getElementById('{id_}').textContent")  # noqa: E731
+    drafts = lambda: browser.execute_script(  # noqa: E731
+        "return Object.keys(localStorage).filter((k) => k.startsWith('semiyolo-review-draft ')).length"
+    )
+    with server as url:
+        rect = _open(browser, url, "scene.png")
+        W, H = rect["width"], rect["height"]
+        at = lambda x, y: (round(rect["left"] + x * W), round(rect["top"] + y * H))  # noqa: E731
+        _drag(browser, at(0.5, 0.5), at(0.7, 0.9))  # a second box, class 0: centre (0.6, 0.7), 0.2 x 0.4
+        assert drafts() == 1 and text("draft-note") == ""
+        _open(browser, url, "scene.png")  # reload
+        assert "draft" in text("draft-note") and text("stats-boxes") == "2"
+        assert "edited" in browser.execute_script("return document.querySelector('#images li').className")
+        _keys(browser, "r")  # reset: the draft is dropped, here and in the browser
+        assert (text("draft-note"), text("stats-boxes"), drafts()) == ("", "1", 0)
+        _chord(browser, Keys.CONTROL, "z")  # the reset undone: the draft again
+        assert (text("stats-boxes"), drafts()) == ("2", 1)
+        _keys(browser, "a")
+        label = reviewed / "labels" / "scene.txt"
+        _wait(label.is_file, what=str(label))
+        _wait(lambda: _ready(browser) == "zz_next.png", what="the next image")
+        _wait(lambda: text("stats-reviewed") == "1 / 2", what="the statistics")
+        assert (drafts(), text("stats-edited"), text("stats-accepted")) == (0, "1", "0")
+    rows = _saved_rows(label)
+    assert rows[0] == [0, 0.25, 0.25, 0.2, 0.2]
+    assert rows[1] == pytest.approx([0, 0.6, 0.7, 0.2, 0.4], abs=1.5 / min(W, H))

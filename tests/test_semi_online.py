@@ -414,6 +414,23 @@ def test_online_training_with_tiered_or_dense_pseudo_targets(tmp_path, datasets,
     assert float(last["train/u_cls_loss"]) > 0
 
 
+def test_online_training_with_cut_objects_ignored_and_a_half_life_floor(tmp_path, datasets):
+    # three optimizer steps without burn-in, objects the strong view cuts as ignore regions: the losses are finite;
+    # the half-life is 0.1 x 3 = 0.3 steps, raised to the floor of 50: decay 0.5 ** (1 / 50) = 0.98623
+    filters = [{"name": "score", "params": {"threshold": 0.3}}]
+    steps = {"burn_in": 0, "lambda_bg_warmup": 0, "max_optimizer_steps": 3, "validate_teacher": False}
+    floor = {"cut_objects": "ignore", "teacher_min_half_life": 50}
+    config = _config(tmp_path, datasets, epochs=1, filters=filters, **steps, **floor)
+    assert main(["train", str(config)]) == 0
+    run = tmp_path / "runs" / "semi"
+    last = list(csv.DictReader((run / "results.csv").open()))[-1]
+    for key in ("train/u_cls_loss", "train/u_bg_loss", "train/u_box_loss", "train/u_dfl_loss", "train/cls_loss"):
+        assert math.isfinite(float(last[key])), key
+    written = yaml.safe_load((run / "semi.yaml").read_text())
+    assert written["cut_objects"] == "ignore" and written["teacher_min_half_life"] == 50
+    assert written["teacher_decay"] == pytest.approx(0.98623, abs=1e-5)
+
+
 def test_the_mean_teacher_takes_the_runs_mixup_mirroring_and_scale(monkeypatch):
     from types import SimpleNamespace
 

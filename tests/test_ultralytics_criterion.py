@@ -384,6 +384,42 @@ def test_uncertain_pseudo_labels_are_neither_positive_nor_negative_and_the_regre
     torch.testing.assert_close(regressed["dfl_loss"], torch.tensor(ln2))
 
 
+def test_an_object_the_strong_view_cuts_is_an_ignore_region_with_cut_objects_ignore():
+    from semiyolo.pseudo import FilterChain, ScoreFilter
+    from semiyolo.pseudo.augment import StrongAugment
+    from semiyolo.teacher import MeanTeacher, TeacherPseudoLabeler
+
+    class _TopRightQuarter(torch.nn.Module):  # one candidate: class 0, score 0.9, the image's top right quarter
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, images):
+            decoded = torch.full((images.shape[0], 6, 1), 0.05)
+            decoded[:, :, 0] = torch.tensor([24.0, 8.0, 16.0, 16.0, 0.9, 0.05])  # cxcywh pixels, then the scores
+            return decoded, {}
+
+    # the strong view zooms the 32 px image 2x about its centre (v -> 2 v - 16): the quarter, xyxy (16, 0, 32, 16),
+    # goes to (16, -16, 48, 16), clipped (16, 0, 32, 16): 256 of 1024 px, 25 % < 30 %, cut; its visible part is the
+    # region of test_uncertain_pseudo_labels_are_neither_positive_nor_negative_and_the_regression_gate, cxcywh
+    # (0.75, 0.25, 0.5, 0.5), whose anchors 2, 3, 6, 7, 17 and 20 are neither positive nor negative
+    zoom = StrongAugment(flip=0.0, scale=(2.0, 2.0), translate=0.0, brightness=0, contrast=0, saturation=0)
+    model, preds, batch = _hand_case()
+    crit = BackgroundPenaltyDetectionLoss(model, lambda_bg=2.0)
+    outputs = crit.decode(preds)
+    none_labeled = {"img": torch.zeros(0, 3, 32, 32), "batch_idx": torch.zeros(0), "cls": torch.zeros(0, 1)}
+    masks = {}
+    for cut_objects in ("drop", "ignore"):
+        labeler = TeacherPseudoLabeler(FilterChain([ScoreFilter(0.5)]), min_score=0.1, fold=False)
+        teacher = MeanTeacher(_TopRightQuarter(), labeler, zoom, pseudo_targets="hard", cut_objects=cut_objects)
+        extended, _ = teacher.extend({**none_labeled, "bboxes": torch.zeros(0, 4)}, torch.rand(1, 3, 32, 32))
+        assert extended["bboxes"].shape == (0, 4)  # no target: the quarter is cut
+        regions = {key: extended[key] for key in ("ignore_idx", "ignore_bboxes") if key in extended}
+        masks[cut_objects] = crit.assign(outputs, {**batch, **regions}).ignore_mask
+    assert masks["drop"] is None  # dropped: its anchors are background
+    assert masks["ignore"].nonzero()[:, 1].tolist() == [2, 3, 6, 7, 17, 20]
+
+
 def test_a_soft_target_scales_its_objects_class_targets_by_its_weight():
     model, preds, batch = _hand_case()
     crit = BackgroundPenaltyDetectionLoss(model)

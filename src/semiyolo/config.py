@@ -40,7 +40,7 @@ from .pseudo import (
     dense_geometry_conflict,
     soft_uncertain,
 )
-from .pseudo.augment import TEACHER_VIEWS
+from .pseudo.augment import CUT_OBJECTS, TEACHER_VIEWS
 from .schedules import SCHEDULES
 from .semi_groups import OFFLINE_INPUT, SEMI_GROUPS, SEMI_PATHS, flat_dotted_keys, flatten_groups
 from .teacher import EMPTY_UNLABELED, MIXUP_PARTNERS
@@ -164,6 +164,14 @@ class SemiConfig(_Strict):
         "run's length, 0.5 ** (1 / (share * steps)), in place of teacher_decay (null, or teacher_decay given "
         "alone: teacher_decay)",
     )
+    teacher_min_half_life: float | None = Field(
+        None,
+        ge=1,
+        description="a floor, in optimizer steps, under the half-life teacher_half_life sets: max(share * steps, "
+        "floor), so that on a short run the teacher does not become the student (25 steps at share 0.1 and floor 50: "
+        "half-life 50 steps, decay 0.5 ** (1 / 50) = 0.98623, not 2.5 steps and 0.758); null: no floor; not read "
+        "when teacher_half_life is null",
+    )
     pseudo_min_score: float = Field(
         0.1, ge=0, lt=1, description="candidates below never reach NMS; with tiered targets, the uncertain tier's floor"
     )
@@ -184,6 +192,13 @@ class SemiConfig(_Strict):
         "ignore",
         description="with tiered targets, what the uncertain tier teaches: ignore (neither positive nor negative) or "
         "soft (Efficient Teacher's: a target whose class score is scaled by the teacher's score, never regressed)",
+    )
+    cut_objects: Literal[CUT_OBJECTS] = Field(  # type: ignore[valid-type]
+        "drop",
+        description="a pseudo-label the student's strong view cuts (under 30% of its area, or under 2 pixels a side, "
+        "left in the image after the view's scale and shift): drop (what stays visible of it is background) or ignore "
+        "(its visible part is an ignore region, neither positive nor negative, like an uncertain pseudo-label); no "
+        "effect with dense pseudo-targets, whose student view keeps the teacher's geometry",
     )
     dense_fraction: float | None = Field(
         None,

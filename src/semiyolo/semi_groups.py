@@ -66,8 +66,8 @@ SEMI_GROUPS = {
             "teacher",
             "the mean teacher, and the weight of the loss on its pseudo-labels (online)",
             (
-                *("teacher_decay", "teacher_tau", "teacher_half_life", "teacher_flip", "teacher_scale"),
-                *("validate_teacher", "lambda_unsup", "lambda_unsup_warmup"),
+                *("teacher_decay", "teacher_tau", "teacher_half_life", "teacher_min_half_life", "teacher_flip"),
+                *("teacher_scale", "validate_teacher", "lambda_unsup", "lambda_unsup_warmup"),
             ),
         ),
         SemiGroup(
@@ -75,7 +75,7 @@ SEMI_GROUPS = {
             "how the teacher's outputs become pseudo-labels, and what they teach (online)",
             (
                 *("pseudo_min_score", "pseudo_nms_iou", "filters", "dsat_holdout", "pseudo_targets"),
-                *("uncertain_targets", "dense_fraction", "pseudo_mixup", "mixup_partners"),
+                *("uncertain_targets", "cut_objects", "dense_fraction", "pseudo_mixup", "mixup_partners"),
             ),
         ),
     )

@@ -2,7 +2,8 @@
 
 Geometric: a random horizontal flip and a random scale and translation (per image, a bilinear resize pasted at
 a whole-pixel offset onto grey 114 like Ultralytics' letterbox; the boxes' corners go through the same map,
-are clipped to the image, and boxes that lose most of their area are dropped). With no flip, scale or
+are clipped to the image, and boxes that lose most of their area are dropped, their visible parts kept aside:
+:class:`StrongView`). With no flip, scale or
 translation the view is photometric only (no resampling): the choice when the geometric view
 comes from Ultralytics' own transforms. Photometric: brightness, contrast and saturation jitter, grayscale,
 cutout (grey rectangles, as in Unbiased Teacher's and Soft Teacher's strong views) and Gaussian noise; none of
@@ -47,6 +48,25 @@ def _place(image: Tensor, p: _Placement) -> Tensor:
     return canvas.flip(-1) if p.flip else canvas
 
 
+CUT_OBJECTS = ("drop", "ignore")  # semi.cut_objects: what a box the strong view cuts becomes (MeanTeacher)
+
+
+@dataclass(frozen=True)
+class StrongView:
+    """A strong view of a batch and its boxes, all xyxy pixels of the view.
+
+    ``images: Tensor[B, 3, H, W]`` in [0, 1]. Per image: ``boxes[i]: Tensor[k_i, 4]`` the boxes kept and
+    ``kept[i]: Tensor[k_i]`` their indices among the input's; ``cut_boxes[i]: Tensor[c_i, 4]`` the visible part
+    (positive area) of the boxes dropped though still partly in view and ``cut[i]: Tensor[c_i]`` their indices.
+    """
+
+    images: Tensor
+    boxes: list[Tensor]
+    kept: list[Tensor]
+    cut_boxes: list[Tensor]
+    cut: list[Tensor]
+
+
 @dataclass(frozen=True)
 class StrongAugment:
     flip: float = 0.5
@@ -68,17 +88,32 @@ class StrongAugment:
     def __call__(self, images: Tensor, boxes: list[Tensor], generator: torch.Generator | None = None):
         """``images: Tensor[B, 3, H, W]`` in [0, 1]; ``boxes[i]: Tensor[n_i, 4]`` xyxy pixels.
 
-        Returns ``(images, boxes, kept)`` with ``kept[i]`` the indices of image ``i``'s boxes that survive.
+        Returns ``(images, boxes, kept)`` with ``kept[i]`` the indices of image ``i``'s boxes that survive
+        (:meth:`view`'s first three).
         """
+        view = self.view(images, boxes, generator)
+        return view.images, view.boxes, view.kept
+
+    def view(self, images: Tensor, boxes: list[Tensor], generator: torch.Generator | None = None) -> StrongView:
+        """The strong view of ``images: Tensor[B, 3, H, W]`` in [0, 1] with ``boxes[i]: Tensor[n_i, 4]`` xyxy
+        pixels carried through it, the boxes it cuts included (:class:`StrongView`)."""
         b, _, h, w = images.shape
         if not self.moves_boxes:  # the identity map: no resampling; boxes are clipped and filtered as below
-            placed = [self._move_boxes(bx, _Placement(w, h, 0, 0, False), w, h) for bx in boxes]
-            return self._photometric(images, generator), [p[0] for p in placed], [p[1] for p in placed]
-        draws = torch.rand(b, 4, generator=generator).tolist()  # flip, scale, shift x, shift y
-        placements = [self._placement(d, w, h) for d in draws]
-        geometric = torch.stack([_place(image, p) for image, p in zip(images, placements, strict=True)])
-        moved = [self._move_boxes(bx, p, w, h) for bx, p in zip(boxes, placements, strict=True)]
-        return self._photometric(geometric, generator), [m[0] for m in moved], [m[1] for m in moved]
+            placements, geometric = [_Placement(w, h, 0, 0, False)] * b, images
+        else:
+            draws = torch.rand(b, 4, generator=generator).tolist()  # flip, scale, shift x, shift y
+            placements = [self._placement(d, w, h) for d in draws]
+            geometric = torch.stack([_place(image, p) for image, p in zip(images, placements, strict=True)])
+        mapped = [self._map_boxes(bx, p, w, h) for bx, p in zip(boxes, placements, strict=True)]
+        kept = [keep.nonzero().squeeze(1) for _, keep in mapped]
+        cut = [(~keep & _visible(moved)).nonzero().squeeze(1) for moved, keep in mapped]
+        return StrongView(
+            self._photometric(geometric, generator),
+            [moved[k] for (moved, _), k in zip(mapped, kept, strict=True)],
+            kept,
+            [moved[c] for (moved, _), c in zip(mapped, cut, strict=True)],
+            cut,
+        )
 
     def _placement(self, draws: list[float], w: int, h: int) -> _Placement:
         """Scale ``s`` about the centre, shift by ``t`` of half the side, in whole pixels: the image is resized to
@@ -89,9 +124,18 @@ class StrongAugment:
         nw, nh = max(1, round(s * w)), max(1, round(s * h))
         return _Placement(nw, nh, round((w - nw) / 2 + tx * w / 2), round((h - nh) / 2 + ty * h / 2), flip < self.flip)
 
-    def _move_boxes(self, boxes: Tensor, p: _Placement, w: int, h: int):
-        if boxes.numel() == 0:
-            return boxes.reshape(0, 4), torch.zeros(0, dtype=torch.long, device=boxes.device)
+    def _move_boxes(self, boxes: Tensor, p: _Placement, w: int, h: int) -> tuple[Tensor, Tensor]:
+        """``(Tensor[k, 4] xyxy pixels of the view, Tensor[k] indices)``: the boxes of ``boxes: Tensor[n, 4]`` xyxy
+        pixels of the ``w x h`` image that survive placement ``p``, and which of them they are."""
+        moved, keep = self._map_boxes(boxes, p, w, h)
+        keep = keep.nonzero().squeeze(1)
+        return moved[keep], keep
+
+    def _map_boxes(self, boxes: Tensor, p: _Placement, w: int, h: int) -> tuple[Tensor, Tensor]:
+        """``(Tensor[n, 4], Tensor[n] bool)``: ``boxes: Tensor[n, 4]`` xyxy pixels of the ``w x h`` image moved by
+        placement ``p`` and clipped to the view (xyxy pixels of the view), and whether each survives: it keeps
+        ``min_area_kept`` of its area and 2 pixels a side."""
+        boxes = boxes.reshape(-1, 4)
         factor = boxes.new_tensor([p.width / w, p.height / h] * 2)
         moved = boxes * factor + boxes.new_tensor([p.left, p.top] * 2)
         if p.flip:
@@ -102,15 +146,9 @@ class StrongAugment:
         )
         clipped = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
         keep = (
-            (
-                (clipped >= self.min_area_kept * area)
-                & (moved[:, 2] - moved[:, 0] >= 2)
-                & (moved[:, 3] - moved[:, 1] >= 2)
-            )
-            .nonzero()
-            .squeeze(1)
+            (clipped >= self.min_area_kept * area) & (moved[:, 2] - moved[:, 0] >= 2) & (moved[:, 3] - moved[:, 1] >= 2)
         )
-        return moved[keep], keep
+        return moved, keep
 
     def _photometric(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
         n = images.shape[0]
@@ -144,6 +182,11 @@ class StrongAugment:
         x1, y1 = x0 + sizes[..., 0].view(b, -1, 1, 1), y0 + sizes[..., 1].view(b, -1, 1, 1)
         hole = ((xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)).any(1, keepdim=True).to(images.device)
         return torch.where(hole, torch.full_like(images, GREY), images)
+
+
+def _visible(boxes: Tensor) -> Tensor:
+    """``Tensor[n]`` bool: whether each of ``boxes: Tensor[n, 4]`` xyxy has a positive area."""
+    return (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
 
 
 TEACHER_VIEWS = ("letterbox", "ultralytics")  # semi.unlabeled_view: what the teacher labels

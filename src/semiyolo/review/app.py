@@ -11,6 +11,8 @@ Routes (JSON unless said otherwise; an image ``name`` is its path relative to th
   "version": "..."}`` writes the reviewed label file and logs it; ``version`` (optional) is the one the labels were
   read with: a save made from another version is a 409 that writes nothing.
 - ``GET /api/pixels/{name}``: the image as JPEG, at most ``max_side`` pixels on its longer side.
+- ``GET /api/stats``: how many of the images served are reviewed, and of those how many were last saved as
+  proposed (``accepted``), after changes (``edited``), or as having no objects.
 
 Errors are ``{"detail": "<one line>"}``: 400 for a malformed name or a ``Host`` the server does not answer to, 404
 for a name not served, 409 for a stale save (with ``version``, ``sent`` and the ``boxes`` on disk), 413 for a body
@@ -21,6 +23,7 @@ folder cannot be written (the old label file and the log are kept as they were).
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -185,6 +188,22 @@ class ReviewService:
             )
         items.sort(key=lambda i: (i["reviewed"], i["pending"], -(i["worth"] or 0.0), i["name"]))
         return {"images": items, "pending": self.source.pending()}
+
+    def stats(self) -> dict[str, int]:
+        """Counts over the images served: ``reviewed`` (a label file written) and, by the last action the log gives
+        each reviewed image, ``accepted`` (as proposed), ``edited``, ``no_objects``, ``unlogged`` (no log line: a
+        label file written by another program)."""
+        last = self.store.last_actions()
+        reviewed = [name for name in self.source.images if self.store.is_reviewed(name)]
+        actions = Counter(last.get(name, "unlogged") for name in reviewed)
+        return {
+            "images": len(self.source.images),
+            "reviewed": len(reviewed),
+            "accepted": actions["accept"],
+            "edited": actions["edit"],
+            "no_objects": actions["no_objects"],
+            "unlogged": actions["unlogged"],
+        }
 
     def read_labels(self, name: str) -> dict[str, Any]:
         path = self.resolve(name)
@@ -390,4 +409,5 @@ def create_app(
     app.add_api_route("/api/labels/{name:path}", service.read_labels, methods=["GET"])
     app.add_api_route("/api/labels/{name:path}", service.save_labels, methods=["PUT"])
     app.add_api_route("/api/pixels/{name:path}", service.pixels, methods=["GET"])
+    app.add_api_route("/api/stats", service.stats, methods=["GET"])
     return app

@@ -150,6 +150,24 @@ class ReviewStore:
             return None, NOT_REVIEWED
         return read_label_file(label, nc), version_of(content)
 
+    def last_actions(self) -> dict[str, str]:
+        """Each logged image's last action (``accept``, ``edit`` or ``no_objects``), by image name; a line that is
+        not a log entry (not JSON, or without a string ``image`` and ``action``) is skipped."""
+        with self.lock:
+            try:
+                text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                return {}
+        actions = {}
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("image"), str) and isinstance(entry.get("action"), str):
+                actions[entry["image"]] = entry["action"]
+        return actions
+
     def save(
         self,
         name: str,

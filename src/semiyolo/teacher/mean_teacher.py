@@ -29,7 +29,7 @@ from ..pseudo import (
     split_tiers,
     uses_dense_targets,
 )
-from ..pseudo.augment import StrongAugment
+from ..pseudo.augment import CUT_OBJECTS, StrongAugment
 from .ema import TeacherEMA
 from .labeler import TeacherPseudoLabeler, per_anchor
 from .mixup import check_mixup, draw_partners, mix_pseudo_labeled
@@ -60,6 +60,10 @@ class MeanTeacher:
         uncertain_targets: with tiered targets, ``ignore`` (the uncertain tier is neither positive nor negative) or
             ``soft`` (it is a target too, its classification target scaled by the teacher's score, never
             regressed; the anchors of its box the assigner leaves out stay ignored).
+        cut_objects: a detection the strong view cuts (it keeps under ``augment.min_area_kept`` of its area, or
+            under 2 pixels a side): ``drop`` (its visible part is background) or ``ignore`` (its visible part is an
+            ignore region, where it would have been a target, or with tiered targets an ignore region, had it been
+            kept). No effect with dense targets, whose view keeps the geometry.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class MeanTeacher:
         mixup: float = 0.0,
         mixup_partners: str = "pseudo",
         uncertain_targets: str = "ignore",
+        cut_objects: str = "drop",
     ) -> None:
         if empty_unlabeled not in EMPTY_UNLABELED:
             raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
@@ -88,6 +93,9 @@ class MeanTeacher:
         if conflict:
             raise ValueError(conflict)
         check_mixup(mixup, mixup_partners)
+        if cut_objects not in CUT_OBJECTS:
+            raise ValueError(f"cut_objects must be one of {CUT_OBJECTS}, got {cut_objects!r}")
+        self.cut_objects = cut_objects
         self.soft_uncertain = soft_uncertain(uncertain_targets, pseudo_targets)
         self.mixup, self.mixup_partners = mixup, mixup_partners
         self.pseudo_targets, self.dense_fraction = pseudo_targets, dense_fraction
@@ -115,28 +123,32 @@ class MeanTeacher:
         audit.
 
         Every detection goes through the strong view; reliable ones become targets; with tiered targets, regressed
-        or not, and the uncertain ones ignore regions (:func:`~semiyolo.pseudo.split_tiers`). Dense: see
+        or not, and the uncertain ones ignore regions (:func:`~semiyolo.pseudo.split_tiers`); with ``cut_objects:
+        ignore``, so are the visible parts of those the view cuts (:func:`_cut_regions`). Dense: see
         :meth:`extend_dense`."""
         if uses_dense_targets(self.pseudo_targets):
             return self.extend_dense(batch, weak)
         tiered = self.pseudo_targets == "tiered"
         candidates = self.labeler.detect(self.model, weak)
         tiers = [split_tiers(self.filters, d, tiered) for d in candidates]
-        strong, boxes, kept = self.augment(weak, [d.boxes for d in candidates], self.generator)
+        view = self.augment.view(weak, [d.boxes for d in candidates], self.generator)
         views = [
             _tiers_in_view(d, t, b, k, self.soft_uncertain)
-            for d, t, b, k in zip(candidates, tiers, boxes, kept, strict=True)
+            for d, t, b, k in zip(candidates, tiers, view.boxes, view.kept, strict=True)
         ]
-        keep = self._images_to_keep([int(t.reliable[k].sum()) for t, k in zip(tiers, kept, strict=True)])
+        keep = self._images_to_keep([int(t.reliable[k].sum()) for t, k in zip(tiers, view.kept, strict=True)])
         reliable = [d.select(t.reliable) for d, t in zip(candidates, tiers, strict=True)]
         if not keep:
             return batch, reliable
         boxes, classes, regressed, ignored, weights = (list(x) for x in zip(*(views[i] for i in keep), strict=True))
         if not tiered:
             regressed = ignored = None
+        if self.cut_objects == "ignore":
+            cut = [_cut_regions(tiers[i], view.cut[i], view.cut_boxes[i], tiered) for i in keep]
+            ignored = cut if ignored is None else [torch.cat(pair) for pair in zip(ignored, cut, strict=True)]
         weights = weights if self.soft_uncertain else None
         extended = append_pseudo_labeled(
-            batch, strong[keep], boxes, classes, regressed, ignored, weights, in_fmt="xyxy"
+            batch, view.images[keep], boxes, classes, regressed, ignored, weights, in_fmt="xyxy"
         )
         return self._blend(extended), reliable
 
@@ -225,3 +237,10 @@ def _tiers_in_view(dets: Detections, tiers: Tiers, boxes: Tensor, kept: Tensor, 
     targets = soft_targets(reliable, boxes)
     weights = torch.where(reliable, 1.0, dets.scores[kept].float())[targets]
     return boxes[targets], dets.classes[kept][targets], tiers.regressed[kept][targets], boxes[~reliable], weights
+
+
+def _cut_regions(tiers: Tiers, cut: Tensor, cut_boxes: Tensor, tiered: bool) -> Tensor:
+    """``Tensor[m, 4]`` xyxy pixels of the strong view: the visible parts ``cut_boxes: Tensor[c, 4]`` of the
+    detections ``cut: Tensor[c]`` the view cut that would have been targets or ignore regions had they been kept:
+    every one with tiered targets, the reliable ones with hard targets (the others are background there)."""
+    return cut_boxes if tiered else cut_boxes[tiers.reliable[cut]]

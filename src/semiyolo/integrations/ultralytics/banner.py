@@ -10,6 +10,7 @@ from typing import Any
 
 from ...config import SemiConfig
 from ...schedules import ramp_weight
+from .online_teacher import teacher_half_life_steps
 
 STUDENT_MAP, TEACHER_MAP = "metrics/mAP50-95(B)", "teacher/mAP50-95(B)"
 PL_PRECISION, PL_RECALL = "semi/pl_precision", "semi/pl_recall"
@@ -122,8 +123,10 @@ def _ramp(name: str, target: float, burn_in: int, warmup: int, schedule: str) ->
 def _teacher_line(semi: SemiConfig, decay: float | None, steps: int | None) -> str:
     decay = semi.teacher_decay if decay is None else decay
     if semi.teacher_half_life is not None and steps:
-        pace = f"half-life {semi.teacher_half_life * steps:g} optimizer steps (semi.teacher_half_life "
-        pace += f"{semi.teacher_half_life:g} of {steps} steps)"
+        pace = f"half-life {teacher_half_life_steps(semi, steps):g} optimizer steps (semi.teacher_half_life "
+        pace += f"{semi.teacher_half_life:g} of {steps} steps"
+        floor = semi.teacher_min_half_life
+        pace += f", at least semi.teacher_min_half_life {floor:g})" if floor else ")"
     else:
         pace = f"half-life {math.log(0.5) / math.log(decay):.3g} optimizer steps"
     warmup = f", warm-up tau {semi.teacher_tau:g}" if semi.teacher_tau else ""

@@ -33,10 +33,17 @@ DSAT_MAX_IMAGES = 200  # labeled images DSAT calibrates on, at most
 
 def teacher_decay(semi: SemiConfig, optimizer_steps: Callable[[], int]) -> float:
     """``semi.teacher_decay``, or with ``semi.teacher_half_life`` the per-step decay whose half-life is that share
-    of the run's ``optimizer_steps()`` (asked for only then): ``0.5 ** (1 / (half_life * steps))``."""
+    of the run's ``optimizer_steps()`` (asked for only then), at least ``semi.teacher_min_half_life`` steps
+    (:func:`teacher_half_life_steps`): ``0.5 ** (1 / half_life)``."""
     if semi.teacher_half_life is None:
         return semi.teacher_decay
-    return 0.5 ** (1 / max(semi.teacher_half_life * optimizer_steps(), 1))
+    return 0.5 ** (1 / teacher_half_life_steps(semi, optimizer_steps()))
+
+
+def teacher_half_life_steps(semi: SemiConfig, optimizer_steps: int) -> float:
+    """The teacher's half-life in optimizer steps over a run of ``optimizer_steps``: ``semi.teacher_half_life`` of
+    them, at least ``semi.teacher_min_half_life`` (where given) and 1."""
+    return max(semi.teacher_half_life * optimizer_steps, semi.teacher_min_half_life or 1)
 
 
 def build_mean_teacher(trainer) -> MeanTeacher:
@@ -70,6 +77,7 @@ def build_mean_teacher(trainer) -> MeanTeacher:
         mixup=s.pseudo_mixup,
         mixup_partners=s.mixup_partners,
         uncertain_targets=s.uncertain_targets,
+        cut_objects=s.cut_objects,
     )
     teacher.model.criterion = student.criterion  # shared, as the EMA's: the teacher's validation losses
     return teacher

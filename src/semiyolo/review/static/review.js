@@ -20,8 +20,13 @@ const state = {
   drawClass: 0,
   showDropped: true,
   image: null, // the decoded HTMLImageElement
-  drag: null, // {mode: "draw" | "move" | "resize", ...}
+  drag: null, // {mode: "draw" | "move" | "resize" | "pan", ...}
   busy: false,
+  history: new Map(), // name -> {past, future}: box lists before the edits undone by Ctrl+Z / redone by Ctrl+Shift+Z
+  view: { scale: 1, x: 0, y: 0 }, // zoom, and the image's top-left corner as a fraction of the canvas
+  restored: new Map(), // name -> when the draft restored from localStorage was made (ms since 1970)
+  seconds: new Map(), // name -> seconds the page was shown on the image
+  stats: null, // the server's /api/stats
 };
 
 const $ = (id) => document.getElementById(id);
@@ -93,9 +98,14 @@ function markEdited() {
   const item = state.images[state.index];
   if (!shown(item)) return; // still loading: the boxes on screen are the previous image's
   if (!state.bases.has(item.name)) state.bases.set(item.name, state.current.version);
-  state.drafts.set(item.name, state.boxes.map((b) => ({ ...b })));
+  state.drafts.set(item.name, copyBoxes(state.boxes));
+  storeDraft(item.name);
   markItem(state.index);
   draw();
+}
+
+function copyBoxes(boxes) {
+  return boxes.map((b) => ({ ...b }));
 }
 
 // ---- drawing -------------------------------------------------------------------------------------------------
@@ -124,56 +134,59 @@ function boxLabel(box) {
   return `${className(box.cls)}${score}`;
 }
 
-function drawBox(box, W, H, options) {
+function drawBox(box, options) {
   const { x1, y1, x2, y2 } = corners(box);
+  const [left, top] = toCanvas(x1, y1);
+  const [right, bottom] = toCanvas(x2, y2);
   ctx.save();
   ctx.strokeStyle = options.stroke;
   ctx.lineWidth = options.selected ? 3 : 2;
   if (options.dashed) ctx.setLineDash([5, 4]);
-  ctx.strokeRect(x1 * W, y1 * H, (x2 - x1) * W, (y2 - y1) * H);
+  ctx.strokeRect(left, top, right - left, bottom - top);
   ctx.setLineDash([]);
   const text = options.text;
   ctx.font = "12px system-ui, sans-serif";
   const tw = ctx.measureText(text).width + 6;
-  const ty = y1 * H > 16 ? y1 * H - 16 : y1 * H;
+  const ty = top > 16 ? top - 16 : top;
   ctx.fillStyle = options.stroke;
-  ctx.fillRect(x1 * W, ty, tw, 16);
+  ctx.fillRect(left, ty, tw, 16);
   ctx.fillStyle = "#000";
-  ctx.fillText(text, x1 * W + 3, ty + 12);
+  ctx.fillText(text, left + 3, ty + 12);
   if (options.selected) {
     ctx.fillStyle = "#fff";
-    for (const [x, y] of [[x1, y1], [x2, y1], [x1, y2], [x2, y2]]) {
-      ctx.fillRect(x * W - 4, y * H - 4, 8, 8);
+    for (const [x, y] of [[left, top], [right, top], [left, bottom], [right, bottom]]) {
+      ctx.fillRect(x - 4, y - 4, 8, 8);
     }
   }
   ctx.restore();
 }
 
 function draw() {
-  const W = canvas.clientWidth;
-  const H = canvas.clientHeight;
-  ctx.clearRect(0, 0, W, H);
+  ctx.clearRect(0, 0, canvas.clientWidth, canvas.clientHeight);
   if (!state.image) return;
-  ctx.drawImage(state.image, 0, 0, W, H);
+  const [left, top] = toCanvas(0, 0);
+  const { W, H } = shownSize();
+  ctx.drawImage(state.image, left, top, W, H);
   if (state.showDropped && state.current) {
     for (const box of state.current.dropped) {
-      drawBox(box, W, H, { stroke: "#bbbbbb", dashed: true, text: `${boxLabel(box)} dropped: ${box.dropped_by}` });
+      drawBox(box, { stroke: "#bbbbbb", dashed: true, text: `${boxLabel(box)} dropped: ${box.dropped_by}` });
     }
   }
   state.boxes.forEach((box, i) => {
-    if (i !== state.selected) drawBox(box, W, H, { stroke: colour(box.cls), text: boxLabel(box) });
+    if (i !== state.selected) drawBox(box, { stroke: colour(box.cls), text: boxLabel(box) });
   });
   if (state.selected >= 0) {
     const box = state.boxes[state.selected];
-    drawBox(box, W, H, { stroke: colour(box.cls), text: boxLabel(box), selected: true });
+    drawBox(box, { stroke: colour(box.cls), text: boxLabel(box), selected: true });
   }
   if (state.drag && state.drag.mode === "draw") {
     const d = state.drag;
-    drawBox(fromCorners(d.x0, d.y0, d.x, d.y, state.drawClass), W, H, {
+    drawBox(fromCorners(d.x0, d.y0, d.x, d.y, state.drawClass), {
       stroke: colour(state.drawClass), dashed: true, text: className(state.drawClass),
     });
   }
   showBoxInfo();
+  showClassCounts();
 }
 
 function showBoxInfo() {
@@ -192,14 +205,15 @@ function showBoxInfo() {
 // ---- mouse ---------------------------------------------------------------------------------------------------
 
 function pointer(event) {
+  // the pointer in image coordinates (0-1), through the view's zoom and pan
   const rect = canvas.getBoundingClientRect();
-  return { x: clamp01((event.clientX - rect.left) / rect.width), y: clamp01((event.clientY - rect.top) / rect.height) };
+  const p = toImage(event.clientX - rect.left, event.clientY - rect.top);
+  return { x: clamp01(p.x), y: clamp01(p.y) };
 }
 
 function handleAt(box, p) {
   // which sides of `box` a press at `p` grabs: {left, right, top, bottom}, or null
-  const W = canvas.clientWidth;
-  const H = canvas.clientHeight;
+  const { W, H } = shownSize();
   const { x1, y1, x2, y2 } = corners(box);
   const near = (a, b, scale) => Math.abs(a - b) * scale <= HANDLE_PX;
   const inX = p.x * W >= x1 * W - HANDLE_PX && p.x * W <= x2 * W + HANDLE_PX;
@@ -223,18 +237,25 @@ function boxAt(p) {
 }
 
 function onPointerDown(event) {
-  if (!state.image || event.button !== 0) return;
+  const pan = event.button === 1 || (event.button === 0 && event.shiftKey);
+  if (!state.image || (event.button !== 0 && !pan)) return;
+  event.preventDefault(); // no middle-button autoscroll
   canvas.focus();
   canvas.setPointerCapture(event.pointerId);
+  if (pan) {
+    state.drag = { mode: "pan", x0: event.clientX, y0: event.clientY, view: { ...state.view } };
+    return;
+  }
   const p = pointer(event);
+  const before = copyBoxes(state.boxes); // what Ctrl+Z brings back if this press edits
   const selected = state.boxes[state.selected];
   const sides = selected ? handleAt(selected, p) : null;
   if (sides) {
-    state.drag = { mode: "resize", sides, start: corners(selected), x0: p.x, y0: p.y };
+    state.drag = { mode: "resize", sides, start: corners(selected), x0: p.x, y0: p.y, before };
   } else if (boxAt(p) >= 0) {
     state.selected = boxAt(p);
     const box = state.boxes[state.selected];
-    state.drag = { mode: "move", dx: p.x - box.cx, dy: p.y - box.cy, x0: p.x, y0: p.y };
+    state.drag = { mode: "move", dx: p.x - box.cx, dy: p.y - box.cy, x0: p.x, y0: p.y, before };
   } else {
     state.selected = -1;
     state.drag = { mode: "draw", x0: p.x, y0: p.y, x: p.x, y: p.y };
@@ -244,10 +265,17 @@ function onPointerDown(event) {
 
 function onPointerMove(event) {
   if (!state.drag) return;
-  const p = pointer(event);
   const d = state.drag;
+  if (d.mode === "pan") {
+    state.view.x = d.view.x + (event.clientX - d.x0) / canvas.clientWidth;
+    state.view.y = d.view.y + (event.clientY - d.y0) / canvas.clientHeight;
+    showView();
+    return;
+  }
+  const p = pointer(event);
   const box = state.boxes[state.selected];
-  const travel = Math.hypot((p.x - d.x0) * canvas.clientWidth, (p.y - d.y0) * canvas.clientHeight);
+  const { W, H } = shownSize();
+  const travel = Math.hypot((p.x - d.x0) * W, (p.y - d.y0) * H);
   if (d.mode !== "draw" && !d.moved && travel < MIN_BOX_PX) return; // a click selects, it does not edit
   if (d.mode === "draw") {
     d.x = p.x;
@@ -271,16 +299,20 @@ function onPointerMove(event) {
 function onPointerUp(event) {
   const d = state.drag;
   state.drag = null;
-  if (!d) return;
+  if (!d || d.mode === "pan") return;
+  const item = state.images[state.index];
+  const { W, H } = shownSize();
   if (d.mode === "draw") {
     const box = fromCorners(d.x0, d.y0, d.x, d.y, state.drawClass);
-    if (box.w * canvas.clientWidth >= MIN_BOX_PX && box.h * canvas.clientHeight >= MIN_BOX_PX) {
+    if (box.w * W >= MIN_BOX_PX && box.h * H >= MIN_BOX_PX && shown(item)) {
+      remember(item.name, state.boxes);
       state.boxes.push(box);
       state.selected = state.boxes.length - 1;
       markEdited();
       return;
     }
-  } else if (d.moved) {
+  } else if (d.moved && shown(item)) {
+    remember(item.name, d.before);
     state.boxes[state.selected].score = null;
     markEdited();
     return;
@@ -298,7 +330,9 @@ function setClass(cls) {
   state.drawClass = cls;
   $("class-picker").value = String(cls);
   const box = state.boxes[state.selected];
-  if (box && box.cls !== cls) {
+  const item = state.images[state.index];
+  if (box && box.cls !== cls && shown(item)) {
+    remember(item.name, state.boxes);
     box.cls = cls;
     box.score = null;
     markEdited();
@@ -306,7 +340,9 @@ function setClass(cls) {
 }
 
 function deleteSelected() {
-  if (state.selected < 0) return;
+  const item = state.images[state.index];
+  if (state.selected < 0 || !shown(item)) return;
+  remember(item.name, state.boxes);
   state.boxes.splice(state.selected, 1);
   state.selected = Math.min(state.selected, state.boxes.length - 1);
   markEdited();
@@ -320,9 +356,9 @@ function selectNextBox(step) {
 
 function resetImage() {
   const item = state.images[state.index];
-  if (!item || !state.current) return;
-  state.drafts.delete(item.name);
-  state.bases.delete(item.name);
+  if (!shown(item)) return;
+  if (state.drafts.has(item.name)) remember(item.name, state.boxes); // Ctrl+Z brings the edits back
+  forgetDraft(item.name);
   state.boxes = state.current.boxes.map(editable);
   state.selected = -1;
   markItem(state.index);
@@ -335,11 +371,13 @@ async function save(action) {
   state.busy = true;
   const boxes = action === "no_objects" ? [] : state.boxes.map(({ cls, cx, cy, w, h }) => ({ cls, cx, cy, w, h }));
   const version = state.bases.has(item.name) ? state.bases.get(item.name) : state.current.version;
+  const before = copyBoxes(state.boxes);
   try {
     const result = await api("PUT", apiPath("/api/labels/", item.name), { action, boxes, version });
     item.reviewed = true;
-    state.drafts.delete(item.name);
-    state.bases.delete(item.name);
+    if (action === "no_objects" && before.length) remember(item.name, before); // Ctrl+Z there brings them back
+    forgetDraft(item.name);
+    refreshStats();
     const clipped = result.clipped ? `, ${result.clipped} clipped to the image` : "";
     setStatus(`${item.name}: ${result.action}, ${result.boxes} box(es)${clipped} written to ${result.label}`, "ok");
     markItem(state.images.indexOf(item));
@@ -360,8 +398,10 @@ function keepConflictingDraft(item, boxes, conflict, action) {
   // a draft, based on the version now on disk (saving again writes them over it), and `r` shows the saved ones
   const open = state.images[state.index] === item;
   const draft = open && action !== "no_objects" ? state.boxes : boxes.map((b) => ({ ...b, score: null, doubt: null }));
-  state.drafts.set(item.name, draft.map((b) => ({ ...b })));
+  if (open && action === "no_objects" && state.boxes.length) remember(item.name, state.boxes);
+  state.drafts.set(item.name, copyBoxes(draft));
   state.bases.set(item.name, conflict.version);
+  storeDraft(item.name);
   if (open && state.current) {
     const saved = conflict.reviewed ? conflict.boxes : state.current.proposal;
     state.current = { ...state.current, boxes: saved, reviewed: conflict.reviewed, version: conflict.version };
@@ -412,19 +452,30 @@ async function openImage(index) {
     if (state.index !== index) return; // the reviewer moved on meanwhile
     state.current = labels;
     state.image = image;
-    state.boxes = state.drafts.has(item.name) ? state.drafts.get(item.name).map((b) => ({ ...b })) : labels.boxes.map(editable);
+    state.boxes = state.drafts.has(item.name) ? copyBoxes(state.drafts.get(item.name)) : labels.boxes.map(editable);
     state.selected = -1;
+    state.view = { scale: 1, x: 0, y: 0 }; // each image opens fitted
     const size = labels.width ? ` \u00b7 ${labels.width}\u00d7${labels.height}px` : "";
     const worth = labels.worth === null || labels.worth === undefined ? "" : ` \u00b7 worth ${labels.worth.toFixed(3)}`;
     const known = labels.reviewed ? " \u00b7 reviewed" : "";
     $("title").textContent = `${item.name}${size}${worth}${known}`;
     setStatus(labels.error || labels.note || "", labels.error ? "error" : "");
+    showDraftNote(item.name);
     fitCanvas();
+    showView();
+    showTime();
     canvas.dataset.ready = item.name;
     preload(index + 1);
   } catch (err) {
     setStatus(`${item.name}: ${err.message}`, "error");
   }
+}
+
+function showDraftNote(name) {
+  const time = state.restored.get(name);
+  $("draft-note").textContent = time === undefined ? "" :
+    `A draft of this image kept in this browser (unsaved, from ${new Date(time).toLocaleString()}) was restored: ` +
+    "a saves it, r drops it for the labels on the server.";
 }
 
 function preload(index) {
@@ -507,9 +558,34 @@ const KEYS = {
   d: () => { state.showDropped = !state.showDropped; draw(); },
 };
 
+const ZOOM_KEYS = {
+  f: resetView,
+  "+": () => zoomAt(0.5, 0.5, 2 ** 0.5),
+  "=": () => zoomAt(0.5, 0.5, 2 ** 0.5),
+  "-": () => zoomAt(0.5, 0.5, 2 ** -0.5),
+};
+
+function onHistoryKey(event) {
+  // Ctrl+Z undoes, Ctrl+Shift+Z and Ctrl+Y redo (Cmd on a Mac); true when the key was one of them
+  if (!(event.ctrlKey || event.metaKey) || event.altKey) return false;
+  const key = event.key.toLowerCase();
+  if (key !== "z" && key !== "y") return false;
+  stepHistory(key === "z" && !event.shiftKey);
+  return true;
+}
+
 function onKey(event) {
-  if (event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.target instanceof HTMLSelectElement || event.target instanceof HTMLInputElement) return;
+  if (onHistoryKey(event)) {
+    event.preventDefault();
+    return;
+  }
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (ZOOM_KEYS[event.key] && state.image) {
+    ZOOM_KEYS[event.key]();
+    event.preventDefault();
+    return;
+  }
   if (event.key === "Tab") {
     selectNextBox(event.shiftKey ? -1 : 1);
   } else if (/^[0-9]$/.test(event.key)) {
@@ -548,6 +624,8 @@ function bindControls() {
   canvas.addEventListener("pointermove", onPointerMove);
   canvas.addEventListener("pointerup", onPointerUp);
   canvas.addEventListener("pointercancel", onPointerUp);
+  canvas.addEventListener("wheel", onWheel, { passive: false });
+  canvas.addEventListener("mousedown", (event) => event.button === 1 && event.preventDefault()); // no autoscroll
   document.addEventListener("keydown", onKey);
   window.addEventListener("resize", fitCanvas);
   $("images").addEventListener("click", (event) => {
@@ -558,6 +636,9 @@ function bindControls() {
   $("no-objects").addEventListener("click", () => save("no_objects"));
   $("delete").addEventListener("click", deleteSelected);
   $("reset").addEventListener("click", resetImage);
+  $("undo").addEventListener("click", () => stepHistory(true));
+  $("redo").addEventListener("click", () => stepHistory(false));
+  $("fit").addEventListener("click", resetView);
   $("prev").addEventListener("click", () => openImage(state.index - 1));
   $("next").addEventListener("click", () => openImage(state.index + 1));
 }
@@ -570,6 +651,14 @@ async function start() {
     buildClassPicker();
     bindControls();
     await refreshList();
+    try {
+      restoreDrafts();
+    } catch (err) {
+      setStatus(`the drafts kept in this browser cannot be read: ${err.message}`, "error");
+    }
+    renderList();
+    refreshStats();
+    setInterval(tick, 1000);
     await openImage(nextIndex(-1, true));
   } catch (err) {
     setStatus(`cannot start: ${err.message}`, "error");
