@@ -6,7 +6,7 @@ Routes (JSON unless said otherwise; an image ``name`` is its path relative to th
 - ``GET /api/info``: the source, the reviewed folder, the class names, the limits.
 - ``GET /api/images``: every image with its worth (:mod:`.doubt`), box count and state, the most worth first.
 - ``GET /api/labels/{name}``: an image's boxes (reviewed, else proposed), the proposal, dropped candidates, its
-  size.
+  size; each box with its doubt and ``likely_error`` (:mod:`.doubt`; a dropped candidate's is ``missed`` or null).
 - ``PUT /api/labels/{name}``: ``{"action": "accept" | "no_objects", "boxes": [{"cls", "cx", "cy", "w", "h"}],
   "version": "..."}`` writes the reviewed label file and logs it; ``version`` (optional) is the one the labels were
   read with: a save made from another version is a 409 that writes nothing.
@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import DataError
-from .doubt import ScoredBox, box_doubts
+from .doubt import MISSED, ScoredBox, box_doubts, box_errors, missed_candidates
 from .images import DEFAULT_MAX_SIDE, ScaledImages, image_size
 from .sources import ImageSource, Proposal, UnsafeName, check_name
 from .store import ReviewStore, SaveConflict
@@ -79,15 +79,22 @@ class LabelsIn(BaseModel):
         return self
 
 
-def box_json(box: ScoredBox, doubt: float | None = None) -> dict[str, Any]:
-    """A box for the page; absent facts are ``null``."""
+def box_json(box: ScoredBox, doubt: float | None = None, likely_error: str | None = None) -> dict[str, Any]:
+    """A box for the page; absent facts are ``null``; ``likely_error`` one of :data:`~.doubt.LIKELY_ERRORS`."""
     out = {k: getattr(box, k) for k in ("cls", "score", "entropy", "spread", "dropped_by", "student_agrees")}
     geometry = {k: round(getattr(box, k), 6) for k in ("cx", "cy", "w", "h")}  # a label file's precision
-    return {**out, **geometry, "doubt": None if doubt is None else round(doubt, 4)}
+    return {**out, **geometry, "doubt": None if doubt is None else round(doubt, 4), "likely_error": likely_error}
 
 
 def boxes_json(boxes: list[ScoredBox]) -> list[dict[str, Any]]:
-    return [box_json(b, d) for b, d in zip(boxes, box_doubts(boxes), strict=True)]
+    """Kept boxes, each with its doubt and likely error (:mod:`.doubt`)."""
+    return [box_json(*facts) for facts in zip(boxes, box_doubts(boxes), box_errors(boxes), strict=True)]
+
+
+def dropped_json(kept: list[ScoredBox], dropped: list[ScoredBox]) -> list[dict[str, Any]]:
+    """Dropped candidates, those no kept box overlaps marked ``missed`` (:func:`~.doubt.missed_candidates`)."""
+    missed = missed_candidates(kept, dropped)
+    return [box_json(b, likely_error=MISSED if m else None) for b, m in zip(dropped, missed, strict=True)]
 
 
 def rows_of(boxes: list[ScoredBox]) -> list[list[float]]:
@@ -220,7 +227,7 @@ class ReviewService:
             "reviewed": reviewed is not None,
             "boxes": boxes_json(proposal.boxes if reviewed is None else reviewed),
             "proposal": boxes_json(proposal.boxes),
-            "dropped": [box_json(b) for b in proposal.dropped],
+            "dropped": dropped_json(proposal.boxes, proposal.dropped),
             "worth": proposal.worth,
             "error": proposal.error,
             "note": proposal.note,

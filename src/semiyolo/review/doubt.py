@@ -15,6 +15,9 @@ The rule (``docs/review.md``), per box ``i`` of an image:
 
 An image's worth is the sum of its boxes' doubts and of the disagreements (so many boxes near the threshold add
 up), and the review list shows the largest worth first; an image without boxes is worth 0.
+
+Each box also gets the error it most likely has (:func:`likely_error`: wrong class, spurious, badly located), and
+each candidate the filters dropped that no kept box overlaps is a possibly missed object (:func:`missed_candidates`).
 """
 
 from __future__ import annotations
@@ -59,6 +62,13 @@ def pairwise_iou(boxes: np.ndarray) -> np.ndarray:
     return box_iou(xyxy, xyxy).fill_diagonal_(0.0).numpy()
 
 
+def competing_score(boxes: Sequence[ScoredBox], overlaps: np.ndarray, i: int) -> float:
+    """The best competing class score of box ``i``: its ``second``, or the score of the strongest box of another
+    class it overlaps (``overlaps: [n, n]`` bool, IoU >= :data:`OVERLAP_IOU`), else 0."""
+    rivals = [b.score or 0.0 for j, b in enumerate(boxes) if overlaps[i, j] and b.cls != boxes[i].cls]
+    return max([boxes[i].second or 0.0, *rivals])
+
+
 def box_doubts(boxes: Sequence[ScoredBox]) -> list[float]:
     """Each box's doubt in [0, 1], by the module's rule."""
     if not boxes:
@@ -70,9 +80,7 @@ def box_doubts(boxes: Sequence[ScoredBox]) -> list[float]:
         if box.score is None:
             doubts.append(UNSCORED_OVERLAP_DOUBT if overlaps[i].any() else 0.0)
             continue
-        rivals = [b.score or 0.0 for j, b in enumerate(boxes) if overlaps[i, j] and b.cls != box.cls]
-        competing = max([box.second or 0.0, *rivals])
-        doubt = 1.0 - (box.score - competing)
+        doubt = 1.0 - (box.score - competing_score(boxes, overlaps, i))
         if box.entropy is not None:
             doubt = max(doubt, box.entropy)
         if box.student_agrees is False:
@@ -85,3 +93,77 @@ def image_worth(boxes: Sequence[ScoredBox], student_only: int = 0) -> float:
     """The expected number of wrong boxes on an image: the sum of :func:`box_doubts`, and ``DISAGREEMENT_DOUBT``
     for each of the ``student_only`` boxes a run's student finds where its teacher has none."""
     return float(sum(box_doubts(boxes))) + DISAGREEMENT_DOUBT * student_only
+
+
+# ---- each box's likely error (docs/review.md, "Box-level doubts") -------------------------------------------------
+
+WRONG_CLASS = "wrong_class"
+SPURIOUS = "spurious"
+BADLY_LOCATED = "badly_located"
+MISSED = "missed"
+LIKELY_ERRORS = (WRONG_CLASS, SPURIOUS, BADLY_LOCATED, MISSED)  # the page's filter lists them in this order
+
+WRONG_CLASS_MARGIN = 0.25  # two best classes closer than this: the teacher hesitates between them
+SPURIOUS_SCORE = 0.5  # below even odds the box is more likely a false positive than an object
+BADLY_LOCATED_ENTROPY = 0.5  # normalised DFL entropy: sides spread over half the bins' uncertainty or more
+MISSED_MAX_IOU = 0.3  # a dropped candidate overlapping a kept box this much is that box's object, not a new one
+
+
+def likely_error(
+    score: float | None,
+    competing: float,
+    entropy: float | None,
+    student_agrees: bool | None,
+    overlaps_other_class: bool = False,
+    overlaps_same_class: bool = False,
+) -> str | None:
+    """The error a kept box most likely has, from its signals, or ``None`` when nothing points to one.
+
+    Checked in this order, the first that holds naming it (the most specific signal first: a class swap is fixed
+    by a key, a spurious box by a deletion, a bad location by a drag):
+
+    - ``wrong_class``: a competing class (``competing > 0``, the second-best class score or an overlapping box of
+      another class) within :data:`WRONG_CLASS_MARGIN` of ``score``; for a box without a score, any overlapping box
+      of another class (``overlaps_other_class``);
+    - ``spurious``: ``score`` below :data:`SPURIOUS_SCORE` (1 - score, its doubt alone, is then over 0.5), or a run's
+      student with no box of its class there (``student_agrees`` False); for a box without a score, an overlapping
+      box of its own class (a duplicate);
+    - ``badly_located``: normalised DFL ``entropy`` of :data:`BADLY_LOCATED_ENTROPY` or more (the head cannot
+      place the sides; the doubt of such a box is then at least 0.5 too).
+    """
+    if score is None:
+        return WRONG_CLASS if overlaps_other_class else SPURIOUS if overlaps_same_class else None
+    if competing > 0 and score - competing < WRONG_CLASS_MARGIN:
+        return WRONG_CLASS
+    if score < SPURIOUS_SCORE or student_agrees is False:
+        return SPURIOUS
+    if entropy is not None and entropy >= BADLY_LOCATED_ENTROPY:
+        return BADLY_LOCATED
+    return None
+
+
+def box_errors(boxes: Sequence[ScoredBox]) -> list[str | None]:
+    """Each kept box's :func:`likely_error`."""
+    if not boxes:
+        return []
+    overlaps = pairwise_iou(np.array([[b.cx, b.cy, b.w, b.h] for b in boxes], np.float64)) >= OVERLAP_IOU
+    classes = np.array([b.cls for b in boxes])
+    errors = []
+    for i, box in enumerate(boxes):
+        other = bool((overlaps[i] & (classes != box.cls)).any())
+        same = bool((overlaps[i] & (classes == box.cls)).any())
+        competing = competing_score(boxes, overlaps, i)
+        errors.append(likely_error(box.score, competing, box.entropy, box.student_agrees, other, same))
+    return errors
+
+
+def missed_candidates(kept: Sequence[ScoredBox], dropped: Sequence[ScoredBox]) -> list[bool]:
+    """For each candidate the filters ``dropped``, whether it is a possibly missed object: no ``kept`` box, of any
+    class, overlaps it with IoU >= :data:`MISSED_MAX_IOU` (all boxes YOLO-normalised ``cx, cy, w, h``)."""
+    if not dropped:
+        return []
+    if not kept:
+        return [True] * len(dropped)
+    rows = np.array([[b.cx, b.cy, b.w, b.h] for b in (*dropped, *kept)], np.float64)
+    iou = pairwise_iou(rows)[: len(dropped), len(dropped) :]
+    return (iou < MISSED_MAX_IOU).all(axis=1).tolist()
