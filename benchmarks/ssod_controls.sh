@@ -28,6 +28,6 @@ case $kind in shapes) generator=synth ;; digits | nuclei) generator=$kind ;; *) 
     --steps 300 --seeds 2 --splits 3 --lambdas 1 --lr-scales 2 4 8 --no-offline \
     --only supervised_continued supervised_continued_lr supervised_continued_bg supervised_continued_aug \
     oracle_continued fully_labeled fully_labeled_continued variants \
-    --variant default:lambda_bg=1 --variant mix:pseudo_mixup=0.5 \
+    --variant default --variant mix:pseudo_mixup=0.5 \
     --variant tiered_flip_s12:teacher_flip=true,teacher_scale=1.2 \
     --out "$out/controls" "$@"

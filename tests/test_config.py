@@ -312,3 +312,13 @@ def test_the_documented_grouped_block_is_the_flat_one_beside_it(doc):
     flat, grouped = (yaml.safe_load(block)["semi"] for block in re.findall(r"```yaml\n(.*?)```", text, re.S)[:2])
     assert not set(flat) & {"run", "teacher", "penalty"} and {"run", "penalty"} <= set(grouped)
     assert SemiConfig.model_validate(grouped) == SemiConfig.model_validate(flat)
+
+
+def test_a_variant_named_alone_is_the_configs_own_method():
+    import argparse
+
+    from semiyolo.cli import _variant
+
+    assert _variant("default") == ("default", {})  # online with lambda_bg 1 and nothing else changed
+    with pytest.raises(argparse.ArgumentTypeError, match="expected NAME or NAME:key=value"):
+        _variant("default:")

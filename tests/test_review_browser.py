@@ -324,3 +324,66 @@ def test_an_unsaved_draft_survives_a_reload_until_it_is_saved(browser, tmp_path)
     rows = _saved_rows(label)
     assert rows[0] == [0, 0.25, 0.25, 0.2, 0.2]
     assert rows[1] == pytest.approx([0, 0.6, 0.7, 0.2, 0.4], abs=1.5 / min(W, H))
+
+
+def _pseudo_folder(root: Path, rows: str, scores: list[float]) -> Path:
+    """A pseudo-label output of one image, ``scene.png``, its label rows and their scores in the manifest."""
+    folder = root / "pseudo"
+    _scene(folder / "images" / "scene.png")
+    _scene(folder / "images" / "zz_next.png")
+    (folder / "labels").mkdir()
+    (folder / "labels" / "scene.txt").write_text(rows)
+    entry = {"image": str(folder / "images" / "scene.png"), "name": "scene.png", "scores": scores}
+    (folder / "manifest.jsonl").write_text(json.dumps(entry) + "\n")
+    (folder / "summary.json").write_text(json.dumps({"names": NAMES}))
+    return folder
+
+
+def _dimmed(driver) -> str:
+    return driver.execute_script("return document.getElementById('canvas').dataset.dimmed")
+
+
+def test_a_class_filter_dims_boxes_and_a_save_still_writes_them_all(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    rows = "0 0.2 0.2 0.2 0.2\n1 0.5 0.5 0.2 0.2\n0 0.8 0.8 0.1 0.1\n"
+    folder = _pseudo_folder(tmp_path, rows, [0.9, 0.8, 0.3])
+    server, reviewed = _serve(folder)
+    with server as url:
+        _open(browser, url, "scene.png")
+        assert _dimmed(browser) == "0"
+        Select(browser.find_element(By.ID, "filter-class")).select_by_value("1")  # only squares
+        assert _dimmed(browser) == "2"
+        assert browser.find_element(By.ID, "filter-count").text == "1 of 3 match"
+        Select(browser.find_element(By.ID, "filter-class")).select_by_value("")
+        Select(browser.find_element(By.ID, "filter-error")).select_by_value("spurious")  # the box at 0.3 < 0.5
+        assert _dimmed(browser) == "2"
+        _keys(browser, "a")  # accept: the dimmed boxes are saved too
+        label = reviewed / "labels" / "scene.txt"
+        _wait(label.is_file, what=str(label))
+    assert _saved_rows(label) == [[float(v) for v in line.split()] for line in rows.splitlines()]
+    (entry,) = [json.loads(line) for line in (reviewed / "review_log.jsonl").read_text().splitlines()]
+    assert entry["action"] == "accept"
+
+
+def test_accept_above_a_score_keeps_the_boxes_scoring_at_least_the_filters_lowest(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    rows = "0 0.2 0.2 0.2 0.2\n1 0.5 0.5 0.2 0.2\n2 0.8 0.8 0.1 0.1\n"
+    folder = _pseudo_folder(tmp_path, rows, [0.9, 0.3, 0.6])
+    server, reviewed = _serve(folder)
+    with server as url:
+        _open(browser, url, "scene.png")
+        low = browser.find_element(By.ID, "filter-min")
+        low.clear()
+        low.send_keys("0.5")  # keys typed in the field are not the page's shortcuts
+        assert _dimmed(browser) == "1"  # the square at 0.3
+        browser.execute_script("document.getElementById('canvas').focus()")
+        _keys(browser, "s")
+        label = reviewed / "labels" / "scene.txt"
+        _wait(label.is_file, what=str(label))
+        _wait(lambda: _ready(browser) == "zz_next.png", what="the next image")
+    assert _saved_rows(label) == [[0, 0.2, 0.2, 0.2, 0.2], [2, 0.8, 0.8, 0.1, 0.1]]  # 0.9 and 0.6 kept, 0.3 deleted
+    (entry,) = [json.loads(line) for line in (reviewed / "review_log.jsonl").read_text().splitlines()]
+    assert (entry["action"], len(entry["before"]), len(entry["after"])) == ("edit", 3, 2)

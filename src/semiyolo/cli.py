@@ -156,13 +156,16 @@ def _positive_int(text: str) -> int:
 
 
 def _variant(text: str) -> tuple[str, dict]:
-    """``NAME:key=value,...`` -> ``(NAME, {key: value})``, values parsed as config overrides are."""
+    """``NAME:key=value,...`` -> ``(NAME, {key: value})``, values parsed as config overrides are; ``NAME`` alone:
+    the config's own settings (``{}``), e.g. ``default`` for the method a user gets."""
     from .config import SemiConfig, parse_overrides
     from .semi_groups import flat_dotted_keys
 
-    name, _, settings = text.partition(":")
-    if not name.isidentifier() or not settings:
-        raise argparse.ArgumentTypeError(f"expected NAME:key=value,..., got {text!r}")
+    name, colon, settings = text.partition(":")
+    if not name.isidentifier() or (colon and not settings):
+        raise argparse.ArgumentTypeError(f"expected NAME or NAME:key=value,..., got {text!r}")
+    if not colon:
+        return name, {}
     try:  # a key by its flat name (teacher.decay is teacher_decay): the name a finished run is compared by
         parsed = flat_dotted_keys(parse_overrides(_top_level_split(settings)))
     except UserInputError as err:
@@ -420,9 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--variant",
         type=_variant,
         action="append",
-        metavar="NAME:key=value,...",
+        metavar="NAME[:key=value,...]",
         help="an online arm with these semi settings over lambda_bg 1, e.g. "
-        "tiered:pseudo_targets=tiered,teacher_half_life=0.1 (repeatable; run folder online_NAME)",
+        "tiered:pseudo_targets=tiered,teacher_half_life=0.1, or NAME alone for the config's own settings "
+        "(repeatable; run folder online_NAME)",
     )
     ablate.add_argument(
         "--only",

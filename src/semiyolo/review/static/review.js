@@ -72,7 +72,10 @@ function setStatus(text, kind) {
 // ---- boxes ---------------------------------------------------------------------------------------------------
 
 function editable(box) {
-  return { cls: box.cls, cx: box.cx, cy: box.cy, w: box.w, h: box.h, score: box.score, doubt: box.doubt };
+  return {
+    cls: box.cls, cx: box.cx, cy: box.cy, w: box.w, h: box.h, score: box.score, doubt: box.doubt,
+    likely_error: box.likely_error,
+  };
 }
 
 function corners(box) {
@@ -82,7 +85,7 @@ function corners(box) {
 function fromCorners(x1, y1, x2, y2, cls) {
   const [a, b] = [Math.max(0, Math.min(x1, x2)), Math.min(1, Math.max(x1, x2))];
   const [c, d] = [Math.max(0, Math.min(y1, y2)), Math.min(1, Math.max(y1, y2))];
-  return { cls, cx: (a + b) / 2, cy: (c + d) / 2, w: b - a, h: d - c, score: null, doubt: null };
+  return { cls, cx: (a + b) / 2, cy: (c + d) / 2, w: b - a, h: d - c, score: null, doubt: null, likely_error: null };
 }
 
 function clamp01(v) {
@@ -131,7 +134,8 @@ function fitCanvas() {
 
 function boxLabel(box) {
   const score = box.score === null || box.score === undefined ? "" : ` ${box.score.toFixed(2)}`;
-  return `${className(box.cls)}${score}`;
+  const tag = errorTag(box);
+  return `${className(box.cls)}${score}${tag ? ` \u00b7 ${tag}` : ""}`;
 }
 
 function drawBox(box, options) {
@@ -139,6 +143,7 @@ function drawBox(box, options) {
   const [left, top] = toCanvas(x1, y1);
   const [right, bottom] = toCanvas(x2, y2);
   ctx.save();
+  if (options.dim) ctx.globalAlpha = 0.25; // left out by the filters: still there, still saved
   ctx.strokeStyle = options.stroke;
   ctx.lineWidth = options.selected ? 3 : 2;
   if (options.dashed) ctx.setLineDash([5, 4]);
@@ -168,12 +173,16 @@ function draw() {
   const { W, H } = shownSize();
   ctx.drawImage(state.image, left, top, W, H);
   if (state.showDropped && state.current) {
+    const suggested = missedSuggestions();
     for (const box of state.current.dropped) {
-      drawBox(box, { stroke: "#bbbbbb", dashed: true, text: `${boxLabel(box)} dropped: ${box.dropped_by}` });
+      if (box.likely_error === "missed" && !suggested.includes(box)) continue; // added: drawn as a box
+      const missed = box.likely_error === "missed";
+      const text = `${boxLabel(box)} dropped: ${box.dropped_by}${missed ? " (m adds it)" : ""}`;
+      drawBox(box, { stroke: missed ? colour(box.cls) : "#bbbbbb", dashed: true, text, dim: !passesFilter(box) });
     }
   }
   state.boxes.forEach((box, i) => {
-    if (i !== state.selected) drawBox(box, { stroke: colour(box.cls), text: boxLabel(box) });
+    if (i !== state.selected) drawBox(box, { stroke: colour(box.cls), text: boxLabel(box), dim: !passesFilter(box) });
   });
   if (state.selected >= 0) {
     const box = state.boxes[state.selected];
@@ -187,6 +196,7 @@ function draw() {
   }
   showBoxInfo();
   showClassCounts();
+  showFilterCount();
 }
 
 function showBoxInfo() {
@@ -313,7 +323,7 @@ function onPointerUp(event) {
     }
   } else if (d.moved && shown(item)) {
     remember(item.name, d.before);
-    state.boxes[state.selected].score = null;
+    Object.assign(state.boxes[state.selected], { score: null, likely_error: null }); // the person's box now
     markEdited();
     return;
   }
@@ -335,6 +345,7 @@ function setClass(cls) {
     remember(item.name, state.boxes);
     box.cls = cls;
     box.score = null;
+    box.likely_error = null;
     markEdited();
   }
 }
@@ -555,6 +566,8 @@ const KEYS = {
   ArrowUp: () => openImage(state.index - 1),
   Escape: () => { state.selected = -1; draw(); },
   r: resetImage,
+  s: acceptAboveScore,
+  m: addMissed,
   d: () => { state.showDropped = !state.showDropped; draw(); },
 };
 
@@ -649,6 +662,7 @@ async function start() {
     const refused = state.info.refused ? ` \u00b7 ${state.info.refused} linked outside, not served` : "";
     $("source").textContent = `${state.info.kind}: ${state.info.source} \u2192 ${state.info.reviewed}${refused}`;
     buildClassPicker();
+    buildFilters();
     bindControls();
     await refreshList();
     try {
