@@ -387,3 +387,29 @@ def test_accept_above_a_score_keeps_the_boxes_scoring_at_least_the_filters_lowes
     assert _saved_rows(label) == [[0, 0.2, 0.2, 0.2, 0.2], [2, 0.8, 0.8, 0.1, 0.1]]  # 0.9 and 0.6 kept, 0.3 deleted
     (entry,) = [json.loads(line) for line in (reviewed / "review_log.jsonl").read_text().splitlines()]
     assert (entry["action"], len(entry["before"]), len(entry["after"])) == ("edit", 3, 2)
+
+
+def test_m_adds_a_possibly_missed_candidate_as_a_box(browser, tmp_path):
+    from semiyolo.review.doubt import ScoredBox
+    from semiyolo.review.sources import LabelFolderSource, Proposal
+
+    class Proposed(LabelFolderSource):  # a run's proposal without a model: one kept box, two dropped candidates
+        def load(self, name: str) -> Proposal:
+            kept = [ScoredBox(0, 0.25, 0.25, 0.2, 0.2, score=0.9)]
+            dropped = [
+                ScoredBox(1, 0.26, 0.25, 0.2, 0.2, score=0.4, dropped_by="score"),  # on the kept box: not missed
+                ScoredBox(2, 0.75, 0.7, 0.2, 0.3, score=0.35, dropped_by="score"),  # apart: missed
+            ]
+            return Proposal(boxes=kept, dropped=dropped if name == "scene.png" else [])
+
+    images = {name: _scene(tmp_path / "images" / name) for name in ("scene.png", "zz_next.png")}
+    reviewed = tmp_path / "reviewed"
+    source = Proposed(tmp_path / "images", images, NAMES, kind="run")
+    with background_server(create_app(source, ReviewStore(reviewed, user="browser"))) as url:
+        _open(browser, url, "scene.png")
+        _keys(browser, "m")  # the missed candidate becomes a box
+        _keys(browser, "m")  # nothing left to add: no change
+        _keys(browser, "a")
+        label = reviewed / "labels" / "scene.txt"
+        _wait(label.is_file, what=str(label))
+    assert _saved_rows(label) == [[0, 0.25, 0.25, 0.2, 0.2], [2, 0.75, 0.7, 0.2, 0.3]]
