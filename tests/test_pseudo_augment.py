@@ -109,8 +109,8 @@ def test_a_box_lands_where_its_pixels_land(placement):
     p = _Placement(*placement)
     image = torch.zeros(3, 64, 96)
     image[:, 16:48, 32:64] = 1.0  # x 32..64, y 16..48: on whole pixels, whole pixels after scaling by 0.5 or 2
-    moved, kept = StrongAugment(min_area_kept=0.0)._move_boxes(torch.tensor([[32.0, 16.0, 64.0, 48.0]]), p, 96, 64)
-    assert kept.tolist() == [0]
+    moved, kept = StrongAugment(min_area_kept=0.0)._map_boxes(torch.tensor([[32.0, 16.0, 64.0, 48.0]]), p, 96, 64)
+    assert kept.tolist() == [True]
     mask = _place(image, p)[0] > 0.5  # bilinear edges cross 0.5 at the box's edge
     ys, xs = torch.nonzero(mask, as_tuple=True)
     assert moved[0].tolist() == [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]

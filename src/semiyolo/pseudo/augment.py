@@ -124,13 +124,6 @@ class StrongAugment:
         nw, nh = max(1, round(s * w)), max(1, round(s * h))
         return _Placement(nw, nh, round((w - nw) / 2 + tx * w / 2), round((h - nh) / 2 + ty * h / 2), flip < self.flip)
 
-    def _move_boxes(self, boxes: Tensor, p: _Placement, w: int, h: int) -> tuple[Tensor, Tensor]:
-        """``(Tensor[k, 4] xyxy pixels of the view, Tensor[k] indices)``: the boxes of ``boxes: Tensor[n, 4]`` xyxy
-        pixels of the ``w x h`` image that survive placement ``p``, and which of them they are."""
-        moved, keep = self._map_boxes(boxes, p, w, h)
-        keep = keep.nonzero().squeeze(1)
-        return moved[keep], keep
-
     def _map_boxes(self, boxes: Tensor, p: _Placement, w: int, h: int) -> tuple[Tensor, Tensor]:
         """``(Tensor[n, 4], Tensor[n] bool)``: ``boxes: Tensor[n, 4]`` xyxy pixels of the ``w x h`` image moved by
         placement ``p`` and clipped to the view (xyxy pixels of the view), and whether each survives: it keeps
