@@ -472,3 +472,51 @@ def test_split_batch_keeps_the_tiered_targets_of_the_pseudo_labeled_part():
     assert pseudo["batch_idx"].tolist() == [0.0, 1.0] and pseudo["regress"].tolist() == [False, True]
     assert pseudo["target_weight"].tolist() == [pytest.approx(0.3), 1.0]
     assert pseudo["ignore_idx"].tolist() == [0.0, 1.0] and torch.equal(pseudo["ignore_bboxes"], batch["ignore_bboxes"])
+
+
+def test_trust_weights_on_the_anchors_by_hand():
+    from semiyolo.pseudo import TrustWeights
+
+    model, preds, batch = _hand_case()
+    crit = BackgroundPenaltyDetectionLoss(model, lambda_bg=1.0)
+    trust = TrustWeights(
+        positive=torch.tensor([0.2, 0.6]), negative=torch.tensor([0.5, 0.25]), box=torch.tensor([0.1, 0.4])
+    )
+    _, items, _, assignment = crit.forward(preds, batch, trust=trust)
+    ln2 = math.log(2)
+    # every logit 0, so every BCE element is ln 2. The 5 foreground anchors (an object of class 1) weigh both
+    # classes by positive[1] 0.6: 10 ln2 * 0.6; the 16 others weigh class 0 by 0.5 and class 1 by 0.25:
+    # 16 ln2 * 0.75. Over N = 5, times the cls gain 0.5.
+    torch.testing.assert_close(items["cls_loss"], torch.tensor(0.5 * (6 + 12) * ln2 / 5))
+    # the penalty: 16 background anchors of max sigmoid 0.5, each weighed by negative[argmax] = negative[0] 0.5
+    torch.testing.assert_close(items["bg_loss"], torch.tensor(0.5 * 16 * 0.5 * 0.5 / 5))
+    # DFL ln 2 on each foreground anchor, weighed by box[1] 0.4 (exact boxes: no CIoU loss), times the dfl gain 1.5
+    torch.testing.assert_close(items["dfl_loss"], torch.tensor(1.5 * 0.4 * ln2))
+    assert assignment.class_weight.shape == (1, 21, 2) and assignment.fg_mask.sum() == 5
+    full, _, _, _ = crit.forward(preds, batch, trust=TrustWeights.full(2))
+    plain, _, _, _ = crit.forward(preds, batch)
+    torch.testing.assert_close(full, plain)  # weights of 1: the criterion without a trust estimate
+
+
+def test_an_untrusted_teacher_leaves_the_labeled_loss_alone():
+    from semiyolo.integrations.ultralytics.semi_criterion import set_trust
+    from semiyolo.pseudo import TrustWeights
+
+    model = _model("yolov8n.yaml")
+    batch = {**_batch(3), "num_labeled": 2}  # the third image is the pseudo-labeled part, with no pseudo-labels
+    preds = model(batch["img"])
+    semi = SemiSupervisedLoss(BackgroundPenaltyDetectionLoss(model, lambda_bg=1.0), lambda_unsup=1.0)
+    labeled_only, _ = BackgroundPenaltyDetectionLoss(model, lambda_bg=1.0)(_slice_preds(preds, 2), _batch(2))
+    untrusted = TrustWeights(torch.zeros(4), torch.zeros(4), torch.zeros(4))
+    set_trust(semi, untrusted)
+    loss, items = semi(preds, batch)
+    torch.testing.assert_close(loss, labeled_only)
+    assert all(items[f"u_{name}"] == 0 for name in ("box_loss", "cls_loss", "dfl_loss", "bg_loss"))
+    set_trust(semi, None)  # unweighted again: the pseudo-labeled image teaches background
+    assert semi(preds, batch)[1]["u_cls_loss"] > 0
+
+
+def _slice_preds(preds, n):
+    from semiyolo.integrations.ultralytics.semi_criterion import _slice
+
+    return _slice(preds, slice(0, n))

@@ -244,8 +244,15 @@ class SemiConfig(_Strict):
         0.1,
         ge=0,
         lt=1,
-        description="share of labeled train images held out for DSAT; 0: DSAT calibrates on (up to 200 of) the "
-        "training images themselves and none is removed from training",
+        description="share of labeled train images held out for DSAT and the trust estimate (pseudo_trust); 0: DSAT "
+        "calibrates on (up to 200 of) the training images themselves and none is removed from training",
+    )
+    pseudo_trust: bool = Field(
+        False,
+        description="measure the teacher's pseudo-labels on the held-out labeled images (dsat_holdout) when "
+        "pseudo-labelling starts and after each epoch - precision, recall, coverage, localisation per class - and "
+        "weigh the pseudo-labeled part's positives, negatives and boxes by what they justify (2 p - 1, 2 c - 1, at "
+        "the lower end of their intervals), so an untrusted teacher leaves the labeled-only run (docs/spec.md §6.7)",
     )
     empty_unlabeled: Literal[EMPTY_UNLABELED] = Field(  # type: ignore[valid-type]
         "background", description="unlabeled images without pseudo-labels: trained as background, or left out"
@@ -289,6 +296,15 @@ class SemiConfig(_Strict):
         )
         if conflict:
             raise ValueError(conflict)
+        return self
+
+    @model_validator(mode="after")
+    def _trust_needs_holdout(self) -> SemiConfig:
+        if self.pseudo_trust and self.dsat_holdout == 0:
+            raise ValueError(
+                "pseudo_trust measures the teacher on held-out labeled images, and dsat_holdout is 0: set "
+                "dsat_holdout > 0 (e.g. 0.1), or pseudo_trust to false"
+            )
         return self
 
     @model_validator(mode="after")

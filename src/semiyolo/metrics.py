@@ -33,9 +33,18 @@ def match_detections(
     Shapes: ``boxes: Tensor[N, 4]`` xyxy, ``scores, classes: Tensor[N]``, ``gt_boxes: Tensor[M, 4]``,
     ``gt_classes: Tensor[M]``. Returns ``Tensor[N]`` bool.
     """
-    is_tp = torch.zeros(boxes.shape[0], dtype=torch.bool, device=boxes.device)
+    return match_pairs(boxes, scores, classes, gt_boxes, gt_classes, iou_threshold)[0] >= 0
+
+
+def match_pairs(
+    boxes: Tensor, scores: Tensor, classes: Tensor, gt_boxes: Tensor, gt_classes: Tensor, iou_threshold: float = 0.5
+) -> tuple[Tensor, Tensor]:
+    """The pairs of :func:`match_detections`: ``(object: Tensor[N] long, iou: Tensor[N])``, the index of the object
+    each detection matched (-1: none) and their IoU (0: none). Shapes as :func:`match_detections`."""
+    matched = torch.full((boxes.shape[0],), -1, dtype=torch.long, device=boxes.device)
+    matched_iou = torch.zeros(boxes.shape[0], device=boxes.device)
     if boxes.shape[0] == 0 or gt_boxes.shape[0] == 0:
-        return is_tp
+        return matched, matched_iou
     iou = box_iou(boxes.float(), gt_boxes.float())
     iou = torch.where(classes[:, None] == gt_classes[None, :].to(classes), iou, -1.0)
     taken = torch.zeros(gt_boxes.shape[0], dtype=torch.bool, device=boxes.device)
@@ -44,5 +53,5 @@ def match_detections(
         best = int(candidates.argmax())
         if candidates[best] >= iou_threshold:
             taken[best] = True
-            is_tp[i] = True
-    return is_tp
+            matched[i], matched_iou[i] = best, candidates[best]
+    return matched, matched_iou

@@ -100,6 +100,7 @@ SEMI_GROUPS = {
                 "pseudo_nms_iou",
                 "filters",
                 "dsat_holdout",
+                "pseudo_trust",
                 "pseudo_targets",
                 "uncertain_targets",
                 "cut_objects",

@@ -1,4 +1,5 @@
-"""Pseudo-labels: teacher detections, their filters (score, DSAT, DFL entropy, NMS uncertainty, cap)."""
+"""Pseudo-labels: teacher detections, their filters (score, DSAT, DFL entropy, NMS uncertainty, cap), tiers, dense
+targets and the trust estimate."""
 
 from .dense import DenseTargets, dense_geometry_conflict, uses_dense_targets
 from .dsat import f1_optimal_threshold
@@ -28,6 +29,7 @@ from .tiers import (
     soft_uncertain,
     split_tiers,
 )
+from .trust import TrustCounts, TrustWeights, count_trust, trust_weights
 
 __all__ = [
     "DEFAULT_FILTERS",
@@ -45,7 +47,10 @@ __all__ = [
     "PseudoLabelFilter",
     "ScoreFilter",
     "Tiers",
+    "TrustCounts",
+    "TrustWeights",
     "build_filters",
+    "count_trust",
     "dense_geometry_conflict",
     "dfl_entropy",
     "f1_optimal_threshold",
@@ -55,5 +60,6 @@ __all__ = [
     "soft_targets",
     "soft_uncertain",
     "split_tiers",
+    "trust_weights",
     "uses_dense_targets",
 ]

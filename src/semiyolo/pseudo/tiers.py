@@ -44,18 +44,18 @@ class Tiers:
     uncertain: Tensor
 
 
-def split_tiers(chain: FilterChain, dets: Detections, tiered: bool = True) -> Tiers:
+def split_tiers(chain: FilterChain, dets: Detections, tiered: bool = True, count: bool = True) -> Tiers:
     """The tiers of ``dets`` (a teacher's detections after NMS, all above the candidates' floor).
 
     Tiered: the filters judging the label run first, in their configured order, each on what the previous kept;
     then those judging localisation, on the reliable detections. Not tiered (hard pseudo-labels): every filter, in
-    its order, keeps or deletes, and what survives is reliable and regressed. Every filter counts what it kept
-    and dropped.
+    its order, keeps or deletes, and what survives is reliable and regressed. With ``count``, every filter counts
+    what it kept and dropped (not for the trust estimate's held-out images).
     """
     n, device = len(dets), dets.scores.device
     judges_label = [f for f in chain if f.judges == "label" or not tiered]
-    reliable = _surviving(dets, judges_label, torch.arange(n, device=device))
-    regressed = _surviving(dets, [f for f in chain if f not in judges_label], reliable)
+    reliable = _surviving(dets, judges_label, torch.arange(n, device=device), count)
+    regressed = _surviving(dets, [f for f in chain if f not in judges_label], reliable, count)
     return Tiers(_mask(reliable, n, device), _mask(regressed, n, device), ~_mask(reliable, n, device))
 
 
@@ -83,10 +83,10 @@ def soft_targets(reliable: Tensor, boxes: Tensor) -> Tensor:
     return targets
 
 
-def _surviving(dets: Detections, filters: list, index: Tensor) -> Tensor:
-    """Indices into ``dets`` of ``dets[index]`` that pass ``filters`` one after the other."""
+def _surviving(dets: Detections, filters: list, index: Tensor, count: bool = True) -> Tensor:
+    """Indices into ``dets`` of ``dets[index]`` that pass ``filters`` one after the other (counted, or not)."""
     for f in filters:
-        index = index[f.counted_mask(dets.select(index))]
+        index = index[(f.counted_mask if count else f.keep_mask)(dets.select(index))]
     return index
 
 

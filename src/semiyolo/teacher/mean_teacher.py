@@ -23,6 +23,8 @@ from ..pseudo import (
     DSATFilter,
     FilterChain,
     Tiers,
+    TrustCounts,
+    count_trust,
     dense_geometry_conflict,
     soft_targets,
     soft_uncertain,
@@ -208,6 +210,18 @@ class MeanTeacher:
                 gts.append(gt[:, 0].long())
         dsat.update(torch.cat(scores), torch.cat(classes), torch.cat(tps), torch.cat(gts))
         return True
+
+    def measure_trust(self, batches: Iterable[tuple[Tensor, list[Tensor]]], num_classes: int) -> TrustCounts:
+        """The teacher's pseudo-labels on labeled images against their labels (:mod:`semiyolo.pseudo.trust`):
+        labeled as the unlabeled images are (NMS, the filter chain, the tiers), the filters' counts left alone.
+        ``batches`` as :meth:`calibrate`'s."""
+        tiered = self.pseudo_targets == "tiered"
+        counts = TrustCounts.zeros(num_classes)
+        for images, labels in batches:
+            for d, gt in zip(self.labeler.detect(self.model, images), labels, strict=True):
+                tiers = split_tiers(self.filters, d, tiered, count=False)
+                counts = counts + count_trust(d, tiers, gt[:, 1:], gt[:, 0], num_classes, tiered)
+        return counts
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -11,7 +11,7 @@ gain and ``weigh`` applies them. The normaliser is an argument of each term, so 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from ...boxes import anchors_in_boxes
 from ...losses import PENALTY_MODES, PENALTY_NORMALIZATIONS, background_penalty, bce_and_background_sums
 
 if TYPE_CHECKING:  # the dense payload's type; the criterion reads the batch through semiyolo.batch alone
-    from ...pseudo import DenseTargets
+    from ...pseudo import DenseTargets, TrustWeights
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,10 @@ class Assignment:
             (``None``: all of them).
         penalty_mask: ``Tensor[B, A]`` bool or ``None``: the anchors the background penalty may act on (dense
             pseudo-targets: where the teacher is confident there is nothing); ``None``: every background anchor.
+        class_weight: ``Tensor[B, A, C]`` or ``None``: a weight on each anchor's and class's classification loss
+            (the trust estimate's, :func:`weigh_by_trust`); ``None``: 1.
+        box_weight: ``Tensor[B, A]`` or ``None``: a weight on each foreground anchor's box and DFL losses.
+        penalty_weight: ``Tensor[B, A]`` or ``None``: a weight on each background anchor's penalty.
     """
 
     fg_mask: Tensor
@@ -84,6 +88,9 @@ class Assignment:
     ignore_mask: Tensor | None = None
     regress_mask: Tensor | None = None
     penalty_mask: Tensor | None = None
+    class_weight: Tensor | None = None
+    box_weight: Tensor | None = None
+    penalty_weight: Tensor | None = None
 
     @property
     def background(self) -> Tensor:
@@ -258,7 +265,7 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         :attr:`penalized`. The ``max`` mode without class weights takes one fused pass for both
         (:func:`~semiyolo.losses.bce_and_background_sums`)."""
         logits, target_scores = outputs.logits, assignment.target_scores
-        plain = assignment.ignore_mask is None and assignment.penalty_mask is None
+        plain = assignment.ignore_mask is None and assignment.penalty_mask is None and assignment.class_weight is None
         if self.class_weights is None and self.mode in ("max", "none") and plain:
             fg_mask = assignment.fg_mask
             return bce_and_background_sums(
@@ -269,10 +276,15 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             bce = bce * self.class_weights
         if assignment.ignore_mask is not None:  # uncertain anchors: neither positive nor negative
             bce = bce * (~assignment.ignore_mask).unsqueeze(-1)
+        if assignment.class_weight is not None:
+            bce = bce * assignment.class_weight
         bce_sum = bce.sum()
         if not self.penalized:
             return bce_sum, bce_sum * 0.0
-        return bce_sum, background_penalty(logits, assignment.background, self.mode, self.gamma, reduction="sum")
+        if assignment.penalty_weight is None:
+            return bce_sum, background_penalty(logits, assignment.background, self.mode, self.gamma, reduction="sum")
+        penalty = background_penalty(logits, assignment.background, self.mode, self.gamma, reduction="none")
+        return bce_sum, (penalty * assignment.penalty_weight).sum()
 
     def loss_classification(self, bce_sum: Tensor, assignment: Assignment, normalizer: Tensor) -> dict[str, Tensor]:
         """``cls_loss``: ``sum BCE / normalizer`` (``bce``, ``bg_mean``: Ultralytics'), or ``sum BCE / (C A_all)``
@@ -292,13 +304,16 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
 
     def loss_boxes(self, outputs: HeadOutputs, assignment: Assignment, normalizer: Tensor) -> dict[str, Tensor]:
         """``box_loss`` (CIoU) and ``dfl_loss`` (or ``l1_loss``) from Ultralytics' ``BboxLoss``: sums over
-        foreground anchors weighted by their target score, over ``normalizer``."""
+        foreground anchors weighted by their target score (times ``box_weight``), over ``normalizer``."""
+        weights = assignment.target_scores
+        if assignment.box_weight is not None:
+            weights = weights * assignment.box_weight.unsqueeze(-1).to(weights.dtype)
         box, dfl = self.bbox_loss(
             outputs.distri,
             outputs.bboxes,
             outputs.anchor_points,
             assignment.target_bboxes / outputs.stride_tensor,
-            assignment.target_scores,
+            weights,
             normalizer,
             assignment.box_mask,
             outputs.imgsz,
@@ -322,10 +337,12 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         batch: dict[str, Any],
         normalizer_floor: Tensor | float | None = None,
         dense_k: int | None = None,
+        trust: TrustWeights | None = None,
         **kw,
     ) -> tuple[Tensor, dict[str, Tensor], HeadOutputs, Assignment]:
-        """Assign (TAL, or the batch's dense pseudo-targets), compute the terms over ``max(assignment.normalizer,
-        normalizer_floor)``, weigh them.
+        """Assign (TAL, or the batch's dense pseudo-targets), weigh the anchors by ``trust`` if given
+        (:func:`weigh_by_trust`), compute the terms over ``max(assignment.normalizer, normalizer_floor)``, weigh
+        them.
 
         Returns ``(loss, items, outputs, assignment)``: ``loss`` is ``Tensor[4]`` (not times the batch size),
         ``items`` its detached values by name. ``dense_k``: the positives per image of dense targets without a
@@ -334,6 +351,8 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         outputs = self.decode(preds)
         dense = batch.get(DENSE_KEY)
         assignment = self.assign(outputs, batch, **kw) if dense is None else self.assign_dense(outputs, dense, dense_k)
+        if trust is not None:
+            assignment = weigh_by_trust(assignment, trust, outputs.probs)
         normalizer = assignment.normalizer
         if normalizer_floor is not None:
             normalizer = torch.maximum(normalizer, torch.as_tensor(normalizer_floor).to(normalizer))
@@ -352,11 +371,33 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         batch: dict[str, Any],
         normalizer_floor: Tensor | float | None = None,
         dense_k: int | None = None,
+        trust: TrustWeights | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """``(Tensor[4] * B, items)`` as ``v8DetectionLoss.loss`` (``E2ELoss`` calls this on each branch);
-        ``normalizer_floor``, ``dense_k``: see :meth:`forward`."""
-        loss, items, _, _ = self.forward(preds, batch, normalizer_floor, dense_k)
+        ``normalizer_floor``, ``dense_k``, ``trust``: see :meth:`forward`."""
+        loss, items, _, _ = self.forward(preds, batch, normalizer_floor, dense_k, trust)
         return loss * preds["boxes"].shape[0], items
+
+
+def weigh_by_trust(assignment: Assignment, trust: TrustWeights, probs: Tensor) -> Assignment:
+    """``assignment`` with the trust estimate's per-class weights (:class:`~semiyolo.pseudo.TrustWeights`) laid
+    on its anchors: a foreground anchor's classification loss (every class) and box losses by the class of its
+    target, the other anchors' loss on class ``c`` by ``negative[c]``, and the background penalty of an anchor by
+    ``negative`` of its highest-scoring class.
+
+    Args:
+        assignment: the pseudo-labeled images' targets (``target_scores: Tensor[B, A, C]``, ``fg_mask``).
+        trust: ``Tensor[C]`` weights each.
+        probs: ``Tensor[B, A, C]`` the student's class probabilities (the penalty's class).
+    """
+    device, dtype = assignment.target_scores.device, assignment.target_scores.dtype
+    positive, negative, box = (w.to(device, dtype) for w in (trust.positive, trust.negative, trust.box))
+    target_class = assignment.target_scores.argmax(-1)  # (B, A): the class of a foreground anchor's target
+    fg = assignment.fg_mask.unsqueeze(-1)
+    class_weight = torch.where(fg, positive[target_class].unsqueeze(-1), negative)
+    box_weight = torch.where(assignment.fg_mask, box[target_class], 0.0)
+    penalty_weight = negative[probs.argmax(-1)]
+    return replace(assignment, class_weight=class_weight, box_weight=box_weight, penalty_weight=penalty_weight)
 
 
 def _ignore_mask(outputs: HeadOutputs, batch: dict[str, Any], fg_mask: Tensor) -> Tensor | None:

@@ -47,6 +47,7 @@ from .online_data import ReviewedImages, UnlabeledStream
 from .online_teacher import (
     DsatCalibration,
     TeacherValidation,
+    TrustEstimate,
     amp_dtype,
     build_mean_teacher,
     restore_mean_teacher,
@@ -83,6 +84,7 @@ class OnlineTrainer(SupervisedTrainer):
             raise ConfigError(conflict)
         # the parts, before Ultralytics' __init__ (which builds the dataset, DSAT's hold-out included)
         self.dsat = DsatCalibration(self)
+        self.trust = TrustEstimate(self, lambda: self.dsat.images)
         self.reviewed = ReviewedImages(self)
         self.unlabeled = UnlabeledStream(self, self.reviewed)
         self.teacher_validation = TeacherValidation(self)
@@ -184,7 +186,8 @@ class OnlineTrainer(SupervisedTrainer):
 
     def begin_epoch(self) -> None:
         """Reviewed images join (the loaders rebuilt), the Ultralytics view follows mosaic's closing, the base
-        trainer's schedules and exact-resume restore, then ``lambda_unsup`` and the epoch's counts start."""
+        trainer's schedules and exact-resume restore, then ``lambda_unsup`` and the epoch's counts start, and the
+        trust estimate is measured (``semi.pseudo_trust``)."""
         if self.semi.reviewed and self.reviewed.take_new():
             self.train_loader = self.reviewed.labeled_loader()
             self.unlabeled.open()
@@ -193,6 +196,8 @@ class OnlineTrainer(SupervisedTrainer):
         self.picture_due = bool(self.args.plots) and RANK in {-1, 0}
         self.audit.reset()
         self.mean_teacher.filters.reset_counts()
+        if self.semi.pseudo_trust and self.semi_active:
+            self.trust.measure(self.mean_teacher)
 
     def schedule_loss_weights(self) -> None:
         super().schedule_loss_weights()
@@ -236,6 +241,8 @@ class OnlineTrainer(SupervisedTrainer):
         for key, value in (self.filter_counts or self.mean_teacher.filters.stats()).items():
             metrics[f"semi/{key}"] = value
         metrics.update(self.dsat.metrics(self.mean_teacher))
+        if self.semi.pseudo_trust:
+            metrics.update(self.trust.metrics())
         return {**metrics, **(self.teacher_validation.run_metrics() if self.semi.validate_teacher else {})}
 
     def validate(self):

@@ -22,10 +22,11 @@ from ...config import SemiConfig
 from ...data import held_out_train, train_images
 from ...errors import ConfigError
 from ...pixels import to_unit_range
-from ...pseudo import DSATFilter, build_filters, uses_dense_targets
+from ...pseudo import DSATFilter, TrustCounts, TrustWeights, build_filters, trust_weights, uses_dense_targets
 from ...pseudo.augment import student_view
 from ...teacher import MeanTeacher, TeacherPseudoLabeler
 from .distributed import broadcast_filters
+from .semi_criterion import set_trust
 from .unlabeled import UnlabeledImages, unlabeled_batches
 
 DSAT_MAX_IMAGES = 200  # labeled images DSAT calibrates on, at most
@@ -97,7 +98,8 @@ def restore_mean_teacher(teacher: MeanTeacher, state: dict[str, Any], seed: int,
 class DsatCalibration:
     """DSAT's thresholds (a ``dsat`` filter), re-estimated every ``update_every`` epochs on labeled images: a
     held-out slice of the labeled training images (``semi.dsat_holdout``, lists in the run folder), or with
-    ``dsat_holdout: 0`` up to :data:`DSAT_MAX_IMAGES` of them, evenly spaced, still trained on."""
+    ``dsat_holdout: 0`` up to :data:`DSAT_MAX_IMAGES` of them, evenly spaced, still trained on. The held-out slice
+    is the trust estimate's too (:class:`TrustEstimate`)."""
 
     def __init__(self, trainer) -> None:
         self.trainer = trainer
@@ -106,7 +108,7 @@ class DsatCalibration:
     def hold_out(self, data: dict) -> dict:
         """Ultralytics' dataset ``data``, less the held-out images where there are any (before the loaders)."""
         semi = self.trainer.semi
-        if not any(f.name == "dsat" for f in semi.filters):
+        if not any(f.name == "dsat" for f in semi.filters) and not semi.pseudo_trust:
             return data
         if semi.dsat_holdout == 0:
             images = train_images(data)
@@ -134,6 +136,63 @@ class DsatCalibration:
         dsat = teacher.filters.find(DSATFilter)
         names = self.trainer.data["names"]
         return {} if dsat is None else {f"semi/thr_{names[c]}": float(t) for c, t in enumerate(dsat.thresholds)}
+
+
+class TrustEstimate:
+    """``semi.pseudo_trust``: at the start of every epoch with pseudo-labels, the teacher labels the held-out labeled
+    images (:class:`DsatCalibration`'s) and the pseudo-labeled part of the loss is weighed by what its precision,
+    coverage and localisation there justify (:mod:`semiyolo.pseudo.trust`). The estimate depends only on the
+    teacher and the filters, so a resumed run measures the same one again."""
+
+    def __init__(self, trainer, images: Callable[[], list[Path]]) -> None:
+        self.trainer, self.images = trainer, images
+        self.counts: TrustCounts | None = None
+        self.weights: TrustWeights | None = None
+
+    def measure(self, teacher: MeanTeacher) -> None:
+        t = self.trainer
+        holdout = UnlabeledImages(self.images(), t.args.imgsz)
+        batches = unlabeled_batches(holdout, t.batch_size, 0, max_passes=1, shuffle=False)
+        self.counts = teacher.measure_trust(
+            ((to_unit_range(images.to(t.device)), labels) for images, labels, _ in batches), t.data["nc"]
+        )
+        self.weights = trust_weights(self.counts)
+        set_trust(unwrap_model(t.model).criterion, self.weights)
+        if RANK in {-1, 0}:
+            LOGGER.info(f"epoch {t.epoch + 1}: {self.summary(len(holdout))}")
+
+    def figures(self) -> dict[str, float]:
+        """The measured rates of every class together, and each weight averaged over the classes by their
+        held-out objects; zeros before the first estimate (the columns of results.csv stay the same)."""
+        if self.counts is None or self.weights is None:
+            return dict.fromkeys(TRUST_FIGURES, 0.0)
+        rates = {k: float(v) for k, v in self.counts.pooled().rates().items()}
+        share = self.counts.objects.float() / self.counts.objects.sum().clamp(min=1)
+        weights = {k: float((getattr(self.weights, k) * share).sum()) for k in ("positive", "negative", "box")}
+        return {**rates, **{f"weight_{k}": v for k, v in weights.items()}}
+
+    def summary(self, n_images: int) -> str:
+        f = self.figures()
+        return (
+            f"pseudo-labels on {n_images} held-out labeled images: precision {f['precision']:.2f}, recall "
+            f"{f['recall']:.2f}, coverage {f['coverage']:.2f}, IoU {f['localisation']:.2f}; unlabeled weights: "
+            f"positives {f['weight_positive']:.2f}, negatives {f['weight_negative']:.2f}, boxes {f['weight_box']:.2f}"
+        )
+
+    def metrics(self) -> dict[str, float]:
+        """``semi/trust_<figure>`` for results.csv and the loggers."""
+        return {f"semi/trust_{k}": v for k, v in self.figures().items()}
+
+
+TRUST_FIGURES = (
+    "precision",
+    "recall",
+    "coverage",
+    "localisation",
+    "weight_positive",
+    "weight_negative",
+    "weight_box",
+)  # TrustEstimate.figures' keys
 
 
 class TeacherValidation:

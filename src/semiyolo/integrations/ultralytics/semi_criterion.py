@@ -4,13 +4,16 @@ times the same criterion on the pseudo-labeled ones, whose normaliser is floored
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from ...batch import DENSE_KEY, num_labeled, split_batch
-from .criterion import BackgroundPenaltyDetectionLoss
+from .criterion import BackgroundPenaltyDetectionLoss, inner_criteria
+
+if TYPE_CHECKING:
+    from ...pseudo import TrustWeights
 
 UNSUPERVISED_PREFIX = "u_"
 
@@ -52,6 +55,9 @@ class SemiSupervisedLoss:
     end-to-end head wraps one per branch: ``build_criterion(model, wrap=partial(SemiSupervisedLoss, ...))``
     gives ``E2ELoss`` over two of them, each branch floored by its own labeled normaliser.
 
+    Trust: with ``semi.pseudo_trust`` the pseudo-labeled part's anchors are weighed by the teacher's measured
+    trust (:func:`~.criterion.weigh_by_trust`, set with :func:`set_trust`); ``None``: unweighted.
+
     Args:
         criterion: a :class:`~.criterion.BackgroundPenaltyDetectionLoss` (one head; not an ``E2ELoss``).
         lambda_unsup: weight of the pseudo-labeled part (>= 0); schedules change it with
@@ -70,6 +76,7 @@ class SemiSupervisedLoss:
                 " for an end-to-end head use build_criterion(model, wrap=partial(SemiSupervisedLoss, ...))"
             )
         self.criterion, self.density_floor = criterion, density_floor
+        self.trust: TrustWeights | None = None
         self.set_weights(lambda_unsup=lambda_unsup)
 
     def set_weights(self, lambda_unsup: float) -> None:
@@ -107,6 +114,14 @@ class SemiSupervisedLoss:
         floor = assignment.normalizer * (total - n_labeled) / n_labeled if self.density_floor else None
         dense_k = _labeled_positives(assignment, n_labeled) if DENSE_KEY in pseudo else None
         u_part = _slice(preds, slice(n_labeled, total))
-        u_loss, u_items = self.criterion.loss(u_part, pseudo, normalizer_floor=floor, dense_k=dense_k)
+        u_loss, u_items = self.criterion.loss(u_part, pseudo, normalizer_floor=floor, dense_k=dense_k, trust=self.trust)
         items = {**items, **{UNSUPERVISED_PREFIX + k: v for k, v in u_items.items()}}
         return loss * n_labeled + self.lambda_unsup * u_loss, items
+
+
+def set_trust(criterion, trust: TrustWeights | None) -> None:
+    """Give every :class:`SemiSupervisedLoss` inside ``criterion`` (itself, or an ``E2ELoss``'s two) the trust
+    estimate's weights for its pseudo-labeled part; ``None``: unweighted."""
+    for c in inner_criteria(criterion):
+        if isinstance(c, SemiSupervisedLoss):
+            c.trust = trust

@@ -1,0 +1,88 @@
+"""The trust estimate (semiyolo.pseudo.trust): counts against held-out labels, and the weights they justify."""
+
+import math
+
+import pytest
+import torch
+
+from semiyolo.pseudo import Detections, Tiers, TrustCounts, count_trust, trust_weights
+from semiyolo.pseudo.trust import wilson_lower
+
+
+def _detections():
+    # d0 class 0 on object 0 (exact), d1 class 0 on nothing, d2 class 1 uncertain over object 1 (IoU 90 / 100),
+    # d3 class 1 on object 2 (IoU 80 / 100)
+    boxes = torch.tensor([[0, 0, 10, 10], [60, 60, 70, 70], [21, 20, 30, 30], [40, 40, 50, 48]], dtype=torch.float)
+    dets = Detections(boxes, torch.tensor([0.9, 0.8, 0.3, 0.7]), torch.tensor([0, 0, 1, 1]))
+    reliable = torch.tensor([True, True, False, True])
+    tiers = Tiers(reliable=reliable, regressed=reliable.clone(), uncertain=~reliable)
+    gt_boxes = torch.tensor([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]], dtype=torch.float)
+    return dets, tiers, gt_boxes, torch.tensor([0, 0, 1])
+
+
+def test_counts_by_hand():
+    counts = count_trust(*_detections(), num_classes=3)
+    # class 0: two pseudo-labels, one correct; two objects, one found, the other under an uncertain box (covered)
+    # class 1: one pseudo-label, correct at IoU 0.8; one object, found; class 2: nothing at all
+    assert counts.pseudo_labels.tolist() == [2, 1, 0]
+    assert counts.correct.tolist() == [1, 1, 0]
+    assert counts.objects.tolist() == [2, 1, 0]
+    assert counts.found.tolist() == [1, 1, 0]
+    assert counts.covered.tolist() == [2, 1, 0]
+    torch.testing.assert_close(counts.iou_sum, torch.tensor([1.0, 0.8, 0.0], dtype=torch.float64))
+    rates = counts.rates()
+    torch.testing.assert_close(rates["precision"], torch.tensor([0.5, 1.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(rates["recall"], torch.tensor([0.5, 1.0, 0.0], dtype=torch.float64))
+
+
+def test_uncertain_detections_cover_nothing_without_tiers():
+    # hard pseudo-labels: the uncertain detection is dropped, so object 1 is taught as background
+    counts = count_trust(*_detections(), num_classes=3, tiered=False)
+    assert counts.covered.tolist() == [1, 1, 0]
+
+
+def test_counts_add_and_pool():
+    one = count_trust(*_detections(), num_classes=3)
+    two = one + one
+    assert two.pseudo_labels.tolist() == [4, 2, 0]
+    pooled = two.pooled()
+    assert pooled.objects.tolist() == [6] and pooled.covered.tolist() == [6]
+    assert TrustCounts.zeros(2).objects.tolist() == [0, 0]
+
+
+def test_wilson_lower_by_hand():
+    # 3 of 3 at z = 1: (1 + 1/6 - sqrt(1/36)) / (1 + 1/3) = 0.75
+    # 8 of 10: p 0.8, centre 0.8 + 1/20 = 0.85, spread sqrt(0.16/10 + 1/400) = sqrt(0.0185), over 1.1
+    expected = [0.75, (0.85 - math.sqrt(0.0185)) / 1.1, 0.0]
+    lower = wilson_lower(torch.tensor([3.0, 8.0, 0.0]), torch.tensor([3.0, 10.0, 0.0]))
+    torch.testing.assert_close(lower, torch.tensor(expected, dtype=torch.float64))
+
+
+def test_weights_by_hand():
+    # class 0: 8 of 10 pseudo-labels correct (lower bound 0.649077), 3 of 3 objects covered (0.75), mean IoU 0.8;
+    # class 1: no evidence; class 2: precision 5 of 10 and coverage 1 of 2 (lower bounds under a half)
+    counts = TrustCounts(
+        pseudo_labels=torch.tensor([10.0, 0.0, 10.0], dtype=torch.float64),
+        correct=torch.tensor([8.0, 0.0, 5.0], dtype=torch.float64),
+        objects=torch.tensor([3.0, 0.0, 2.0], dtype=torch.float64),
+        found=torch.tensor([3.0, 0.0, 1.0], dtype=torch.float64),
+        covered=torch.tensor([3.0, 0.0, 1.0], dtype=torch.float64),
+        iou_sum=torch.tensor([6.4, 0.0, 4.0], dtype=torch.float64),
+    )
+    weights = trust_weights(counts)
+    p0 = (0.85 - math.sqrt(0.0185)) / 1.1
+    positive0 = 2 * p0 - 1  # 0.298154
+    torch.testing.assert_close(weights.positive, torch.tensor([positive0, 0.0, 0.0]))
+    torch.testing.assert_close(weights.negative, torch.tensor([0.5, 0.0, 0.0]))  # 2 * 0.75 - 1
+    torch.testing.assert_close(weights.box, torch.tensor([positive0 * 0.6, 0.0, 0.0]))  # (0.8 - 0.5) / 0.5
+    assert weights.positive.dtype == torch.float32
+
+
+@pytest.mark.parametrize("n", [1, 10, 1000])
+def test_a_perfect_teacher_earns_more_weight_with_more_evidence(n):
+    full = torch.tensor([float(n)], dtype=torch.float64)
+    counts = TrustCounts(full, full, full, full, full, full)  # every match at IoU 1
+    weights = trust_weights(counts)
+    expected = 2 * (1 / (1 + 1 / n)) - 1  # Wilson's lower end of n of n at z = 1 is n / (n + 1)
+    torch.testing.assert_close(weights.positive, torch.tensor([expected], dtype=torch.float32))
+    torch.testing.assert_close(weights.box, weights.positive)
