@@ -234,6 +234,13 @@ class SemiConfig(_Strict):
         "image's left-right mirror (Humble Teacher's flip ensemble): one teacher forward of twice the images; for "
         "models trained with fliplr > 0",
     )
+    teacher_agreement: bool = Field(
+        False,
+        description="with teacher_flip, the teacher's detections on each view alone (the image, its mirror), from the "
+        "same forward, beside the fused ones: a fused pseudo-label that a view misses (no detection of its class at "
+        "IoU >= 0.5) is uncertain, not reliable, and one whose views' boxes disagree (IoU < 0.75) is not regressed; "
+        "needs teacher_flip and tiered pseudo-targets",
+    )
     teacher_scale: float = Field(
         1.0,
         description="the teacher labels the unlabeled images resized by this factor (to a multiple of the model's "
@@ -296,6 +303,15 @@ class SemiConfig(_Strict):
         )
         if conflict:
             raise ValueError(conflict)
+        return self
+
+    @model_validator(mode="after")
+    def _agreement_needs_views_and_tiers(self) -> SemiConfig:
+        if self.teacher_agreement and not (self.teacher_flip and self.pseudo_targets == "tiered"):
+            raise ValueError(
+                f"teacher_agreement compares the teacher's views and sets tiers: it needs teacher_flip true and "
+                f"pseudo_targets tiered (got teacher_flip {self.teacher_flip}, pseudo_targets {self.pseudo_targets})"
+            )
         return self
 
     @model_validator(mode="after")

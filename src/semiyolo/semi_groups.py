@@ -86,6 +86,7 @@ SEMI_GROUPS = {
                 "teacher_half_life",
                 "teacher_min_half_life",
                 "teacher_flip",
+                "teacher_agreement",
                 "teacher_scale",
                 "validate_teacher",
                 "lambda_unsup",
