@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import RunInterrupted, TrainingDiverged, UserInputError
-from .experiments.arms import ONLY_CHOICES
+from .experiments.arms import ONLY_CHOICES, REVIEW_ORDERS
 from .runfiles import last_weights
 
 
@@ -207,6 +207,8 @@ def _ablate(args: argparse.Namespace) -> int:
         lr_scales=tuple(args.lr_scales),
         splits=args.splits,
         only_splits=tuple(args.only_splits or ()),
+        review_k=tuple(args.review_k or ()),
+        review_orders=tuple(args.review_orders),
     )
     run_ablation(args.config, args.out, protocol, overrides=args.overrides)
     return 0
@@ -449,6 +451,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="seeds of the fully labeled ceiling (default: 1); the gap closed is measured against their mean",
+    )
+    ablate.add_argument(
+        "--review-k",
+        nargs="+",
+        type=_positive_int,
+        metavar="K",
+        help="add the reviewed arms (seed<s>/reviewed_k<K>_<order>): a simulated reviewer corrects K unlabeled images "
+        "with their hidden labels, then the config's online method continues; '--only reviewed' alone takes 5 10 20",
+    )
+    ablate.add_argument(
+        "--review-orders",
+        nargs="+",
+        choices=REVIEW_ORDERS,
+        default=list(REVIEW_ORDERS),
+        help="how the reviewed arms choose their K images: the review page's order, a seeded random choice, or the "
+        "page's order with near-duplicates counted once (default: all three)",
     )
     ablate.add_argument(
         "--continue-lr",

@@ -14,6 +14,9 @@ Arms (``kind`` in ``ablation.csv``):
   converged weights, labeled + pseudo-labeled images): the same continuation, the same ``steps``.
 - ``oracle_continued``: the same continuation on the labeled and the unlabeled images with their hidden labels, as
   if the pseudo-labels were perfect: what ``steps`` optimizer steps can give at most to any pseudo-labels.
+- ``reviewed`` (``--review-k``, ``--review-orders``; :mod:`.review_arms`): the config's online method, the same
+  continuation, after a simulated reviewer corrected ``k`` unlabeled images with their hidden labels, chosen in the
+  review page's order, at random or in the page's order with near-duplicates counted once.
 - ``fully_labeled``: the labeled and unlabeled images with their hidden labels, from the config's model, with the
   converged run's schedule in as many batches (so as many optimizer steps): the ceiling; and
   ``fully_labeled_continued``, each ceiling continued for ``steps`` like the oracle, so the ceiling trains as long
@@ -50,13 +53,14 @@ from ..data import check_detection_dataset, list_images
 from ..errors import ConfigError
 from ..integrations.ultralytics import split_metrics, training_arguments, training_default
 from ..runfiles import last_weights, train_state
-from .arms import CONTINUATIONS, CONVERGED, FULLY_LABELED, FULLY_LABELED_CONTINUED, OFFLINE, ORACLE
+from .arms import CONTINUATIONS, CONVERGED, FULLY_LABELED, FULLY_LABELED_CONTINUED, OFFLINE, ORACLE, REVIEWED
 from .held_out import TEST, GainIntervals, has_test_split, measured_on_test, rows_by_split
 from .hidden_labels import hidden_labels_dataset, missing_hidden_labels
 from .label_splits import label_split, split_configs
 from .offline_labels import offline_pseudo_labels
 from .protocol import SUPERVISED_MODE, Arm, Protocol, arms_to_run, ceiling_runs, ceilings_to_run, continuation_arms
 from .report import write_protocol_report
+from .review_arms import review_facts, reviewed_folder
 from .run_folder import history, resolved_optimizer, run_args
 from .runs import ROW_FILE, finished_rows, read_row, train_or_reuse
 from .schedule import ceiling_train_args, continuation_train_args, epochs_for
@@ -159,6 +163,7 @@ def _train_split(plan: _Plan, protocol: Protocol, arms: Sequence[Arm], base_seed
     train_or_reuse(plan.out, CONVERGED, CONVERGED, base_seed, converged_cfg, shared=True)  # every continuation needs it
     optim = resolved_optimizer(plan.converged_dir)
     hidden = [k for k in (ORACLE, FULLY_LABELED) if protocol.runs(k) and (k != ORACLE or protocol.oracle)]
+    hidden += [REVIEWED] if protocol.review_k and protocol.runs(REVIEWED) else []
     notes = [] if plan.full_data or not hidden else [f"{', '.join(hidden)}: skipped, {plan.hidden_note}"]
     notes += [plan.hidden_note] if plan.full_data and plan.hidden_note else []
     for note in notes:
@@ -166,7 +171,8 @@ def _train_split(plan: _Plan, protocol: Protocol, arms: Sequence[Arm], base_seed
     elsewhere = []  # runs another live process is training
     for arm in arms_to_run(protocol, arms, base_seed, hidden_labels=plan.full_data is not None):
         run_cfg = _continuation_config(plan, arm, protocol, optim)
-        if train_or_reuse(plan.out, arm.name, arm.kind, arm.seed, run_cfg, arm.variant) is None:
+        facts = review_facts(arm, plan.out) if arm.review else None
+        if train_or_reuse(plan.out, arm.name, arm.kind, arm.seed, run_cfg, arm.variant, facts=facts) is None:
             elsewhere.append(arm.name)
     for name, seed in ceilings_to_run(protocol, base_seed, hidden_labels=plan.full_data is not None):
         if _run_ceiling(plan, optim, name, seed) is None:
@@ -206,6 +212,8 @@ def _continuation_config(
     start = start or plan.converged_dir
     run_cfg = copy.deepcopy(plan.base)
     offline, oracle = arm.kind == OFFLINE, arm.kind in (ORACLE, FULLY_LABELED_CONTINUED)  # oracle: hidden labels
+    # reviewed images join the labeled ones at the first epoch's start, after Ultralytics has counted the batches
+    # of an epoch (its optimizer-step cadence): the epochs are the labeled images' alone
     images = plan.n_labeled + plan.n_unlabeled if offline or oracle else plan.n_labeled * plan.labeled_repeat
     batch, nbs = _fixed_batch(run_cfg["train"]), int(run_cfg["train"].get("nbs", training_default("nbs")))
     run_cfg["model"] = str(last_weights(start))
@@ -223,6 +231,8 @@ def _continuation_config(
     if offline:
         pseudo = offline_pseudo_labels(plan.out, plan.converged_dir, run_cfg)
         run_cfg["semi"].update(labeled_repeat=1, pseudo_labels=str(pseudo))
+    if arm.review:
+        run_cfg["semi"].update(reviewed=str(reviewed_folder(plan.out, start, run_cfg["semi"]["unlabeled"], arm)))
     if oracle:
         run_cfg["data"] = str(plan.full_data)
         run_cfg["semi"].update(labeled_repeat=1)

@@ -8,6 +8,10 @@ continuation other than its pseudo-labels (docs/BENCHMARKS.md, "Controls"):
   term, so its updates are larger); the best labeled-only continuation on validation is the baseline;
 - ``supervised_continued_aug``: the labeled images alone with the augmentation an online arm adds
   (``semi.labeled_mixup`` for an arm's ``pseudo_mixup``).
+
+``reviewed`` arms (``seed<s>/reviewed_k<k>_<order>``, :mod:`.review_arms`) measure what to label next: a simulated
+reviewer corrects ``k`` unlabeled images with their hidden labels, chosen in one of :data:`REVIEW_ORDERS`, and the
+run continues online like the other arms.
 """
 
 CONVERGED = "supervised_converged"
@@ -19,10 +23,12 @@ ORACLE = "oracle_continued"
 FULLY_LABELED = "fully_labeled"
 ONLINE = "online"  # a mean teacher's pseudo-labels, made as the student trains
 OFFLINE = "offline"  # pseudo-labels the converged run made once, before the continuation
+REVIEWED = "reviewed"  # online, after a simulated reviewer corrected k unlabeled images (with their hidden labels)
+REVIEW_ORDERS = ("page", "random", "spread")  # how the k images are chosen (:mod:`.review_arms`)
 FULLY_LABELED_CONTINUED = "fully_labeled_continued"  # the ceiling continued for the arms' budget, as long as they
 CONTROLS = (CONTINUED_BG, CONTINUED_LR, CONTINUED_AUG)  # labeled-only continuations that isolate one difference
 BASELINES = (CONTINUED, CONTINUED_LR)  # labeled-only continuations of the config's recipe: the best is the baseline
-CONTINUATIONS = (CONTINUED, *CONTROLS, ONLINE, OFFLINE, ORACLE)  # the arms that continue from the converged run
+CONTINUATIONS = (CONTINUED, *CONTROLS, ONLINE, OFFLINE, ORACLE, REVIEWED)  # continuing from the converged run
 VARIANTS = "variants"  # ``--only variants``: the ``--variant`` online arms alone, not the online_bg* ones
 KINDS = (CONVERGED, *CONTINUATIONS, FULLY_LABELED, FULLY_LABELED_CONTINUED)  # every arm's kind
 ONLY_CHOICES = (*CONTINUATIONS, FULLY_LABELED, FULLY_LABELED_CONTINUED, VARIANTS)  # ``semiyolo ablate --only``

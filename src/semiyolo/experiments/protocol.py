@@ -9,9 +9,22 @@ from typing import Any
 
 from ..config import MODES
 from ..errors import ConfigError
-from .arms import CONTINUED, CONTINUED_AUG, CONTINUED_BG, CONTINUED_LR, FULLY_LABELED, OFFLINE, ONLINE, ORACLE, VARIANTS
+from .arms import (
+    CONTINUED,
+    CONTINUED_AUG,
+    CONTINUED_BG,
+    CONTINUED_LR,
+    FULLY_LABELED,
+    OFFLINE,
+    ONLINE,
+    ORACLE,
+    REVIEW_ORDERS,
+    REVIEWED,
+    VARIANTS,
+)
 
 SUPERVISED_MODE, ONLINE_MODE, OFFLINE_MODE = MODES  # semi.mode of the arms' runs
+DEFAULT_REVIEW_K = (5, 10, 20)  # images the simulated reviewer corrects, for ``--only reviewed`` without ``--review-k``
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,8 @@ class Protocol:
     controls: bool = True  # the labeled-only controls (:mod:`.arms`): the penalty, the augmentations
     lr_scales: tuple[float, ...] = (2.0, 4.0)  # the labeled-only continuation also at these multiples of continue_lr
     only_splits: tuple[int, ...] = ()  # train only these label splits, 0-based (all when empty); the report has all
+    review_k: tuple[int, ...] = ()  # the reviewed arms' numbers of reviewed images (none: no reviewed arms)
+    review_orders: tuple[str, ...] = REVIEW_ORDERS  # how the reviewed arms choose their images
 
     def __post_init__(self) -> None:
         if not 0 < self.continue_lr <= 1:
@@ -61,10 +76,23 @@ class Protocol:
             raise ConfigError(
                 f"--only-splits: {outside_splits} outside the {self.splits} label splits (0 to {self.splits - 1})"
             )
+        self._check_review()
         most = max(self.seeds, self.ceiling_seeds)
         outside = [k for k in self.only_seeds if not 0 <= k < most]
         if outside:
             raise ConfigError(f"--only-seeds: {outside} outside the {most} seeds (0 to {most - 1})")
+
+    def _check_review(self) -> None:
+        """``--review-k`` and ``--review-orders``; ``--only reviewed`` alone takes :data:`DEFAULT_REVIEW_K`."""
+        if REVIEWED in self.only and not self.review_k:
+            object.__setattr__(self, "review_k", DEFAULT_REVIEW_K)
+        if any(k < 1 for k in self.review_k):
+            raise ConfigError(f"--review-k: expected numbers of images >= 1, got {list(self.review_k)}")
+        unknown = [order for order in self.review_orders if order not in REVIEW_ORDERS]
+        if unknown or not self.review_orders:
+            raise ConfigError(f"--review-orders: expected some of {', '.join(REVIEW_ORDERS)}, got {unknown or 'none'}")
+        object.__setattr__(self, "review_k", tuple(dict.fromkeys(self.review_k)))
+        object.__setattr__(self, "review_orders", tuple(dict.fromkeys(self.review_orders)))
 
     def chosen_seeds(self, base_seed: int, count: int) -> set[int]:
         """The seeds of ``count`` that this invocation trains: ``--only-seeds``' (``base_seed + k``), else all."""
@@ -86,6 +114,7 @@ class Arm:
     semi: dict[str, Any] = field(default_factory=dict)  # semi settings over the config's
     variant: str | None = None  # a --variant's name
     lr_scale: float = 1.0  # the continuation's first learning rate, in multiples of ``Protocol.continue_lr``
+    review: tuple[int, str] | None = None  # a reviewed arm's (images reviewed, order chosen in)
 
 
 def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
@@ -106,7 +135,19 @@ def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
             arms.append(Arm(f"seed{seed}/{OFFLINE}", OFFLINE, seed, {"mode": OFFLINE_MODE, "lambda_bg": 0.0}))
         if protocol.oracle:
             arms.append(Arm(f"seed{seed}/{ORACLE}", ORACLE, seed, {"mode": SUPERVISED_MODE, "lambda_bg": 0.0}))
+        arms += review_arms(protocol, seed)
     return arms
+
+
+def review_arms(protocol: Protocol, seed: int) -> list[Arm]:
+    """The reviewed arms of ``seed``, ``seed<s>/reviewed_k<k>_<order>`` for each ``review_k`` and
+    ``review_orders``: the config's online method (its own ``semi`` settings, online) after the review."""
+    online = {"mode": ONLINE_MODE}
+    return [
+        Arm(f"seed{seed}/{REVIEWED}_k{k}_{order}", REVIEWED, seed, online, review=(k, order))
+        for k in protocol.review_k
+        for order in protocol.review_orders
+    ]
 
 
 def control_arms(protocol: Protocol, seed: int) -> list[Arm]:
@@ -150,6 +191,8 @@ def ceilings_to_run(
 
 def arms_to_run(protocol: Protocol, arms: Sequence[Arm], base_seed: int, hidden_labels: bool) -> list[Arm]:
     """The continuations this invocation trains: ``--only``'s kinds (``variants``: the ``--variant`` arms),
-    ``--only-seeds``' seeds (``base_seed + k``), and the oracle only where the unlabeled images have hidden labels."""
+    ``--only-seeds``' seeds (``base_seed + k``), and the oracle and the reviewed arms only where the unlabeled images
+    have hidden labels."""
     seeds = protocol.chosen_seeds(base_seed, protocol.seeds)
-    return [a for a in arms if protocol.runs_arm(a) and a.seed in seeds and (a.kind != ORACLE or hidden_labels)]
+    hidden = (ORACLE, REVIEWED)
+    return [a for a in arms if protocol.runs_arm(a) and a.seed in seeds and (a.kind not in hidden or hidden_labels)]

@@ -33,8 +33,10 @@ from .arms import (
     FULLY_LABELED_CONTINUED,
     ONLINE,
     ORACLE,
+    REVIEWED,
 )
 from .held_out import TEST, VAL
+from .review_report import review_sections
 
 COLUMNS = (
     ("run", "run"),
@@ -105,6 +107,8 @@ PROTOCOL_COLUMNS = (
     ("eval_split", "eval_split"),
     ("lambda_bg", "lambda_bg"),
     ("bg_mode", "bg_mode"),
+    ("review_k", "review_k"),
+    ("review_order", "review_order"),
     ("optimizer_steps", "optimizer_steps"),
     ("images_seen", "images_seen"),
     ("update_norm", "update_norm"),
@@ -134,8 +138,8 @@ ARM_METRICS = (
 def arm_name(row: dict[str, Any]) -> str:
     """The arm a run belongs to: its kind, and for online runs the variant's name (``--variant``) or the penalty
     weight and mode."""
-    if row["kind"] in CONTROLS:
-        return str(row["run"]).rsplit("/", 1)[-1]  # supervised_continued_lr2, _bg1, _aug_<variant>
+    if row["kind"] in (*CONTROLS, REVIEWED):
+        return str(row["run"]).rsplit("/", 1)[-1]  # supervised_continued_lr2, _bg1, _aug_<variant>, reviewed_k5_page
     if row["kind"] != ONLINE:
         return row["kind"]
     if row.get("variant"):
@@ -406,6 +410,7 @@ def write_protocol_report(
         *filter(None, [sweep_edge_note(arms)]),
         *notes,
         "",
+        *review_sections(rows),
         "## Runs",
         "",
         markdown_table(rows, PROTOCOL_COLUMNS),

@@ -80,12 +80,13 @@ def train_or_reuse(
     run_cfg: dict[str, Any],
     variant: str | None = None,
     shared: bool = False,
+    facts: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Train ``run_cfg`` as ``out/name`` unless it finished earlier with the same settings; its table row, or
-    ``None`` when another live process is training it (said, and left to that process). A ``shared`` run, one
-    the others need, is waited for instead. The run folder's lock is held from the check to the row, so no other
-    process clears or trains it meanwhile; an unfinished earlier attempt is cleared first (Ultralytics would
-    append to its results.csv)."""
+    """Train ``run_cfg`` as ``out/name`` unless it finished earlier with the same settings; its table row (with
+    ``facts``, what the arm adds to it), or ``None`` when another live process is training it (said, and left to
+    that process). A ``shared`` run, one the others need, is waited for instead. The run folder's lock is held
+    from the check to the row, so no other process clears or trains it meanwhile; an unfinished earlier attempt is
+    cleared first (Ultralytics would append to its results.csv)."""
     row = _finished(out, name, run_cfg)
     if row is not None:
         return row
@@ -93,7 +94,7 @@ def train_or_reuse(
     if lock is None:
         return None
     try:
-        return _finished(out, name, run_cfg, warn=False) or _train_run(out, name, kind, seed, run_cfg, variant)
+        return _finished(out, name, run_cfg, warn=False) or _train_run(out, name, kind, seed, run_cfg, variant, facts)
     finally:
         lock.release()
 
@@ -145,7 +146,13 @@ def claim(lock: RunLock, name: str, wait: bool, busy: str = "is training it") ->
 
 
 def _train_run(
-    out: Path, name: str, kind: str, seed: int | None, run_cfg: dict[str, Any], variant: str | None
+    out: Path,
+    name: str,
+    kind: str,
+    seed: int | None,
+    run_cfg: dict[str, Any],
+    variant: str | None,
+    facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``out/name``, whose lock this process holds, from scratch; its row, written atomically."""
     leftovers = [p for p in (out / name).iterdir() if p.name != LOCK_NAME]
@@ -176,6 +183,7 @@ def _train_run(
         "semi/pl_recall": float(last.get("semi/pl_recall", "nan") or "nan"),
         "minutes": (time.time() - start) / 60,
         "config_fingerprint": fingerprint,
+        **(facts or {}),
     }
     write_atomically(out / name / ROW_FILE, lambda part: part.write_text(json.dumps(row)), sync=True)
     return row

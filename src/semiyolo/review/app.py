@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import DataError
 from .doubt import MISSED, ScoredBox, box_doubts, box_errors, missed_candidates
 from .images import DEFAULT_MAX_SIDE, ScaledImages, image_size
-from .sources import ImageSource, Proposal, UnsafeName, check_name
+from .sources import WORTH_DECIMALS, ImageSource, Proposal, UnsafeName, check_name, page_rank
 from .store import ReviewStore, SaveConflict
 
 STATIC = Path(__file__).parent / "static"
@@ -188,12 +188,12 @@ class ReviewService:
                     "name": name,
                     "reviewed": reviewed,
                     "pending": not reviewed and proposal is None,
-                    "worth": None if proposal is None else round(proposal.worth or 0.0, 4),
+                    "worth": None if proposal is None else round(proposal.worth or 0.0, WORTH_DECIMALS),
                     "boxes": None if proposal is None else len(proposal.boxes),
                     "error": None if proposal is None else proposal.error,
                 }
             )
-        items.sort(key=lambda i: (i["reviewed"], i["pending"], -(i["worth"] or 0.0), i["name"]))
+        items.sort(key=lambda i: page_rank(i["reviewed"], i["pending"], i["worth"], i["name"]))
         return {"images": items, "pending": self.source.pending()}
 
     def stats(self) -> dict[str, int]:

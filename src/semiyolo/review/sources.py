@@ -135,6 +135,22 @@ def data_yaml_split(data_yaml: Path, split: str) -> tuple[Path, dict[int, str]]:
     return entries[0], names
 
 
+WORTH_DECIMALS = 4  # the page shows, and so orders by, each image's worth to this many decimals
+
+
+def page_rank(reviewed: bool, pending: bool, worth: float | None, name: str) -> tuple[bool, bool, float, str]:
+    """The review page's sort key of an image: unreviewed first, then those already labelled before those still
+    being labelled, then the most worth (:func:`~.doubt.image_worth`, as shown) first, then by name."""
+    return reviewed, pending, -round(worth or 0.0, WORTH_DECIMALS), name
+
+
+def page_order(source: ImageSource) -> list[str]:
+    """The names of ``source``'s images in the order the page lists them before anyone reviews: each proposal
+    computed now (a run's source labels every image first)."""
+    worth = {name: getattr(source.proposal(name), "worth", None) for name in source.images}
+    return sorted(source.images, key=lambda name: page_rank(False, worth[name] is None, worth[name], name))
+
+
 class ImageSource(ABC):
     """Images by name and their proposed boxes. ``kind`` names the source; ``names`` are the class names.
 
