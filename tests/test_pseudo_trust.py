@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from semiyolo.pseudo import Detections, Tiers, TrustCounts, count_trust, trust_weights
-from semiyolo.pseudo.trust import wilson_lower
+from semiyolo.pseudo.trust import shrink_to_pooled, wilson_lower
 
 
 def _detections():
@@ -60,7 +60,8 @@ def test_wilson_lower_by_hand():
 
 def test_weights_by_hand():
     # class 0: 8 of 10 pseudo-labels correct (lower bound 0.649077), 3 of 3 objects covered (0.75), mean IoU 0.8;
-    # class 1: no evidence; class 2: precision 5 of 10 and coverage 1 of 2 (lower bounds under a half)
+    # class 1: no evidence; class 2: precision 5 of 10 and coverage 1 of 2 (lower bounds under a half); each class
+    # on its own counts (prior 0)
     counts = TrustCounts(
         pseudo_labels=torch.tensor([10.0, 0.0, 10.0], dtype=torch.float64),
         correct=torch.tensor([8.0, 0.0, 5.0], dtype=torch.float64),
@@ -69,7 +70,7 @@ def test_weights_by_hand():
         covered=torch.tensor([3.0, 0.0, 1.0], dtype=torch.float64),
         iou_sum=torch.tensor([6.4, 0.0, 4.0], dtype=torch.float64),
     )
-    weights = trust_weights(counts)
+    weights = trust_weights(counts, prior=0)
     p0 = (0.85 - math.sqrt(0.0185)) / 1.1
     positive0 = 2 * p0 - 1  # 0.298154
     torch.testing.assert_close(weights.positive, torch.tensor([positive0, 0.0, 0.0]))
@@ -83,6 +84,30 @@ def test_a_perfect_teacher_earns_more_weight_with_more_evidence(n):
     full = torch.tensor([float(n)], dtype=torch.float64)
     counts = TrustCounts(full, full, full, full, full, full)  # every match at IoU 1
     weights = trust_weights(counts)
-    expected = 2 * (1 / (1 + 1 / n)) - 1  # Wilson's lower end of n of n at z = 1 is n / (n + 1)
+    # one class: the pooled rate is its own (1), so the prior adds 10 of 10; Wilson's lower end of m of m at z = 1
+    # is m / (m + 1), here m = n + 10
+    expected = 2 * (n + 10) / (n + 11) - 1
     torch.testing.assert_close(weights.positive, torch.tensor([expected], dtype=torch.float32))
     torch.testing.assert_close(weights.box, weights.positive)
+
+
+def test_each_class_is_shrunk_towards_the_pooled_rate():
+    # class 0: 6 of 6 right, class 1: 2 of 6, class 2: never seen; pooled 8 of 12 = 2/3, so 10 pseudo-observations
+    # add 20/3 successes to each class: 6 + 20/3 and 2 + 20/3 of 16, and class 2 takes 20/3 of 10
+    successes, trials = shrink_to_pooled(torch.tensor([6.0, 2.0, 0.0]), torch.tensor([6.0, 6.0, 0.0]), prior=10)
+    torch.testing.assert_close(successes, torch.tensor([6 + 20 / 3, 2 + 20 / 3, 20 / 3]))
+    torch.testing.assert_close(trials, torch.tensor([16.0, 16.0, 10.0]))
+    nothing = torch.zeros(3)
+    assert shrink_to_pooled(nothing, nothing, prior=10)[1].tolist() == [0, 0, 0]  # no evidence stays none
+    counts = TrustCounts(
+        pseudo_labels=torch.tensor([6.0, 6.0, 0.0], dtype=torch.float64),
+        correct=torch.tensor([6.0, 2.0, 0.0], dtype=torch.float64),
+        objects=torch.tensor([6.0, 6.0, 0.0], dtype=torch.float64),
+        found=torch.tensor([6.0, 2.0, 0.0], dtype=torch.float64),
+        covered=torch.tensor([6.0, 2.0, 0.0], dtype=torch.float64),
+        iou_sum=torch.tensor([6.0, 2.0, 0.0], dtype=torch.float64),
+    )
+    weights = trust_weights(counts)
+    lower = wilson_lower(successes.double(), trials.double())
+    torch.testing.assert_close(weights.positive, (2 * lower - 1).clamp(min=0).float())
+    assert weights.positive[0] > weights.positive[2] > weights.positive[1] == 0  # 2 of 6 stays untrusted

@@ -16,10 +16,13 @@ The weights (:func:`trust_weights`) follow from symmetric label noise. A positiv
 pseudo-labeled part teaches "object" with probability ``c`` (coverage) and "background" with ``1 - c``, so its
 negatives carry ``(2 c - 1)`` of a clean signal where it matters. Each weight is that net signal, floored at 0
 (a teacher no better than chance teaches nothing), with ``p`` and ``c`` taken at the lower end of their Wilson
-interval (``z`` standard errors) so that a few lucky matches on a small hold-out do not buy full weight; a class
-without evidence gets 0. Boxes are weighted by the positives' weight times the localisation's margin over the
-match threshold, ``(IoU - 0.5) / 0.5``. With every weight at 0 the run is the labeled-only continuation: a teacher
-that cannot be trusted cannot pull the student below it.
+interval (``z`` standard errors) so that a few lucky matches on a small hold-out do not buy full weight. A hold-out
+of a few images has a few objects of each class, so each class's counts start from ``PRIOR_STRENGTH``
+pseudo-observations at the rate of every class together (shrinkage towards the pooled rate, an empirical-Bayes
+estimate): a class seen a few times takes mostly the pooled rate, one seen often its own, one not seen the pooled
+rate; with no evidence at all every weight is 0. Boxes are weighted by the positives' weight times the
+localisation's margin over the match threshold, ``(IoU - 0.5) / 0.5``. With every weight at 0 the run is the
+labeled-only continuation: a teacher that cannot be trusted cannot pull the student below it.
 
 After the separate classification and regression pseudo-labels of Unbiased Teacher v2 (Liu et al., CVPR 2022) and
 the estimated pseudo-label quality of Consistent Teacher (Wang et al., CVPR 2023); the cross-check on held-out
@@ -41,6 +44,7 @@ from .tiers import Tiers
 
 MATCH_IOU = 0.5  # a pseudo-label matches an object at this IoU or more (mAP50's rule)
 WILSON_Z = 1.0  # the rates' lower bound, in standard errors
+PRIOR_STRENGTH = 10.0  # pseudo-observations at the every-class rate that each class's rate starts from
 
 
 @dataclass(frozen=True)
@@ -150,17 +154,27 @@ def count_trust(
     )
 
 
-def trust_weights(counts: TrustCounts, z: float = WILSON_Z) -> TrustWeights:
+def trust_weights(counts: TrustCounts, z: float = WILSON_Z, prior: float = PRIOR_STRENGTH) -> TrustWeights:
     """The weights the counts justify (module docstring): ``positive = max(2 p - 1, 0)``,
     ``negative = max(2 c - 1, 0)``, ``box = positive * clamp((IoU - 0.5) / 0.5, 0, 1)``, with ``p`` and ``c`` the
-    lower ends of their Wilson intervals at ``z`` standard errors."""
-    precision = wilson_lower(counts.correct, counts.pseudo_labels, z)
-    coverage = wilson_lower(counts.covered, counts.objects, z)
-    localisation = _ratio(counts.iou_sum, counts.correct)
+    lower ends of their Wilson intervals at ``z`` standard errors, each class's counts first given ``prior``
+    pseudo-observations at the pooled rate (:func:`shrink_to_pooled`)."""
+    precision = wilson_lower(*shrink_to_pooled(counts.correct, counts.pseudo_labels, prior), z)
+    coverage = wilson_lower(*shrink_to_pooled(counts.covered, counts.objects, prior), z)
+    localisation = _ratio(*shrink_to_pooled(counts.iou_sum, counts.correct, prior))
     positive = (2 * precision - 1).clamp(min=0)
     negative = (2 * coverage - 1).clamp(min=0)
     box = positive * ((localisation - MATCH_IOU) / (1 - MATCH_IOU)).clamp(0, 1)
     return TrustWeights(positive.float(), negative.float(), box.float())
+
+
+def shrink_to_pooled(successes: Tensor, trials: Tensor, prior: float) -> tuple[Tensor, Tensor]:
+    """``(successes + prior * rate, trials + prior)`` per class (``Tensor[C]`` each), ``rate`` the pooled
+    ``sum successes / sum trials``; unchanged where nothing was tried in any class (no evidence stays none)."""
+    total = trials.sum()
+    if prior == 0 or total == 0:
+        return successes, trials
+    return successes + prior * successes.sum() / total, trials + prior
 
 
 def wilson_lower(successes: Tensor, trials: Tensor, z: float = WILSON_Z) -> Tensor:
