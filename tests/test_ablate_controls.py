@@ -266,3 +266,35 @@ def test_a_baseline_at_the_edge_of_the_learning_rate_sweep_is_flagged(tmp_path):
     lr4 = [_row("supervised_continued_lr", s, 0.53, run=f"seed{s}/supervised_continued_lr4") for s in (0, 1)]
     assert sweep_edge_note(summarize_arms([*ROWS, *lr4])) == ""
     assert "largest learning rate" not in write_protocol_report([*ROWS, *lr4], {}, tmp_path).read_text()
+
+
+def test_what_survives_each_control_by_hand():
+    from semiyolo.experiments.control_report import control_gains, controls_markdown
+
+    def run(kind, name, maps, **extra):
+        return [
+            {"kind": kind, "run": f"seed{s}/{name}", "seed": s, "label_split": 0, "metrics/mAP50-95(B)": m, **extra}
+            for s, m in enumerate(maps)
+        ]
+
+    rows = [
+        *run("supervised_continued", "supervised_continued", [0.80, 0.82]),
+        *run("supervised_continued_bg", "supervised_continued_bg1", [0.81, 0.83], lambda_bg=1.0),
+        *run("supervised_continued_aug", "supervised_continued_aug_mix", [0.84, 0.84]),
+        *run("online", "online_mix", [0.85, 0.86], lambda_bg=1.0, variant="mix"),
+    ]
+    entries = {e["against"]: e for e in control_gains(rows, "supervised_continued")}
+    assert list(entries) == ["supervised_continued", "supervised_continued_bg1", "supervised_continued_aug_mix"]
+    # over the baseline: +0.05 and +0.04, mean 0.045, std 0.01 / sqrt(2)
+    assert entries["supervised_continued"]["gain"] == pytest.approx((0.045, 0.01 / 2**0.5))
+    # over the penalty alone: +0.04, +0.03: 0.035 of the 0.045 is left (78 %), above its spread
+    assert entries["supervised_continued_bg1"]["gain"][0] == pytest.approx(0.035)
+    assert entries["supervised_continued_bg1"]["share left"] == pytest.approx(0.035 / 0.045)
+    # over the blend alone: +0.01, +0.02: a third of the gain is left, 0.015 above its spread 0.0071
+    aug = entries["supervised_continued_aug_mix"]
+    assert aug["gain"][0] == pytest.approx(0.015) and aug["share left"] == pytest.approx(1 / 3) and aug["counts"]
+    assert "| online mix | supervised_continued_aug_mix | 2 | +0.0150 ± 0.0071 | 33% | yes |" in controls_markdown(
+        control_gains(rows, "supervised_continued")
+    )
+    # one pair has no spread to beat: not called a gain
+    assert not control_gains(rows[::2], "supervised_continued")[0]["counts"]

@@ -27,16 +27,16 @@ from .arms import (
     BASELINES,
     CONTINUATIONS,
     CONTINUED_LR,
-    CONTROLS,
     CONVERGED,
     FULLY_LABELED,
     FULLY_LABELED_CONTINUED,
     ONLINE,
     ORACLE,
-    REVIEWED,
 )
+from .control_report import control_sections
 from .held_out import TEST, VAL
 from .review_report import review_sections
+from .rows import MAP, Pair, arm_name, mean_std, number, pair
 
 COLUMNS = (
     ("run", "run"),
@@ -123,7 +123,6 @@ PROTOCOL_COLUMNS = (
     ("pl_recall", "semi/pl_recall"),
     ("minutes", "minutes"),
 )
-MAP = "metrics/mAP50-95(B)"
 ARM_METRICS = (
     ("mAP50-95", MAP),
     ("mAP50", "metrics/mAP50(B)"),
@@ -135,45 +134,10 @@ ARM_METRICS = (
 )
 
 
-def arm_name(row: dict[str, Any]) -> str:
-    """The arm a run belongs to: its kind, and for online runs the variant's name (``--variant``) or the penalty
-    weight and mode."""
-    if row["kind"] in (*CONTROLS, REVIEWED):
-        return str(row["run"]).rsplit("/", 1)[-1]  # supervised_continued_lr2, _bg1, _aug_<variant>, reviewed_k5_page
-    if row["kind"] != ONLINE:
-        return row["kind"]
-    if row.get("variant"):
-        return f"online {row['variant']}"
-    mode = row.get("bg_mode") or "max"
-    return f"online bg{row['lambda_bg']:g}" + ("" if mode == "max" else f" {mode}")
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value) of the finite ``values``; NaN for none."""
-    finite = [v for v in values if not math.isnan(v)]
-    if not finite:
-        return math.nan, math.nan
-    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
-
-
 def gap_closed(arm: float, continued: float, ceiling: float) -> float:
     """``(arm - continued) / (ceiling - continued)``: 0 for no gain over the supervised continuation, 1 for the
     fully labeled result; NaN when the ceiling is not above the continuation."""
     return (arm - continued) / (ceiling - continued) if ceiling > continued else math.nan
-
-
-Pair = tuple[Any, Any]  # (label_split, seed): the runs one continuation is paired within
-
-
-def _pair(row: dict[str, Any]) -> Pair:
-    return row.get("label_split"), row["seed"]
 
 
 def _mean_gap(
@@ -182,9 +146,9 @@ def _mean_gap(
     """``(mean, std)`` over ``members``' label splits and seeds of the gap closed, each continuation paired with the
     baseline of its label split and seed, against its label split's ``ceiling``."""
     gaps = [
-        gap_closed(_number(r.get(MAP)), continued[_pair(r)], ceiling.get(r.get("label_split"), math.nan))
+        gap_closed(number(r.get(MAP)), continued[pair(r)], ceiling.get(r.get("label_split"), math.nan))
         for r in members
-        if r["kind"] in CONTINUATIONS and _pair(r) in continued
+        if r["kind"] in CONTINUATIONS and pair(r) in continued
     ]
     return mean_std(gaps)
 
@@ -195,7 +159,7 @@ def ceiling_runs_by_split(rows: Sequence[dict[str, Any]]) -> dict[Any, list[floa
     ``fully_labeled`` runs (never a mix of the two)."""
     found: dict[str, dict[Any, list[float]]] = {FULLY_LABELED: {}, FULLY_LABELED_CONTINUED: {}}
     for row in rows:
-        value = _number(row.get(MAP))
+        value = number(row.get(MAP))
         if row["kind"] in found and not math.isnan(value):
             found[row["kind"]].setdefault(row.get("label_split"), []).append(value)
     plain, continued = found[FULLY_LABELED], found[FULLY_LABELED_CONTINUED]
@@ -221,9 +185,9 @@ def summarize_arms(
     for row in rows:
         arms.setdefault(arm_name(row), []).append(row)
     baseline = baseline or best_baseline(arms)
-    continued = {_pair(r): _number(r.get(MAP)) for r in arms.get(baseline, [])}
-    baseline_runs = {_pair(r): r["run"] for r in arms.get(baseline, [])}
-    oracle = {_pair(r): _number(r.get(MAP)) for r in rows if r["kind"] == ORACLE}
+    continued = {pair(r): number(r.get(MAP)) for r in arms.get(baseline, [])}
+    baseline_runs = {pair(r): r["run"] for r in arms.get(baseline, [])}
+    oracle = {pair(r): number(r.get(MAP)) for r in rows if r["kind"] == ORACLE}
     summary = []
     for name, members in arms.items():
         entry: dict[str, Any] = {
@@ -234,11 +198,11 @@ def summarize_arms(
             "variant": members[0].get("variant"),
             "seeds": len(members),
             "optimizer_steps": sorted(
-                {int(_number(r.get("optimizer_steps"))) for r in members if r.get("optimizer_steps") is not None}
+                {int(number(r.get("optimizer_steps"))) for r in members if r.get("optimizer_steps") is not None}
             ),
         }
         for label, key in ARM_METRICS:
-            entry[label] = mean_std([_number(r.get(key)) for r in members])
+            entry[label] = mean_std([number(r.get(key)) for r in members])
         entry["baseline"] = name == baseline
         entry["gap closed"] = _mean_gap(members, continued, {k: statistics.fmean(v) for k, v in ceilings.items()})
         entry["gap closed range"] = (
@@ -250,7 +214,7 @@ def summarize_arms(
             else (math.nan, math.nan)
         )
         entry["share of the oracle's gain"] = _oracle_share(members, continued, oracle)
-        paired = [(r["run"], baseline_runs[_pair(r)]) for r in members if _pair(r) in baseline_runs]
+        paired = [(r["run"], baseline_runs[pair(r)]) for r in members if pair(r) in baseline_runs]
         no_interval = name == baseline or gain_interval is None or members[0]["kind"] not in CONTINUATIONS
         entry["gain interval"] = (math.nan,) * 3 if no_interval else gain_interval(paired)
         summary.append(entry)
@@ -263,9 +227,9 @@ def _oracle_share(
     """``(mean, std)`` of ``(arm - baseline) / (oracle - baseline)`` per label split and seed: how much of what
     perfect pseudo-labels gave at the same budget the arm got."""
     shares = [
-        gap_closed(_number(r.get(MAP)), continued[_pair(r)], oracle[_pair(r)])
+        gap_closed(number(r.get(MAP)), continued[pair(r)], oracle[pair(r)])
         for r in members
-        if r["kind"] in CONTINUATIONS and _pair(r) in continued and _pair(r) in oracle
+        if r["kind"] in CONTINUATIONS and pair(r) in continued and pair(r) in oracle
     ]
     return mean_std(shares)
 
@@ -274,7 +238,7 @@ def best_baseline(arms: dict[str, Sequence[dict[str, Any]]]) -> str | None:
     """The name of the labeled-only continuation (:data:`~.arms.BASELINES`) with the highest mean mAP50-95; ties go
     to the first (``supervised_continued`` before its learning-rate controls)."""
     means = {
-        name: mean_std([_number(r.get(MAP)) for r in members])[0]
+        name: mean_std([number(r.get(MAP)) for r in members])[0]
         for name, members in arms.items()
         if members[0]["kind"] in BASELINES
     }
@@ -326,7 +290,7 @@ def convergence_note(history: Sequence[dict[str, str]], tolerance: float = FLAT_
     """Whether the converged run's curve is flat: mAP50-95 at three quarters of its steps and at its end. The word
     "converged" only where the last quarter added less than ``tolerance``; otherwise a warning that gains over the
     continuations may be the baseline's unfinished training."""
-    points = [(_number(r.get("semi/optimizer_steps")), _number(r.get(MAP))) for r in history]
+    points = [(number(r.get("semi/optimizer_steps")), number(r.get(MAP))) for r in history]
     points = [(s, m) for s, m in points if not math.isnan(m)]
     if len(points) < 4:
         return f"{CONVERGED}: too few epochs to judge convergence; not shown to be converged."
@@ -410,6 +374,8 @@ def write_protocol_report(
         *filter(None, [sweep_edge_note(arms)]),
         *notes,
         "",
+        *control_sections(test_rows, baseline, "the test split"),
+        *control_sections(val_rows, baseline, "the validation split"),
         *review_sections(rows),
         "## Runs",
         "",
@@ -460,7 +426,7 @@ def plot_arms_against_lambda(arms: Sequence[dict[str, Any]], out: str | Path) ->
 
 def _curve(history: Sequence[dict[str, str]], key: str, start: float = 0.0) -> tuple[list[float], list[float]]:
     """``key`` against optimizer steps (shifted by ``start``) over a run's epochs, where both are numbers."""
-    points = [(start + _number(h.get("semi/optimizer_steps")), _number(h.get(key))) for h in history]
+    points = [(start + number(h.get("semi/optimizer_steps")), number(h.get(key))) for h in history]
     points = [(x, y) for x, y in points if not (math.isnan(x) or math.isnan(y))]
     return [x for x, _ in points], [y for _, y in points]
 
@@ -487,7 +453,7 @@ def plot_curves_by_steps(
     from the converged run's last step, one colour per arm; and the online teachers' pseudo-label confidence."""
     by_run = {r["run"]: r for r in rows}
     converged = next((r for r in rows if r["kind"] == CONVERGED), None)
-    offset = _number(converged.get("optimizer_steps")) if converged else 0.0
+    offset = number(converged.get("optimizer_steps")) if converged else 0.0
     colours: dict[str, str] = {}
     paths = []
     for key, ylabel, name, title in (
@@ -522,7 +488,7 @@ def plot_continuations(
             grey = row["kind"] == CONVERGED
             named = row["kind"] in {line.get_label() for line in ax.lines}
             colour = "grey" if grey else "black"
-            ax.axhline(_number(row.get(MAP)), ls="--", lw=1, color=colour, label=None if named else row["kind"])
+            ax.axhline(number(row.get(MAP)), ls="--", lw=1, color=colour, label=None if named else row["kind"])
         else:
             xs, ys = _curve(histories.get(row["run"], []), MAP)
             _plot_by_arm(ax, colours, arm_name(row), xs, ys, marker="o", ms=3, lw=1)

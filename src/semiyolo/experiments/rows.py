@@ -1,0 +1,49 @@
+"""The protocol's rows (one dict per run and evaluation split, as in ``ablation.csv``) read as arms and numbers:
+what the report's tables share."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from .arms import CONTROLS, ONLINE, REVIEWED
+
+MAP = "metrics/mAP50-95(B)"
+
+def arm_name(row: dict[str, Any]) -> str:
+    """The arm a run belongs to: its kind, and for online runs the variant's name (``--variant``) or the penalty
+    weight and mode."""
+    if row["kind"] in (*CONTROLS, REVIEWED):
+        return str(row["run"]).rsplit("/", 1)[-1]  # supervised_continued_lr2, _bg1, _aug_<variant>, reviewed_k5_page
+    if row["kind"] != ONLINE:
+        return row["kind"]
+    if row.get("variant"):
+        return f"online {row['variant']}"
+    mode = row.get("bg_mode") or "max"
+    return f"online bg{row['lambda_bg']:g}" + ("" if mode == "max" else f" {mode}")
+
+
+def number(value: Any) -> float:
+    """``value`` as a float; NaN where it is none (an empty cell, a missing figure)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value) of the finite ``values``; NaN for none."""
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
+
+
+Pair = tuple[Any, Any]  # (label_split, seed): the runs one continuation is paired within
+
+
+def pair(row: dict[str, Any]) -> Pair:
+    """The run's label split and seed."""
+    return row.get("label_split"), row["seed"]
