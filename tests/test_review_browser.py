@@ -2,8 +2,8 @@
 (an explicit Service path: Selenium Manager downloads nothing), against the app served on a free loopback port.
 
 Skipped only when Chromium or chromedriver is missing and ``SEMIYOLO_REQUIRE_BROWSER`` is unset (``.ci/run``
-sets it, so CI fails instead of skipping). ``SEMIYOLO_SCREENSHOT=docs/review.png`` also writes the screenshot of
-the documentation (``test_the_page_screenshot``)."""
+sets it, so CI fails instead of skipping). The documentation's screenshot is made from a real run by
+``benchmarks/review_screenshot.py``."""
 
 import json
 import os
@@ -152,44 +152,6 @@ def test_move_and_resize_a_box_then_delete_another(browser, tmp_path):
     # box 0 moved to centre (0.45, 0.35), corners (0.35, 0.25)-(0.55, 0.45); the corner dragged to (0.65, 0.55)
     assert int(row[0]) == 0
     assert [float(v) for v in row[1:]] == pytest.approx([0.5, 0.4, 0.3, 0.3], abs=1.5 / min(W, H))
-
-
-def _screenshot_folder(root: Path) -> Path:
-    """A pseudo-label-like folder of the synthetic shapes: the generator's boxes with illustrative scores."""
-    from semiyolo.data import SynthSpec, write_dataset
-
-    data = write_dataset(root / "data", SynthSpec(images=13, imgsz=320, seed=4, val_fraction=0.05))
-    images = sorted((data.parent / "images" / "train").glob("*.png"))
-    folder = root / "review"
-    manifest = []
-    for i, image in enumerate(images):
-        (folder / "images").mkdir(parents=True, exist_ok=True)
-        os.symlink(image, folder / "images" / image.name)
-        rows = (data.parent / "labels" / "train" / f"{image.stem}.txt").read_text().splitlines()
-        (folder / "labels").mkdir(exist_ok=True)
-        (folder / "labels" / f"{image.stem}.txt").write_text("\n".join(rows) + "\n")
-        scores = [round(0.97 - 0.09 * ((i + j) % 5), 2) for j in range(len(rows))]
-        manifest.append({"image": str(image), "scores": scores})
-    (folder / "manifest.jsonl").write_text("".join(json.dumps(m) + "\n" for m in manifest))
-    (folder / "summary.json").write_text(json.dumps({"names": NAMES}))
-    return folder
-
-
-@pytest.mark.skipif(not os.environ.get("SEMIYOLO_SCREENSHOT"), reason="set SEMIYOLO_SCREENSHOT=docs/review.png")
-def test_the_page_screenshot(browser, tmp_path):
-    folder = _screenshot_folder(tmp_path)
-    source = open_folder_source(folder, folder / "reviewed", NAMES)
-    first = min(source.images, key=lambda name: (-(source.proposal(name).worth or 0), name))  # the list's first
-    box = source.proposal(first).boxes[0]
-    server, _ = _serve(folder)
-    with server as url:
-        rect = _open(browser, url, first)
-        centre = (round(rect["left"] + box.cx * rect["width"]), round(rect["top"] + box.cy * rect["height"]))
-        _drag(browser, centre, centre)  # a click: the box is selected
-        browser.save_screenshot(str(tmp_path / "page.png"))
-    shot = Image.open(tmp_path / "page.png")
-    shot.quantize(256).save(os.environ["SEMIYOLO_SCREENSHOT"], optimize=True)  # a third of the bytes, for git
-    assert shot.size[0] == 1400
 
 
 def _chord(driver, *modifiers_and_key: str) -> None:
