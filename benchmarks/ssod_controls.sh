@@ -4,7 +4,7 @@
 # continued for the arms' budget; per split and seed the labeled-only continuation at 1, 2, 4 and 8 times the
 # continuation learning rate (the best on validation is the baseline), the penalty alone, pseudo-mixup's blend
 # alone, the oracle (hidden labels, same budget), and four online arms: today's defaults, `mix` (pseudo-mixup
-# 0.5), `tiered_flip_s12` (the flip-and-scale teacher) and `trust` (the defaults weighed by the trust estimate). Figures on the 400 test images decide; validation only
+# 0.5), `tiered_flip_s12` (the flip-and-scale teacher) and `trust` (the defaults weighed by the trust estimate, measured on the validation images). Figures on the 400 test images decide; validation only
 # chooses.
 # Made to fit 2 cores: one optimizer step per batch of 16 (nbs 16), so the converged run takes 1500 steps in 30
 # epochs and a continuation 300 steps in 6 epochs of the repeated labeled images.
@@ -30,5 +30,5 @@ case $kind in shapes) generator=synth ;; digits | nuclei) generator=$kind ;; *) 
     oracle_continued fully_labeled fully_labeled_continued variants \
     --variant default --variant mix:pseudo_mixup=0.5 \
     --variant tiered_flip_s12:teacher_flip=true,teacher_scale=1.2 \
-    --variant trust:pseudo_trust=true \
+    --variant trust:pseudo_trust=val \
     --out "$out/controls" "$@"

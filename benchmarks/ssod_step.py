@@ -13,13 +13,15 @@ under autocast (float16, with a gradient scaler) and the teacher's forward under
 does with ``train.amp``. The teacher runs as the trainer runs it, through a copy with its BatchNorms folded
 (``--no-fold``: the teacher itself, as before); ``--mixup`` blends the pseudo-labeled images (``semi.pseudo_mixup``);
 ``--teacher-flip`` averages the teacher's outputs with those on the mirrored images (``semi.teacher_flip``);
-``--teacher-scale S`` has the teacher label the images resized by ``S`` (``semi.teacher_scale``).
+``--teacher-scale S`` has the teacher label the images resized by ``S`` (``semi.teacher_scale``);
+``--teacher-agreement`` sets the tiers by the flip ensemble's views (``semi.teacher_agreement``; with
+``--teacher-flip --targets tiered``), and each round also times ``extend`` without it, paired.
 Each round also times the teacher's forward unfolded, beside the folded one, for a paired comparison (not part of
 the step).
 
     python benchmarks/ssod_step.py [--batch 8] [--imgsz 256] [--rounds 5] [--targets hard|tiered]
                                    [--device cpu|cuda] [--amp] [--no-fold] [--mixup P]
-                                   [--teacher-flip] [--teacher-scale S]
+                                   [--teacher-flip] [--teacher-scale S] [--teacher-agreement]
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ def main() -> None:
     parser.add_argument("--mixup", type=float, default=0.0, help="semi.pseudo_mixup (with pseudo partners)")
     parser.add_argument("--teacher-flip", action="store_true", help="semi.teacher_flip: the flip ensemble")
     parser.add_argument("--teacher-scale", type=float, default=1.0, help="semi.teacher_scale (default 1)")
+    parser.add_argument(
+        "--teacher-agreement",
+        action="store_true",
+        help="semi.teacher_agreement (with --teacher-flip --targets tiered); extend without it is timed beside",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -100,7 +107,14 @@ def main() -> None:
         scale=args.teacher_scale,
     )
     teacher = MeanTeacher(
-        student, labeler, StrongAugment(), decay=0.999, tau=100, pseudo_targets=args.targets, mixup=args.mixup
+        student,
+        labeler,
+        StrongAugment(),
+        decay=0.999,
+        tau=100,
+        pseudo_targets=args.targets,
+        mixup=args.mixup,
+        agreement=args.teacher_agreement,
     )
 
     def now() -> float:
@@ -143,6 +157,12 @@ def main() -> None:
         t.append(now())
         unfolded.forward(teacher.model, weak)  # the same forward by the teacher itself, paired in each round
         t.append(now())
+        without = {}
+        if args.teacher_agreement:  # the same extend without the views' agreement, paired in each round
+            teacher.agreement = False
+            teacher.extend(labeled_batch(args.batch, args.imgsz, gen, device), weak)
+            teacher.agreement = True
+            without["(extend without agreement)"] = now() - t[-1]
         return {
             "total": t[3] - t[0],
             "pseudo-labelling (extend)": t[1] - t[0],
@@ -153,6 +173,7 @@ def main() -> None:
             "  (teacher forward unfolded)": t[8] - t[7],
             "student step": t[2] - t[1],
             "teacher EMA": t[3] - t[2],
+            **without,
         }
 
     supervised(), online()  # warm-up
@@ -170,12 +191,21 @@ def main() -> None:
         f"{f', pseudo-mixup {args.mixup}' if args.mixup else ''}"
         f"{', teacher flip ensemble' if args.teacher_flip else ''}"
         f"{f', teacher scale {args.teacher_scale:g}' if args.teacher_scale != 1 else ''}"
+        f"{', teacher agreement' if args.teacher_agreement else ''}"
     )
     print(f"{'supervised step':<26}{base * 1e3:>10.0f} ms")
     print(f"{'online step':<26}{med['total'] * 1e3:>10.0f} ms   ratio {med['total'] / base:.3f}")
     for k, v in med.items():
         if k != "total":
             print(f"  {k:<24}{v * 1e3:>10.1f} ms   {100 * v / med['total']:5.1f} % of the online step")
+    if args.teacher_agreement:  # paired in each round: a loaded machine moves both alike
+        extend = [
+            (o["pseudo-labelling (extend)"], o["(extend without agreement)"], s["total"])
+            for o, s in zip(onl, sup, strict=True)
+        ]
+        ratio = statistics.median(with_ / without for with_, without, _ in extend)
+        extra = statistics.median((with_ - without) / step for with_, without, step in extend)
+        print(f"agreement, paired per round: extend x {ratio:.3f}, {extra:+.3f} supervised steps")
 
 
 if __name__ == "__main__":

@@ -548,7 +548,8 @@ def test_a_semi_state_saved_before_the_parts_had_names_is_refused_by_name(tmp_pa
         OnlineTrainer.read_semi_state(trainer, 0)
 
 
-def test_a_teacher_without_pseudo_labels_worth_trusting_teaches_nothing(tmp_path, datasets):
+@pytest.mark.parametrize("where", ["holdout", "val"])
+def test_a_teacher_without_pseudo_labels_worth_trusting_teaches_nothing(tmp_path, datasets, where):
     import logging
 
     from ultralytics.utils import LOGGER
@@ -563,7 +564,7 @@ def test_a_teacher_without_pseudo_labels_worth_trusting_teaches_nothing(tmp_path
         # no candidate reaches the filters (pseudo_min_score 0.99): no pseudo-label is right and no held-out object
         # is covered, so every weight of the pseudo-labeled part is 0; without the estimate those images would
         # teach background (test_an_epoch_without_pseudo_labels_is_reported)
-        cfg = _config(tmp_path, datasets, epochs=2, pseudo_trust=True, pseudo_min_score=0.99)
+        cfg = _config(tmp_path, datasets, epochs=2, pseudo_trust=where, pseudo_min_score=0.99)
         assert main(["train", str(cfg)]) == 0
     finally:
         LOGGER.removeHandler(handler)
@@ -573,5 +574,5 @@ def test_a_teacher_without_pseudo_labels_worth_trusting_teaches_nothing(tmp_path
     assert all(float(row[f"semi/trust_{k}"]) == 0.0 for row in rows for k in figures)
     assert float(rows[1]["semi/lambda_unsup"]) == 1.0
     assert float(rows[1]["train/u_cls_loss"]) == 0.0 and float(rows[1]["train/u_bg_loss"]) == 0.0
-    said = [m for m in messages if "held-out labeled images" in m]
+    said = [m for m in messages if f"{where} labeled images" in m]
     assert len(said) == 1 and said[0].startswith("epoch 2: pseudo-labels on ") and "negatives 0.00" in said[0]

@@ -36,6 +36,7 @@ from .pseudo import (
     FILTERS,
     PSEUDO_TARGETS,
     UNCERTAIN_TARGETS,
+    agreement_conflict,
     build_filters,
     dense_geometry_conflict,
     soft_uncertain,
@@ -47,6 +48,7 @@ from .teacher import EMPTY_UNLABELED, MIXUP_PARTNERS
 
 MODES = ("supervised", "online", "offline")  # semi.mode: labeled data only, a mean teacher, stored pseudo-labels
 REPORT_WEIGHTS = ("best", "last")  # semi.report_weights: the weights summary.json reports
+TRUST_IMAGES = ("off", "holdout", "val")  # semi.pseudo_trust: where the trust estimate measures the teacher
 
 
 class _Strict(BaseModel):
@@ -254,12 +256,15 @@ class SemiConfig(_Strict):
         description="share of labeled train images held out for DSAT and the trust estimate (pseudo_trust); 0: DSAT "
         "calibrates on (up to 200 of) the training images themselves and none is removed from training",
     )
-    pseudo_trust: bool = Field(
-        False,
-        description="measure the teacher's pseudo-labels on the held-out labeled images (dsat_holdout) when "
+    pseudo_trust: Literal[TRUST_IMAGES] = Field(  # type: ignore[valid-type]
+        "off",
+        description="measure the teacher's pseudo-labels on labeled images the student is not fitted on when "
         "pseudo-labelling starts and after each epoch - precision, recall, coverage, localisation per class - and "
         "weigh the pseudo-labeled part's positives, negatives and boxes by what they justify (2 p - 1, 2 c - 1, at "
-        "the lower end of their intervals), so an untrusted teacher leaves the labeled-only run (docs/spec.md §6.7)",
+        "the lower end of their intervals), so an untrusted teacher leaves the labeled-only run (docs/spec.md §6.7): "
+        "off; holdout (the dsat_holdout share of the labeled train images, not trained on); val (the validation "
+        "images, up to 200, evenly spaced: no labeled image is lost, and the validation images then choose the "
+        "weights too)",
     )
     empty_unlabeled: Literal[EMPTY_UNLABELED] = Field(  # type: ignore[valid-type]
         "background", description="unlabeled images without pseudo-labels: trained as background, or left out"
@@ -307,19 +312,17 @@ class SemiConfig(_Strict):
 
     @model_validator(mode="after")
     def _agreement_needs_views_and_tiers(self) -> SemiConfig:
-        if self.teacher_agreement and not (self.teacher_flip and self.pseudo_targets == "tiered"):
-            raise ValueError(
-                f"teacher_agreement compares the teacher's views and sets tiers: it needs teacher_flip true and "
-                f"pseudo_targets tiered (got teacher_flip {self.teacher_flip}, pseudo_targets {self.pseudo_targets})"
-            )
+        conflict = agreement_conflict(self.teacher_agreement, self.teacher_flip, self.pseudo_targets)
+        if conflict:
+            raise ValueError(conflict)
         return self
 
     @model_validator(mode="after")
     def _trust_needs_holdout(self) -> SemiConfig:
-        if self.pseudo_trust and self.dsat_holdout == 0:
+        if self.pseudo_trust == "holdout" and self.dsat_holdout == 0:
             raise ValueError(
-                "pseudo_trust measures the teacher on held-out labeled images, and dsat_holdout is 0: set "
-                "dsat_holdout > 0 (e.g. 0.1), or pseudo_trust to false"
+                "pseudo_trust holdout measures the teacher on held-out labeled images, and dsat_holdout is 0: set "
+                "dsat_holdout > 0 (e.g. 0.1), or pseudo_trust to val or off"
             )
         return self
 

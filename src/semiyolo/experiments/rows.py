@@ -12,6 +12,7 @@ from .arms import CONTROLS, ONLINE, REVIEWED
 
 MAP = "metrics/mAP50-95(B)"
 
+
 def arm_name(row: dict[str, Any]) -> str:
     """The arm a run belongs to: its kind, and for online runs the variant's name (``--variant``) or the penalty
     weight and mode."""

@@ -1,6 +1,7 @@
 """Pseudo-labels: teacher detections, their filters (score, DSAT, DFL entropy, NMS uncertainty, cap), tiers, dense
-targets and the trust estimate."""
+targets, the views' agreement and the trust estimate."""
 
+from .agreement import ViewAgreement, agreement_conflict, tiers_by_agreement, view_agreement
 from .dense import DenseTargets, dense_geometry_conflict, uses_dense_targets
 from .dsat import f1_optimal_threshold
 from .filters import (
@@ -49,6 +50,8 @@ __all__ = [
     "Tiers",
     "TrustCounts",
     "TrustWeights",
+    "ViewAgreement",
+    "agreement_conflict",
     "build_filters",
     "count_trust",
     "dense_geometry_conflict",
@@ -60,6 +63,8 @@ __all__ = [
     "soft_targets",
     "soft_uncertain",
     "split_tiers",
+    "tiers_by_agreement",
     "trust_weights",
     "uses_dense_targets",
+    "view_agreement",
 ]

@@ -236,10 +236,12 @@ FILTERS: dict[str, type[PseudoLabelFilter]] = {
 
 
 class FilterChain:
-    """Filters applied in order; ``stats()`` gives kept / dropped per filter (and DSAT's thresholds)."""
+    """Filters applied in order; ``stats()`` gives kept / dropped per filter (and DSAT's thresholds), and the counts
+    of the rules that change the tiers after the filters (``rule_counts``, e.g. ``agreement_demoted``)."""
 
     def __init__(self, filters: Sequence[PseudoLabelFilter]) -> None:
         self.filters = list(filters)
+        self.rule_counts: dict[str, int] = {}
 
     def __call__(self, dets: Detections) -> Detections:
         for f in self.filters:
@@ -256,11 +258,16 @@ class FilterChain:
         out: dict[str, float] = {}
         for i, f in enumerate(self.filters):
             out[f"{i}_{f.name}/kept"], out[f"{i}_{f.name}/dropped"] = f.kept, f.dropped
-        return out
+        return {**out, **self.rule_counts}
+
+    def count(self, rule: str, n: int) -> None:
+        """``n`` more pseudo-labels changed by ``rule`` (0: the rule's count joins the stats from now on)."""
+        self.rule_counts[rule] = self.rule_counts.get(rule, 0) + n
 
     def reset_counts(self) -> None:
         for f in self.filters:
             f.reset_counts()
+        self.rule_counts = dict.fromkeys(self.rule_counts, 0)
 
     def state_dict(self) -> list[dict[str, Any]]:
         return [{"name": f.name, **f.state_dict()} for f in self.filters]

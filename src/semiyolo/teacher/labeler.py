@@ -12,7 +12,7 @@ from torchvision.ops import box_convert
 from ..pseudo import Detections, FilterChain
 from ..pseudo.nms import nms_with_spread
 from .folding import FoldedTeacher
-from .mirror import mirror_average
+from .mirror import mirror_views, views_mean
 
 
 def _head_outputs(out) -> tuple[Tensor, dict]:
@@ -38,6 +38,17 @@ def _model_stride(model: nn.Module) -> int:
     """The largest stride of an Ultralytics model (its ``stride`` attribute); 32 where it has none."""
     stride = getattr(model, "stride", None)
     return int(torch.as_tensor(stride).max()) if stride is not None else 32
+
+
+def _in_pixels(outputs: tuple[Tensor, dict], seen: tuple[int, int], size: tuple[int, int]) -> tuple[Tensor, dict]:
+    """``(decoded, raw)`` of images the teacher saw at ``seen`` (height, width), boxes mapped to the images' ``size``:
+    ``align_corners=False`` resizes pixel coordinates by exactly the size ratio."""
+    decoded, raw = outputs
+    if seen == size:
+        return decoded, raw
+    decoded = decoded.float()  # not the ratio rounded to half precision under AMP
+    ratio = decoded.new_tensor([size[1] / seen[1], size[0] / seen[0]] * 2)
+    return torch.cat([decoded[:, :4] * ratio[:, None], decoded[:, 4:]], 1), raw
 
 
 def _expand(index: Tensor, width: int) -> Tensor:
@@ -97,12 +108,29 @@ class TeacherPseudoLabeler:
         flip ensemble's): ``decoded: Tensor[B, 4 + C, A]``, boxes ``(cx, cy, w, h)`` in ``images``' pixels and class
         probabilities, and ``raw``, the head's training outputs. With ``scale`` the ``A`` anchors are those of the
         resized images' grid, and so are ``raw``'s DFL logits (in its stride units)."""
+        return self.forward_views(teacher, images, views=False)[0]
+
+    @torch.no_grad()
+    def forward_views(
+        self, teacher: nn.Module, images: Tensor, views: bool = True
+    ) -> tuple[tuple[Tensor, dict], list[tuple[Tensor, dict]]]:
+        """:meth:`forward`'s ``(decoded, raw)`` and, with ``mirror`` and ``views``, each view's own outputs from the
+        same forward, on the same anchors and in the same pixels: the image's, then its mirror's mapped back
+        (:func:`~.mirror.mirror_views`); otherwise ``[]``."""
+        height, width = images.shape[-2:]
+        outputs, seen = self._head_on(teacher, images)
+        each = mirror_views(*outputs, seen[1]) if self.mirror else []
+        fused = views_mean(each) if self.mirror else outputs
+        return _in_pixels(fused, seen, (height, width)), [_in_pixels(v, seen, (height, width)) for v in each if views]
+
+    def _head_on(self, teacher: nn.Module, images: Tensor) -> tuple[tuple[Tensor, dict], tuple[int, int]]:
+        """The head's outputs on the (resized, with ``mirror`` mirrored too) images, and the ``(height, width)`` the
+        teacher saw."""
         was_training = teacher.training
         teacher.eval()
         amp = self.amp_dtype is not None and images.device.type == "cuda"
-        height, width = images.shape[-2:]
         if self.scale != 1:
-            size = scaled_size(height, width, self.scale, _model_stride(teacher))
+            size = scaled_size(*images.shape[-2:], self.scale, _model_stride(teacher))
             images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         inputs = torch.cat([images, images.flip(-1)]) if self.mirror else images
         try:
@@ -110,12 +138,7 @@ class TeacherPseudoLabeler:
                 outputs = _head_outputs(self.folded(teacher, inputs) if self.folded else teacher(inputs))
         finally:
             teacher.train(was_training)
-        decoded, raw = mirror_average(*outputs, images.shape[-1]) if self.mirror else outputs
-        if self.scale != 1:  # align_corners=False resizes pixel coordinates by exactly the size ratio
-            decoded = decoded.float()  # not the ratio rounded to half precision under AMP
-            ratio = decoded.new_tensor([width / images.shape[-1], height / images.shape[-2]] * 2)
-            decoded = torch.cat([decoded[:, :4] * ratio[:, None], decoded[:, 4:]], 1)
-        return decoded, raw
+        return outputs, tuple(images.shape[-2:])
 
     @torch.no_grad()
     def postprocess(self, probs: Tensor, boxes: Tensor, raw: dict) -> list[Detections]:
@@ -144,6 +167,14 @@ class TeacherPseudoLabeler:
         """Detections after NMS, before the filters (on the CPU)."""
         decoded, raw = self.forward(teacher, images)
         return self.postprocess(*per_anchor(decoded), raw)
+
+    def detect_views(self, teacher: nn.Module, images: Tensor) -> tuple[list[Detections], list[list[Detections]]]:
+        """:meth:`detect`'s detections and, per image, each view's own (with ``mirror``: the image's, then the
+        mirror's mapped back; none without), each through the same candidate floor and NMS; from one forward."""
+        (decoded, raw), views = self.forward_views(teacher, images)
+        per_view = [self.postprocess(*per_anchor(d), r) for d, r in views]  # [view][image]
+        fused = self.postprocess(*per_anchor(decoded), raw)
+        return fused, [list(v) for v in zip(*per_view, strict=True)] if per_view else [[] for _ in fused]
 
     def _image(self, candidates: Tensor, n_bins: int | None) -> Detections:
         """NMS over one image's candidates ``Tensor[K, 6 (+ 4 n_bins)]``: score, class, xyxy box (, DFL logits)."""

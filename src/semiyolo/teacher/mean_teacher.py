@@ -24,12 +24,15 @@ from ..pseudo import (
     FilterChain,
     Tiers,
     TrustCounts,
+    agreement_conflict,
     count_trust,
     dense_geometry_conflict,
     soft_targets,
     soft_uncertain,
     split_tiers,
+    tiers_by_agreement,
     uses_dense_targets,
+    view_agreement,
 )
 from ..pseudo.augment import CUT_OBJECTS, StrongAugment
 from .ema import TeacherEMA
@@ -37,6 +40,7 @@ from .labeler import TeacherPseudoLabeler, per_anchor
 from .mixup import check_mixup, draw_partners, mix_pseudo_labeled
 
 EMPTY_UNLABELED = ("background", "skip")  # an image left without pseudo-labels: all background, or left out
+AGREEMENT_DEMOTED = "agreement_demoted"  # the count of reliable pseudo-labels a view missed (semi/agreement_demoted)
 
 
 class MeanTeacher:
@@ -66,6 +70,9 @@ class MeanTeacher:
             under 2 pixels a side): ``drop`` (its visible part is background) or ``ignore`` (its visible part is an
             ignore region, where it would have been a target, or with tiered targets an ignore region, had it been
             kept). No effect with dense targets, whose view keeps the geometry.
+        agreement: with the labeler's flip ensemble and tiered targets, the tiers follow the agreement of the
+            teacher's views (:mod:`semiyolo.pseudo.agreement`): a reliable detection a view misses is uncertain, a
+            regressed one whose views' boxes disagree is not regressed; the filters count ``agreement_demoted``.
     """
 
     def __init__(
@@ -83,6 +90,7 @@ class MeanTeacher:
         mixup_partners: str = "pseudo",
         uncertain_targets: str = "ignore",
         cut_objects: str = "drop",
+        agreement: bool = False,
     ) -> None:
         if empty_unlabeled not in EMPTY_UNLABELED:
             raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
@@ -98,6 +106,12 @@ class MeanTeacher:
         if cut_objects not in CUT_OBJECTS:
             raise ValueError(f"cut_objects must be one of {CUT_OBJECTS}, got {cut_objects!r}")
         self.cut_objects = cut_objects
+        conflict = agreement_conflict(agreement, labeler.mirror, pseudo_targets)
+        if conflict:
+            raise ValueError(conflict)
+        self.agreement = agreement
+        if agreement:
+            labeler.filters.count(AGREEMENT_DEMOTED, 0)
         self.soft_uncertain = soft_uncertain(uncertain_targets, pseudo_targets)
         self.mixup, self.mixup_partners = mixup, mixup_partners
         self.pseudo_targets, self.dense_fraction = pseudo_targets, dense_fraction
@@ -119,6 +133,26 @@ class MeanTeacher:
         """The teacher's filtered detections on ``weak: Tensor[U, 3, S, S]`` in [0, 1], xyxy pixels."""
         return self.labeler(self.model, weak)
 
+    def label(self, images: Tensor, count: bool = True) -> tuple[list[Detections], list[Tiers]]:
+        """The teacher's detections on ``images: Tensor[B, 3, H, W]`` in [0, 1] (after NMS, xyxy pixels) and their
+        tiers (:func:`~semiyolo.pseudo.split_tiers`), with ``agreement`` after the views' agreement
+        (:func:`~semiyolo.pseudo.tiers_by_agreement`); with ``count``, the filters count what they kept and dropped
+        and the reliable detections the agreement demoted."""
+        tiered = self.pseudo_targets == "tiered"
+        if not self.agreement:
+            candidates = self.labeler.detect(self.model, images)
+            return candidates, [split_tiers(self.filters, d, tiered, count) for d in candidates]
+        candidates, views = self.labeler.detect_views(self.model, images)
+        tiers = []
+        for dets, each_view in zip(candidates, views, strict=True):
+            filtered = split_tiers(self.filters, dets, tiered, count)
+            boxes, classes = [v.boxes for v in each_view], [v.classes for v in each_view]
+            agreement = view_agreement(dets.boxes, dets.classes, boxes, classes)
+            tiers.append(tiers_by_agreement(filtered, agreement))
+            if count:
+                self.filters.count(AGREEMENT_DEMOTED, int((filtered.reliable & ~tiers[-1].reliable).sum()))
+        return candidates, tiers
+
     def extend(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
         """``batch`` with the strong views of ``weak`` appended, labeled by the teacher
         (:func:`~semiyolo.batch.append_pseudo_labeled`); and the reliable pseudo-labels of every weak image, for the
@@ -131,8 +165,7 @@ class MeanTeacher:
         if uses_dense_targets(self.pseudo_targets):
             return self.extend_dense(batch, weak)
         tiered = self.pseudo_targets == "tiered"
-        candidates = self.labeler.detect(self.model, weak)
-        tiers = [split_tiers(self.filters, d, tiered) for d in candidates]
+        candidates, tiers = self.label(weak)
         view = self.augment.view(weak, [d.boxes for d in candidates], self.generator)
         views = [
             _tiers_in_view(d, t, b, k, self.soft_uncertain)
@@ -218,8 +251,7 @@ class MeanTeacher:
         tiered = self.pseudo_targets == "tiered"
         counts = TrustCounts.zeros(num_classes)
         for images, labels in batches:
-            for d, gt in zip(self.labeler.detect(self.model, images), labels, strict=True):
-                tiers = split_tiers(self.filters, d, tiered, count=False)
+            for d, tiers, gt in zip(*self.label(images, count=False), labels, strict=True):
                 counts = counts + count_trust(d, tiers, gt[:, 1:], gt[:, 0], num_classes, tiered)
         return counts
 

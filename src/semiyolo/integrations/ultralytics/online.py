@@ -23,8 +23,10 @@ its public seams (the NaN rewind) is listed in the package docstring (:mod:`semi
 
 from __future__ import annotations
 
+import math
 from copy import copy
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,6 +37,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from ...batch import labeled_part, num_labeled
 from ...config import SemiConfig
+from ...data import split_images
 from ...errors import ConfigError
 from ...pixels import to_unit_range
 from ...pseudo import dense_geometry_conflict, nothing_kept_reason
@@ -45,6 +48,7 @@ from .distributed import broadcast_filters, broadcast_module, sum_counts
 from .exact_resume import SEMI_STATE, read_state
 from .online_data import ReviewedImages, UnlabeledStream
 from .online_teacher import (
+    DSAT_MAX_IMAGES,
     DsatCalibration,
     TeacherValidation,
     TrustEstimate,
@@ -84,7 +88,7 @@ class OnlineTrainer(SupervisedTrainer):
             raise ConfigError(conflict)
         # the parts, before Ultralytics' __init__ (which builds the dataset, DSAT's hold-out included)
         self.dsat = DsatCalibration(self)
-        self.trust = TrustEstimate(self, lambda: self.dsat.images)
+        self.trust = TrustEstimate(self, self.trust_images, f"{semi.pseudo_trust} labeled")
         self.reviewed = ReviewedImages(self)
         self.unlabeled = UnlabeledStream(self, self.reviewed)
         self.teacher_validation = TeacherValidation(self)
@@ -125,6 +129,14 @@ class OnlineTrainer(SupervisedTrainer):
         self.unlabeled.open()
         broadcast_module(self.mean_teacher.model)
         broadcast_filters(self.mean_teacher.filters)
+
+    def trust_images(self) -> list[Path]:
+        """The labeled images the trust estimate measures the teacher on (``semi.pseudo_trust``): DSAT's held-out
+        ones, or up to :data:`~.online_teacher.DSAT_MAX_IMAGES` validation images, evenly spaced."""
+        if self.semi.pseudo_trust == "holdout":
+            return self.dsat.images
+        images = split_images(self.data, "val")
+        return images[:: max(1, math.ceil(len(images) / DSAT_MAX_IMAGES))]
 
     def amp_dtype(self) -> torch.dtype | None:
         """The student's autocast dtype, for the teacher's forward."""
@@ -196,7 +208,7 @@ class OnlineTrainer(SupervisedTrainer):
         self.picture_due = bool(self.args.plots) and RANK in {-1, 0}
         self.audit.reset()
         self.mean_teacher.filters.reset_counts()
-        if self.semi.pseudo_trust and self.semi_active:
+        if self.semi.pseudo_trust != "off" and self.semi_active:
             self.trust.measure(self.mean_teacher)
 
     def schedule_loss_weights(self) -> None:
@@ -241,7 +253,7 @@ class OnlineTrainer(SupervisedTrainer):
         for key, value in (self.filter_counts or self.mean_teacher.filters.stats()).items():
             metrics[f"semi/{key}"] = value
         metrics.update(self.dsat.metrics(self.mean_teacher))
-        if self.semi.pseudo_trust:
+        if self.semi.pseudo_trust != "off":
             metrics.update(self.trust.metrics())
         return {**metrics, **(self.teacher_validation.run_metrics() if self.semi.validate_teacher else {})}
 

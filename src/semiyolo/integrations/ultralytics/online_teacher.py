@@ -79,6 +79,7 @@ def build_mean_teacher(trainer) -> MeanTeacher:
         mixup_partners=s.mixup_partners,
         uncertain_targets=s.uncertain_targets,
         cut_objects=s.cut_objects,
+        agreement=s.teacher_agreement,
     )
     teacher.model.criterion = student.criterion  # shared, as the EMA's: the teacher's validation losses
     return teacher
@@ -108,7 +109,7 @@ class DsatCalibration:
     def hold_out(self, data: dict) -> dict:
         """Ultralytics' dataset ``data``, less the held-out images where there are any (before the loaders)."""
         semi = self.trainer.semi
-        if not any(f.name == "dsat" for f in semi.filters) and not semi.pseudo_trust:
+        if not any(f.name == "dsat" for f in semi.filters) and semi.pseudo_trust != "holdout":
             return data
         if semi.dsat_holdout == 0:
             images = train_images(data)
@@ -139,13 +140,14 @@ class DsatCalibration:
 
 
 class TrustEstimate:
-    """``semi.pseudo_trust``: at the start of every epoch with pseudo-labels, the teacher labels the held-out labeled
-    images (:class:`DsatCalibration`'s) and the pseudo-labeled part of the loss is weighed by what its precision,
-    coverage and localisation there justify (:mod:`semiyolo.pseudo.trust`). The estimate depends only on the
+    """``semi.pseudo_trust``: at the start of every epoch with pseudo-labels, the teacher labels labeled images the
+    student is not fitted on (``images()``: :class:`DsatCalibration`'s held-out ones, or the validation images,
+    ``where`` in the log) and the pseudo-labeled part of the loss is weighed by what its precision, coverage and
+    localisation there justify (:mod:`semiyolo.pseudo.trust`). The estimate depends only on the
     teacher and the filters, so a resumed run measures the same one again."""
 
-    def __init__(self, trainer, images: Callable[[], list[Path]]) -> None:
-        self.trainer, self.images = trainer, images
+    def __init__(self, trainer, images: Callable[[], list[Path]], where: str) -> None:
+        self.trainer, self.images, self.where = trainer, images, where
         self.counts: TrustCounts | None = None
         self.weights: TrustWeights | None = None
 
@@ -174,7 +176,7 @@ class TrustEstimate:
     def summary(self, n_images: int) -> str:
         f = self.figures()
         return (
-            f"pseudo-labels on {n_images} held-out labeled images: precision {f['precision']:.2f}, recall "
+            f"pseudo-labels on {n_images} {self.where} images: precision {f['precision']:.2f}, recall "
             f"{f['recall']:.2f}, coverage {f['coverage']:.2f}, IoU {f['localisation']:.2f}; unlabeled weights: "
             f"positives {f['weight_positive']:.2f}, negatives {f['weight_negative']:.2f}, boxes {f['weight_box']:.2f}"
         )
