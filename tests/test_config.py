@@ -64,6 +64,7 @@ def test_relative_data_path_is_taken_from_the_config_folder(tmp_path):
         (["semi.filters=[{name: dsat, parms: {}}]"], r"semi.filters.0.parms: unknown key; did you mean"),
         (["semi.lambda_bg"], r"override 'semi.lambda_bg': expected key=value"),
         (["semi.burn_in.x=1"], r"override semi.burn_in.x: semi.burn_in is not a mapping"),
+        (["semi.ship=better", "semi.validate_teacher=false"], r"ship better compares the teacher .* validate_teacher"),
         (
             ["semi.pseudo_trust=holdout", "semi.dsat_holdout=0"],
             r"pseudo_trust holdout .* dsat_holdout is 0: set dsat_holdout > 0",

@@ -576,3 +576,49 @@ def test_a_teacher_without_pseudo_labels_worth_trusting_teaches_nothing(tmp_path
     assert float(rows[1]["train/u_cls_loss"]) == 0.0 and float(rows[1]["train/u_bg_loss"]) == 0.0
     said = [m for m in messages if f"{where} labeled images" in m]
     assert len(said) == 1 and said[0].startswith("epoch 2: pseudo-labels on ") and "negatives 0.00" in said[0]
+
+
+def test_the_better_of_teacher_and_student_is_shipped_by_rule(tmp_path):
+    from semiyolo.integrations.ultralytics.shipping import ship_better, teacher_is_better
+
+    # the teacher's last validation 0.6 against the student's 0.5 (last epoch) and 0.65 (its best epoch): it
+    # replaces last.pt, not best.pt
+    history = {"metrics/mAP50-95(B)": [0.3, 0.65, 0.5], "teacher/mAP50-95(B)": [0.0, 0.55, 0.6]}
+    assert teacher_is_better(history) == (True, False)
+    teacher, last, best = (tmp_path / name for name in ("teacher.pt", "last.pt", "best.pt"))
+    for path in (teacher, last, best):
+        path.write_bytes(path.name.encode())
+    assert ship_better(teacher, last, best, history) == "teacher"
+    assert last.read_bytes() == b"teacher.pt" and best.read_bytes() == b"best.pt"
+    history["teacher/mAP50-95(B)"][-1] = 0.7  # now above every epoch: best.pt too
+    assert ship_better(teacher, last, best, history) == "teacher" and best.read_bytes() == b"teacher.pt"
+    history["teacher/mAP50-95(B)"][-1] = 0.5  # a tie is not better: the student stays
+    last.write_bytes(b"student")
+    assert ship_better(teacher, last, best, history) == "student" and last.read_bytes() == b"student"
+    assert teacher_is_better({"metrics/mAP50-95(B)": [0.5]}) == (False, False)  # the teacher never validated
+
+
+def test_an_online_run_saves_its_teacher_and_ships_the_better_model(tmp_path, datasets):
+    import json
+
+    from ultralytics import YOLO
+
+    cfg = _config(tmp_path, datasets, epochs=2, keep_state=True, ship="better", report_weights="last")
+    assert main(["train", str(cfg)]) == 0
+    run = tmp_path / "runs" / "semi"
+    teacher = YOLO(run / "weights" / "teacher.pt").model  # an Ultralytics checkpoint
+    state = torch.load(run / "weights" / "semi_state.pt", weights_only=False)["mean_teacher"]["teacher"]
+    for name, value in teacher.state_dict().items():
+        torch.testing.assert_close(value.float(), state[name].float().half().float(), msg=name)
+    rows = list(csv.DictReader((run / "results.csv").open()))
+    student_map, teacher_map = float(rows[-1]["metrics/mAP50-95(B)"]), float(rows[-1]["teacher/mAP50-95(B)"])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["weights"] == "last.pt"
+    # the rule either way: the teacher's weights in last.pt exactly when it validated better, and its figures
+    shipped = "teacher" if teacher_map > student_map else "student"
+    assert summary["shipped"] == shipped
+    assert summary["metrics/mAP50-95(B)"] == pytest.approx(
+        teacher_map if shipped == "teacher" else student_map, abs=1e-5
+    )
+    same = (run / "weights" / "last.pt").read_bytes() == (run / "weights" / "teacher.pt").read_bytes()
+    assert same == (shipped == "teacher")

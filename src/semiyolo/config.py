@@ -49,6 +49,7 @@ from .teacher import EMPTY_UNLABELED, MIXUP_PARTNERS
 MODES = ("supervised", "online", "offline")  # semi.mode: labeled data only, a mean teacher, stored pseudo-labels
 REPORT_WEIGHTS = ("best", "last")  # semi.report_weights: the weights summary.json reports
 TRUST_IMAGES = ("off", "holdout", "val")  # semi.pseudo_trust: where the trust estimate measures the teacher
+SHIP_CHOICES = ("student", "better")  # semi.ship: what an online run's last.pt holds
 
 
 class _Strict(BaseModel):
@@ -270,6 +271,12 @@ class SemiConfig(_Strict):
         "background", description="unlabeled images without pseudo-labels: trained as background, or left out"
     )
     validate_teacher: bool = Field(True, description="validate the teacher too each epoch (teacher/... columns)")
+    ship: Literal[SHIP_CHOICES] = Field(  # type: ignore[valid-type]
+        "student",
+        description="what an online run's last.pt holds at the end: the student (its EMA, as Ultralytics ships), or "
+        "the better of it and the teacher on the last validation (best.pt too where the teacher beats every epoch's "
+        "student); needs validate_teacher; the teacher is always saved as weights/teacher.pt",
+    )
     filters: list[FilterSpec] = Field(
         default_factory=lambda: [FilterSpec(**spec) for spec in DEFAULT_FILTERS],
         description=f"the pseudo-label filter chain after NMS, in order, each {{name, params}}; names: "
@@ -315,6 +322,15 @@ class SemiConfig(_Strict):
         conflict = agreement_conflict(self.teacher_agreement, self.teacher_flip, self.pseudo_targets)
         if conflict:
             raise ValueError(conflict)
+        return self
+
+    @model_validator(mode="after")
+    def _shipping_the_better_needs_the_teacher_validated(self) -> SemiConfig:
+        if self.ship == "better" and not self.validate_teacher:
+            raise ValueError(
+                "ship better compares the teacher with the student on the last validation: set validate_teacher "
+                "true, or ship student"
+            )
         return self
 
     @model_validator(mode="after")

@@ -89,6 +89,7 @@ SEMI_GROUPS = {
                 "teacher_agreement",
                 "teacher_scale",
                 "validate_teacher",
+                "ship",
                 "lambda_unsup",
                 "lambda_unsup_warmup",
             ),

@@ -59,6 +59,7 @@ from .online_teacher import (
 )
 from .pictures import plot_pseudo_labels
 from .semi_criterion import UNSUPERVISED_PREFIX, SemiSupervisedLoss
+from .shipping import save_teacher_checkpoint, ship_better
 from .supervised import PREFIX, SupervisedTrainer, planned_optimizer_steps, semi_settings
 
 STATE_FILE = SEMI_STATE
@@ -98,6 +99,7 @@ class OnlineTrainer(SupervisedTrainer):
         self.lambda_unsup = 0.0
         self.filter_counts: dict[str, float] = {}
         self.picture_due = False  # the epoch's first pseudo-labeled batch is drawn
+        self.shipped = "student"  # what last.pt holds at the end (semi.ship)
 
     # --- set-up -------------------------------------------------------------------------------------------
     def labeled_dataset(self) -> dict:
@@ -275,6 +277,15 @@ class OnlineTrainer(SupervisedTrainer):
         if isinstance(named, dict):
             return {k: v for k, v in named.items() if not k.startswith(unsupervised)}
         return [k for k in named if not k.startswith(unsupervised)]
+
+    def finish(self) -> None:
+        """At the end (rank 0): the teacher saved as ``weights/teacher.pt``, and with ``semi.ship: better`` the
+        better of teacher and student as ``last.pt`` (:mod:`.shipping`); then the base trainer's end."""
+        if RANK in {-1, 0} and self.mean_teacher is not None and self.last.exists():
+            teacher_weights = save_teacher_checkpoint(self.mean_teacher.model, self.last)
+            if self.semi.ship == "better":
+                self.shipped = ship_better(teacher_weights, self.last, self.best, self.read_results_csv())
+        super().finish()
 
     # --- state -----------------------------------------------------------------------------------------------
     def stateful_parts(self) -> dict[str, Any]:

@@ -13,14 +13,19 @@ from ...data import list_images
 from .evaluate import background_false_positives
 
 SUMMARY_FILE = "summary.json"
+METRICS_PREFIX, TEACHER_PREFIX = "metrics/", "teacher/"  # results.csv's student and teacher validation columns
 
 
 def write_run_summary(trainer) -> None:
     """``summary.json`` for a finished run: the weights ``semi.report_weights`` names (``best.pt``, or ``last.pt``
-    and the last epoch's metrics), their background false positives, the step counters, the semi settings."""
-    last = trainer.semi.report_weights == "last" or not trainer.best.exists()
+    and the last epoch's metrics), their background false positives, the step counters, the semi settings. Where
+    an online run shipped its teacher (``semi.ship: better``): ``last.pt``, which holds it, and its figures."""
+    shipped = getattr(trainer, "shipped", "student")
+    last = trainer.semi.report_weights == "last" or not trainer.best.exists() or shipped == "teacher"
     weights = trainer.last if last else trainer.best
     metrics = final_row(trainer) if trainer.semi.report_weights == "last" else trainer.metrics
+    if shipped == "teacher":
+        metrics = final_row(trainer, TEACHER_PREFIX)
     summary: dict[str, Any] = {k: _number(v) for k, v in (metrics or {}).items()}
     summary.update(
         {
@@ -39,6 +44,7 @@ def write_run_summary(trainer) -> None:
             f"{bg['background_fp_per_image']:.3f} per image over {bg['images']} validation images; at the "
             f"F1-optimal confidence {bg['f1_conf']:.3f}: {bg['background_fp_per_image_at_f1']:.3f}"
         )
+    summary["shipped"] = shipped
     summary["semi"] = trainer.semi.model_dump()
     (trainer.save_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
 
@@ -49,7 +55,8 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else round(value, 5)
 
 
-def final_row(trainer) -> dict[str, float]:
-    """The validation metrics of the last epoch (the final weights), from results.csv."""
+def final_row(trainer, prefix: str = METRICS_PREFIX) -> dict[str, float]:
+    """The validation metrics of the last epoch (the final weights), from results.csv; with ``prefix`` ``teacher/``
+    the teacher's, named as the student's (``metrics/...``)."""
     columns = trainer.read_results_csv()
-    return {k: v[-1] for k, v in columns.items() if k.startswith("metrics/") and v}
+    return {METRICS_PREFIX + k.removeprefix(prefix): v[-1] for k, v in columns.items() if k.startswith(prefix) and v}
