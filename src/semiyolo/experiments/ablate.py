@@ -53,12 +53,30 @@ from ..data import check_detection_dataset, list_images
 from ..errors import ConfigError
 from ..integrations.ultralytics import split_metrics, training_arguments, training_default
 from ..runfiles import last_weights, train_state
-from .arms import CONTINUATIONS, CONVERGED, FULLY_LABELED, FULLY_LABELED_CONTINUED, OFFLINE, ORACLE, REVIEWED
+from .arms import (
+    CONTINUATIONS,
+    CONVERGED,
+    FULLY_LABELED,
+    FULLY_LABELED_CONTINUED,
+    OFFLINE,
+    ORACLE,
+    REVIEWED,
+    SCRATCH,
+)
 from .held_out import TEST, GainIntervals, has_test_split, measured_on_test, rows_by_split
 from .hidden_labels import hidden_labels_dataset, missing_hidden_labels
 from .label_splits import label_split, split_configs
 from .offline_labels import offline_pseudo_labels
-from .protocol import SUPERVISED_MODE, Arm, Protocol, arms_to_run, ceiling_runs, ceilings_to_run, continuation_arms
+from .protocol import (
+    ONLINE_MODE,
+    SUPERVISED_MODE,
+    Arm,
+    Protocol,
+    arms_to_run,
+    ceiling_runs,
+    ceilings_to_run,
+    continuation_arms,
+)
 from .report import write_protocol_report
 from .review_arms import review_facts, reviewed_folder
 from .run_folder import history, resolved_optimizer, run_args
@@ -144,7 +162,7 @@ def _run_one_split(
     arms = continuation_arms(protocol, [base_seed + k for k in range(protocol.seeds)])
     notes = _train_split(plan, protocol, arms, base_seed) if train else []
     ceilings = [name for name, _ in ceiling_runs(protocol, base_seed)]
-    names = [CONVERGED, *(a.name for a in arms), *ceilings, *(f"{name}_continued" for name in ceilings)]
+    names = [CONVERGED, *(a.name for a in arms), *ceilings, *(f"{name}_continued" for name in ceilings), SCRATCH]
     rows = finished_rows(plan.out, names)
     notes += _step_mismatches(rows, protocol.steps)
     histories = {row["run"]: history(plan.out / row["run"]) for row in rows}
@@ -174,6 +192,8 @@ def _train_split(plan: _Plan, protocol: Protocol, arms: Sequence[Arm], base_seed
         facts = review_facts(arm, plan.out) if arm.review else None
         if train_or_reuse(plan.out, arm.name, arm.kind, arm.seed, run_cfg, arm.variant, facts=facts) is None:
             elsewhere.append(arm.name)
+    if SCRATCH in protocol.only and _run_from_scratch(plan, base_seed) is None:
+        elsewhere.append(SCRATCH)
     for name, seed in ceilings_to_run(protocol, base_seed, hidden_labels=plan.full_data is not None):
         if _run_ceiling(plan, optim, name, seed) is None:
             elsewhere.append(name)
@@ -237,6 +257,17 @@ def _continuation_config(
         run_cfg["data"] = str(plan.full_data)
         run_cfg["semi"].update(labeled_repeat=1)
     return run_cfg
+
+
+def _run_from_scratch(plan: _Plan, seed: int) -> dict[str, Any] | None:
+    """``online_scratch``: the config's online method trained from the model's ``.yaml`` with the converged run's
+    schedule and seed (its burn-in as configured), the way a user runs ``semiyolo train``; the report compares it
+    with the converged run, the labeled-only run of the same length. Its row, or ``None`` when another process is
+    training it."""
+    run_cfg = copy.deepcopy(plan.base)
+    run_cfg["semi"].update(mode=ONLINE_MODE, keep_state=False)
+    run_cfg["train"].update(seed=seed)
+    return train_or_reuse(plan.out, SCRATCH, SCRATCH, seed, run_cfg)
 
 
 def _run_ceiling(plan: _Plan, optim: dict[str, Any], name: str, seed: int) -> dict[str, Any] | None:

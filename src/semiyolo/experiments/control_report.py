@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .arms import CONTINUED_AUG, CONTINUED_BG, OFFLINE, ONLINE
+from .arms import CONTINUED_AUG, CONTINUED_BG, CONVERGED, OFFLINE, ONLINE, SCRATCH
 from .rows import MAP, arm_name, mean_std, number, pair
 
 SEMI_KINDS = (ONLINE, OFFLINE)  # the arms whose gain the controls take apart
@@ -82,6 +82,34 @@ def controls_markdown(entries: Sequence[dict[str, Any]]) -> str:
         verdict = "yes" if e["counts"] else "no"
         lines.append(f"| {e['arm']} | {e['against']} | {e['pairs']} | {gain} | {share} | {verdict} |")
     return "\n".join(lines)
+
+
+def scratch_sections(rows: Sequence[dict[str, Any]], where: str) -> list[str]:
+    """The way a user runs it: ``online_scratch`` (the config's online method from the model's ``.yaml``) against
+    ``supervised_converged`` (the labeled images alone, the same schedule), per label split, and whether the online
+    run ends worse beyond the spread of the differences; none without both."""
+    scratch = [r for r in rows if r["kind"] == SCRATCH]
+    converged = {pair(r): number(r.get(MAP)) for r in rows if r["kind"] == CONVERGED}
+    paired = [(r, converged[pair(r)]) for r in scratch if pair(r) in converged]
+    if not paired:
+        return []
+    lines = ["| label split | supervised (same schedule) | online from scratch | difference |", "|---|---|---|---|"]
+    for row, supervised in paired:
+        online = number(row.get(MAP))
+        lines.append(f"| {row.get('label_split')} | {supervised:.4f} | {online:.4f} | {online - supervised:+.4f} |")
+    mean, std = mean_std([number(r.get(MAP)) - s for r, s in paired])
+    worse = len(paired) > 1 and mean + std < 0
+    verdict = "worse than the supervised run beyond the spread" if worse else "not worse beyond the spread"
+    if len(paired) < 2:
+        verdict = "one label split: no spread to judge by"
+    return [
+        f"## From scratch, the way a user runs it, on {where} (mAP50-95)",
+        "",
+        *lines,
+        "",
+        f"Mean difference {mean:+.4f} ± {std:.4f} over {len(paired)} label splits: {verdict}.",
+        "",
+    ]
 
 
 def control_sections(rows: Sequence[dict[str, Any]], baseline: str | None, where: str) -> list[str]:

@@ -33,7 +33,7 @@ from .arms import (
     ONLINE,
     ORACLE,
 )
-from .control_report import control_sections
+from .control_report import control_sections, scratch_sections
 from .held_out import TEST, VAL
 from .review_report import review_sections
 from .rows import MAP, Pair, arm_name, mean_std, number, pair
@@ -376,6 +376,8 @@ def write_protocol_report(
         "",
         *control_sections(test_rows, baseline, "the test split"),
         *control_sections(val_rows, baseline, "the validation split"),
+        *scratch_sections(test_rows, "the test split"),
+        *scratch_sections(val_rows, "the validation split"),
         *review_sections(rows),
         "## Runs",
         "",
