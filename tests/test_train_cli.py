@@ -170,14 +170,19 @@ def test_demo_runs_the_fair_comparison_and_shows_pseudo_labels(tmp_path, capsys)
     from semiyolo.experiments.demo import run_demo
 
     out = tmp_path / "demo"
-    rows = run_demo(out, images=20, imgsz=64, epochs=1, steps=2, batch=4, fraction=0.5)
+    rows = run_demo(out, images=20, imgsz=64, epochs=1, steps=2, batch=4, fraction=0.5, test_images=4)
     runs = {r["run"]: r for r in rows}
     assert sorted(runs) == ["seed0/online_bg1", "seed0/supervised_continued", "supervised_converged"]
     assert runs["seed0/online_bg1"]["optimizer_steps"] == runs["seed0/supervised_continued"]["optimizer_steps"] == 2
     assert runs["seed0/online_bg1"]["lambda_bg"] == 1.0
     assert "| online bg1 | 1 | 2 |" in (out / "ablation" / "ablation.md").read_text()
     pictures = list((out / "ablation" / "seed0" / "online_bg1").glob("pseudo_labels_epoch*.jpg"))
-    assert pictures and str(pictures[0]) in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert pictures and str(pictures[0]) in printed
+    # it ends with the arms on the test images, which chose nothing, the gain's interval and the convergence check
+    tail = printed[printed.rindex("## Arms on the test split") :]
+    assert "| online bg1 | 1 | 2 |" in tail and "95 % interval over images" in tail
+    assert "supervised_converged: too few epochs to judge convergence" in tail
 
 
 def test_checkpoints_are_written_atomically(tmp_path, run_config, tiny_data, monkeypatch):

@@ -227,6 +227,7 @@ def _demo(args: argparse.Namespace) -> int:
         fraction=args.fraction,
         seed=args.seed,
         ceiling=args.ceiling,
+        test_images=args.test_images,
     )
     return 0
 
@@ -276,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
     demo.add_argument("--images", type=int, default=400, help="synthetic images, train + val (default: 400)")
+    demo.add_argument(
+        "--test-images", type=int, default=200, help="test images besides them, which choose nothing (default: 200)"
+    )
     demo.add_argument("--imgsz", type=int, default=128, help="image size in pixels (default: 128)")
     demo.add_argument("--fraction", type=float, default=0.2, help="share of training images labeled (default: 0.2)")
     demo.add_argument("--epochs", type=int, default=15, help="epochs of the labeled-only run (default: 15)")
