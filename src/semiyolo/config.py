@@ -227,6 +227,15 @@ class SemiConfig(_Strict):
         "batch and takes its labels too: pseudo_mixup's blend on labeled images, the control 'semiyolo ablate' runs "
         "beside a pseudo-mixup arm; 0: none",
     )
+    mixup_max_overlap: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="object-aware blending, for pseudo_mixup and labeled_mixup alike: an image is not blended with a "
+        "partner whose boxes overlap its own at an IoU above this (another partner of the batch is tried in the "
+        "draw's order, and without one the image stays unblended), so no object is hidden under another; null: any "
+        "partner",
+    )
     mixup_partners: Literal[MIXUP_PARTNERS] = Field(  # type: ignore[valid-type]
         "pseudo", description="pseudo-mixup's partners: other pseudo-labeled images, or labeled ones with their labels"
     )

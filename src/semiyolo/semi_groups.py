@@ -54,6 +54,7 @@ SEMI_GROUPS = {
                 "report_weights",
                 "labeled_repeat",
                 "labeled_mixup",
+                "mixup_max_overlap",
             ),
             every_mode=True,
         ),
