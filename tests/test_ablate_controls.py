@@ -128,9 +128,9 @@ def test_the_augmentation_control_blends_every_labeled_batch(tmp_path, tiny_data
 
     blended = []
 
-    def recording(batch, probability, generator):
+    def recording(batch, probability, generator, **options):
         before = batch["img"].clone()
-        out = supervised_mix(batch, probability, generator)
+        out = supervised_mix(batch, probability, generator, **options)
         blended.append((probability, before.shape[0], bool((out["img"] != before).any())))
         return out
 

@@ -622,3 +622,19 @@ def test_an_online_run_saves_its_teacher_and_ships_the_better_model(tmp_path, da
     )
     same = (run / "weights" / "last.pt").read_bytes() == (run / "weights" / "teacher.pt").read_bytes()
     assert same == (shipped == "teacher")
+
+
+def test_online_training_with_object_aware_pseudo_mixup(tmp_path, datasets):
+    # two optimizer steps without burn-in, every pseudo-labeled image blended unless its partner's boxes overlap
+    # its own at IoU > 0.3: the losses are finite and the refused partners are logged
+    filters = [{"name": "score", "params": {"threshold": 0.3}}]
+    steps = {"burn_in": 0, "lambda_bg_warmup": 0, "max_optimizer_steps": 2, "validate_teacher": False}
+    mixup = {"pseudo_mixup": 1.0, "mixup_max_overlap": 0.3}
+    config = _config(tmp_path, datasets, epochs=1, filters=filters, **steps, **mixup)
+    assert main(["train", str(config)]) == 0
+    run = tmp_path / "runs" / "semi"
+    last = list(csv.DictReader((run / "results.csv").open()))[-1]
+    for key in ("train/u_cls_loss", "train/u_bg_loss", "train/u_box_loss", "train/cls_loss"):
+        assert math.isfinite(float(last[key])), key
+    assert float(last["semi/mixup_refused"]) >= 0
+    assert yaml.safe_load((run / "semi.yaml").read_text())["mixup_max_overlap"] == 0.3

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..batch import append_pseudo_labeled, num_labeled
+from ..batch import append_pseudo_labeled
 from ..metrics import match_detections
 from ..pseudo import (
     PSEUDO_TARGETS,
@@ -37,10 +37,11 @@ from ..pseudo import (
 from ..pseudo.augment import CUT_OBJECTS, StrongAugment
 from .ema import TeacherEMA
 from .labeler import TeacherPseudoLabeler, per_anchor
-from .mixup import check_mixup, draw_partners, mix_pseudo_labeled
+from .mixup import check_mixup, draw_blend_partners, mix_pseudo_labeled
 
 EMPTY_UNLABELED = ("background", "skip")  # an image left without pseudo-labels: all background, or left out
 AGREEMENT_DEMOTED = "agreement_demoted"  # the count of reliable pseudo-labels a view missed (semi/agreement_demoted)
+MIXUP_REFUSED = "mixup_refused"  # the count of drawn mixup partners mixup_max_overlap refused (semi/mixup_refused)
 
 
 class MeanTeacher:
@@ -63,6 +64,9 @@ class MeanTeacher:
         mixup: the probability that a pseudo-labeled image is blended with a partner (:mod:`.mixup`); not with
             dense targets, which map the teacher's anchors to the student's one image at a time.
         mixup_partners: ``pseudo`` (another pseudo-labeled image) or ``labeled``.
+        mixup_max_overlap: object-aware blending (:func:`~.mixup.draw_blend_partners`): no partner with a box that
+            overlaps one of the image's own at an IoU above it; the filters count the partners it refuses
+            (``mixup_refused``). ``None``: any partner.
         uncertain_targets: with tiered targets, ``ignore`` (the uncertain tier is neither positive nor negative) or
             ``soft`` (it is a target too, its classification target scaled by the teacher's score, never
             regressed; the anchors of its box the assigner leaves out stay ignored).
@@ -91,6 +95,7 @@ class MeanTeacher:
         uncertain_targets: str = "ignore",
         cut_objects: str = "drop",
         agreement: bool = False,
+        mixup_max_overlap: float | None = None,
     ) -> None:
         if empty_unlabeled not in EMPTY_UNLABELED:
             raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
@@ -113,7 +118,9 @@ class MeanTeacher:
         if agreement:
             labeler.filters.count(AGREEMENT_DEMOTED, 0)
         self.soft_uncertain = soft_uncertain(uncertain_targets, pseudo_targets)
-        self.mixup, self.mixup_partners = mixup, mixup_partners
+        self.mixup, self.mixup_partners, self.mixup_max_overlap = mixup, mixup_partners, mixup_max_overlap
+        if mixup and mixup_max_overlap is not None:
+            labeler.filters.count(MIXUP_REFUSED, 0)
         self.pseudo_targets, self.dense_fraction = pseudo_targets, dense_fraction
         self.ema = TeacherEMA(student, decay=decay, tau=tau)
         self.labeler, self.augment = labeler, augment
@@ -209,8 +216,11 @@ class MeanTeacher:
         """``batch`` with its pseudo-labeled images blended with their partners (:mod:`.mixup`), if ``mixup``."""
         if not self.mixup:
             return batch
-        labeled, total = num_labeled(batch), batch["img"].shape[0]
-        partners = draw_partners(labeled, total - labeled, self.mixup, self.mixup_partners, self.generator)
+        partners, refused = draw_blend_partners(
+            batch, self.mixup, self.mixup_partners, self.generator, self.mixup_max_overlap
+        )
+        if self.mixup_max_overlap is not None:
+            self.filters.count(MIXUP_REFUSED, refused)
         return mix_pseudo_labeled(batch, partners)
 
     def _images_to_keep(self, targets_per_image: list[int]) -> list[int]:

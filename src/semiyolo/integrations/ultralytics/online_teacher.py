@@ -77,6 +77,7 @@ def build_mean_teacher(trainer) -> MeanTeacher:
         dense_fraction=s.dense_fraction,
         mixup=s.pseudo_mixup,
         mixup_partners=s.mixup_partners,
+        mixup_max_overlap=s.mixup_max_overlap,
         uncertain_targets=s.uncertain_targets,
         cut_objects=s.cut_objects,
         agreement=s.teacher_agreement,

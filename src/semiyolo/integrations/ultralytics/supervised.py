@@ -156,7 +156,8 @@ class SupervisedTrainer(DetectionTrainer):
         self.exact_resume.before_forward(self)
         batch = super().preprocess_batch(batch)
         if self.semi.labeled_mixup:
-            batch = mix_labeled(batch, self.semi.labeled_mixup, self.labeled_mixup_generator())
+            generator, max_overlap = self.labeled_mixup_generator(), self.semi.mixup_max_overlap
+            batch = mix_labeled(batch, self.semi.labeled_mixup, generator, max_overlap=max_overlap)
         self.steps.images_seen += batch["img"].shape[0]
         return batch
 
