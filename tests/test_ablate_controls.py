@@ -298,3 +298,15 @@ def test_what_survives_each_control_by_hand():
     )
     # one pair has no spread to beat: not called a gain
     assert not control_gains(rows[::2], "supervised_continued")[0]["counts"]
+
+
+def test_an_object_aware_blend_gets_a_control_with_the_same_rule():
+    from semiyolo.experiments.protocol import Protocol, control_arms
+
+    protocol = Protocol(
+        variants=(("aware", {"pseudo_mixup": 0.5, "mixup_max_overlap": 0.3}), ("mix", {"pseudo_mixup": 0.5}))
+    )
+    controls = {a.name: a.semi for a in control_arms(protocol, 0) if a.kind == "supervised_continued_aug"}
+    assert controls["seed0/supervised_continued_aug_aware"]["mixup_max_overlap"] == 0.3
+    assert controls["seed0/supervised_continued_aug_aware"]["labeled_mixup"] == 0.5
+    assert "mixup_max_overlap" not in controls["seed0/supervised_continued_aug_mix"]

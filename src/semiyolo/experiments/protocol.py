@@ -153,8 +153,8 @@ def review_arms(protocol: Protocol, seed: int) -> list[Arm]:
 def control_arms(protocol: Protocol, seed: int) -> list[Arm]:
     """The labeled-only continuations that each differ from ``supervised_continued`` in one way an online arm
     does (:mod:`.arms`): each ``--lambdas`` penalty, each ``lr_scales`` learning rate, and the pseudo-mixup of each
-    ``--variant`` that has one, as ``semi.labeled_mixup`` (a variant's other settings act on pseudo-labels
-    alone)."""
+    ``--variant`` that has one, as ``semi.labeled_mixup`` with the variant's ``mixup_max_overlap`` (a variant's
+    other settings act on pseudo-labels alone)."""
     labeled = {"mode": SUPERVISED_MODE, "lambda_bg": 0.0}
     arms = [Arm(f"seed{seed}/{CONTINUED_LR}{m:g}", CONTINUED_LR, seed, labeled, lr_scale=m) for m in protocol.lr_scales]
     if not protocol.controls:
@@ -165,6 +165,8 @@ def control_arms(protocol: Protocol, seed: int) -> list[Arm]:
     for name, settings in protocol.variants:
         if settings.get("pseudo_mixup"):
             mixup = {**labeled, "labeled_mixup": settings["pseudo_mixup"]}
+            if settings.get("mixup_max_overlap") is not None:  # the same object-aware rule as the arm's blend
+                mixup["mixup_max_overlap"] = settings["mixup_max_overlap"]
             arms.append(Arm(f"seed{seed}/{CONTINUED_AUG}_{name}", CONTINUED_AUG, seed, mixup))
     return arms
 
