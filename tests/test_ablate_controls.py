@@ -310,3 +310,33 @@ def test_an_object_aware_blend_gets_a_control_with_the_same_rule():
     assert controls["seed0/supervised_continued_aug_aware"]["mixup_max_overlap"] == 0.3
     assert controls["seed0/supervised_continued_aug_aware"]["labeled_mixup"] == 0.5
     assert "mixup_max_overlap" not in controls["seed0/supervised_continued_aug_mix"]
+
+
+def test_a_diverged_run_pairs_with_nothing():
+    from semiyolo.experiments.control_report import control_gains
+
+    rows = [
+        {
+            "kind": "supervised_continued",
+            "run": f"seed{s}/supervised_continued",
+            "seed": s,
+            "label_split": 0,
+            "metrics/mAP50-95(B)": 0.30,
+        }
+        for s in (0, 1)
+    ]
+    rows += [
+        {
+            "kind": "online",
+            "run": f"seed{s}/online_default",
+            "seed": s,
+            "label_split": 0,
+            "variant": "default",
+            "lambda_bg": 0.0,
+            "metrics/mAP50-95(B)": m,
+        }
+        for s, m in ((0, 0.35), (1, float("nan")))
+    ]
+    (entry,) = control_gains(rows, "supervised_continued")
+    # one finite pair: +0.05, and no spread to beat, so not called a gain
+    assert entry["pairs"] == 1 and entry["gain"][0] == pytest.approx(0.05) and not entry["counts"]

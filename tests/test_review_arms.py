@@ -157,3 +157,17 @@ def test_two_orders_end_to_end(tmp_path):
     md = (out / "ablation.md").read_text()
     assert "## What to label next, on the validation split" in md and "| 3 | page | 1 |" in md
     assert not math.isnan(float(table[0]["mAP50-95"]))
+
+
+def test_the_spread_order_stops_looking_at_its_limit_and_the_median_is_sampled_for_large_sets(monkeypatch):
+    import semiyolo.review.spread as spread
+
+    features = torch.tensor([[0.0], [0.01], [1.0], [1.01], [2.0]])
+    # rows 1 and 3 are near-duplicates of 0 and 2; with a limit of 2 the search stops after taking 0 and 2
+    assert spread_order(features, 0.1, limit=2) == [0, 2, 1, 3, 4]
+    assert spread_order(features, 0.1, limit=10) == spread_order(features, 0.1) == [0, 2, 4, 1, 3]
+    # above MAX_PAIRS the median comes from a seeded sample of pairs: the same answer twice, near the exact one
+    exact = near_duplicate_distance(features)
+    monkeypatch.setattr(spread, "MAX_PAIRS", 4)
+    sampled = near_duplicate_distance(features)
+    assert sampled == near_duplicate_distance(features) and 0 < sampled <= 0.25 * 2.0 and exact > 0

@@ -588,13 +588,13 @@ def test_the_better_of_teacher_and_student_is_shipped_by_rule(tmp_path):
     teacher, last, best = (tmp_path / name for name in ("teacher.pt", "last.pt", "best.pt"))
     for path in (teacher, last, best):
         path.write_bytes(path.name.encode())
-    assert ship_better(teacher, last, best, history) == "teacher"
+    assert ship_better(teacher, last, best, history) == ["last.pt"]
     assert last.read_bytes() == b"teacher.pt" and best.read_bytes() == b"best.pt"
     history["teacher/mAP50-95(B)"][-1] = 0.7  # now above every epoch: best.pt too
-    assert ship_better(teacher, last, best, history) == "teacher" and best.read_bytes() == b"teacher.pt"
+    assert ship_better(teacher, last, best, history) == ["last.pt", "best.pt"] and best.read_bytes() == b"teacher.pt"
     history["teacher/mAP50-95(B)"][-1] = 0.5  # a tie is not better: the student stays
     last.write_bytes(b"student")
-    assert ship_better(teacher, last, best, history) == "student" and last.read_bytes() == b"student"
+    assert ship_better(teacher, last, best, history) == [] and last.read_bytes() == b"student"
     assert teacher_is_better({"metrics/mAP50-95(B)": [0.5]}) == (False, False)  # the teacher never validated
 
 

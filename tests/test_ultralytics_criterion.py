@@ -520,3 +520,25 @@ def _slice_preds(preds, n):
     from semiyolo.integrations.ultralytics.semi_criterion import _slice
 
     return _slice(preds, slice(0, n))
+
+
+def test_a_foreground_anchor_with_a_zero_target_score_takes_its_objects_class_weight():
+    from semiyolo.integrations.ultralytics.criterion import weigh_by_trust
+    from semiyolo.pseudo import TrustWeights
+
+    # anchor 0 is assigned to an object of class 1 with an alignment (target score) of 0; anchor 1 is background,
+    # which TAL labels with the padding class nc = 2
+    fg = torch.tensor([[True, False]])
+    assignment = Assignment(
+        fg,
+        torch.zeros(1, 2, 2),
+        torch.zeros(1, 2, 4),
+        torch.zeros(1, 2, dtype=torch.long),
+        torch.tensor(1.0),
+        target_labels=torch.tensor([[1, 2]]),
+    )
+    trust = TrustWeights(torch.tensor([0.2, 0.6]), torch.tensor([0.5, 0.25]), torch.tensor([0.1, 0.4]))
+    weighed = weigh_by_trust(assignment, trust, torch.full((1, 2, 2), 0.5))
+    torch.testing.assert_close(weighed.class_weight[0, 0], torch.tensor([0.6, 0.6]))  # positive[1], not [0]
+    torch.testing.assert_close(weighed.class_weight[0, 1], torch.tensor([0.5, 0.25]))  # negative, per class
+    torch.testing.assert_close(weighed.box_weight, torch.tensor([[0.4, 0.0]]))

@@ -35,9 +35,11 @@ def controls_of(arm: Sequence[dict[str, Any]], names: set[str], baseline: str) -
 
 
 def paired_differences(arm: Sequence[dict[str, Any]], other: Sequence[dict[str, Any]]) -> list[float]:
-    """``arm - other`` on mAP50-95 for each label split and seed both ran."""
+    """``arm - other`` on mAP50-95 for each label split and seed both ran with a figure (a diverged run, NaN, pairs
+    with nothing)."""
     other_by_pair = {pair(r): number(r.get(MAP)) for r in other}
-    return [number(r.get(MAP)) - other_by_pair[pair(r)] for r in arm if pair(r) in other_by_pair]
+    differences = [number(r.get(MAP)) - other_by_pair[pair(r)] for r in arm if pair(r) in other_by_pair]
+    return [d for d in differences if not math.isnan(d)]
 
 
 def control_gains(rows: Sequence[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
@@ -91,6 +93,7 @@ def scratch_sections(rows: Sequence[dict[str, Any]], where: str) -> list[str]:
     scratch = [r for r in rows if r["kind"] == SCRATCH]
     converged = {pair(r): number(r.get(MAP)) for r in rows if r["kind"] == CONVERGED}
     paired = [(r, converged[pair(r)]) for r in scratch if pair(r) in converged]
+    paired = [(r, s) for r, s in paired if not math.isnan(number(r.get(MAP)) - s)]
     if not paired:
         return []
     lines = ["| label split | supervised (same schedule) | online from scratch | difference |", "|---|---|---|---|"]

@@ -59,6 +59,9 @@ def review_orders(out: Path, converged_dir: Path, unlabeled: str) -> dict[str, A
         lock.release()
 
 
+SPREAD_LIMIT = 1000  # the spread order looks this far (more than any --review-k); the page's order follows
+
+
 def scored_orders(run: Path, exclude: Path) -> dict[str, Any]:
     """The page's and the spread order of ``run``'s unlabeled images, scored by its final weights as the review
     page scores them (``exclude``: a folder of reviewed images to leave out)."""
@@ -71,7 +74,7 @@ def scored_orders(run: Path, exclude: Path) -> dict[str, Any]:
         "unlabeled": str(source.root.resolve()),
         "teacher": source.describe(),
         PAGE: page,
-        SPREAD: [page[i] for i in spread_order(features, min_distance)],
+        SPREAD: [page[i] for i in spread_order(features, min_distance, limit=SPREAD_LIMIT)],
         "worth": {name: source.proposal(name).worth for name in page},
         "min_distance": min_distance,
     }

@@ -23,6 +23,7 @@ from ..pixels import to_unit_range
 
 THUMBNAIL_SIDE = 16
 NEAR_DUPLICATE_SHARE = 0.25  # near-duplicates: closer than this share of the median distance between two images
+MAX_PAIRS = 200_000  # above this many pairs the median is taken over a seeded sample of them (memory stays bounded)
 
 
 def thumbnail(image: Tensor, side: int = THUMBNAIL_SIDE) -> Tensor:
@@ -36,24 +37,35 @@ def rms_distances(features: Tensor) -> Tensor:
     return torch.cdist(features.double(), features.double()) / math.sqrt(features.shape[1])
 
 
-def near_duplicate_distance(features: Tensor, share: float = NEAR_DUPLICATE_SHARE) -> float:
+def near_duplicate_distance(features: Tensor, share: float = NEAR_DUPLICATE_SHARE, seed: int = 0) -> float:
     """``share`` of the median RMS distance between two different rows of ``features: Tensor[N, D]`` (0 for fewer
-    than two rows)."""
+    than two rows): over every pair up to :data:`MAX_PAIRS` pairs, else over that many pairs drawn with ``seed``
+    (a folder of 100,000 images would need 40 GB for every pair)."""
     n = features.shape[0]
     if n < 2:
         return 0.0
-    pairs = rms_distances(features)[torch.triu_indices(n, n, offset=1).unbind()]
-    return share * float(pairs.median())
+    if n * (n - 1) // 2 <= MAX_PAIRS:
+        pairs = rms_distances(features)[torch.triu_indices(n, n, offset=1).unbind()]
+        return share * float(pairs.median())
+    generator = torch.Generator().manual_seed(seed)
+    first = torch.randint(n, (MAX_PAIRS,), generator=generator)
+    second = (first + torch.randint(1, n, (MAX_PAIRS,), generator=generator)) % n  # never the same row
+    differences = features[first].double() - features[second].double()
+    return share * float(differences.pow(2).mean(1).sqrt().median())
 
 
-def spread_order(features: Tensor, min_distance: float) -> list[int]:
+def spread_order(features: Tensor, min_distance: float, limit: int | None = None) -> list[int]:
     """The rows of ``features: Tensor[N, D]`` (in the page's order) as a permutation of ``range(N)``: each row whose
     RMS distance to every row taken before it is at least ``min_distance``, in order, then the rows skipped as
-    near-duplicates, in order."""
-    distances = rms_distances(features)
+    near-duplicates, in order. ``limit``: stop looking once that many are taken (the rest follow in order), so a
+    large folder costs ``limit`` rows' distances, not ``N x N``."""
     taken: list[int] = []
     skipped: list[int] = []
-    for row in range(features.shape[0]):
-        duplicate = bool(taken) and bool((distances[row, taken] < min_distance).any())
+    rows = features.shape[0]
+    for row in range(rows):
+        if limit is not None and len(taken) >= limit:
+            return taken + skipped + list(range(row, rows))
+        distance = rms_distances(torch.cat((features[row : row + 1], features[taken])))[0, 1:] if taken else None
+        duplicate = distance is not None and bool((distance < min_distance).any())
         (skipped if duplicate else taken).append(row)
     return taken + skipped

@@ -78,6 +78,8 @@ class Assignment:
             (the trust estimate's, :func:`weigh_by_trust`); ``None``: 1.
         box_weight: ``Tensor[B, A]`` or ``None``: a weight on each foreground anchor's box and DFL losses.
         penalty_weight: ``Tensor[B, A]`` or ``None``: a weight on each background anchor's penalty.
+        target_labels: ``Tensor[B, A]`` long or ``None``: the class of each foreground anchor's object (TAL's; a
+            foreground anchor's target score may be 0, so its class cannot always be read from ``target_scores``).
     """
 
     fg_mask: Tensor
@@ -90,6 +92,7 @@ class Assignment:
     penalty_mask: Tensor | None = None
     class_weight: Tensor | None = None
     box_weight: Tensor | None = None
+    target_labels: Tensor | None = None
     penalty_weight: Tensor | None = None
 
     @property
@@ -214,7 +217,7 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
         targets = self.preprocess(targets.to(self.device), batch_size, scale_tensor=outputs.imgsz[[1, 0, 1, 0]])
         gt_labels, gt_bboxes = targets.split((1, 4), 2)
         mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
-        _, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assigner(
+        target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assigner(
             outputs.probs,
             (outputs.bboxes * outputs.stride_tensor).type(gt_bboxes.dtype),
             outputs.anchor_points * outputs.stride_tensor,
@@ -232,6 +235,7 @@ class BackgroundPenaltyDetectionLoss(v8DetectionLoss):
             target_bboxes=target_bboxes,
             target_gt_idx=target_gt_idx,
             normalizer=target_scores.sum().clamp_(min=1),
+            target_labels=target_labels,
             ignore_mask=_ignore_mask(outputs, batch, fg_mask),
             regress_mask=per_anchor.get(REGRESS_KEY),
         )
@@ -392,7 +396,10 @@ def weigh_by_trust(assignment: Assignment, trust: TrustWeights, probs: Tensor) -
     """
     device, dtype = assignment.target_scores.device, assignment.target_scores.dtype
     positive, negative, box = (w.to(device, dtype) for w in (trust.positive, trust.negative, trust.box))
-    target_class = assignment.target_scores.argmax(-1)  # (B, A): the class of a foreground anchor's target
+    target_class = assignment.target_labels  # (B, A): the class of a foreground anchor's object
+    if target_class is None:  # dense targets: each selected anchor's best class
+        target_class = assignment.target_scores.argmax(-1)
+    target_class = torch.where(assignment.fg_mask, target_class.long(), 0)  # TAL pads the others with nc
     fg = assignment.fg_mask.unsqueeze(-1)
     class_weight = torch.where(fg, positive[target_class].unsqueeze(-1), negative)
     box_weight = torch.where(assignment.fg_mask, box[target_class], 0.0)

@@ -31,6 +31,16 @@ def broadcast_filters(chain: FilterChain, src: int = 0) -> None:
     chain.load_state_dict(payload[0])
 
 
+def broadcast_object(value, src: int = 0):
+    """``src``'s ``value`` on every rank (any picklable object: the trust estimate's counts); ``value`` itself
+    without DDP. A collective: every rank must call it."""
+    if not is_distributed():
+        return value
+    payload = [value]
+    dist.broadcast_object_list(payload, src)
+    return payload[0]
+
+
 def sum_counts(chain: FilterChain, device: torch.device | str = "cpu") -> dict[str, float]:
     """Kept / dropped per filter summed over ranks. A collective: every rank must call it (NCCL needs
     ``device`` to be the rank's GPU)."""

@@ -99,7 +99,7 @@ class OnlineTrainer(SupervisedTrainer):
         self.lambda_unsup = 0.0
         self.filter_counts: dict[str, float] = {}
         self.picture_due = False  # the epoch's first pseudo-labeled batch is drawn
-        self.shipped = "student"  # what last.pt holds at the end (semi.ship)
+        self.teacher_in: list[str] = []  # the weights that hold the teacher at the end (semi.ship), by name
 
     # --- set-up -------------------------------------------------------------------------------------------
     def labeled_dataset(self) -> dict:
@@ -134,10 +134,11 @@ class OnlineTrainer(SupervisedTrainer):
 
     def trust_images(self) -> list[Path]:
         """The labeled images the trust estimate measures the teacher on (``semi.pseudo_trust``): DSAT's held-out
-        ones, or up to :data:`~.online_teacher.DSAT_MAX_IMAGES` validation images, evenly spaced."""
+        ones, or up to :data:`~.online_teacher.DSAT_MAX_IMAGES` images of the validation split (``train.split``),
+        evenly spaced."""
         if self.semi.pseudo_trust == "holdout":
             return self.dsat.images
-        images = split_images(self.data, "val")
+        images = split_images(self.data, self.args.split)
         return images[:: max(1, math.ceil(len(images) / DSAT_MAX_IMAGES))]
 
     def amp_dtype(self) -> torch.dtype | None:
@@ -284,7 +285,7 @@ class OnlineTrainer(SupervisedTrainer):
         if RANK in {-1, 0} and self.mean_teacher is not None and self.last.exists():
             teacher_weights = save_teacher_checkpoint(self.mean_teacher.model, self.last)
             if self.semi.ship == "better":
-                self.shipped = ship_better(teacher_weights, self.last, self.best, self.read_results_csv())
+                self.teacher_in = ship_better(teacher_weights, self.last, self.best, self.read_results_csv())
         super().finish()
 
     # --- state -----------------------------------------------------------------------------------------------

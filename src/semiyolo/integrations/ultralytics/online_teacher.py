@@ -25,7 +25,7 @@ from ...pixels import to_unit_range
 from ...pseudo import DSATFilter, TrustCounts, TrustWeights, build_filters, trust_weights, uses_dense_targets
 from ...pseudo.augment import student_view
 from ...teacher import MeanTeacher, TeacherPseudoLabeler
-from .distributed import broadcast_filters
+from .distributed import broadcast_filters, broadcast_object
 from .semi_criterion import set_trust
 from .unlabeled import UnlabeledImages, unlabeled_batches
 
@@ -156,9 +156,10 @@ class TrustEstimate:
         t = self.trainer
         holdout = UnlabeledImages(self.images(), t.args.imgsz)
         batches = unlabeled_batches(holdout, t.batch_size, 0, max_passes=1, shuffle=False)
-        self.counts = teacher.measure_trust(
+        counts = teacher.measure_trust(
             ((to_unit_range(images.to(t.device)), labels) for images, labels, _ in batches), t.data["nc"]
         )
+        self.counts = broadcast_object(counts)  # every rank weighs by rank 0's estimate (kernels may differ)
         self.weights = trust_weights(self.counts)
         set_trust(unwrap_model(t.model).criterion, self.weights)
         if RANK in {-1, 0}:

@@ -19,12 +19,12 @@ METRICS_PREFIX, TEACHER_PREFIX = "metrics/", "teacher/"  # results.csv's student
 def write_run_summary(trainer) -> None:
     """``summary.json`` for a finished run: the weights ``semi.report_weights`` names (``best.pt``, or ``last.pt``
     and the last epoch's metrics), their background false positives, the step counters, the semi settings. Where
-    an online run shipped its teacher (``semi.ship: better``): ``last.pt``, which holds it, and its figures."""
-    shipped = getattr(trainer, "shipped", "student")
-    last = trainer.semi.report_weights == "last" or not trainer.best.exists() or shipped == "teacher"
+    the weights reported hold an online run's teacher (``semi.ship: better``): the teacher's last validation."""
+    last = trainer.semi.report_weights == "last" or not trainer.best.exists()
     weights = trainer.last if last else trainer.best
     metrics = final_row(trainer) if trainer.semi.report_weights == "last" else trainer.metrics
-    if shipped == "teacher":
+    teacher_in = getattr(trainer, "teacher_in", [])
+    if weights.name in teacher_in:
         metrics = final_row(trainer, TEACHER_PREFIX)
     summary: dict[str, Any] = {k: _number(v) for k, v in (metrics or {}).items()}
     summary.update(
@@ -44,7 +44,7 @@ def write_run_summary(trainer) -> None:
             f"{bg['background_fp_per_image']:.3f} per image over {bg['images']} validation images; at the "
             f"F1-optimal confidence {bg['f1_conf']:.3f}: {bg['background_fp_per_image_at_f1']:.3f}"
         )
-    summary["shipped"] = shipped
+    summary["shipped"] = "teacher" if weights.name in teacher_in else "student"  # what the reported weights hold
     summary["semi"] = trainer.semi.model_dump()
     (trainer.save_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
 

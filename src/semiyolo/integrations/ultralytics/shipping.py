@@ -48,13 +48,13 @@ def teacher_is_better(history: dict[str, list[float]]) -> tuple[bool, bool]:
     return teacher[-1] > student[-1], teacher[-1] > max(student)
 
 
-def ship_better(teacher_weights: Path, last: Path, best: Path, history: dict[str, list[float]]) -> str:
+def ship_better(teacher_weights: Path, last: Path, best: Path, history: dict[str, list[float]]) -> list[str]:
     """With ``semi.ship: better``: ``teacher_weights`` copied over ``last`` where the teacher beat the student at
-    the last validation, and over ``best`` too where it beat every epoch's student; returns ``teacher`` or
-    ``student``, what ``last.pt`` now holds."""
+    the last validation, and over ``best`` too where it beat every epoch's student; returns the names of the
+    weights that now hold the teacher (none: the student stays everywhere)."""
     beats_last, beats_best = teacher_is_better(history)
     if not beats_last:
-        return "student"
+        return []
     targets = [last, *([best] if beats_best and best.exists() else [])]
     for target in targets:
         write_atomically(target, lambda part: shutil.copyfile(teacher_weights, part))
@@ -63,4 +63,4 @@ def ship_better(teacher_weights: Path, last: Path, best: Path, history: dict[str
         f"{history[STUDENT_MAP][-1]:.4g} at the last validation: {', '.join(t.name for t in targets)} now hold the "
         "teacher (the student's EMA stays in the results' metrics/ columns)"
     )
-    return "teacher"
+    return [t.name for t in targets]
