@@ -35,3 +35,24 @@ def tiny_run(tmp_path_factory, tiny_data):
     (root / "run.yaml").write_text(yaml.safe_dump(config))
     assert main(["train", str(root / "run.yaml")]) == 0
     return root / "run"
+
+
+@pytest.fixture(scope="module")
+def opinionated_yolo():
+    """YOLOv8n with random BatchNorm scales and shifts and unbiased last head convolutions: outputs that vary from
+    place to place (an untrained one boxes and scores every anchor about alike, which is mirror-symmetric)."""
+    import torch
+    from torch import nn
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    model = DetectionModel("yolov8n.yaml", nc=3, verbose=False).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.normal_(1, 0.5)
+                module.bias.normal_(0, 0.5)
+        for branch in (*model.model[-1].cv2, *model.model[-1].cv3):
+            branch[-1].weight.normal_(0, 0.1)
+            branch[-1].bias.zero_()
+    return model

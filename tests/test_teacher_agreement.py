@@ -148,24 +148,6 @@ def test_agreement_needs_the_flip_ensemble_and_tiers():
         MeanTeacher(_TwoViews(), TeacherPseudoLabeler(FilterChain([]), mirror=True), agreement=True)
 
 
-@pytest.fixture(scope="module")
-def opinionated_yolo():
-    """YOLOv8n with random BatchNorm scales and shifts (outputs that differ between an image and its mirror)."""
-    from ultralytics.nn.tasks import DetectionModel
-
-    torch.manual_seed(0)
-    model = DetectionModel("yolov8n.yaml", nc=3, verbose=False).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.weight.normal_(1, 0.5)
-                module.bias.normal_(0, 0.5)
-        for branch in (*model.model[-1].cv2, *model.model[-1].cv3):
-            branch[-1].weight.normal_(0, 0.1)
-            branch[-1].bias.zero_()
-    return model
-
-
 def _rows(dets):
     """Detections as rows (score, class, x1, y1, x2, y2), best first."""
     return torch.cat([dets.scores[:, None], dets.classes[:, None].float(), dets.boxes], 1)

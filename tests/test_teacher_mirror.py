@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from semiyolo.pseudo import FilterChain
 from semiyolo.teacher import TeacherPseudoLabeler
@@ -104,25 +103,6 @@ def test_labeler_with_mirror_equals_the_mean_of_the_two_forwards(yolo):
     decoded, _ = flip.forward(yolo, symmetric)
     assert torch.allclose(decoded[:, 0, order], 64 - decoded[:, 0], atol=1e-3)
     assert torch.allclose(decoded[:, 4:, order], decoded[:, 4:], atol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def opinionated_yolo():
-    """YOLOv8n with random BatchNorm scales and shifts and unbiased last head convolutions: outputs that vary from
-    place to place (an untrained one boxes and scores every anchor about alike, which is mirror-symmetric)."""
-    from ultralytics.nn.tasks import DetectionModel
-
-    torch.manual_seed(0)
-    model = DetectionModel("yolov8n.yaml", nc=3, verbose=False).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.weight.normal_(1, 0.5)
-                module.bias.normal_(0, 0.5)
-        for branch in (*model.model[-1].cv2, *model.model[-1].cv3):
-            branch[-1].weight.normal_(0, 0.1)
-            branch[-1].bias.zero_()
-    return model
 
 
 @pytest.mark.parametrize("mirror", [True, False], ids=["flip-ensemble", "teacher-alone"])
