@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torchvision.ops import box_convert
 
 from ..pseudo import Detections, FilterChain
-from ..pseudo.nms import nms_with_spread
+from ..pseudo.nms import batched_nms_with_spread, nms_with_spread
 from .folding import FoldedTeacher
 from .mirror import mirror_views, views_mean
 
@@ -141,10 +141,11 @@ class TeacherPseudoLabeler:
         return outputs, tuple(images.shape[-2:])
 
     @torch.no_grad()
-    def postprocess(self, probs: Tensor, boxes: Tensor, raw: dict) -> list[Detections]:
+    def postprocess(self, probs: Tensor, boxes: Tensor, raw: dict, batched: bool = True) -> list[Detections]:
         """Per image: the best ``max_candidates`` candidates above ``min_score``, class-aware NMS with cluster
         spread, DFL logits kept; on the CPU. ``probs``, ``boxes``: :func:`per_anchor` of the head's decoded output;
-        ``raw``: its training outputs (the DFL logits).
+        ``raw``: its training outputs (the DFL logits). ``batched``: NMS for the whole batch at once
+        (:func:`~..pseudo.nms.batched_nms_with_spread`); False: image by image, the same detections.
 
         The candidates of the whole batch are gathered where the head ran and moved to the CPU in one transfer:
         after that, a few hundred boxes per image cost a GPU more in kernel launches and waits than the CPU in
@@ -161,6 +162,8 @@ class TeacherPseudoLabeler:
             distri = raw["boxes"].transpose(1, 2)  # (B, A, 4 reg_max)
             columns.append(distri.gather(1, _expand(index, distri.shape[-1])).float())
         candidates = torch.cat(columns, -1).cpu()  # (B, k, 6 [+ 4 reg_max])
+        if batched:
+            return self._batch(candidates, n_bins)
         return [self._image(c[c[:, 0] > self.min_score], n_bins) for c in candidates]
 
     def detect(self, teacher: nn.Module, images: Tensor) -> list[Detections]:
@@ -175,6 +178,19 @@ class TeacherPseudoLabeler:
         per_view = [self.postprocess(*per_anchor(d), r) for d, r in views]  # [view][image]
         fused = self.postprocess(*per_anchor(decoded), raw)
         return fused, [list(v) for v in zip(*per_view, strict=True)] if per_view else [[] for _ in fused]
+
+    def _batch(self, candidates: Tensor, n_bins: int | None) -> list[Detections]:
+        """One NMS over the batch's candidates ``Tensor[B, k, 6 (+ 4 n_bins)]`` (score, class, xyxy box (, DFL
+        logits)), split into each image's detections."""
+        scores, classes = candidates[..., 0], candidates[..., 1].long()
+        image, index, spread = batched_nms_with_spread(
+            candidates[..., 2:6], scores, classes, scores > self.min_score, self.nms_iou, self.max_det
+        )
+        kept = candidates[image, index]  # (N, 6 [+ 4 n_bins]), image by image
+        counts = torch.bincount(image, minlength=candidates.shape[0]).tolist()
+        each = [kept[:, 2:6].split(counts), kept[:, 0].split(counts), kept[:, 1].long().split(counts)]
+        each.append(kept[:, 6:].reshape(-1, 4, n_bins).split(counts) if n_bins else [None] * len(counts))
+        return [Detections(*d) for d in zip(*each, spread.split(counts), strict=True)]
 
     def _image(self, candidates: Tensor, n_bins: int | None) -> Detections:
         """NMS over one image's candidates ``Tensor[K, 6 (+ 4 n_bins)]``: score, class, xyxy box (, DFL logits)."""
