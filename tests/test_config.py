@@ -66,6 +66,10 @@ def test_relative_data_path_is_taken_from_the_config_folder(tmp_path):
         (["semi.burn_in.x=1"], r"override semi.burn_in.x: semi.burn_in is not a mapping"),
         (["semi.ship=better", "semi.validate_teacher=false"], r"ship better compares the teacher .* validate_teacher"),
         (
+            ["semi.negative_coverage=0.9"],
+            r"negative_coverage sets the uncertain tier's floor .* pseudo_trust holdout or val",
+        ),
+        (
             ["semi.pseudo_trust=holdout", "semi.dsat_holdout=0"],
             r"pseudo_trust holdout .* dsat_holdout is 0: set dsat_holdout > 0",
         ),

@@ -111,3 +111,28 @@ def test_each_class_is_shrunk_towards_the_pooled_rate():
     lower = wilson_lower(successes.double(), trials.double())
     torch.testing.assert_close(weights.positive, (2 * lower - 1).clamp(min=0).float())
     assert weights.positive[0] > weights.positive[2] > weights.positive[1] == 0  # 2 of 6 stays untrusted
+
+
+def test_each_objects_best_teacher_score_of_any_class():
+    from semiyolo.pseudo import object_best_scores
+
+    # object 0 (0..10): detections at IoU 1.0 (0.3) and 0.81 (0.6, another class: still counts); object 1 (20..30):
+    # one at IoU 0.25 only (too far: 0); object 2: nothing
+    boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 9, 9], [20, 20, 25, 25]], dtype=torch.float)
+    scores = torch.tensor([0.3, 0.6, 0.9])
+    gt = torch.tensor([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]], dtype=torch.float)
+    torch.testing.assert_close(object_best_scores(boxes, scores, gt), torch.tensor([0.6, 0.0, 0.0]))
+    assert object_best_scores(boxes[:0], scores[:0], gt).tolist() == [0, 0, 0]
+
+
+def test_the_coverage_floor_by_hand():
+    from semiyolo.pseudo import coverage_floor
+
+    best = torch.tensor([0.9, 0.05, 0.4, 0.2])  # sorted: 0.9, 0.4, 0.2, 0.05
+    # 75 %: the 3rd highest (0.2) must stay a candidate, so the floor sits just below 0.2
+    floor = coverage_floor(best, 0.75, lowest=0.01, highest=0.5)
+    assert floor < 0.2 and floor == pytest.approx(0.2)
+    assert coverage_floor(best, 0.5, 0.01, 0.3) == 0.3  # just below 0.4, capped at the configured floor 0.3
+    assert coverage_floor(best, 1.0 - 1e-9, 0.01, 0.5) == pytest.approx(0.05)  # every object: just below 0.05
+    assert coverage_floor(torch.tensor([0.9, 0.0]), 0.9, 0.01, 0.5) == 0.01  # a missed object: the lowest floor
+    assert coverage_floor(torch.zeros(0), 0.9, 0.01, 0.5) == 0.5  # no objects: the configured floor

@@ -638,3 +638,12 @@ def test_online_training_with_object_aware_pseudo_mixup(tmp_path, datasets):
         assert math.isfinite(float(last[key])), key
     assert float(last["semi/mixup_refused"]) >= 0
     assert yaml.safe_load((run / "semi.yaml").read_text())["mixup_max_overlap"] == 0.3
+
+
+def test_teacher_sure_negatives_set_the_uncertain_floor_from_the_trust_images(tmp_path, datasets):
+    cfg = _config(tmp_path, datasets, epochs=2, pseudo_trust="val", negative_coverage=0.9, pseudo_min_score=0.5)
+    assert main(["train", str(cfg)]) == 0
+    rows = list(csv.DictReader((tmp_path / "runs" / "semi" / "results.csv").open()))
+    # before the first estimate the configured floor; after it, one between 0.01 and the configured 0.5
+    assert float(rows[0]["semi/uncertain_floor"]) == 0.5
+    assert 0.01 <= float(rows[1]["semi/uncertain_floor"]) <= 0.5

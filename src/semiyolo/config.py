@@ -266,6 +266,16 @@ class SemiConfig(_Strict):
         description="share of labeled train images held out for DSAT and the trust estimate (pseudo_trust); 0: DSAT "
         "calibrates on (up to 200 of) the training images themselves and none is removed from training",
     )
+    negative_coverage: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="teacher-sure negatives: at each trust estimate, the uncertain tier's floor (the candidates' "
+        "score floor, pseudo_min_score at most, 0.01 at least) is set so that this share of the trust images' objects "
+        "lies under some teacher detection (IoU >= 0.5, any class): an object the teacher half-sees is then an ignore "
+        "region, not background, on unlabeled images; needs pseudo_trust and tiered pseudo-targets; null: the "
+        "floor is pseudo_min_score",
+    )
     pseudo_trust: Literal[TRUST_IMAGES] = Field(  # type: ignore[valid-type]
         "off",
         description="measure the teacher's pseudo-labels on labeled images the student is not fitted on when "
@@ -339,6 +349,16 @@ class SemiConfig(_Strict):
             raise ValueError(
                 "ship better compares the teacher with the student on the last validation: set validate_teacher "
                 "true, or ship student"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sure_negatives_need_the_trust_images_and_tiers(self) -> SemiConfig:
+        if self.negative_coverage is not None and (self.pseudo_trust == "off" or self.pseudo_targets != "tiered"):
+            raise ValueError(
+                "negative_coverage sets the uncertain tier's floor on the trust estimate's images: it needs "
+                f"pseudo_trust holdout or val and pseudo_targets tiered (got pseudo_trust {self.pseudo_trust}, "
+                f"pseudo_targets {self.pseudo_targets})"
             )
         return self
 

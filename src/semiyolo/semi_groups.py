@@ -104,6 +104,7 @@ SEMI_GROUPS = {
                 "filters",
                 "dsat_holdout",
                 "pseudo_trust",
+                "negative_coverage",
                 "pseudo_targets",
                 "uncertain_targets",
                 "cut_objects",

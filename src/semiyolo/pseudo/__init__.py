@@ -30,7 +30,7 @@ from .tiers import (
     soft_uncertain,
     split_tiers,
 )
-from .trust import TrustCounts, TrustWeights, count_trust, trust_weights
+from .trust import TrustCounts, TrustWeights, count_trust, coverage_floor, object_best_scores, trust_weights
 
 __all__ = [
     "DEFAULT_FILTERS",
@@ -54,11 +54,13 @@ __all__ = [
     "agreement_conflict",
     "build_filters",
     "count_trust",
+    "coverage_floor",
     "dense_geometry_conflict",
     "dfl_entropy",
     "f1_optimal_threshold",
     "make_filter",
     "nothing_kept_reason",
+    "object_best_scores",
     "score_threshold_filters",
     "soft_targets",
     "soft_uncertain",

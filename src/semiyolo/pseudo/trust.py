@@ -31,6 +31,7 @@ labels and the weights are ours.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -198,3 +199,28 @@ def _overlapped(boxes: Tensor, gt_boxes: Tensor) -> Tensor:
     if boxes.shape[0] == 0 or gt_boxes.shape[0] == 0:
         return torch.zeros(gt_boxes.shape[0], dtype=torch.bool)
     return box_iou(boxes, gt_boxes).amax(0) >= MATCH_IOU
+
+
+def object_best_scores(boxes: Tensor, scores: Tensor, gt_boxes: Tensor) -> Tensor:
+    """``Tensor[M]``: for each object (``gt_boxes: Tensor[M, 4]`` xyxy), the highest score of the detections
+    (``boxes: Tensor[N, 4]`` xyxy in the same pixels, ``scores: Tensor[N]``) that overlap it at IoU >=
+    :data:`MATCH_IOU`, of any class (an uncertain detection of another class is still an ignore region); 0 where
+    none does."""
+    if boxes.shape[0] == 0 or gt_boxes.shape[0] == 0:
+        return torch.zeros(gt_boxes.shape[0])
+    overlapping = box_iou(gt_boxes.float(), boxes.float()) >= MATCH_IOU  # (M, N)
+    return torch.where(overlapping, scores.float()[None, :], 0.0).amax(1)
+
+
+def coverage_floor(best_scores: Tensor, coverage: float, lowest: float, highest: float) -> float:
+    """The highest candidate floor (candidates need a score above it) that leaves at least ``coverage`` of the
+    objects under some detection: just below the ``ceil(coverage M)``-th highest of ``best_scores: Tensor[M]``
+    (:func:`object_best_scores`), clamped to ``[lowest, highest]``; ``highest`` without objects. Teacher-sure
+    negatives: below the floor an unlabeled image's anchors are background, above it a detection that is not a
+    pseudo-label is an ignore region."""
+    if best_scores.numel() == 0:
+        return highest
+    ranked = best_scores.float().sort(descending=True).values
+    needed = ranked[max(math.ceil(coverage * ranked.numel()) - 1, 0)]
+    floor = float(torch.nextafter(needed, torch.zeros_like(needed)))
+    return min(max(floor, lowest), highest)

@@ -27,6 +27,7 @@ from ..pseudo import (
     agreement_conflict,
     count_trust,
     dense_geometry_conflict,
+    object_best_scores,
     soft_targets,
     soft_uncertain,
     split_tiers,
@@ -253,6 +254,21 @@ class MeanTeacher:
                 gts.append(gt[:, 0].long())
         dsat.update(torch.cat(scores), torch.cat(classes), torch.cat(tps), torch.cat(gts))
         return True
+
+    def object_best_scores(self, batches: Iterable[tuple[Tensor, list[Tensor]]], floor: float) -> Tensor:
+        """``Tensor[M]``: each labeled object's best teacher score (:func:`~semiyolo.pseudo.object_best_scores`),
+        its candidates taken above ``floor`` instead of the labeler's ``min_score`` for this call. ``batches`` as
+        :meth:`calibrate`'s."""
+        configured, self.labeler.min_score = self.labeler.min_score, floor
+        try:
+            best = [
+                object_best_scores(d.boxes.cpu(), d.scores.cpu(), gt[:, 1:].cpu())
+                for images, labels in batches
+                for d, gt in zip(self.labeler.detect(self.model, images), labels, strict=True)
+            ]
+        finally:
+            self.labeler.min_score = configured
+        return torch.cat(best) if best else torch.zeros(0)
 
     def measure_trust(self, batches: Iterable[tuple[Tensor, list[Tensor]]], num_classes: int) -> TrustCounts:
         """The teacher's pseudo-labels on labeled images against their labels (:mod:`semiyolo.pseudo.trust`):

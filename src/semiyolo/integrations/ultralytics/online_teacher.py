@@ -22,7 +22,15 @@ from ...config import SemiConfig
 from ...data import held_out_train, train_images
 from ...errors import ConfigError
 from ...pixels import to_unit_range
-from ...pseudo import DSATFilter, TrustCounts, TrustWeights, build_filters, trust_weights, uses_dense_targets
+from ...pseudo import (
+    DSATFilter,
+    TrustCounts,
+    TrustWeights,
+    build_filters,
+    coverage_floor,
+    trust_weights,
+    uses_dense_targets,
+)
 from ...pseudo.augment import student_view
 from ...teacher import MeanTeacher, TeacherPseudoLabeler
 from .distributed import broadcast_filters, broadcast_object
@@ -30,6 +38,7 @@ from .semi_criterion import set_trust
 from .unlabeled import UnlabeledImages, unlabeled_batches
 
 DSAT_MAX_IMAGES = 200  # labeled images DSAT calibrates on, at most
+LOWEST_FLOOR = 0.01  # semi.negative_coverage never sets the uncertain tier's floor below this
 
 
 def teacher_decay(semi: SemiConfig, optimizer_steps: Callable[[], int]) -> float:
@@ -151,19 +160,36 @@ class TrustEstimate:
         self.trainer, self.images, self.where = trainer, images, where
         self.counts: TrustCounts | None = None
         self.weights: TrustWeights | None = None
+        self.floor: float | None = None  # the uncertain tier's floor the last estimate set (negative_coverage)
 
     def measure(self, teacher: MeanTeacher) -> None:
+        """The uncertain tier's floor first (``semi.negative_coverage``), then the counts and weights at it."""
         t = self.trainer
         holdout = UnlabeledImages(self.images(), t.args.imgsz)
-        batches = unlabeled_batches(holdout, t.batch_size, 0, max_passes=1, shuffle=False)
-        counts = teacher.measure_trust(
-            ((to_unit_range(images.to(t.device)), labels) for images, labels, _ in batches), t.data["nc"]
-        )
+        if t.semi.negative_coverage is not None:
+            self.set_uncertain_floor(teacher, holdout)
+        counts = teacher.measure_trust(self._batches(holdout), t.data["nc"])
         self.counts = broadcast_object(counts)  # every rank weighs by rank 0's estimate (kernels may differ)
         self.weights = trust_weights(self.counts)
         set_trust(unwrap_model(t.model).criterion, self.weights)
         if RANK in {-1, 0}:
             LOGGER.info(f"epoch {t.epoch + 1}: {self.summary(len(holdout))}")
+
+    def _batches(self, holdout: UnlabeledImages):
+        """``(images in [0, 1] on the device, labels)`` of ``holdout``, once through, in order."""
+        t = self.trainer
+        batches = unlabeled_batches(holdout, t.batch_size, 0, max_passes=1, shuffle=False)
+        return ((to_unit_range(images.to(t.device)), labels) for images, labels, _ in batches)
+
+    def set_uncertain_floor(self, teacher: MeanTeacher, holdout: UnlabeledImages) -> None:
+        """Teacher-sure negatives: the labeler's candidate floor (the uncertain tier's) at the highest score that
+        keeps ``semi.negative_coverage`` of the trust images' objects under a detection
+        (:func:`~semiyolo.pseudo.coverage_floor`), between :data:`LOWEST_FLOOR` and ``semi.pseudo_min_score``."""
+        semi = self.trainer.semi
+        best = teacher.object_best_scores(self._batches(holdout), LOWEST_FLOOR)
+        floor = coverage_floor(best, semi.negative_coverage, LOWEST_FLOOR, semi.pseudo_min_score)
+        teacher.labeler.min_score = broadcast_object(floor)
+        self.floor = teacher.labeler.min_score
 
     def figures(self) -> dict[str, float]:
         """The measured rates of every class together, and each weight averaged over the classes by their
@@ -177,15 +203,21 @@ class TrustEstimate:
 
     def summary(self, n_images: int) -> str:
         f = self.figures()
+        floor = "" if self.floor is None else f"; uncertain floor {self.floor:.3g}"
         return (
             f"pseudo-labels on {n_images} {self.where} images: precision {f['precision']:.2f}, recall "
             f"{f['recall']:.2f}, coverage {f['coverage']:.2f}, IoU {f['localisation']:.2f}; unlabeled weights: "
             f"positives {f['weight_positive']:.2f}, negatives {f['weight_negative']:.2f}, boxes {f['weight_box']:.2f}"
+            f"{floor}"
         )
 
     def metrics(self) -> dict[str, float]:
-        """``semi/trust_<figure>`` for results.csv and the loggers."""
-        return {f"semi/trust_{k}": v for k, v in self.figures().items()}
+        """``semi/trust_<figure>`` for results.csv and the loggers; with ``semi.negative_coverage`` the floor it set
+        (``semi/uncertain_floor``, the configured one before the first estimate)."""
+        metrics = {f"semi/trust_{k}": v for k, v in self.figures().items()}
+        if self.trainer.semi.negative_coverage is not None:
+            metrics["semi/uncertain_floor"] = self.trainer.semi.pseudo_min_score if self.floor is None else self.floor
+        return metrics
 
 
 TRUST_FIGURES = (
