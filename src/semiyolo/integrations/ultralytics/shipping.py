@@ -58,9 +58,10 @@ def ship_better(teacher_weights: Path, last: Path, best: Path, history: dict[str
     targets = [last, *([best] if beats_best and best.exists() else [])]
     for target in targets:
         write_atomically(target, lambda part: shutil.copyfile(teacher_weights, part))
+    names = " and ".join(t.name for t in targets)
     LOGGER.info(
         f"semi.ship better: the teacher's mAP50-95 {history[TEACHER_MAP][-1]:.4g} beat the student's "
-        f"{history[STUDENT_MAP][-1]:.4g} at the last validation: {', '.join(t.name for t in targets)} now {'hold' if len(targets) > 1 else 'holds'} the "
-        "teacher (the student's EMA stays in the results' metrics/ columns)"
+        f"{history[STUDENT_MAP][-1]:.4g} at the last validation: {names} {'hold' if len(targets) > 1 else 'holds'} "
+        "the teacher now (the student's EMA stays in the results' metrics/ columns)"
     )
     return [t.name for t in targets]
