@@ -6,35 +6,13 @@ import pytest
 import torch
 
 from semiyolo.pseudo import Detections, FilterChain
-from semiyolo.pseudo.nms import nms_with_spread
 from semiyolo.teacher import TeacherPseudoLabeler
-from semiyolo.teacher.labeler import _expand
 
 
 def _per_image_postprocess(labeler: TeacherPseudoLabeler, probs, boxes, raw) -> list[Detections]:
-    """The per-image path as it was before the batched NMS: the reference."""
-    reg_max = raw["boxes"].shape[1] // 4 if isinstance(raw, dict) and "boxes" in raw else 1
-    n_bins = reg_max if reg_max > 1 else None
-    scores, classes = probs.max(-1)
-    k = min(int((scores > labeler.min_score).sum(1).max()) if scores.numel() else 0, labeler.max_candidates)
-    if k == 0:
-        return [Detections.empty(n_bins) for _ in range(scores.shape[0])]
-    top, index = scores.topk(k, dim=1)
-    columns = [top[..., None], classes.gather(1, index)[..., None].float(), boxes.gather(1, _expand(index, 4))]
-    if n_bins:
-        distri = raw["boxes"].transpose(1, 2)
-        columns.append(distri.gather(1, _expand(index, distri.shape[-1])).float())
-    detections = []
-    for c in torch.cat(columns, -1).cpu():
-        c = c[c[:, 0] > labeler.min_score]
-        if c.shape[0] == 0:
-            detections.append(Detections.empty(n_bins))
-            continue
-        scores_, classes_, boxes_ = c[:, 0], c[:, 1].long(), c[:, 2:6]
-        keep, spread = nms_with_spread(boxes_, scores_, classes_, labeler.nms_iou, labeler.max_det)
-        bins = c[keep, 6:].reshape(-1, 4, n_bins) if n_bins else None
-        detections.append(Detections(boxes_[keep], scores_[keep], classes_[keep], bins, spread))
-    return detections
+    """The per-image path the batched NMS replaced (kept in the labeler for this test and benchmarks/teacher_nms.py):
+    the reference."""
+    return labeler.postprocess(probs, boxes, raw, batched=False)
 
 
 def _assert_same(got: list[Detections], expected: list[Detections]) -> None:
