@@ -179,11 +179,7 @@ def _saved_rows(label: Path) -> list[list[float]]:
 def test_undo_and_redo_step_through_the_edits_and_the_page_saves_where_they_stand(browser, tmp_path):
     from selenium.webdriver.common.keys import Keys
 
-    folder = tmp_path / "split"
-    _scene(folder / "images" / "scene.png")
-    _scene(folder / "images" / "zz_next.png")
-    (folder / "labels").mkdir()
-    (folder / "labels" / "scene.txt").write_text("0 0.25 0.25 0.2 0.2\n1 0.75 0.75 0.1 0.1\n")
+    folder = _two_scenes(tmp_path / "split", "0 0.25 0.25 0.2 0.2\n1 0.75 0.75 0.1 0.1\n")
     server, reviewed = _serve(folder)
     with server as url:
         rect = _open(browser, url, "scene.png")
@@ -254,11 +250,7 @@ def test_a_box_drawn_zoomed_and_panned_is_saved_at_its_image_coordinates(browser
 def test_an_unsaved_draft_survives_a_reload_until_it_is_saved(browser, tmp_path):
     from selenium.webdriver.common.keys import Keys
 
-    folder = tmp_path / "split"
-    _scene(folder / "images" / "scene.png")
-    _scene(folder / "images" / "zz_next.png")
-    (folder / "labels").mkdir()
-    (folder / "labels" / "scene.txt").write_text("0 0.25 0.25 0.2 0.2\n")
+    folder = _two_scenes(tmp_path / "split", "0 0.25 0.25 0.2 0.2\n")
     server, reviewed = _serve(folder)
     text = lambda id_: browser.execute_script(f"return document.getElementById('{id_}').textContent")  # noqa: E731
     drafts = lambda: browser.execute_script(  # noqa: E731
@@ -288,13 +280,18 @@ def test_an_unsaved_draft_survives_a_reload_until_it_is_saved(browser, tmp_path)
     assert rows[1] == pytest.approx([0, 0.6, 0.7, 0.2, 0.4], abs=1.5 / min(W, H))
 
 
-def _pseudo_folder(root: Path, rows: str, scores: list[float]) -> Path:
-    """A pseudo-label output of one image, ``scene.png``, its label rows and their scores in the manifest."""
-    folder = root / "pseudo"
+def _two_scenes(folder: Path, rows: str) -> Path:
+    """A split folder of two images, ``scene.png`` with the label ``rows`` and ``zz_next.png`` (listed after it)."""
     _scene(folder / "images" / "scene.png")
     _scene(folder / "images" / "zz_next.png")
     (folder / "labels").mkdir()
     (folder / "labels" / "scene.txt").write_text(rows)
+    return folder
+
+
+def _pseudo_folder(root: Path, rows: str, scores: list[float]) -> Path:
+    """A pseudo-label output of one image, ``scene.png``, its label rows and their scores in the manifest."""
+    folder = _two_scenes(root / "pseudo", rows)
     entry = {"image": str(folder / "images" / "scene.png"), "name": "scene.png", "scores": scores}
     (folder / "manifest.jsonl").write_text(json.dumps(entry) + "\n")
     (folder / "summary.json").write_text(json.dumps({"names": NAMES}))
