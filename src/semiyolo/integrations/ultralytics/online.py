@@ -23,7 +23,6 @@ its public seams (the NaN rewind) is listed in the package docstring (:mod:`semi
 
 from __future__ import annotations
 
-import math
 from copy import copy
 from functools import partial
 from pathlib import Path
@@ -54,6 +53,7 @@ from .online_teacher import (
     TrustEstimate,
     amp_dtype,
     build_mean_teacher,
+    evenly_spaced,
     restore_mean_teacher,
     teacher_decay,
 )
@@ -139,7 +139,7 @@ class OnlineTrainer(SupervisedTrainer):
         if self.semi.pseudo_trust == "holdout":
             return self.dsat.images
         images = split_images(self.data, self.args.split)
-        return images[:: max(1, math.ceil(len(images) / DSAT_MAX_IMAGES))]
+        return evenly_spaced(images, DSAT_MAX_IMAGES)
 
     def amp_dtype(self) -> torch.dtype | None:
         """The student's autocast dtype, for the teacher's forward."""

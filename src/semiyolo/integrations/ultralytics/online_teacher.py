@@ -123,7 +123,7 @@ class DsatCalibration:
             return data
         if semi.dsat_holdout == 0:
             images = train_images(data)
-            self.images = images[:: max(1, math.ceil(len(images) / DSAT_MAX_IMAGES))]
+            self.images = evenly_spaced(images, DSAT_MAX_IMAGES)
             return data
         try:
             data, self.images = held_out_train(data, semi.dsat_holdout, self.trainer.save_dir, DSAT_MAX_IMAGES)
@@ -147,6 +147,11 @@ class DsatCalibration:
         dsat = teacher.filters.find(DSATFilter)
         names = self.trainer.data["names"]
         return {} if dsat is None else {f"semi/thr_{names[c]}": float(t) for c, t in enumerate(dsat.thresholds)}
+
+
+def evenly_spaced(images: list[Path], most: int) -> list[Path]:
+    """At most about ``most`` of ``images``, every ``ceil(len / most)``-th from the first."""
+    return images[:: max(1, math.ceil(len(images) / most))]
 
 
 class TrustEstimate:
