@@ -5,13 +5,16 @@ import csv
 import itertools
 import json
 import math
+import subprocess
+import sys
+import threading
 
 import pytest
 import torch
 
 from semiyolo.errors import ConfigError
 from semiyolo.experiments.protocol import DEFAULT_REVIEW_K, Protocol, arms_to_run, continuation_arms
-from semiyolo.experiments.review_arms import chosen_images
+from semiyolo.experiments.review_arms import chosen_images, reviewed_names, write_reviewed
 from semiyolo.experiments.review_report import review_markdown
 from semiyolo.review.doubt import ScoredBox
 from semiyolo.review.sources import ImageSource, Proposal, page_order
@@ -171,3 +174,38 @@ def test_the_spread_order_stops_looking_at_its_limit_and_the_median_is_sampled_f
     monkeypatch.setattr(spread, "MAX_PAIRS", 4)
     sampled = near_duplicate_distance(features)
     assert sampled == near_duplicate_distance(features) and 0 < sampled <= 0.25 * 2.0 and exact > 0
+
+
+def test_a_reviewed_folder_another_process_is_writing_is_waited_for_not_cleared(tmp_path, monkeypatch):
+    from semiyolo.experiments import runs
+
+    monkeypatch.setattr(runs, "LOCK_POLL_SECONDS", 0.05)
+    unlabeled = tmp_path / "unlabeled"
+    unlabeled.mkdir()
+    for name in ("a.png", "b.png"):
+        (unlabeled / name).write_bytes(b"png")
+    (unlabeled / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")  # b.png has no label file: no objects
+    folder = tmp_path / "simulated_reviews" / "seed0" / "reviewed_k2_page"
+    script = (
+        "import sys, time; from pathlib import Path; from semiyolo.runfiles import RunLock; "
+        "f = Path(sys.argv[1]); RunLock(f.parent, '.' + f.name + '.lock').acquire(); "
+        "(f / 'images').mkdir(parents=True); (f / 'images' / 'half.txt').write_text('mid-write'); "
+        "print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        writer = threading.Thread(target=write_reviewed, args=(folder, ["a.png", "b.png"], unlabeled))
+        writer.start()
+        writer.join(timeout=1.0)
+        assert writer.is_alive()  # waiting for the holder, which is still writing
+        assert (folder / "images" / "half.txt").read_text() == "mid-write"  # its work untouched meanwhile
+    finally:
+        holder.kill()
+        holder.wait()
+    writer.join(timeout=10)
+    assert not writer.is_alive() and reviewed_names(folder) == ["a.png", "b.png"]
+    from semiyolo.data import label_path
+
+    assert label_path(folder / "images" / "a.png").read_text() == "0 0.5 0.5 0.2 0.2\n"
+    assert label_path(folder / "images" / "b.png").read_text() == "" and not (folder / "images" / "half.txt").exists()

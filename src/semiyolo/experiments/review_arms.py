@@ -103,23 +103,38 @@ def chosen_images(orders: dict[str, Any], order: str, k: int, seed: int) -> list
 
 def reviewed_folder(out: Path, converged_dir: Path, unlabeled: str, arm: Arm) -> Path:
     """:func:`arm_folder` with ``arm``'s ``k`` images and their hidden labels; made again unless its
-    ``chosen.json`` names the same images."""
+    ``chosen.json`` names the same images (:func:`write_reviewed`: another process writing it is waited for)."""
     k, order = arm.review
     orders = review_orders(out, converged_dir, unlabeled)
     names = chosen_images(orders, order, k, arm.seed)
     folder = arm_folder(out, arm)
+    write_reviewed(folder, names, unlabeled)
+    return folder
+
+
+def write_reviewed(folder: Path, names: list[str], unlabeled: str | Path) -> None:
+    """``folder`` with the images ``names`` of ``unlabeled`` (links) and their hidden labels, ``chosen.json`` last;
+    left as it is when it holds them already. Another process writing it is waited for (the lock
+    ``.<folder name>.lock`` beside it), so two processes never write one folder at once."""
+    lock = claim(RunLock(folder.parent, f".{folder.name}.lock"), str(folder), wait=True, busy="is writing it")
+    try:
+        _write_reviewed(folder, names, Path(unlabeled))
+    finally:
+        lock.release()
+
+
+def _write_reviewed(folder: Path, names: list[str], unlabeled: Path) -> None:
     if reviewed_names(folder) == names:
-        return folder
+        return
     if folder.exists():
         shutil.rmtree(folder)
     for name in names:
-        image = Path(unlabeled) / name
+        image = unlabeled / name
         hidden = label_path(image)
         text = hidden.read_text() if hidden.is_file() else ""  # no label file: the image has no objects
         link(image, folder / "images" / name)
         write_atomically(label_path(folder / "images" / name), lambda part, text=text: part.write_text(text))
     write_atomically(folder / CHOSEN_FILE, lambda part: part.write_text(json.dumps(names)))
-    return folder
 
 
 def arm_folder(out: Path, arm: Arm) -> Path:
