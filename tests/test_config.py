@@ -235,6 +235,8 @@ def test_supervised_keys_are_derived_from_the_groups_and_unchanged():
         *("keep_state", "max_optimizer_steps", "init_state", "report_weights", "pseudo_labels", "labeled_repeat"),
         "labeled_mixup",
         "mixup_max_overlap",
+        "labeled_mosaic",
+        "mosaic_cache",
     }
     assert len(SUPERVISED_KEYS) == len(set(SUPERVISED_KEYS))
     every_mode = {key for group in SEMI_GROUPS.values() if group.every_mode for key in group.keys}

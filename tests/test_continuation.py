@@ -118,6 +118,14 @@ def test_every_control_differs_from_the_baseline_in_one_setting():
     assert faster.semi == baseline.semi and faster.lr_scale == 4
     aug = by_name["supervised_continued_aug_mix"]
     assert aug.semi == {"mode": "supervised", "lambda_bg": 0.0, "labeled_mixup": 0.5}
+    # a mosaic arm's control mosaics the labeled images with the same cache; one arm adding two augmentations gets both
+    both = ("both", {"pseudo_mosaic": 0.5, "mosaic_cache": 8, "pseudo_mixup": 0.25, "teacher_flip": True})
+    arms = continuation_arms(Protocol(seeds=1, variants=(both,), offline=False, oracle=False), [0])
+    control = next(a for a in arms if a.name == "seed0/supervised_continued_aug_both")
+    assert control.semi == {
+        **{"mode": "supervised", "lambda_bg": 0.0},
+        **{"labeled_mosaic": 0.5, "mosaic_cache": 8, "labeled_mixup": 0.25},
+    }
     # a variant without an augmentation of the student's images has no augmentation control
     plain = continuation_arms(Protocol(variants=(("flip", {"teacher_flip": True}),), controls=False), [0])
     assert not [a for a in plain if a.kind == "supervised_continued_aug"]

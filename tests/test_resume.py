@@ -68,6 +68,7 @@ def data(tmp_path_factory):
 
 def _config(tmp_path, data, name, online, nbs, epochs=4, **semi_settings):
     labeled, unlabeled = data
+    labeled_settings = {k: v for k, v in semi_settings.items() if k in ("labeled_mosaic", "mosaic_cache")}
     semi = {
         "mode": "online",
         "unlabeled": str(unlabeled),
@@ -84,7 +85,7 @@ def _config(tmp_path, data, name, online, nbs, epochs=4, **semi_settings):
         "model": "yolov8n.yaml",
         "data": str(labeled),
         "train": tiny_train(tmp_path, name, epochs=epochs, nbs=nbs, seed=0),
-        "semi": semi if online else {"lambda_bg_warmup": 1, "burn_in": 1, "keep_state": True},
+        "semi": semi if online else {"lambda_bg_warmup": 1, "burn_in": 1, "keep_state": True, **labeled_settings},
     }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -134,14 +135,16 @@ def _kill_at_random_moment(config, state_file, seed, saved_epoch=1):
             proc.kill()
 
 
-@pytest.mark.parametrize("nbs", [4, 16, 64], ids=["nbs=batch", "nbs=4xbatch", "nbs=64"])
+@pytest.mark.parametrize("nbs", [4, 16, 64], ids=["nbs=batch", "nbs=4xbatch-mosaics", "nbs=64"])
 @pytest.mark.parametrize("online", [False, True], ids=["supervised", "online"])
 def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, data, online, nbs):
     # batch 4: nbs 16 accumulates 4 batches a step, across epochs of 5 batches; nbs 64 accumulates up to 16 (the
-    # warm-up ramps it from 1), so the run's few steps straddle the checkpoint
-    straight = _config(tmp_path, data, "straight", online, nbs)
+    # warm-up ramps it from 1), so the run's few steps straddle the checkpoint. With nbs 16 the runs also make
+    # mosaics (labeled, and pseudo-labeled online), whose caches of earlier images a resume must restore
+    mosaics = {"labeled_mosaic": 0.5, "pseudo_mosaic": 0.5, "mosaic_cache": 4} if nbs == 16 else {}
+    straight = _config(tmp_path, data, "straight", online, nbs, **mosaics)
     straight_run = _train_beside(straight, tmp_path / "straight")
-    killed = _config(tmp_path, data, "killed", online, nbs)
+    killed = _config(tmp_path, data, "killed", online, nbs, **mosaics)
     weights = tmp_path / "killed" / "weights"
     try:
         _kill_at_random_moment(killed, weights / "train_state.pt", seed=int(online))
@@ -165,17 +168,28 @@ def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_p
             a, b = a["mean_teacher"], b["mean_teacher"]
             assert a["filters"] == b["filters"]
             assert torch.equal(a["augment_generator"], b["augment_generator"])
+            _same_cache(a["mosaic_cache"], b["mosaic_cache"], filled=bool(mosaics))
         for part in ("model", "ema") if name == "train_state.pt" else ("teacher",):
             for key, value in a[part].items():
                 assert torch.equal(value, b[part][key]), f"{name} {part} {key} differs"
         if name == "train_state.pt":  # the global generators continue as the unbroken run's did
             assert _same_rng(a["rng"], b["rng"])
+            _same_cache(a["labeled_mosaic_cache"], b["labeled_mosaic_cache"], filled=bool(mosaics))
         assert (
             a["ema_updates" if name == "train_state.pt" else "teacher_updates"]
             == b["ema_updates" if name == "train_state.pt" else "teacher_updates"]
         )
     # one row per epoch, as in the straight run (an epoch logged, then trained again after the kill, is not doubled)
     assert _box_loss_by_epoch(tmp_path / "killed") == _box_loss_by_epoch(tmp_path / "straight")
+
+
+def _same_cache(a, b, filled):
+    """Two saved mosaic caches hold the same images and targets (and some, where the run made mosaics)."""
+    assert a["size"] == b["size"] and len(a["tiles"]) == len(b["tiles"]) and bool(a["tiles"]) == filled
+    for x, y in zip(a["tiles"], b["tiles"], strict=True):
+        assert torch.equal(x["image"], y["image"]) and torch.equal(x["ignored"], y["ignored"])
+        assert x["targets"].keys() == y["targets"].keys()
+        assert all(torch.equal(v, y["targets"][k]) for k, v in x["targets"].items())
 
 
 def _same_rng(a, b):

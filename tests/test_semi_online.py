@@ -647,3 +647,21 @@ def test_teacher_sure_negatives_set_the_uncertain_floor_from_the_trust_images(tm
     # before the first estimate the configured floor; after it, one between 0.01 and the configured 0.5
     assert float(rows[0]["semi/uncertain_floor"]) == 0.5
     assert 0.01 <= float(rows[1]["semi/uncertain_floor"]) <= 0.5
+
+
+def test_online_training_with_pseudo_mosaic_then_mixup(tmp_path, datasets):
+    # three optimizer steps without burn-in, every pseudo-labeled image made a mosaic once the cache holds three
+    # images, then blended: the losses are finite and the mosaics are counted
+    filters = [{"name": "score", "params": {"threshold": 0.3}}]
+    steps = {"burn_in": 0, "lambda_bg_warmup": 0, "max_optimizer_steps": 3, "validate_teacher": False}
+    mixing = {"pseudo_mosaic": 1.0, "mosaic_cache": 3, "pseudo_mixup": 0.5}
+    config = _config(tmp_path, datasets, epochs=1, filters=filters, **steps, **mixing)
+    assert main(["train", str(config)]) == 0
+    run = tmp_path / "runs" / "semi"
+    last = list(csv.DictReader((run / "results.csv").open()))[-1]
+    for key in ("train/u_cls_loss", "train/u_bg_loss", "train/u_box_loss", "train/cls_loss"):
+        assert math.isfinite(float(last[key])), key
+    # 4 pseudo-labeled images a step (8 images seen a step, half of them labeled): the first step fills the cache
+    # with 4, the second and third make every one a mosaic: 2 x 4 = 8
+    assert float(last["semi/images_seen"]) == 24 and float(last["semi/mosaics"]) == 8
+    assert yaml.safe_load((run / "semi.yaml").read_text())["pseudo_mosaic"] == 1.0

@@ -227,6 +227,28 @@ class SemiConfig(_Strict):
         "batch and takes its labels too: pseudo_mixup's blend on labeled images, the control 'semiyolo ablate' runs "
         "beside a pseudo-mixup arm; 0: none",
     )
+    pseudo_mosaic: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="the probability that a pseudo-labeled image becomes a 2 x 2 mosaic at the training size of "
+        "itself and three pseudo-labeled images of earlier batches (mosaic_cache), each at half scale, with all four's "
+        "targets (MixPL's pseudo mosaic: the teacher's large objects become small ones); 0: none; not with dense "
+        "pseudo-targets",
+    )
+    labeled_mosaic: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="the probability that a labeled image becomes pseudo_mosaic's mosaic of itself and three labeled "
+        "images of earlier batches: the control 'semiyolo ablate' runs beside a pseudo-mosaic arm; 0: none",
+    )
+    mosaic_cache: int = Field(
+        32,
+        ge=3,
+        description="images of earlier batches kept at half scale, with their targets, as the mosaics' partners "
+        "(pseudo_mosaic and labeled_mosaic)",
+    )
     mixup_max_overlap: float | None = Field(
         None,
         gt=0,
@@ -330,7 +352,10 @@ class SemiConfig(_Strict):
     @model_validator(mode="after")
     def _dense_geometry(self) -> SemiConfig:
         conflict = dense_geometry_conflict(
-            self.pseudo_targets, pseudo_mixup=self.pseudo_mixup, teacher_scale=self.teacher_scale
+            self.pseudo_targets,
+            pseudo_mixup=self.pseudo_mixup,
+            pseudo_mosaic=self.pseudo_mosaic,
+            teacher_scale=self.teacher_scale,
         )
         if conflict:
             raise ValueError(conflict)

@@ -55,6 +55,8 @@ SEMI_GROUPS = {
                 "labeled_repeat",
                 "labeled_mixup",
                 "mixup_max_overlap",
+                "labeled_mosaic",
+                "mosaic_cache",
             ),
             every_mode=True,
         ),
@@ -111,6 +113,7 @@ SEMI_GROUPS = {
                 "dense_fraction",
                 "pseudo_mixup",
                 "mixup_partners",
+                "pseudo_mosaic",
             ),
         ),
     )

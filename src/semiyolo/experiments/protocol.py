@@ -152,9 +152,9 @@ def review_arms(protocol: Protocol, seed: int) -> list[Arm]:
 
 def control_arms(protocol: Protocol, seed: int) -> list[Arm]:
     """The labeled-only continuations that each differ from ``supervised_continued`` in one way an online arm
-    does (:mod:`.arms`): each ``--lambdas`` penalty, each ``lr_scales`` learning rate, and the pseudo-mixup of each
-    ``--variant`` that has one, as ``semi.labeled_mixup`` with the variant's ``mixup_max_overlap`` (a variant's
-    other settings act on pseudo-labels alone)."""
+    does (:mod:`.arms`): each ``--lambdas`` penalty, each ``lr_scales`` learning rate, and the augmentation of each
+    ``--variant`` that adds one (:func:`augmentation_control`; a variant's other settings act on pseudo-labels
+    alone)."""
     labeled = {"mode": SUPERVISED_MODE, "lambda_bg": 0.0}
     arms = [Arm(f"seed{seed}/{CONTINUED_LR}{m:g}", CONTINUED_LR, seed, labeled, lr_scale=m) for m in protocol.lr_scales]
     if not protocol.controls:
@@ -163,12 +163,26 @@ def control_arms(protocol: Protocol, seed: int) -> list[Arm]:
         penalised = {**labeled, "lambda_bg": lam}
         arms.append(Arm(f"seed{seed}/{CONTINUED_BG}{lam:g}", CONTINUED_BG, seed, penalised))
     for name, settings in protocol.variants:
-        if settings.get("pseudo_mixup"):
-            mixup = {**labeled, "labeled_mixup": settings["pseudo_mixup"]}
-            if settings.get("mixup_max_overlap") is not None:  # the same object-aware rule as the arm's blend
-                mixup["mixup_max_overlap"] = settings["mixup_max_overlap"]
-            arms.append(Arm(f"seed{seed}/{CONTINUED_AUG}_{name}", CONTINUED_AUG, seed, mixup))
+        augmented = augmentation_control(settings)
+        if augmented:
+            arms.append(Arm(f"seed{seed}/{CONTINUED_AUG}_{name}", CONTINUED_AUG, seed, {**labeled, **augmented}))
     return arms
+
+
+def augmentation_control(settings: dict[str, Any]) -> dict[str, Any]:
+    """The ``semi`` settings that give labeled images alone the augmentation a variant's ``settings`` give its
+    pseudo-labeled ones: ``labeled_mosaic`` for ``pseudo_mosaic`` (with its ``mosaic_cache``), ``labeled_mixup`` for
+    ``pseudo_mixup`` (with its object-aware ``mixup_max_overlap``); empty when the variant adds none."""
+    control: dict[str, Any] = {}
+    if settings.get("pseudo_mosaic"):
+        control["labeled_mosaic"] = settings["pseudo_mosaic"]
+        if settings.get("mosaic_cache") is not None:
+            control["mosaic_cache"] = settings["mosaic_cache"]
+    if settings.get("pseudo_mixup"):
+        control["labeled_mixup"] = settings["pseudo_mixup"]
+        if settings.get("mixup_max_overlap") is not None:  # the same object-aware rule as the arm's blend
+            control["mixup_max_overlap"] = settings["mixup_max_overlap"]
+    return control
 
 
 def ceiling_runs(protocol: Protocol, base_seed: int) -> list[tuple[str, int]]:

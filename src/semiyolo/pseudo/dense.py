@@ -88,18 +88,21 @@ def dense_geometry_conflict(
     pseudo_targets: str,
     *,
     pseudo_mixup: float = 0.0,
+    pseudo_mosaic: float = 0.0,
     teacher_scale: float = 1.0,
     multi_scale: float = 0.0,
     view_moves_boxes: bool = False,
 ) -> str | None:
     """The one rule of the dense targets' layout: why ``pseudo_targets`` cannot train with these settings, or
     ``None``. Under :func:`uses_dense_targets`, the teacher and the student see one image at one size, so no
-    blend (``semi.pseudo_mixup``), no resize of the teacher's view (``semi.teacher_scale``), no multi-scale
-    (``train.multi_scale``) and no strong view that moves boxes (flip, scale, shift)."""
+    blend (``semi.pseudo_mixup``), no mosaic (``semi.pseudo_mosaic``), no resize of the teacher's view
+    (``semi.teacher_scale``), no multi-scale (``train.multi_scale``) and no strong view that moves boxes (flip,
+    scale, shift)."""
     if not uses_dense_targets(pseudo_targets):
         return None
     conflicts = (
         ("pseudo_mixup", pseudo_mixup, pseudo_mixup > 0, "they cannot be blended: set pseudo_mixup to 0"),
+        ("pseudo_mosaic", pseudo_mosaic, pseudo_mosaic > 0, "they cannot be tiled: set pseudo_mosaic to 0"),
         ("teacher_scale", teacher_scale, teacher_scale != 1, "the teacher must see the student's size (scale 1)"),
         ("train.multi_scale", multi_scale, bool(multi_scale), "both views need one size: set train.multi_scale to 0"),
         ("strong view", "flip, scale or shift", view_moves_boxes, "they need a strong view that keeps the geometry"),

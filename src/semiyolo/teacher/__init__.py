@@ -6,15 +6,18 @@ from .ema import TeacherEMA
 from .labeler import TeacherPseudoLabeler
 from .mean_teacher import EMPTY_UNLABELED, MeanTeacher
 from .mixup import MIXUP_PARTNERS, draw_partners, mix_labeled, mix_pseudo_labeled
+from .mosaic import MosaicCache, mosaic_rows
 
 __all__ = [
     "EMPTY_UNLABELED",
     "MIXUP_PARTNERS",
     "MeanTeacher",
+    "MosaicCache",
     "PseudoLabelAudit",
     "TeacherEMA",
     "TeacherPseudoLabeler",
     "draw_partners",
     "mix_labeled",
     "mix_pseudo_labeled",
+    "mosaic_rows",
 ]

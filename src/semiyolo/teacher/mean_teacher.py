@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..batch import append_pseudo_labeled
+from ..batch import append_pseudo_labeled, num_labeled
 from ..metrics import match_detections
 from ..pseudo import (
     PSEUDO_TARGETS,
@@ -39,10 +39,12 @@ from ..pseudo.augment import CUT_OBJECTS, StrongAugment
 from .ema import TeacherEMA
 from .labeler import TeacherPseudoLabeler, per_anchor
 from .mixup import check_mixup, draw_blend_partners, mix_pseudo_labeled
+from .mosaic import MosaicCache, check_mosaic, mosaic_rows
 
 EMPTY_UNLABELED = ("background", "skip")  # an image left without pseudo-labels: all background, or left out
 AGREEMENT_DEMOTED = "agreement_demoted"  # the count of reliable pseudo-labels a view missed (semi/agreement_demoted)
 MIXUP_REFUSED = "mixup_refused"  # the count of drawn mixup partners mixup_max_overlap refused (semi/mixup_refused)
+MOSAICS = "mosaics"  # the count of pseudo-labeled images made into a mosaic (semi/mosaics)
 
 
 class MeanTeacher:
@@ -78,6 +80,10 @@ class MeanTeacher:
         agreement: with the labeler's flip ensemble and tiered targets, the tiers follow the agreement of the
             teacher's views (:mod:`semiyolo.pseudo.agreement`): a reliable detection a view misses is uncertain, a
             regressed one whose views' boxes disagree is not regressed; the filters count ``agreement_demoted``.
+        mosaic: the probability that a pseudo-labeled image becomes a mosaic of itself and three pseudo-labeled
+            images of earlier batches at half scale (:mod:`.mosaic`), before any blend; not with dense targets. The
+            filters count ``mosaics``.
+        mosaic_cache: how many earlier pseudo-labeled images the mosaics draw from.
     """
 
     def __init__(
@@ -97,6 +103,8 @@ class MeanTeacher:
         cut_objects: str = "drop",
         agreement: bool = False,
         mixup_max_overlap: float | None = None,
+        mosaic: float = 0.0,
+        mosaic_cache: int = 32,
     ) -> None:
         if empty_unlabeled not in EMPTY_UNLABELED:
             raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
@@ -104,11 +112,19 @@ class MeanTeacher:
             raise ValueError(f"pseudo_targets must be one of {PSEUDO_TARGETS}, got {pseudo_targets!r}")
         augment = augment or StrongAugment()
         conflict = dense_geometry_conflict(
-            pseudo_targets, pseudo_mixup=mixup, teacher_scale=labeler.scale, view_moves_boxes=augment.moves_boxes
+            pseudo_targets,
+            pseudo_mixup=mixup,
+            pseudo_mosaic=mosaic,
+            teacher_scale=labeler.scale,
+            view_moves_boxes=augment.moves_boxes,
         )
         if conflict:
             raise ValueError(conflict)
         check_mixup(mixup, mixup_partners)
+        check_mosaic(mosaic, mosaic_cache)
+        self.mosaic, self.mosaic_cache = mosaic, MosaicCache(mosaic_cache)
+        if mosaic:
+            labeler.filters.count(MOSAICS, 0)
         if cut_objects not in CUT_OBJECTS:
             raise ValueError(f"cut_objects must be one of {CUT_OBJECTS}, got {cut_objects!r}")
         self.cut_objects = cut_objects
@@ -193,7 +209,7 @@ class MeanTeacher:
         extended = append_pseudo_labeled(
             batch, view.images[keep], boxes, classes, regressed, ignored, weights, in_fmt="xyxy"
         )
-        return self._blend(extended), reliable
+        return self._blend(self._tile(extended)), reliable
 
     def extend_dense(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
         """``batch`` with the photometric strong views of ``weak`` appended and the teacher's per-anchor outputs
@@ -212,6 +228,15 @@ class MeanTeacher:
         strong, boxes, kept = self.augment(weak, [d.boxes for d in reliable], self.generator)
         classes = [d.classes[k] for d, k in zip(reliable, kept, strict=True)]
         return append_pseudo_labeled(batch, strong, boxes, classes, dense=dense, in_fmt="xyxy"), reliable
+
+    def _tile(self, batch: dict) -> dict:
+        """``batch`` with some pseudo-labeled images made mosaics (:mod:`.mosaic`), if ``mosaic``."""
+        if not self.mosaic:
+            return batch
+        rows = torch.arange(num_labeled(batch), batch["img"].shape[0])
+        batch, made = mosaic_rows(batch, self.mosaic_cache, rows, self.mosaic, self.generator)
+        self.filters.count(MOSAICS, made)
+        return batch
 
     def _blend(self, batch: dict) -> dict:
         """``batch`` with its pseudo-labeled images blended with their partners (:mod:`.mixup`), if ``mixup``."""
@@ -287,12 +312,15 @@ class MeanTeacher:
             "teacher_updates": self.ema.updates,
             "filters": self.filters.state_dict(),
             "augment_generator": self.generator.get_state(),
+            "mosaic_cache": self.mosaic_cache.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.ema.load_state_dict({"model": state["teacher"], "updates": state["teacher_updates"]})
         self.filters.load_state_dict(state["filters"])
         self.generator.set_state(state["augment_generator"].cpu())
+        if "mosaic_cache" in state:  # absent from states saved before pseudo-mosaic existed
+            self.mosaic_cache.load_state_dict(state["mosaic_cache"])
 
 
 def _tiers_in_view(dets: Detections, tiers: Tiers, boxes: Tensor, kept: Tensor, soft: bool = False):

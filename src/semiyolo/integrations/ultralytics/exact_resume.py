@@ -136,6 +136,7 @@ def capture(trainer, last_opt_ni: int, batch_ni: int) -> dict[str, Any]:
         "scaler": trainer.scaler.state_dict(),
         "sampler": sampler.state_dict() if isinstance(sampler, PassShuffler) else None,
         "mosaic_buffer": list(getattr(trainer.train_loader.dataset, "buffer", [])),
+        "labeled_mosaic_cache": trainer.labeled_mosaic_cache.state_dict(),
         "rng": rng_state(),
         "last_opt_ni": last_opt_ni,
         "semi": trainer.semi.model_dump(),  # the run's settings, which a resume must not change
@@ -202,6 +203,8 @@ def restore_setup(trainer, state: dict[str, Any]) -> None:
 def restore_epoch_start(trainer, state: dict[str, Any]) -> None:
     """At the first resumed epoch's start, after all set-up draws: the generators and the pending gradients."""
     set_rng_state(state["rng"])
+    if "labeled_mosaic_cache" in state:  # absent from states saved before semi.labeled_mosaic existed
+        trainer.labeled_mosaic_cache.load_state_dict(state["labeled_mosaic_cache"])
     if state["grads"] is not None:
         for p, g in zip(unwrap_model(trainer.model).parameters(), state["grads"], strict=True):
             p.grad = None if g is None else g.to(p.device).clone()

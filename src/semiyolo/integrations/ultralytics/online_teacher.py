@@ -90,6 +90,8 @@ def build_mean_teacher(trainer) -> MeanTeacher:
         uncertain_targets=s.uncertain_targets,
         cut_objects=s.cut_objects,
         agreement=s.teacher_agreement,
+        mosaic=s.pseudo_mosaic,
+        mosaic_cache=s.mosaic_cache,
     )
     teacher.model.criterion = student.criterion  # shared, as the EMA's: the teacher's validation losses
     return teacher

@@ -30,7 +30,7 @@ from ...plots.run import write_semi_figure
 from ...reproducibility import stream_generator
 from ...runfiles import RunLock
 from ...schedules import ramp_weight
-from ...teacher import mix_labeled
+from ...teacher import MosaicCache, mix_labeled, mosaic_rows
 from . import continuation
 from .banner import closing_summary, coverage_warnings, start_banner
 from .checkpoints import save_atomically
@@ -76,6 +76,7 @@ class SupervisedTrainer(DetectionTrainer):
         self.steps = GuardedSteps(self.semi.max_grad_norm, self.semi.nonfinite_patience, self.semi.max_optimizer_steps)
         self.exact_resume = ExactResume(enabled=self.semi.exact_resume and self.world_size <= 1)
         self.batch_files: tuple = ()
+        self.labeled_mosaic_cache = MosaicCache(self.semi.mosaic_cache)  # semi.labeled_mosaic's partners
         # Ultralytics copies the dict of callbacks, not its lists: ours must not reach a YOLO object's own lists
         self.callbacks = defaultdict(list, {event: list(found) for event, found in self.callbacks.items()})
         for event, callback in CALLBACKS.items():
@@ -154,16 +155,28 @@ class SupervisedTrainer(DetectionTrainer):
     def preprocess_batch(self, batch: dict) -> dict:
         self.batch_files = batch.get("im_file", ())
         self.exact_resume.before_forward(self)
-        batch = super().preprocess_batch(batch)
-        if self.semi.labeled_mixup:
-            generator, max_overlap = self.labeled_mixup_generator(), self.semi.mixup_max_overlap
-            batch = mix_labeled(batch, self.semi.labeled_mixup, generator, max_overlap=max_overlap)
+        batch = self.augment_labeled(super().preprocess_batch(batch))
         self.steps.images_seen += batch["img"].shape[0]
         return batch
 
+    def augment_labeled(self, batch: dict) -> dict:
+        """``semi.labeled_mosaic``, then ``semi.labeled_mixup``: pseudo-mosaic's and pseudo-mixup's augmentations on
+        the labeled images alone (the controls ``semiyolo ablate`` runs beside those arms)."""
+        s = self.semi
+        if not (s.labeled_mosaic or s.labeled_mixup):
+            return batch
+        generator = self.labeled_mixup_generator()
+        if s.labeled_mosaic:
+            rows = torch.arange(batch["img"].shape[0])
+            batch, _ = mosaic_rows(batch, self.labeled_mosaic_cache, rows, s.labeled_mosaic, generator)
+        if s.labeled_mixup:
+            batch = mix_labeled(batch, s.labeled_mixup, generator, max_overlap=s.mixup_max_overlap)
+        return batch
+
     def labeled_mixup_generator(self) -> torch.Generator:
-        """The generator of a batch's ``semi.labeled_mixup`` draws, from the seed and the images seen so far (a
-        resumed run's counters), so a resumed run blends as one that never stopped."""
+        """The generator of a batch's ``semi.labeled_mosaic`` and ``semi.labeled_mixup`` draws, from the seed and
+        the images seen so far (a resumed run's counters), so a resumed run mixes as one that never stopped (its
+        mosaic cache restored with the exact-resume state)."""
         return stream_generator(int(self.args.seed), self.steps.images_seen)
 
     def optimizer_step(self) -> None:
