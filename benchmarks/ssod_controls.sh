@@ -5,8 +5,9 @@
 # continuation learning rate (the best on validation is the baseline), the penalty alone, pseudo-mixup's blend
 # alone, the oracle (hidden labels, same budget), and five online arms: today's defaults, `mix` (pseudo-mixup
 # 0.5), `tiered_flip_s12` (the flip-and-scale teacher), `trust` (the defaults weighed by the trust estimate,
-# measured on the validation images) and `ship` (the defaults, shipping the better of teacher and student on the
-# last validation). Figures on the 400 test images decide; validation only chooses.
+# measured on the validation images), `ship` (the defaults, shipping the better of teacher and student on the
+# last validation) and `mosaic` (pseudo-mosaic 0.5, with its labeled-only control). Figures on the 400 test images
+# decide; validation only chooses.
 # Made to fit 2 cores: one optimizer step per batch of 16 (nbs 16), so the converged run takes 1500 steps in 30
 # epochs and a continuation 300 steps in 6 epochs of the repeated labeled images.
 # Usage: benchmarks/ssod_controls.sh shapes|digits|nuclei OUT [extra ablate arguments, e.g. --only-splits 1]
@@ -33,4 +34,5 @@ case $kind in shapes) generator=synth ;; digits | nuclei) generator=$kind ;; *) 
     --variant tiered_flip_s12:teacher_flip=true,teacher_scale=1.2 \
     --variant trust:pseudo_trust=val \
     --variant ship:ship=better,validate_teacher=true \
+    --variant mosaic:pseudo_mosaic=0.5 \
     --out "$out/controls" "$@"
