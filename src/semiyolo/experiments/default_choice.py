@@ -1,0 +1,178 @@
+"""One default for every dataset, chosen on validation (issue 31, item 5).
+
+The rule, fixed before any test figure is read:
+
+1. On each set, the baseline is the labeled-only continuation with the highest mean mAP50-95 on **validation**
+   (:func:`~.report.best_baseline`), and every online arm's gap closed is taken against it, per label split and
+   seed (:func:`~.report.summarize_arms`).
+2. An arm is **eligible** when it ran on every set and, on validation, no label split of any set has it below the
+   baseline by more than the spread (its mean paired difference over the split's seeds is at least minus the
+   standard deviation of the baseline's mAP50-95 over that set's splits and seeds), and, where it adds an
+   augmentation, it beats that augmentation on labeled images alone (``supervised_continued_aug_<variant>``) on
+   every set: a positive mean paired difference.
+3. Of the eligible arms, the default is the one with the highest **worst-set** mean gap closed on validation (ties:
+   the higher mean over sets). With none eligible, no arm is chosen and the defaults stay.
+
+Only then are the chosen arm's figures read on the **test** images, against each set's validation-chosen baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .arms import CONTINUED_AUG, ONLINE
+from .control_report import paired_differences
+from .held_out import TEST, TEST_METRICS, VAL, GainIntervals, rows_by_split
+from .report import best_baseline, summarize_arms
+from .rows import MAP, arm_name, mean_std, number, pair
+from .runs import ROW_FILE
+
+
+def rows_under(folder: str | Path) -> list[dict[str, Any]]:
+    """The protocol's rows of an ablation folder: every finished run (its ``ablation_row.json``) on validation,
+    then on test where ``test_metrics.json`` holds its test figures. A run under ``split<k>/`` belongs to label
+    split ``k``, any other to split 0; run names are relative to the split's folder."""
+    folder = Path(folder)
+    rows, tests = [], {}
+    for row_file in sorted(folder.rglob(ROW_FILE)):
+        run_dir = row_file.parent
+        parts = run_dir.relative_to(folder).parts
+        split = int(parts[0][5:]) if parts[0].startswith("split") and parts[0][5:].isdigit() else 0
+        row = {**json.loads(row_file.read_text()), "label_split": split, "run": "/".join(parts)}
+        rows.append(row)
+        if (run_dir / TEST_METRICS).is_file():
+            tests[row["run"]] = json.loads((run_dir / TEST_METRICS).read_text())
+    return rows_by_split(rows, tests)
+
+
+def harmful_splits(arm: Sequence[dict], baseline: Sequence[dict]) -> list[tuple[Any, float]]:
+    """``(label split, mean paired difference)`` of the splits where ``arm`` falls below ``baseline`` by more than
+    the spread (the standard deviation of the baseline's mAP50-95 over its splits and seeds)."""
+    spread = mean_std([number(r.get(MAP)) for r in baseline])[1]
+    by_split: dict[Any, list[dict]] = {}
+    for row in arm:
+        by_split.setdefault(pair(row)[0], []).append(row)
+    found = []
+    for split, members in sorted(by_split.items(), key=lambda item: str(item[0])):
+        differences = paired_differences(members, baseline)
+        if differences and statistics.fmean(differences) < -spread:
+            found.append((split, statistics.fmean(differences)))
+    return found
+
+
+def _by_arm(rows: Sequence[dict]) -> dict[str, list[dict]]:
+    arms: dict[str, list[dict]] = {}
+    for row in rows:
+        arms.setdefault(arm_name(row), []).append(row)
+    return arms
+
+
+def set_candidates(rows: Sequence[dict]) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """On one set's validation rows: the baseline, and per online arm its gap closed ``(mean, std)`` and harmful
+    splits."""
+    val = [r for r in rows if r.get("eval_split", VAL) == VAL]
+    arms = _by_arm(val)
+    baseline = best_baseline(arms)
+    found = {}
+    for entry in summarize_arms(val, baseline):
+        if entry["kind"] != ONLINE:
+            continue
+        members = arms[entry["arm"]]
+        harm = harmful_splits(members, arms.get(baseline, []))
+        control = arms.get(f"{CONTINUED_AUG}_{members[0].get('variant')}")
+        over_control = statistics.fmean(paired_differences(members, control) or [math.nan]) if control else None
+        found[entry["arm"]] = {"gap closed": entry["gap closed"], "harm": harm, "over control": over_control}
+    return baseline, found
+
+
+def choose_default(sets: Mapping[str, Sequence[dict]], folders: Mapping[str, Path] | None = None) -> dict[str, Any]:
+    """The rule of this module over ``sets`` (set name -> its rows, :func:`rows_under`): ``{"baselines": set ->
+    baseline, "candidates": arm -> {set -> figures, "eligible", "worst", "mean"}, "chosen": arm or None,
+    "test": set -> the chosen arm's test entry (:func:`~.report.summarize_arms`) or None}``. ``folders``: each set's
+    ablation folder, for the test gains' bootstrap intervals (:class:`~.held_out.GainIntervals`)."""
+    per_set = {name: set_candidates(rows) for name, rows in sets.items()}
+    arms_seen = dict.fromkeys(arm for _, found in per_set.values() for arm in found)
+    candidates: dict[str, dict[str, Any]] = {}
+    for arm in arms_seen:
+        figures = {name: found.get(arm) for name, (_, found) in per_set.items()}
+        gaps = [f["gap closed"][0] for f in figures.values() if f is not None]
+        everywhere = all(f is not None for f in figures.values()) and not any(math.isnan(g) for g in gaps)
+        harmless = everywhere and not any(f["harm"] or _below_control(f["over control"]) for f in figures.values())
+        worst, mean = (min(gaps), statistics.fmean(gaps)) if everywhere else (math.nan, math.nan)
+        candidates[arm] = {**figures, "eligible": harmless, "worst": worst, "mean": mean}
+    eligible = [arm for arm, c in candidates.items() if c["eligible"]]
+    chosen = max(eligible, key=lambda arm: (candidates[arm]["worst"], candidates[arm]["mean"])) if eligible else None
+    folders = folders or {}
+    test = (
+        {name: _test_entry(rows, per_set[name][0], chosen, folders.get(name)) for name, rows in sets.items()}
+        if chosen
+        else {}
+    )
+    baselines = {name: baseline for name, (baseline, _) in per_set.items()}
+    return {"baselines": baselines, "candidates": candidates, "chosen": chosen, "test": test}
+
+
+def _below_control(over_control: float | None) -> bool:
+    """Whether an arm fails to beat its augmentation-only control (``None``: it adds no augmentation)."""
+    return over_control is not None and not over_control > 0
+
+
+def _test_entry(rows: Sequence[dict], baseline: str | None, arm: str, folder: Path | None) -> dict[str, Any] | None:
+    test = [r for r in rows if r.get("eval_split") == TEST]
+    if not test:
+        return None
+    intervals = GainIntervals(folder) if folder is not None else None
+    return next((e for e in summarize_arms(test, baseline, intervals) if e["arm"] == arm), None)
+
+
+def _pm(pair_: tuple[float, float], scale: float = 1.0, unit: str = "") -> str:
+    mean, std = pair_
+    return "-" if math.isnan(mean) else f"{mean * scale:.0f}{unit} ± {std * scale:.0f}{unit}"
+
+
+def default_choice_markdown(choice: dict[str, Any]) -> str:
+    """The table that chose (validation), then the chosen arm on test."""
+    sets = list(choice["baselines"])
+    head = ["arm", *(f"{s}: gap closed (val)" for s in sets), "worst set", "harm (split: mean difference)"]
+    head += ["over its augmentation alone (val)", "eligible"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm, c in sorted(choice["candidates"].items(), key=lambda kv: -_sortable(kv[1]["worst"])):
+        cells = [_pm(c[s]["gap closed"], 100, " %") if c.get(s) else "not run" for s in sets]
+        harm = "; ".join(f"{s} split {k}: {d:+.3f}" for s in sets if c.get(s) for k, d in c[s]["harm"]) or "none"
+        worst = "-" if math.isnan(c["worst"]) else f"{100 * c['worst']:.0f} %"
+        controls = [f"{s}: {c[s]['over control']:+.3f}" for s in sets if c.get(s) and c[s]["over control"] is not None]
+        mark = "**chosen**" if arm == choice["chosen"] else ("yes" if c["eligible"] else "no")
+        lines.append("| " + " | ".join([arm, *cells, worst, harm, "; ".join(controls) or "-", mark]) + " |")
+    baselines = ", ".join(f"{s}: {b}" for s, b in choice["baselines"].items())
+    text = [*lines, "", f"Baselines, chosen on validation: {baselines}.", ""]
+    if choice["chosen"] is None:
+        return "\n".join([*text, "No arm is eligible: the defaults stay as they are.", ""])
+    text += [
+        f"## `{choice['chosen']}` on the test images",
+        "",
+        "| set | mAP50-95 | gain [95 % interval] | gap closed |",
+    ]
+    text.append("|---|---|---|---|")
+    for name, entry in choice["test"].items():
+        if entry is None:
+            text.append(f"| {name} | no test split | - | - |")
+            continue
+        gain = entry["gain interval"]
+        interval = "-" if math.isnan(gain[0]) else f"{gain[0]:+.3f} [{gain[1]:+.3f}, {gain[2]:+.3f}]"
+        text.append(
+            f"| {name} | {entry['mAP50-95'][0]:.3f} ± {entry['mAP50-95'][1]:.3f} | {interval} | "
+            f"{_pm(entry['gap closed'], 100, ' %')} |"
+        )
+    return "\n".join([*text, ""])
+
+
+def _sortable(value: float) -> float:
+    return -math.inf if math.isnan(value) else value
+
+
+__all__ = ["choose_default", "default_choice_markdown", "harmful_splits", "rows_under"]

@@ -1,0 +1,96 @@
+"""One default chosen on validation across sets (issue 31, item 5): the rule on hand-built rows, and the reader of
+an ablation folder."""
+
+import json
+
+import pytest
+
+from semiyolo.experiments.default_choice import choose_default, default_choice_markdown, harmful_splits, rows_under
+
+MAP = "metrics/mAP50-95(B)"
+
+
+def _row(kind, name, split, seed, value, variant=None, where="val"):
+    return {
+        "kind": kind,
+        "run": f"split{split}/seed{seed}/{name}",
+        "label_split": split,
+        "seed": seed,
+        "variant": variant,
+        "lambda_bg": 1.0,
+        "bg_mode": "max",
+        MAP: value,
+        "eval_split": where,
+    }
+
+
+def _set(arm_values, mix_values, control_values, baseline=(0.50, 0.50, 0.50, 0.50)):
+    """One set: two label splits x two seeds; ceiling 0.60 on both splits, so a gain of 0.01 closes 10 %."""
+    rows = [_row("fully_labeled", "fully_labeled", s, 0, 0.60) for s in (0, 1)]
+    pairs = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for (split, seed), b, a, m, c in zip(pairs, baseline, arm_values, mix_values, control_values, strict=True):
+        rows.append(_row("supervised_continued", "supervised_continued", split, seed, b))
+        rows.append(_row("online", "online_default", split, seed, a, variant="default"))
+        rows.append(_row("online", "online_mix", split, seed, m, variant="mix"))
+        rows.append(_row("supervised_continued_aug", "supervised_continued_aug_mix", split, seed, c))
+    return rows
+
+
+def test_the_default_is_the_best_worst_set_arm_that_harms_no_split_and_beats_its_augmentation():
+    # set a: default gains 0.01 everywhere (10 %); mix gains 0.03 (30 %) and its blend alone 0.02 (mix beats it)
+    # set b: default gains 0.02 (20 %); mix gains 0.05 on split 0 (50 %) but loses 0.02 on split 1 (-20 %): the
+    # baseline's spread is 0 (every run 0.50), so split 1's mean difference -0.02 is harm and mix is not eligible
+    a = _set([0.51] * 4, [0.53] * 4, [0.52] * 4)
+    b = _set([0.52] * 4, [0.55, 0.55, 0.48, 0.48], [0.50] * 4)
+    choice = choose_default({"a": a, "b": b})
+    assert choice["baselines"] == {"a": "supervised_continued", "b": "supervised_continued"}
+    default, mix = choice["candidates"]["online default"], choice["candidates"]["online mix"]
+    assert default["worst"] == pytest.approx(0.10) and default["mean"] == pytest.approx(0.15)  # (10 + 20) / 2
+    assert mix["b"]["harm"] == [(1, pytest.approx(-0.02))] and not mix["eligible"]
+    assert mix["a"]["over control"] == pytest.approx(0.01) and default["a"]["over control"] is None
+    assert choice["chosen"] == "online default"
+    md = default_choice_markdown(choice)
+    assert "| online default | 10 % ± 0 % | 20 % ± 0 % | 10 % | none | - | **chosen** |" in md
+    assert "b split 1: -0.020" in md
+
+
+def test_an_arm_that_does_not_beat_its_augmentation_alone_is_not_chosen_and_none_left_keeps_the_defaults():
+    # mix gains 0.03 but its blend alone gains 0.03 too: no gain over its control; default harms split 1 of set a
+    a = _set([0.51, 0.51, 0.47, 0.47], [0.53] * 4, [0.53] * 4)
+    choice = choose_default({"a": a})
+    assert choice["candidates"]["online mix"]["a"]["over control"] == pytest.approx(0.0)
+    assert choice["chosen"] is None
+    assert "No arm is eligible: the defaults stay as they are." in default_choice_markdown(choice)
+
+
+def test_harm_is_measured_against_the_baselines_spread():
+    baseline = [_row("supervised_continued", "b", s, seed, v) for s, seed, v in [(0, 0, 0.50), (0, 1, 0.54)]]
+    # the baseline's runs 0.50 and 0.54: standard deviation 0.0283; the arm's mean difference -0.02 is within it
+    arm = [_row("online", "a", 0, 0, 0.48), _row("online", "a", 0, 1, 0.52)]
+    assert harmful_splits(arm, baseline) == []
+    worse = [_row("online", "a", 0, 0, 0.46), _row("online", "a", 0, 1, 0.50)]  # -0.04: beyond it
+    assert harmful_splits(worse, baseline) == [(0, pytest.approx(-0.04))]
+
+
+def test_rows_under_an_ablation_folder_take_their_split_from_the_path_and_test_figures_from_their_file(tmp_path):
+    run = tmp_path / "split2" / "seed1" / "online_mix"
+    run.mkdir(parents=True)
+    (run / "ablation_row.json").write_text(
+        json.dumps({"kind": "online", "run": "seed1/online_mix", "seed": 1, "variant": "mix", MAP: 0.8})
+    )
+    (run / "test_metrics.json").write_text(json.dumps({MAP: 0.7}))
+    converged = tmp_path / "supervised_converged"
+    converged.mkdir()
+    (converged / "ablation_row.json").write_text(json.dumps({"kind": "supervised_converged", "seed": 0, MAP: 0.6}))
+    rows = rows_under(tmp_path)
+    by = {(r["run"], r["eval_split"]): r for r in rows}
+    assert set(by) == {
+        ("split2/seed1/online_mix", "val"),
+        ("split2/seed1/online_mix", "test"),
+        ("supervised_converged", "val"),
+    }
+    assert (
+        by["split2/seed1/online_mix", "val"]["label_split"] == 2
+        and by["supervised_converged", "val"]["label_split"] == 0
+    )
+    assert by["split2/seed1/online_mix", "test"][MAP] == 0.7 and by["split2/seed1/online_mix", "val"][MAP] == 0.8
