@@ -3,10 +3,13 @@
 Supervised: forward + backward + SGD step of YOLOv8n on ``2B`` labeled images. Online: the trainer's own units,
 ``MeanTeacher.extend`` (the teacher's no-grad forward on ``B`` unlabeled weak views, NMS + the filter chain
 (score, DFL entropy, NMS spread, cap), the strong view, the batch extended) then the student's step on ``B``
-labeled + ``B`` pseudo-labeled images, then ``MeanTeacher.update`` (the EMA). Interleaved rounds, medians; the
-teacher's forward is timed apart too. The teacher is untrained, so its scores say nothing: its 100 best anchors
-per image go to NMS (what a trained teacher's candidates above 0.1 amount to on such images) and the cap keeps
-4 pseudo-labels per image, the labeled images' density, so that both steps assign and regress as many boxes.
+labeled + ``B`` pseudo-labeled images, then ``MeanTeacher.update`` (the EMA). Interleaved rounds, medians. ``extend``
+is broken down by its own stages as it runs them (``MeanTeacher.stage_clock``: the teacher's forward, candidates and
+NMS, filters and tiers, the strong view, the targets and the batch's assembly, mosaic and mixup), so the parts add up
+to the step; the sum of the parts' medians is printed beside the step's. The teacher is untrained, so its scores
+say nothing: its 100 best anchors per image go to NMS (what a trained teacher's candidates above 0.1 amount to on
+such images) and the cap keeps 4 pseudo-labels per image, the labeled images' density, so that both steps assign and
+regress as many boxes.
 
 On a GPU (``--device cuda``) the steps are timed with the device synchronised, and ``--amp`` runs the student
 under autocast (float16, with a gradient scaler) and the teacher's forward under autocast too, as the trainer
@@ -38,7 +41,7 @@ from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel
 
 from semiyolo.integrations.ultralytics import BackgroundPenaltyDetectionLoss, SemiSupervisedLoss
-from semiyolo.pseudo import build_filters, split_tiers
+from semiyolo.pseudo import build_filters
 from semiyolo.pseudo.augment import StrongAugment
 from semiyolo.teacher import MeanTeacher, TeacherPseudoLabeler
 
@@ -136,9 +139,13 @@ def main() -> None:
         student_step(batch)
         return {"total": now() - start}
 
+    stages: list[tuple[str, float]] = []
+    teacher.stage_clock = lambda stage: stages.append((stage, now()))
+
     def online() -> dict[str, float]:
         batch = labeled_batch(args.batch, args.imgsz, gen, device)
         weak = torch.rand(args.batch, 3, args.imgsz, args.imgsz, generator=gen).to(device)
+        stages.clear()
         t = [now()]
         batch, _ = teacher.extend(batch, weak)
         t.append(now())
@@ -146,34 +153,26 @@ def main() -> None:
         t.append(now())
         teacher.update(student)
         t.append(now())
-        # apart, for the breakdown of extend: the forward, then NMS, the filters / tiers and the strong view
-        labeler.forward(teacher.model, weak)
-        t.append(now())
-        candidates = labeler.detect(teacher.model, weak)
-        t.append(now())
-        [split_tiers(teacher.filters, d, args.targets == "tiered") for d in candidates]
-        t.append(now())
-        teacher.augment(weak, [d.boxes for d in candidates], teacher.generator)
-        t.append(now())
+        # extend's own stages, as it ran them (MeanTeacher.stage_clock): they sum to extend
+        parts, last = {}, t[0]
+        for stage, at in stages:
+            parts[f"  {stage}"], last = at - last, at
+        parts["  (rest of extend)"] = t[1] - last
         unfolded.forward(teacher.model, weak)  # the same forward by the teacher itself, paired in each round
-        t.append(now())
-        without = {}
+        apart = {"(teacher forward unfolded)": now() - t[3]}
         if args.teacher_agreement:  # the same extend without the views' agreement, paired in each round
+            start = now()
             teacher.agreement = False
             teacher.extend(labeled_batch(args.batch, args.imgsz, gen, device), weak)
             teacher.agreement = True
-            without["(extend without agreement)"] = now() - t[-1]
+            apart["(extend without agreement)"] = now() - start
         return {
             "total": t[3] - t[0],
             "pseudo-labelling (extend)": t[1] - t[0],
-            "  of which teacher forward": t[4] - t[3],
-            "  of which candidates, NMS": (t[5] - t[4]) - (t[4] - t[3]),
-            "  of which filters, tiers": t[6] - t[5],
-            "  of which strong view": t[7] - t[6],
-            "  (teacher forward unfolded)": t[8] - t[7],
+            **parts,
             "student step": t[2] - t[1],
             "teacher EMA": t[3] - t[2],
-            **without,
+            **apart,
         }
 
     supervised(), online()  # warm-up
@@ -181,7 +180,7 @@ def main() -> None:
     for _ in range(args.rounds):
         sup.append(supervised())
         onl.append(online())
-    med = {k: statistics.median(r[k] for r in onl) for k in onl[0]}
+    med = {k: statistics.median(r.get(k, 0.0) for r in onl) for k in onl[0]}
     base = statistics.median(r["total"] for r in sup)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     print(
@@ -197,7 +196,10 @@ def main() -> None:
     print(f"{'online step':<26}{med['total'] * 1e3:>10.0f} ms   ratio {med['total'] / base:.3f}")
     for k, v in med.items():
         if k != "total":
-            print(f"  {k:<24}{v * 1e3:>10.1f} ms   {100 * v / med['total']:5.1f} % of the online step")
+            print(f"  {k:<30}{v * 1e3:>10.1f} ms   {100 * v / med['total']:5.1f} % of the online step")
+    # the parts: extend's stages, the student's step and the EMA (medians each, so their sum is near, not equal)
+    parts = sum(v for k, v in med.items() if k.startswith("  ") or k in ("student step", "teacher EMA"))
+    print(f"{'sum of the parts':<26}{parts * 1e3:>10.0f} ms   {100 * parts / med['total']:5.1f} % of the online step")
     if args.teacher_agreement:  # paired in each round: a loaded machine moves both alike
         extend = [
             (o["pseudo-labelling (extend)"], o["(extend without agreement)"], s["total"])

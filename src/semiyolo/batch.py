@@ -2,7 +2,8 @@
 
 Ultralytics' preprocessed batch holds ``img: Tensor[B, 3, H, W]``, ``batch_idx: Tensor[N]``, ``cls: Tensor[N, 1]``
 and ``bboxes: Tensor[N, 4]`` cxcywh normalised to ``W, H``. :func:`append_pseudo_labeled` appends ``U`` images and
-their targets, and the keys below, which this module alone names. :func:`split_batch` and :func:`labeled_part`
+their targets (per image; :func:`append_pseudo_targets`: all images' at once), and the keys below, which this module
+alone names. :func:`split_batch` and :func:`labeled_part`
 take it apart again for the criterion and the pictures.
 """
 
@@ -66,25 +67,64 @@ def append_pseudo_labeled(
     if not len(boxes) == len(classes) == images.shape[0]:
         counts = f"{images.shape[0]} images, {len(boxes)} boxes, {len(classes)} classes"
         raise ValueError(f"expected one boxes and classes tensor per image: {counts}")
+    device = batch["img"].device
+    return append_pseudo_targets(
+        batch,
+        images,
+        _image_of(boxes),
+        _joined(boxes, (0, 4), torch.float32, device),
+        _joined(classes, (0,), torch.long, device),
+        None if regressed is None else _joined(regressed, (0,), torch.bool, device),
+        None if ignored is None else (_image_of(ignored), _joined(ignored, (0, 4), torch.float32, device)),
+        None if weights is None else _joined(weights, (0,), torch.float32, device),
+        dense,
+        in_fmt,
+    )
+
+
+def append_pseudo_targets(
+    batch: dict,
+    images: Tensor,
+    image: Tensor,
+    boxes: Tensor,
+    classes: Tensor,
+    regressed: Tensor | None = None,
+    ignored: tuple[Tensor, Tensor] | None = None,
+    weights: Tensor | None = None,
+    dense: DenseTargets | None = None,
+    in_fmt: str = "xyxy",
+) -> dict:
+    """:func:`append_pseudo_labeled` with the targets of all appended images at once, no loop over images.
+
+    Args:
+        image: ``Tensor[M]`` int64, the appended image (``0 .. U - 1``) of each target; image by image, so that the
+            targets keep the order :func:`append_pseudo_labeled` gives them.
+        boxes: ``Tensor[M, 4]`` ``in_fmt`` pixels of ``images``. classes: ``Tensor[M]``.
+        regressed: ``Tensor[M]`` bool or ``None``. weights: ``Tensor[M]`` float or ``None``.
+        ignored: ``(image Tensor[K] int64, boxes Tensor[K, 4] in_fmt pixels)`` of the ignore regions, or ``None``.
+        batch, images, dense, in_fmt: as :func:`append_pseudo_labeled`'s.
+    """
+    if not image.shape[0] == boxes.shape[0] == classes.shape[0]:
+        counts = f"{image.shape[0]} image indices, {boxes.shape[0]} boxes, {classes.shape[0]} classes"
+        raise ValueError(f"expected one image index and class per box: {counts}")
     height, width = batch["img"].shape[-2:]
     n_labeled, device = batch["img"].shape[0], batch["img"].device
     frame = torch.tensor([images.shape[-1], images.shape[-2]] * 2, device=device, dtype=torch.float32)
     if images.shape[-2:] != (height, width):
         images = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
-    idx, xywh = _targets(boxes, frame, n_labeled, batch["batch_idx"].dtype, batch["bboxes"].dtype, in_fmt)
-    cls = [c.to(device).view(-1, 1).to(batch["cls"].dtype) for c in classes]
+    idx, xywh = _targets(image, boxes, frame, n_labeled, batch["batch_idx"].dtype, batch["bboxes"].dtype, in_fmt)
     out = {
         **batch,
         "img": torch.cat((batch["img"], images.to(batch["img"].dtype))),
         "batch_idx": torch.cat((batch["batch_idx"], idx)),
-        "cls": torch.cat((batch["cls"], *cls)),
+        "cls": torch.cat((batch["cls"], classes.to(device).view(-1, 1).to(batch["cls"].dtype))),
         "bboxes": torch.cat((batch["bboxes"], xywh)),
         NUM_LABELED_KEY: n_labeled,
     }
     if regressed is not None:
         out[REGRESS_KEY] = _labeled_then(batch, REGRESS_KEY, regressed, torch.bool)
     if ignored is not None:
-        out.update(zip(IGNORE_KEYS, _targets(ignored, frame, n_labeled, idx.dtype, xywh.dtype, in_fmt), strict=True))
+        out.update(zip(IGNORE_KEYS, _targets(*ignored, frame, n_labeled, idx.dtype, xywh.dtype, in_fmt), strict=True))
     if weights is not None:
         out[WEIGHT_KEY] = _labeled_then(batch, WEIGHT_KEY, weights, torch.float32)
     if dense is not None:
@@ -92,24 +132,34 @@ def append_pseudo_labeled(
     return out
 
 
-def _labeled_then(batch: dict, key: str, appended: Sequence[Tensor], dtype: torch.dtype) -> Tensor:
-    """``Tensor[N + sum n_i]``: the labeled targets' ``key`` values (ones where the batch has none), then
-    ``appended``'s."""
+def _image_of(per_image: Sequence[Tensor]) -> Tensor:
+    """``Tensor[sum n_i]`` int64: the index ``i`` of each row of ``per_image[i]: Tensor[n_i, ...]``."""
+    counts = torch.tensor([t.shape[0] for t in per_image], dtype=torch.long)
+    return torch.repeat_interleave(torch.arange(len(per_image)), counts)
+
+
+def _joined(per_image: Sequence[Tensor], empty_shape: tuple[int, ...], dtype: torch.dtype, device) -> Tensor:
+    """``per_image``'s tensors concatenated on ``device`` (an empty ``empty_shape`` of ``dtype`` when none)."""
+    if not per_image:
+        return torch.zeros(empty_shape, dtype=dtype, device=device)
+    return torch.cat([t.to(device) for t in per_image])
+
+
+def _labeled_then(batch: dict, key: str, appended: Tensor, dtype: torch.dtype) -> Tensor:
+    """``Tensor[N + M]``: the labeled targets' ``key`` values (ones where the batch has none), then ``appended``'s."""
     device = batch["img"].device
     labeled = batch.get(key, torch.ones(batch["cls"].shape[0], dtype=dtype, device=device))
-    return torch.cat((labeled, *(values.to(device).to(dtype) for values in appended)))
+    return torch.cat((labeled, appended.to(device).to(dtype)))
 
 
 def _targets(
-    boxes: Sequence[Tensor], frame: Tensor, first: int, idx_dtype, box_dtype, in_fmt: str
+    image: Tensor, boxes: Tensor, frame: Tensor, first: int, idx_dtype, box_dtype, in_fmt: str
 ) -> tuple[Tensor, Tensor]:
-    """``(image index Tensor[M], cxcywh normalised Tensor[M, 4])`` of per-image ``in_fmt`` pixel boxes; image ``i``
-    of ``boxes`` gets index ``first + i``."""
+    """``(image index Tensor[M], cxcywh normalised Tensor[M, 4])`` of ``in_fmt`` pixel ``boxes: Tensor[M, 4]`` of the
+    appended images ``image: Tensor[M]``, which get batch index ``first + image``."""
     device = frame.device
-    idx = [torch.full((b.shape[0],), first + i, device=device, dtype=idx_dtype) for i, b in enumerate(boxes)]
-    xywh = [box_convert(b.to(device).float() / frame, in_fmt, "cxcywh").to(box_dtype) for b in boxes]
-    empty = (torch.zeros(0, device=device, dtype=idx_dtype), torch.zeros(0, 4, device=device, dtype=box_dtype))
-    return (torch.cat(idx), torch.cat(xywh)) if boxes else empty
+    idx = (image.to(device) + first).to(idx_dtype)
+    return idx, box_convert(boxes.to(device).float() / frame, in_fmt, "cxcywh").to(box_dtype)
 
 
 def num_labeled(batch: dict, default: int | None = None) -> int | None:

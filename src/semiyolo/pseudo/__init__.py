@@ -21,11 +21,12 @@ from .filters import (
     nothing_kept_reason,
     score_threshold_filters,
 )
-from .predictions import Detections
+from .predictions import BatchedDetections, Detections
 from .tiers import (
     PSEUDO_TARGETS,
     UNCERTAIN_TARGETS,
     Tiers,
+    batched_soft_targets,
     soft_targets,
     soft_uncertain,
     split_tiers,
@@ -37,6 +38,7 @@ __all__ = [
     "FILTERS",
     "PSEUDO_TARGETS",
     "UNCERTAIN_TARGETS",
+    "BatchedDetections",
     "CapFilter",
     "DFLEntropyFilter",
     "DSATFilter",
@@ -52,6 +54,7 @@ __all__ = [
     "TrustWeights",
     "ViewAgreement",
     "agreement_conflict",
+    "batched_soft_targets",
     "build_filters",
     "count_trust",
     "coverage_floor",

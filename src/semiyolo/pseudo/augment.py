@@ -68,6 +68,21 @@ class StrongView:
 
 
 @dataclass(frozen=True)
+class BatchedStrongView:
+    """A strong view of a batch and the boxes of all its images at once, xyxy pixels of the view.
+
+    ``images: Tensor[B, 3, H, W]`` in [0, 1]; ``boxes: Tensor[N, 4]`` every input box moved and clipped to the view;
+    ``kept: Tensor[N]`` bool, the boxes the view keeps; ``cut: Tensor[N]`` bool, those it drops though still partly
+    in view (``boxes`` then holds their visible part). :meth:`StrongAugment.view`'s, row by row.
+    """
+
+    images: Tensor
+    boxes: Tensor
+    kept: Tensor
+    cut: Tensor
+
+
+@dataclass(frozen=True)
 class StrongAugment:
     flip: float = 0.5
     scale: tuple[float, float] = (0.6, 1.4)
@@ -97,13 +112,8 @@ class StrongAugment:
     def view(self, images: Tensor, boxes: list[Tensor], generator: torch.Generator | None = None) -> StrongView:
         """The strong view of ``images: Tensor[B, 3, H, W]`` in [0, 1] with ``boxes[i]: Tensor[n_i, 4]`` xyxy
         pixels carried through it, the boxes it cuts included (:class:`StrongView`)."""
-        b, _, h, w = images.shape
-        if not self.moves_boxes:  # the identity map: no resampling; boxes are clipped and filtered as below
-            placements, geometric = [_Placement(w, h, 0, 0, False)] * b, images
-        else:
-            draws = torch.rand(b, 4, generator=generator).tolist()  # flip, scale, shift x, shift y
-            placements = [self._placement(d, w, h) for d in draws]
-            geometric = torch.stack([_place(image, p) for image, p in zip(images, placements, strict=True)])
+        _, _, h, w = images.shape
+        placements, geometric = self._geometric(images, generator)
         mapped = [self._map_boxes(bx, p, w, h) for bx, p in zip(boxes, placements, strict=True)]
         kept = [keep.nonzero().squeeze(1) for _, keep in mapped]
         cut = [(~keep & _visible(moved)).nonzero().squeeze(1) for moved, keep in mapped]
@@ -114,6 +124,25 @@ class StrongAugment:
             [moved[c] for (moved, _), c in zip(mapped, cut, strict=True)],
             cut,
         )
+
+    def view_batched(
+        self, images: Tensor, boxes: Tensor, image: Tensor, generator: torch.Generator | None = None
+    ) -> BatchedStrongView:
+        """:meth:`view` with the boxes of all images at once: ``boxes: Tensor[N, 4]`` xyxy pixels, ``image: Tensor[N]``
+        int64 the image of each. The same draws from ``generator`` in the same order, so the same images."""
+        _, _, h, w = images.shape
+        placements, geometric = self._geometric(images, generator)
+        moved, kept = self._map_batched_boxes(boxes.reshape(-1, 4), image, placements, w, h)
+        return BatchedStrongView(self._photometric(geometric, generator), moved, kept, ~kept & _visible(moved))
+
+    def _geometric(self, images: Tensor, generator: torch.Generator | None) -> tuple[list[_Placement], Tensor]:
+        """Each image's placement (drawn from ``generator``) and the images placed."""
+        b, _, h, w = images.shape
+        if not self.moves_boxes:  # the identity map: no resampling; boxes are clipped and filtered as below
+            return [_Placement(w, h, 0, 0, False)] * b, images
+        draws = torch.rand(b, 4, generator=generator).tolist()  # flip, scale, shift x, shift y
+        placements = [self._placement(d, w, h) for d in draws]
+        return placements, torch.stack([_place(image, p) for image, p in zip(images, placements, strict=True)])
 
     def _placement(self, draws: list[float], w: int, h: int) -> _Placement:
         """Scale ``s`` about the centre, shift by ``t`` of half the side, in whole pixels: the image is resized to
@@ -133,6 +162,22 @@ class StrongAugment:
         moved = boxes * factor + boxes.new_tensor([p.left, p.top] * 2)
         if p.flip:
             moved = torch.stack((w - moved[:, 2], moved[:, 1], w - moved[:, 0], moved[:, 3]), 1)
+        return self._clip(moved, w, h)
+
+    def _map_batched_boxes(
+        self, boxes: Tensor, image: Tensor, placements: list[_Placement], w: int, h: int
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`_map_boxes` of ``boxes: Tensor[N, 4]`` xyxy pixels, each by its image's placement (``image:
+        Tensor[N]``), at once: the same arithmetic."""
+        table = [[p.width / w, p.height / h, p.left, p.top, p.flip] for p in placements]
+        table = boxes.new_tensor(table).reshape(-1, 5)[image]  # (N, 5)
+        moved = boxes * table[:, [0, 1, 0, 1]] + table[:, [2, 3, 2, 3]]
+        mirrored = torch.stack((w - moved[:, 2], moved[:, 1], w - moved[:, 0], moved[:, 3]), 1)
+        return self._clip(torch.where(table[:, 4:].bool(), mirrored, moved), w, h)
+
+    def _clip(self, moved: Tensor, w: int, h: int) -> tuple[Tensor, Tensor]:
+        """``moved: Tensor[n, 4]`` xyxy pixels of the view clipped to it, and whether each keeps ``min_area_kept`` of
+        its area and 2 pixels a side."""
         area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
         moved = torch.stack(
             (moved[:, 0].clamp(0, w), moved[:, 1].clamp(0, h), moved[:, 2].clamp(0, w), moved[:, 3].clamp(0, h)), 1

@@ -1,6 +1,7 @@
 """Pseudo-label filters: each a small unit with ``state_dict()``, chained as configured.
 
-A filter maps :class:`Detections` to a keep mask and counts what it kept and dropped. Configuration::
+A filter maps :class:`Detections` (one image's) or :class:`BatchedDetections` (a batch's at once) to a keep mask
+and counts what it kept and dropped. Configuration::
 
     filters:
       - {name: score, params: {threshold: 0.5}}
@@ -26,7 +27,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .dsat import f1_optimal_threshold
-from .predictions import Detections
+from .predictions import BatchedDetections, Detections
 
 DEFAULT_FILTERS: tuple[dict[str, Any], ...] = (
     {"name": "score", "params": {"threshold": 0.5}},
@@ -214,7 +215,8 @@ class NMSUncertaintyFilter(PseudoLabelFilter):
 
 
 class CapFilter(PseudoLabelFilter):
-    """Keep at most ``max_per_image`` detections, the best scores first (bounds memory on floods)."""
+    """Keep at most ``max_per_image`` detections per image, the best scores first, ties in the detections' order
+    (bounds memory on floods). On :class:`BatchedDetections`, each image's own best, at once."""
 
     name = "cap"
 
@@ -224,9 +226,16 @@ class CapFilter(PseudoLabelFilter):
             raise FilterParamError("max_per_image", f"cap.max_per_image must be >= 1, got {max_per_image!r}")
         self.max_per_image = int(max_per_image)
 
-    def keep_mask(self, dets: Detections) -> Tensor:
+    def keep_mask(self, dets: Detections | BatchedDetections) -> Tensor:
         keep = torch.zeros(len(dets), dtype=torch.bool, device=dets.scores.device)
-        keep[dets.scores.argsort(descending=True)[: self.max_per_image]] = True
+        if isinstance(dets, Detections):
+            keep[dets.scores.argsort(descending=True, stable=True)[: self.max_per_image]] = True
+            return keep
+        order = dets.scores.argsort(descending=True, stable=True)
+        order = order[dets.image[order].argsort(stable=True)]  # image by image, best first, ties in row order
+        counts = dets.counts()
+        rank = torch.arange(len(dets), device=keep.device) - (counts.cumsum(0) - counts)[dets.image[order]]
+        keep[order[rank < self.max_per_image]] = True
         return keep
 
 

@@ -127,7 +127,7 @@ def _rank_in_image(image: Tensor, n_images: int) -> Tensor:
     return torch.arange(image.numel(), device=image.device) - (counts.cumsum(0) - counts)[image]
 
 
-def _batched_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+def batched_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """``Tensor[B, M, K]``: torchvision's ``box_iou`` of each image's ``boxes1: Tensor[B, M, 4]`` and
     ``boxes2: Tensor[B, K, 4]`` (xyxy), the same arithmetic."""
     area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])
@@ -161,7 +161,7 @@ def _cluster_spread(
     boxes = boxes.float()
     kept = boxes.gather(1, kept_index[..., None].expand(-1, -1, 4))  # (B, M, 4); unused slots hold candidate 0
     same_class = classes.gather(1, kept_index)[..., None] == classes[:, None, :]
-    member = (_batched_box_iou(kept, boxes) > iou_threshold) & same_class & valid[:, None, :]
+    member = (batched_box_iou(kept, boxes) > iou_threshold) & same_class & valid[:, None, :]
     member.scatter_(2, kept_index[..., None], True)
     weights = member.float() * scores.float()[:, None, :]
     weights = weights / weights.sum(2, keepdim=True).clamp(min=1e-12)

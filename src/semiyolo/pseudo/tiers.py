@@ -27,7 +27,8 @@ from torch import Tensor
 from torchvision.ops import box_iou
 
 from .filters import FilterChain
-from .predictions import Detections
+from .nms import batched_box_iou
+from .predictions import BatchedDetections, Detections
 
 PSEUDO_TARGETS = ("hard", "tiered", "dense")  # semi.pseudo_targets (dense: :mod:`.dense`)
 UNCERTAIN_TARGETS = ("ignore", "soft")  # semi.uncertain_targets: what the uncertain tier teaches
@@ -36,16 +37,19 @@ SAME_OBJECT_IOU = 0.5  # an uncertain detection this close to a reliable one is 
 
 @dataclass(frozen=True)
 class Tiers:
-    """Masks over one image's detections (``Tensor[N]`` bool each); ``regressed`` implies ``reliable``, and
-    ``uncertain`` is ``~reliable``."""
+    """Masks over one image's detections, or a batch's rows (``Tensor[N]`` bool each); ``regressed`` implies
+    ``reliable``, and ``uncertain`` is ``~reliable``."""
 
     reliable: Tensor
     regressed: Tensor
     uncertain: Tensor
 
 
-def split_tiers(chain: FilterChain, dets: Detections, tiered: bool = True, count: bool = True) -> Tiers:
-    """The tiers of ``dets`` (a teacher's detections after NMS, all above the candidates' floor).
+def split_tiers(
+    chain: FilterChain, dets: Detections | BatchedDetections, tiered: bool = True, count: bool = True
+) -> Tiers:
+    """The tiers of ``dets`` (a teacher's detections after NMS, all above the candidates' floor): of one image, or of
+    a batch at once (masks over its rows; the same masks and counts as image by image).
 
     Tiered: the filters judging the label run first, in their configured order, each on what the previous kept;
     then those judging localisation, on the reliable detections. Not tiered (hard pseudo-labels): every filter, in
@@ -83,7 +87,39 @@ def soft_targets(reliable: Tensor, boxes: Tensor) -> Tensor:
     return targets
 
 
-def _surviving(dets: Detections, filters: list, index: Tensor, count: bool = True) -> Tensor:
+def batched_soft_targets(reliable: Tensor, boxes: Tensor, image: Tensor, num_images: int) -> Tensor:
+    """:func:`soft_targets` of a batch's rows at once, each uncertain box compared with its own image's reliable ones.
+
+    Args:
+        reliable: ``Tensor[N]`` bool. boxes: ``Tensor[N, 4]`` xyxy. image: ``Tensor[N]`` int64, never decreasing.
+
+    Returns:
+        ``Tensor[N]`` bool, what :func:`soft_targets` gives image by image.
+    """
+    uncertain = ~reliable
+    if not reliable.any() or not uncertain.any():
+        return torch.ones_like(reliable)
+    (u_image, u_rank), u_boxes = _in_rows(uncertain, image, num_images), boxes[uncertain]
+    (r_image, r_rank), r_boxes = _in_rows(reliable, image, num_images), boxes[reliable]
+    padded_u = boxes.new_zeros(num_images, int(u_rank.max()) + 1, 4)
+    padded_r = boxes.new_zeros(num_images, int(r_rank.max()) + 1, 4)
+    padded_u[u_image, u_rank], padded_r[r_image, r_rank] = u_boxes, r_boxes
+    real_r = torch.zeros(padded_r.shape[:2], dtype=torch.bool, device=boxes.device)
+    real_r[r_image, r_rank] = True
+    iou = torch.where(real_r[:, None, :], batched_box_iou(padded_u, padded_r), 0.0)  # (B, max u, max r)
+    targets = reliable.clone()
+    targets[uncertain] = iou[u_image, u_rank].amax(1) < SAME_OBJECT_IOU
+    return targets
+
+
+def _in_rows(mask: Tensor, image: Tensor, num_images: int) -> tuple[Tensor, Tensor]:
+    """``(image, rank)`` of the rows where ``mask`` holds: their image and their position among its selected rows."""
+    chosen = image[mask]
+    counts = torch.bincount(chosen, minlength=num_images)
+    return chosen, torch.arange(chosen.numel(), device=image.device) - (counts.cumsum(0) - counts)[chosen]
+
+
+def _surviving(dets: Detections | BatchedDetections, filters: list, index: Tensor, count: bool = True) -> Tensor:
     """Indices into ``dets`` of ``dets[index]`` that pass ``filters`` one after the other (counted, or not)."""
     for f in filters:
         index = index[(f.counted_mask if count else f.keep_mask)(dets.select(index))]

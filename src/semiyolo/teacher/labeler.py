@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import box_convert
 
-from ..pseudo import Detections, FilterChain
+from ..pseudo import BatchedDetections, Detections, FilterChain
 from ..pseudo.nms import batched_nms_with_spread, nms_with_spread
 from .folding import FoldedTeacher
 from .mirror import mirror_views, views_mean
@@ -141,6 +141,11 @@ class TeacherPseudoLabeler:
         return outputs, tuple(images.shape[-2:])
 
     @torch.no_grad()
+    def postprocess_batched(self, probs: Tensor, boxes: Tensor, raw: dict) -> BatchedDetections:
+        """:meth:`postprocess`'s detections of the whole batch in one :class:`BatchedDetections`, never split."""
+        return self._candidates(probs, boxes, raw, batched=True)
+
+    @torch.no_grad()
     def postprocess(self, probs: Tensor, boxes: Tensor, raw: dict, batched: bool = True) -> list[Detections]:
         """Per image: the best ``max_candidates`` candidates above ``min_score``, class-aware NMS with cluster
         spread, DFL logits kept; on the CPU. ``probs``, ``boxes``: :func:`per_anchor` of the head's decoded output;
@@ -150,10 +155,19 @@ class TeacherPseudoLabeler:
         The candidates of the whole batch are gathered where the head ran and moved to the CPU in one transfer:
         after that, a few hundred boxes per image cost a GPU more in kernel launches and waits than the CPU in
         arithmetic (see docs/BENCHMARKS.md, "On a GPU")."""
+        found = self._candidates(probs, boxes, raw, batched)
+        return found.split() if isinstance(found, BatchedDetections) else found
+
+    def _candidates(
+        self, probs: Tensor, boxes: Tensor, raw: dict, batched: bool
+    ) -> BatchedDetections | list[Detections]:
+        """:meth:`postprocess`: batched, one :class:`BatchedDetections`; else image by image."""
         reg_max = raw["boxes"].shape[1] // 4 if isinstance(raw, dict) and "boxes" in raw else 1
         n_bins = reg_max if reg_max > 1 else None
         scores, classes = probs.max(-1)  # (B, A)
         k = min(int((scores > self.min_score).sum(1).max()) if scores.numel() else 0, self.max_candidates)
+        if k == 0 and batched:
+            return BatchedDetections.empty(scores.shape[0], n_bins)
         if k == 0:
             return [Detections.empty(n_bins) for _ in range(scores.shape[0])]
         top, index = scores.topk(k, dim=1)  # (B, k), best first
@@ -171,6 +185,11 @@ class TeacherPseudoLabeler:
         decoded, raw = self.forward(teacher, images)
         return self.postprocess(*per_anchor(decoded), raw)
 
+    def detect_batched(self, teacher: nn.Module, images: Tensor) -> BatchedDetections:
+        """:meth:`detect`'s detections of the whole batch in one :class:`BatchedDetections`."""
+        decoded, raw = self.forward(teacher, images)
+        return self.postprocess_batched(*per_anchor(decoded), raw)
+
     def detect_views(self, teacher: nn.Module, images: Tensor) -> tuple[list[Detections], list[list[Detections]]]:
         """:meth:`detect`'s detections and, per image, each view's own (with ``mirror``: the image's, then the
         mirror's mapped back; none without), each through the same candidate floor and NMS; from one forward."""
@@ -179,18 +198,18 @@ class TeacherPseudoLabeler:
         fused = self.postprocess(*per_anchor(decoded), raw)
         return fused, [list(v) for v in zip(*per_view, strict=True)] if per_view else [[] for _ in fused]
 
-    def _batch(self, candidates: Tensor, n_bins: int | None) -> list[Detections]:
+    def _batch(self, candidates: Tensor, n_bins: int | None) -> BatchedDetections:
         """One NMS over the batch's candidates ``Tensor[B, k, 6 (+ 4 n_bins)]`` (score, class, xyxy box (, DFL
-        logits)), split into each image's detections."""
+        logits)): the batch's detections, image by image."""
         scores, classes = candidates[..., 0], candidates[..., 1].long()
         image, index, spread = batched_nms_with_spread(
             candidates[..., 2:6], scores, classes, scores > self.min_score, self.nms_iou, self.max_det
         )
         kept = candidates[image, index]  # (N, 6 [+ 4 n_bins]), image by image
-        counts = torch.bincount(image, minlength=candidates.shape[0]).tolist()
-        each = [kept[:, 2:6].split(counts), kept[:, 0].split(counts), kept[:, 1].long().split(counts)]
-        each.append(kept[:, 6:].reshape(-1, 4, n_bins).split(counts) if n_bins else [None] * len(counts))
-        return [Detections(*d) for d in zip(*each, spread.split(counts), strict=True)]
+        bins = kept[:, 6:].reshape(-1, 4, n_bins) if n_bins else None
+        return BatchedDetections(
+            kept[:, 2:6], kept[:, 0], kept[:, 1].long(), bins, spread, image, num_images=candidates.shape[0]
+        )
 
     def _image(self, candidates: Tensor, n_bins: int | None) -> Detections:
         """NMS over one image's candidates ``Tensor[K, 6 (+ 4 n_bins)]``: score, class, xyxy box (, DFL logits)."""

@@ -8,16 +8,17 @@ for an exact resume, or for rewinding after a non-finite loss, is in one :meth:`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..batch import append_pseudo_labeled, num_labeled
+from ..batch import append_pseudo_labeled, append_pseudo_targets, num_labeled
 from ..metrics import match_detections
 from ..pseudo import (
     PSEUDO_TARGETS,
+    BatchedDetections,
     DenseTargets,
     Detections,
     DSATFilter,
@@ -25,6 +26,7 @@ from ..pseudo import (
     Tiers,
     TrustCounts,
     agreement_conflict,
+    batched_soft_targets,
     count_trust,
     dense_geometry_conflict,
     object_best_scores,
@@ -35,7 +37,7 @@ from ..pseudo import (
     uses_dense_targets,
     view_agreement,
 )
-from ..pseudo.augment import CUT_OBJECTS, StrongAugment
+from ..pseudo.augment import CUT_OBJECTS, BatchedStrongView, StrongAugment
 from .ema import TeacherEMA
 from .labeler import TeacherPseudoLabeler, per_anchor
 from .mixup import check_mixup, draw_blend_partners, mix_pseudo_labeled
@@ -143,6 +145,7 @@ class MeanTeacher:
         self.labeler, self.augment = labeler, augment
         self.generator = torch.Generator().manual_seed(seed)
         self.empty_unlabeled = empty_unlabeled
+        self.stage_clock: Callable[[str], None] | None = None  # called as each stage of extend ends (benchmarks)
 
     @property
     def model(self) -> nn.Module:
@@ -177,17 +180,78 @@ class MeanTeacher:
                 self.filters.count(AGREEMENT_DEMOTED, int((filtered.reliable & ~tiers[-1].reliable).sum()))
         return candidates, tiers
 
-    def extend(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
+    def label_batched(self, images: Tensor, count: bool = True) -> tuple[BatchedDetections, Tiers]:
+        """:meth:`label`'s detections and tiers for the whole batch at once (masks over its rows). With
+        ``agreement`` the tiers still follow each image's views one image at a time (:meth:`label`), then join."""
+        if self.agreement:
+            candidates, tiers = self.label(images, count)
+            self._clock("teacher forward, NMS, filters, tiers, agreement")
+            return BatchedDetections.from_list(candidates), _joined_tiers(tiers)
+        decoded, raw = self.labeler.forward(self.model, images)
+        self._clock("teacher forward")
+        dets = self.labeler.postprocess_batched(*per_anchor(decoded), raw)
+        self._clock("candidates, NMS")
+        tiers = split_tiers(self.filters, dets, self.pseudo_targets == "tiered", count)
+        self._clock("filters, tiers")
+        return dets, tiers
+
+    def extend(self, batch: dict, weak: Tensor, batched: bool = True) -> tuple[dict, list[Detections]]:
         """``batch`` with the strong views of ``weak`` appended, labeled by the teacher
-        (:func:`~semiyolo.batch.append_pseudo_labeled`); and the reliable pseudo-labels of every weak image, for the
+        (:func:`~semiyolo.batch.append_pseudo_targets`); and the reliable pseudo-labels of every weak image, for the
         audit.
 
         Every detection goes through the strong view; reliable ones become targets; with tiered targets, regressed
         or not, and the uncertain ones ignore regions (:func:`~semiyolo.pseudo.split_tiers`); with ``cut_objects:
-        ignore``, so are the visible parts of those the view cuts (:func:`_cut_regions`). Dense: see
-        :meth:`extend_dense`."""
+        ignore``, so are the visible parts of those the view cuts (:func:`_cut_regions`). The whole batch's
+        detections at once (:meth:`label_batched`); ``batched=False``: image by image, the same batch (the
+        reference). Dense: see :meth:`extend_dense`."""
         if uses_dense_targets(self.pseudo_targets):
             return self.extend_dense(batch, weak)
+        if not batched:
+            return self._extend_per_image(batch, weak)
+        dets, tiers = self.label_batched(weak)
+        view = self.augment.view_batched(weak, dets.boxes, dets.image, self.generator)
+        self._clock("strong view")
+        reliable = dets.select(tiers.reliable).split()
+        extended = self._append_batched(batch, dets, tiers, view)
+        self._clock("targets, assembly")
+        if extended is None:
+            return batch, reliable
+        extended = self._blend(self._tile(extended))
+        self._clock("mosaic, mixup")
+        return extended, reliable
+
+    def _append_batched(
+        self, batch: dict, dets: BatchedDetections, tiers: Tiers, view: BatchedStrongView
+    ) -> dict | None:
+        """``batch`` with the images of ``view`` that join it and their targets (:func:`_targets_in_view`), all
+        images' at once; ``None`` when no image joins."""
+        in_view = view.kept & tiers.reliable
+        joins = self._images_joining(torch.bincount(dets.image[in_view], minlength=dets.num_images))
+        if not bool(joins.any()):
+            return None
+        position = joins.cumsum(0) - 1  # each joining image's index among those appended
+        targets, weights = _targets_in_view(dets, tiers, view, self.soft_uncertain)
+        targets &= joins[dets.image]
+        tiered = self.pseudo_targets == "tiered"
+        ignored = _ignore_regions(dets, tiers, view, tiered, self.cut_objects == "ignore")
+        if ignored is not None:
+            image, boxes = ignored
+            ignored = position[image[joins[image]]], boxes[joins[image]]
+        return append_pseudo_targets(
+            batch,
+            view.images[joins],
+            position[dets.image[targets]],
+            view.boxes[targets],
+            dets.classes[targets],
+            tiers.regressed[targets] if tiered else None,
+            ignored,
+            weights[targets] if weights is not None else None,
+            in_fmt="xyxy",
+        )
+
+    def _extend_per_image(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
+        """:meth:`extend` image by image (the reference of the batched path)."""
         tiered = self.pseudo_targets == "tiered"
         candidates, tiers = self.label(weak)
         view = self.augment.view(weak, [d.boxes for d in candidates], self.generator)
@@ -248,6 +312,17 @@ class MeanTeacher:
         if self.mixup_max_overlap is not None:
             self.filters.count(MIXUP_REFUSED, refused)
         return mix_pseudo_labeled(batch, partners)
+
+    def _images_joining(self, targets_per_image: Tensor) -> Tensor:
+        """``Tensor[B]`` bool: :meth:`_images_to_keep` of ``targets_per_image: Tensor[B]``."""
+        if self.empty_unlabeled == "skip":
+            return targets_per_image > 0
+        return torch.ones_like(targets_per_image, dtype=torch.bool)
+
+    def _clock(self, stage: str) -> None:
+        """Tells ``stage_clock`` (when set, as benchmarks/ssod_step.py does) that ``stage`` of :meth:`extend` ended."""
+        if self.stage_clock is not None:
+            self.stage_clock(stage)
 
     def _images_to_keep(self, targets_per_image: list[int]) -> list[int]:
         """The images that join the batch: all, or with ``skip`` those left with pseudo-labels."""
@@ -344,3 +419,41 @@ def _cut_regions(tiers: Tiers, cut: Tensor, cut_boxes: Tensor, tiered: bool) -> 
     detections ``cut: Tensor[c]`` the view cut that would have been targets or ignore regions had they been kept:
     every one with tiered targets, the reliable ones with hard targets (the others are background there)."""
     return cut_boxes if tiered else cut_boxes[tiers.reliable[cut]]
+
+
+def _targets_in_view(
+    dets: BatchedDetections, tiers: Tiers, view: BatchedStrongView, soft: bool
+) -> tuple[Tensor, Tensor | None]:
+    """:func:`_tiers_in_view` of the whole batch: ``(targets Tensor[N] bool, weights Tensor[N] or None)`` over the
+    rows of ``dets``: the reliable detections the view keeps, and with ``soft`` the uncertain ones kept too but those on
+    a reliable one (weight: the teacher's score, 1 for the reliable ones)."""
+    targets = view.kept & tiers.reliable
+    if not soft:
+        return targets, None
+    kept = view.kept
+    targets[kept] = batched_soft_targets(tiers.reliable[kept], view.boxes[kept], dets.image[kept], dets.num_images)
+    return targets, torch.where(tiers.reliable, 1.0, dets.scores.float())
+
+
+def _ignore_regions(
+    dets: BatchedDetections, tiers: Tiers, view: BatchedStrongView, tiered: bool, cut_ignored: bool
+) -> tuple[Tensor, Tensor] | None:
+    """``(image Tensor[M], boxes Tensor[M, 4] xyxy pixels of the view)`` of the batch's ignore regions, image by
+    image, each image's in :meth:`MeanTeacher.extend`'s order: with tiered targets its uncertain detections the
+    view keeps, then with ``cut_ignored`` :func:`_cut_regions`' boxes. ``None`` when there are none to give."""
+    rows = ([view.kept & ~tiers.reliable] if tiered else []) + (
+        [view.cut & (tiers.reliable | tiered)] if cut_ignored else []
+    )
+    if not rows:
+        return None
+    image = torch.cat([dets.image[r] for r in rows])
+    order = image.argsort(stable=True)
+    return image[order], torch.cat([view.boxes[r] for r in rows])[order]
+
+
+def _joined_tiers(tiers: list[Tiers]) -> Tiers:
+    """Each image's :class:`Tiers` as one over the batch's rows, image by image."""
+    if not tiers:
+        none = torch.zeros(0, dtype=torch.bool)
+        return Tiers(none, none, none)
+    return Tiers(*(torch.cat([getattr(t, name) for t in tiers]) for name in ("reliable", "regressed", "uncertain")))
