@@ -140,8 +140,9 @@ def _kill_at_random_moment(config, state_file, seed, saved_epoch=1):
 def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, data, online, nbs):
     # batch 4: nbs 16 accumulates 4 batches a step, across epochs of 5 batches; nbs 64 accumulates up to 16 (the
     # warm-up ramps it from 1), so the run's few steps straddle the checkpoint. With nbs 16 the runs also make
-    # mosaics (labeled, and pseudo-labeled online), whose caches of earlier images a resume must restore
-    mosaics = {"labeled_mosaic": 0.5, "pseudo_mosaic": 0.5, "mosaic_cache": 4} if nbs == 16 else {}
+    # mosaics (labeled, and pseudo-labeled online), whose caches of earlier images a resume must restore, and the
+    # online teacher labels each unlabeled image every other visit, its store of detections restored too
+    mosaics = {"labeled_mosaic": 0.5, "pseudo_mosaic": 0.5, "mosaic_cache": 4, "relabel_every": 2} if nbs == 16 else {}
     straight = _config(tmp_path, data, "straight", online, nbs, **mosaics)
     straight_run = _train_beside(straight, tmp_path / "straight")
     killed = _config(tmp_path, data, "killed", online, nbs, **mosaics)
@@ -169,6 +170,9 @@ def test_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_p
             assert a["filters"] == b["filters"]
             assert torch.equal(a["augment_generator"], b["augment_generator"])
             _same_cache(a["mosaic_cache"], b["mosaic_cache"], filled=bool(mosaics))
+            assert a["label_store"]["visits"] == b["label_store"]["visits"]
+            assert a["label_store"]["entries"].keys() == b["label_store"]["entries"].keys()
+            assert bool(a["label_store"]["entries"]) == bool(mosaics)
         for part in ("model", "ema") if name == "train_state.pt" else ("teacher",):
             for key, value in a[part].items():
                 assert torch.equal(value, b[part][key]), f"{name} {part} {key} differs"

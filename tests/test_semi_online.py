@@ -665,3 +665,20 @@ def test_online_training_with_pseudo_mosaic_then_mixup(tmp_path, datasets):
     # with 4, the second and third make every one a mosaic: 2 x 4 = 8
     assert float(last["semi/images_seen"]) == 24 and float(last["semi/mosaics"]) == 8
     assert yaml.safe_load((run / "semi.yaml").read_text())["pseudo_mosaic"] == 1.0
+
+
+def test_online_training_with_fused_views_more_scales_agreement_and_relabelling(tmp_path, datasets):
+    filters = [{"name": "score", "params": {"threshold": 0.3}}]
+    steps = {"burn_in": 0, "lambda_bg_warmup": 0, "max_optimizer_steps": 3, "validate_teacher": False}
+    steps["keep_state"] = True  # the store in semi_state.pt is read below
+    views = {"teacher_flip": True, "teacher_fusion": "boxes", "teacher_scales": [1.25], "teacher_agreement": True}
+    config = _config(
+        tmp_path, datasets, epochs=1, filters=filters, pseudo_targets="tiered", relabel_every=2, **steps, **views
+    )
+    assert main(["train", str(config)]) == 0
+    last = list(csv.DictReader((tmp_path / "runs" / "semi" / "results.csv").open()))[-1]
+    for key in ("train/u_cls_loss", "train/u_bg_loss", "train/cls_loss"):
+        assert math.isfinite(float(last[key])), key
+    state = torch.load(tmp_path / "runs" / "semi" / "weights" / "semi_state.pt", weights_only=False)
+    store = state["mean_teacher"]["label_store"]
+    assert store["every"] == 2 and store["visits"] and set(store["entries"]) <= set(store["visits"])

@@ -142,7 +142,8 @@ def test_the_trust_estimate_sees_the_tiers_after_agreement_and_counts_nothing():
 
 def test_agreement_needs_the_flip_ensemble_and_tiers():
     labeler = TeacherPseudoLabeler(FilterChain([]), mirror=False)
-    with pytest.raises(ValueError, match=r"teacher_agreement .* needs teacher_flip true and pseudo_targets tiered"):
+    needs = r"teacher_agreement .* needs teacher_flip true \(or teacher_scales .*\) and pseudo_targets tiered"
+    with pytest.raises(ValueError, match=needs):
         MeanTeacher(_TwoViews(), labeler, pseudo_targets="tiered", agreement=True)
     with pytest.raises(ValueError, match="got teacher_flip True, pseudo_targets hard"):
         MeanTeacher(_TwoViews(), TeacherPseudoLabeler(FilterChain([]), mirror=True), agreement=True)

@@ -44,7 +44,7 @@ from .pseudo import (
 from .pseudo.augment import CUT_OBJECTS, TEACHER_VIEWS
 from .schedules import SCHEDULES
 from .semi_groups import OFFLINE_INPUT, SEMI_GROUPS, SEMI_PATHS, flat_dotted_keys, flatten_groups
-from .teacher import EMPTY_UNLABELED, MIXUP_PARTNERS
+from .teacher import EMPTY_UNLABELED, MIXUP_PARTNERS, VIEW_FUSION
 
 MODES = ("supervised", "online", "offline")  # semi.mode: labeled data only, a mean teacher, stored pseudo-labels
 REPORT_WEIGHTS = ("best", "last")  # semi.report_weights: the weights summary.json reports
@@ -281,6 +281,24 @@ class SemiConfig(_Strict):
         "stride) and its boxes are mapped back: for a teacher that finds small objects better larger; choose it on "
         "the labeled images (benchmarks/teacher_scale.py); not with dense pseudo-targets",
     )
+    teacher_fusion: Literal[VIEW_FUSION] = Field(  # type: ignore[valid-type]
+        "anchor",
+        description="how the teacher's views combine: anchor (teacher_flip's outputs averaged anchor by anchor) or "
+        "boxes (each view's detections after NMS fused by weighted box fusion: a box's score is the views' mean, a "
+        "view that missed it counting 0); boxes is needed for teacher_scales; not with dense pseudo-targets",
+    )
+    teacher_scales: list[float] = Field(
+        [],
+        description="with teacher_fusion boxes, more scales the teacher labels each unlabeled image at (besides "
+        "teacher_scale), each one more view (with its mirror under teacher_flip): one teacher forward per scale",
+    )
+    relabel_every: int = Field(
+        1,
+        ge=1,
+        description="the teacher labels an unlabeled image on its first visit and every n-th visit after, and its "
+        "detections are kept in between (the filters, tiers and strong view still run on every visit): a teacher "
+        "with several views costs 1/n of its forwards; 1: every visit; needs the letterbox unlabeled_view",
+    )
     dsat_holdout: float = Field(
         0.1,
         ge=0,
@@ -349,6 +367,28 @@ class SemiConfig(_Strict):
             raise ValueError(TEACHER_SCALE_RULE)
         return scale
 
+    @field_validator("teacher_scales")
+    @classmethod
+    def _teacher_scales_in_range(cls, scales: list[float]) -> list[float]:
+        if not all(valid_teacher_scale(scale) for scale in scales):
+            raise ValueError(f"each of {scales}: {TEACHER_SCALE_RULE}")
+        return scales
+
+    @model_validator(mode="after")
+    def _more_scales_need_box_fusion(self) -> SemiConfig:
+        if self.teacher_scales and self.teacher_fusion != "boxes":
+            raise ValueError(
+                f"teacher_scales {self.teacher_scales} need teacher_fusion boxes: the anchors of different scales do "
+                "not line up, so their views can only be fused as detections"
+            )
+        if self.relabel_every > 1 and self.unlabeled_view != "letterbox":
+            raise ValueError(
+                f"relabel_every {self.relabel_every} keeps the teacher's detections of an image between visits: it "
+                "needs unlabeled_view letterbox, whose weak view is the same on every visit (got "
+                f"{self.unlabeled_view})"
+            )
+        return self
+
     @model_validator(mode="after")
     def _dense_geometry(self) -> SemiConfig:
         conflict = dense_geometry_conflict(
@@ -356,6 +396,8 @@ class SemiConfig(_Strict):
             pseudo_mixup=self.pseudo_mixup,
             pseudo_mosaic=self.pseudo_mosaic,
             teacher_scale=self.teacher_scale,
+            teacher_fusion=self.teacher_fusion,
+            relabel_every=self.relabel_every,
         )
         if conflict:
             raise ValueError(conflict)
@@ -363,7 +405,9 @@ class SemiConfig(_Strict):
 
     @model_validator(mode="after")
     def _agreement_needs_views_and_tiers(self) -> SemiConfig:
-        conflict = agreement_conflict(self.teacher_agreement, self.teacher_flip, self.pseudo_targets)
+        conflict = agreement_conflict(
+            self.teacher_agreement, self.teacher_flip, self.pseudo_targets, bool(self.teacher_scales)
+        )
         if conflict:
             raise ValueError(conflict)
         return self

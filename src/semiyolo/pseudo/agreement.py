@@ -81,13 +81,16 @@ def tiers_by_agreement(tiers: Tiers, agreement: ViewAgreement) -> Tiers:
     return Tiers(reliable, regressed, ~reliable)
 
 
-def agreement_conflict(teacher_agreement: bool, teacher_flip: bool, pseudo_targets: str) -> str | None:
-    """Why ``teacher_agreement`` cannot be had with these settings (it compares the flip ensemble's views and sets
-    tiers), or ``None``."""
-    if teacher_agreement and not (teacher_flip and pseudo_targets == "tiered"):
+def agreement_conflict(
+    teacher_agreement: bool, teacher_flip: bool, pseudo_targets: str, more_scales: bool = False
+) -> str | None:
+    """Why ``teacher_agreement`` cannot be had with these settings (it compares the teacher's views, its mirror or
+    its further scales, and sets tiers), or ``None``."""
+    if teacher_agreement and not ((teacher_flip or more_scales) and pseudo_targets == "tiered"):
         return (
-            f"teacher_agreement compares the teacher's views and sets tiers: it needs teacher_flip true and "
-            f"pseudo_targets tiered (got teacher_flip {teacher_flip}, pseudo_targets {pseudo_targets})"
+            f"teacher_agreement compares the teacher's views and sets tiers: it needs teacher_flip true (or "
+            f"teacher_scales with teacher_fusion boxes) and pseudo_targets tiered (got teacher_flip {teacher_flip}, "
+            f"pseudo_targets {pseudo_targets})"
         )
     return None
 

@@ -90,6 +90,8 @@ def dense_geometry_conflict(
     pseudo_mixup: float = 0.0,
     pseudo_mosaic: float = 0.0,
     teacher_scale: float = 1.0,
+    teacher_fusion: str = "anchor",
+    relabel_every: int = 1,
     multi_scale: float = 0.0,
     view_moves_boxes: bool = False,
 ) -> str | None:
@@ -104,6 +106,8 @@ def dense_geometry_conflict(
         ("pseudo_mixup", pseudo_mixup, pseudo_mixup > 0, "they cannot be blended: set pseudo_mixup to 0"),
         ("pseudo_mosaic", pseudo_mosaic, pseudo_mosaic > 0, "they cannot be tiled: set pseudo_mosaic to 0"),
         ("teacher_scale", teacher_scale, teacher_scale != 1, "the teacher must see the student's size (scale 1)"),
+        ("teacher_fusion", teacher_fusion, teacher_fusion != "anchor", "they need anchors: set teacher_fusion anchor"),
+        ("relabel_every", relabel_every, relabel_every != 1, "they are the teacher's output of the step: set 1"),
         ("train.multi_scale", multi_scale, bool(multi_scale), "both views need one size: set train.multi_scale to 0"),
         ("strong view", "flip, scale or shift", view_moves_boxes, "they need a strong view that keeps the geometry"),
     )

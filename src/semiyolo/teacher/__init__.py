@@ -3,7 +3,7 @@ student trains on."""
 
 from .audit import PseudoLabelAudit
 from .ema import TeacherEMA
-from .labeler import TeacherPseudoLabeler
+from .labeler import VIEW_FUSION, TeacherPseudoLabeler
 from .mean_teacher import EMPTY_UNLABELED, MeanTeacher
 from .mixup import MIXUP_PARTNERS, draw_partners, mix_labeled, mix_pseudo_labeled
 from .mosaic import MosaicCache, mosaic_rows
@@ -11,6 +11,7 @@ from .mosaic import MosaicCache, mosaic_rows
 __all__ = [
     "EMPTY_UNLABELED",
     "MIXUP_PARTNERS",
+    "VIEW_FUSION",
     "MeanTeacher",
     "MosaicCache",
     "PseudoLabelAudit",

@@ -10,9 +10,12 @@ from torch import Tensor, nn
 from torchvision.ops import box_convert
 
 from ..pseudo import BatchedDetections, Detections, FilterChain
+from ..pseudo.fusion import fuse_views
 from ..pseudo.nms import batched_nms_with_spread, nms_with_spread
 from .folding import FoldedTeacher
 from .mirror import mirror_views, views_mean
+
+VIEW_FUSION = ("anchor", "boxes")  # semi.teacher_fusion: how the teacher's views combine
 
 
 def _head_outputs(out) -> tuple[Tensor, dict]:
@@ -80,6 +83,11 @@ class TeacherPseudoLabeler:
             reaches at most ``reg_max - 1`` strides from its anchor (15 x 32 = 480 px for YOLOv8): an object as
             wide as the image needs ``S x imgsz / 2`` px, so above ``S = 1.5`` at 640 px the largest objects are
             cut short (docs/BENCHMARKS.md, "A teacher that labels larger images", tries 1.2 and 1.4).
+        fusion: how the views combine: ``anchor`` (the flip ensemble's outputs averaged anchor by anchor, one scale)
+            or ``boxes`` (:meth:`detect_fused`: every view post-processed on its own, the detections fused by
+            :func:`~semiyolo.pseudo.fusion.fuse_views`).
+        more_scales: with ``boxes``, further scales the teacher labels at, each one more view (with its mirror too
+            under ``mirror``): one forward per scale.
     """
 
     def __init__(
@@ -93,14 +101,26 @@ class TeacherPseudoLabeler:
         fold: bool = True,
         mirror: bool = False,
         scale: float = 1.0,
+        fusion: str = "anchor",
+        more_scales: tuple[float, ...] = (),
     ) -> None:
-        if not scale > 0:
-            raise ValueError(f"scale must be > 0, got {scale}")
+        if not all(s > 0 for s in (scale, *more_scales)):
+            raise ValueError(f"scales must be > 0, got {(scale, *more_scales)}")
+        if fusion not in VIEW_FUSION:
+            raise ValueError(f"fusion must be one of {VIEW_FUSION}, got {fusion!r}")
+        if more_scales and fusion != "boxes":
+            raise ValueError("more scales need fusion 'boxes': anchors of different scales do not line up")
         self.filters, self.min_score, self.nms_iou = filters, min_score, nms_iou
         self.max_candidates, self.max_det = max_candidates, max_det
         self.amp_dtype = amp_dtype
         self.folded = FoldedTeacher() if fold else None
         self.mirror, self.scale = mirror, scale
+        self.fusion, self.more_scales = fusion, tuple(more_scales)
+
+    @property
+    def has_views(self) -> bool:
+        """Whether the teacher sees each image more than once (its mirror, or more scales)."""
+        return self.mirror or bool(self.more_scales)
 
     @torch.no_grad()
     def forward(self, teacher: nn.Module, images: Tensor) -> tuple[Tensor, dict]:
@@ -118,19 +138,41 @@ class TeacherPseudoLabeler:
         same forward, on the same anchors and in the same pixels: the image's, then its mirror's mapped back
         (:func:`~.mirror.mirror_views`); otherwise ``[]``."""
         height, width = images.shape[-2:]
-        outputs, seen = self._head_on(teacher, images)
+        outputs, seen = self._head_on(teacher, images, self.scale)
         each = mirror_views(*outputs, seen[1]) if self.mirror else []
         fused = views_mean(each) if self.mirror else outputs
         return _in_pixels(fused, seen, (height, width)), [_in_pixels(v, seen, (height, width)) for v in each if views]
 
-    def _head_on(self, teacher: nn.Module, images: Tensor) -> tuple[tuple[Tensor, dict], tuple[int, int]]:
-        """The head's outputs on the (resized, with ``mirror`` mirrored too) images, and the ``(height, width)`` the
-        teacher saw."""
+    @torch.no_grad()
+    def view_detections(self, teacher: nn.Module, images: Tensor) -> list[list[Detections]]:
+        """Per view, each image's detections on its own (candidate floor, NMS), in ``images``' pixels: for each
+        scale (``scale``, then ``more_scales``) the images, then with ``mirror`` their mirrors mapped back; one
+        forward per scale."""
+        height, width = images.shape[-2:]
+        found = []
+        for scale in (self.scale, *self.more_scales):
+            outputs, seen = self._head_on(teacher, images, scale)
+            for decoded, raw in mirror_views(*outputs, seen[1]) if self.mirror else [outputs]:
+                decoded, raw = _in_pixels((decoded, raw), seen, (height, width))
+                found.append(self.postprocess(*per_anchor(decoded), raw))
+        return found
+
+    def detect_fused(self, teacher: nn.Module, images: Tensor) -> tuple[list[Detections], list[list[Detections]]]:
+        """:meth:`detect_views` with the views fused at the detection level: each image's detections from every
+        view (:meth:`view_detections`) fused by :func:`~semiyolo.pseudo.fusion.fuse_views`, and per image each
+        view's own."""
+        per_view = self.view_detections(teacher, images)
+        per_image = [list(views) for views in zip(*per_view, strict=True)]
+        return [fuse_views(views)[0] for views in per_image], per_image
+
+    def _head_on(self, teacher: nn.Module, images: Tensor, scale: float) -> tuple[tuple[Tensor, dict], tuple[int, int]]:
+        """The head's outputs on the images resized by ``scale`` (with ``mirror`` their mirrors too), and the
+        ``(height, width)`` the teacher saw."""
         was_training = teacher.training
         teacher.eval()
         amp = self.amp_dtype is not None and images.device.type == "cuda"
-        if self.scale != 1:
-            size = scaled_size(*images.shape[-2:], self.scale, _model_stride(teacher))
+        if scale != 1:
+            size = scaled_size(*images.shape[-2:], scale, _model_stride(teacher))
             images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         inputs = torch.cat([images, images.flip(-1)]) if self.mirror else images
         try:
@@ -181,18 +223,25 @@ class TeacherPseudoLabeler:
         return [self._image(c[c[:, 0] > self.min_score], n_bins) for c in candidates]
 
     def detect(self, teacher: nn.Module, images: Tensor) -> list[Detections]:
-        """Detections after NMS, before the filters (on the CPU)."""
+        """Detections after NMS, before the filters (on the CPU); with ``fusion: boxes``, the fused ones."""
+        if self.fusion == "boxes":
+            return self.detect_fused(teacher, images)[0]
         decoded, raw = self.forward(teacher, images)
         return self.postprocess(*per_anchor(decoded), raw)
 
     def detect_batched(self, teacher: nn.Module, images: Tensor) -> BatchedDetections:
         """:meth:`detect`'s detections of the whole batch in one :class:`BatchedDetections`."""
+        if self.fusion == "boxes":
+            return BatchedDetections.from_list(self.detect(teacher, images))
         decoded, raw = self.forward(teacher, images)
         return self.postprocess_batched(*per_anchor(decoded), raw)
 
     def detect_views(self, teacher: nn.Module, images: Tensor) -> tuple[list[Detections], list[list[Detections]]]:
         """:meth:`detect`'s detections and, per image, each view's own (with ``mirror``: the image's, then the
-        mirror's mapped back; none without), each through the same candidate floor and NMS; from one forward."""
+        mirror's mapped back; none without), each through the same candidate floor and NMS; from one forward. With
+        ``fusion: boxes``, :meth:`detect_fused`'s."""
+        if self.fusion == "boxes":
+            return self.detect_fused(teacher, images)
         (decoded, raw), views = self.forward_views(teacher, images)
         per_view = [self.postprocess(*per_anchor(d), r) for d, r in views]  # [view][image]
         fused = self.postprocess(*per_anchor(decoded), raw)

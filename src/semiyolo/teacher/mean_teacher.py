@@ -26,11 +26,9 @@ from ..pseudo import (
     Tiers,
     TrustCounts,
     agreement_conflict,
-    batched_soft_targets,
     count_trust,
     dense_geometry_conflict,
     object_best_scores,
-    soft_targets,
     soft_uncertain,
     split_tiers,
     tiers_by_agreement,
@@ -39,9 +37,11 @@ from ..pseudo import (
 )
 from ..pseudo.augment import CUT_OBJECTS, BatchedStrongView, StrongAugment
 from .ema import TeacherEMA
+from .label_store import LabelStore, merge_labeled
 from .labeler import TeacherPseudoLabeler, per_anchor
 from .mixup import check_mixup, draw_blend_partners, mix_pseudo_labeled
 from .mosaic import MosaicCache, check_mosaic, mosaic_rows
+from .view_targets import cut_regions, joined_tiers, targets_in_view, tiers_in_view, view_ignore_regions
 
 EMPTY_UNLABELED = ("background", "skip")  # an image left without pseudo-labels: all background, or left out
 AGREEMENT_DEMOTED = "agreement_demoted"  # the count of reliable pseudo-labels a view missed (semi/agreement_demoted)
@@ -86,6 +86,9 @@ class MeanTeacher:
             images of earlier batches at half scale (:mod:`.mosaic`), before any blend; not with dense targets. The
             filters count ``mosaics``.
         mosaic_cache: how many earlier pseudo-labeled images the mosaics draw from.
+        relabel_every: the teacher labels an unlabeled image on its first visit and every ``relabel_every``-th
+            after, and its detections are served from :class:`~.label_store.LabelStore` in between (when
+            :meth:`extend` is given the images' keys); 1: every visit. The weak view must not change between visits.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class MeanTeacher:
         mixup_max_overlap: float | None = None,
         mosaic: float = 0.0,
         mosaic_cache: int = 32,
+        relabel_every: int = 1,
     ) -> None:
         if empty_unlabeled not in EMPTY_UNLABELED:
             raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
@@ -125,12 +129,13 @@ class MeanTeacher:
         check_mixup(mixup, mixup_partners)
         check_mosaic(mosaic, mosaic_cache)
         self.mosaic, self.mosaic_cache = mosaic, MosaicCache(mosaic_cache)
+        self.store = LabelStore(relabel_every)
         if mosaic:
             labeler.filters.count(MOSAICS, 0)
         if cut_objects not in CUT_OBJECTS:
             raise ValueError(f"cut_objects must be one of {CUT_OBJECTS}, got {cut_objects!r}")
         self.cut_objects = cut_objects
-        conflict = agreement_conflict(agreement, labeler.mirror, pseudo_targets)
+        conflict = agreement_conflict(agreement, labeler.mirror, pseudo_targets, bool(labeler.more_scales))
         if conflict:
             raise ValueError(conflict)
         self.agreement = agreement
@@ -160,16 +165,17 @@ class MeanTeacher:
         """The teacher's filtered detections on ``weak: Tensor[U, 3, S, S]`` in [0, 1], xyxy pixels."""
         return self.labeler(self.model, weak)
 
-    def label(self, images: Tensor, count: bool = True) -> tuple[list[Detections], list[Tiers]]:
-        """The teacher's detections on ``images: Tensor[B, 3, H, W]`` in [0, 1] (after NMS, xyxy pixels) and their
-        tiers (:func:`~semiyolo.pseudo.split_tiers`), with ``agreement`` after the views' agreement
-        (:func:`~semiyolo.pseudo.tiers_by_agreement`); with ``count``, the filters count what they kept and dropped
-        and the reliable detections the agreement demoted."""
+    def label(
+        self, images: Tensor, count: bool = True, keys: list[str] | None = None
+    ) -> tuple[list[Detections], list[Tiers]]:
+        """The teacher's detections on ``images: Tensor[B, 3, H, W]`` in [0, 1] (after NMS, xyxy pixels; from the
+        store where :meth:`detections` serves them) and their tiers (:func:`~semiyolo.pseudo.split_tiers`), with
+        ``agreement`` after the views' agreement (:func:`~semiyolo.pseudo.tiers_by_agreement`); with ``count``, the
+        filters count what they kept and dropped and the reliable detections the agreement demoted."""
         tiered = self.pseudo_targets == "tiered"
+        candidates, views = self.detections(images, keys)
         if not self.agreement:
-            candidates = self.labeler.detect(self.model, images)
             return candidates, [split_tiers(self.filters, d, tiered, count) for d in candidates]
-        candidates, views = self.labeler.detect_views(self.model, images)
         tiers = []
         for dets, each_view in zip(candidates, views, strict=True):
             filtered = split_tiers(self.filters, dets, tiered, count)
@@ -180,36 +186,70 @@ class MeanTeacher:
                 self.filters.count(AGREEMENT_DEMOTED, int((filtered.reliable & ~tiers[-1].reliable).sum()))
         return candidates, tiers
 
-    def label_batched(self, images: Tensor, count: bool = True) -> tuple[BatchedDetections, Tiers]:
+    def detections(
+        self, images: Tensor, keys: list[str] | None = None
+    ) -> tuple[list[Detections], list[list[Detections]]]:
+        """Per image, the teacher's detections after NMS and each view's own (empty lists without views, or where
+        neither the agreement nor the detection-level fusion needs them). With ``keys`` (the images' paths) and
+        ``relabel_every > 1``, only the images whose visit is due are labeled; the others are served from the
+        store (:class:`~.label_store.LabelStore`)."""
+        if keys is None or self.store.every == 1:
+            return self._teacher_detections(images)
+        due = self.store.due(keys)
+        rows = [i for i, now in enumerate(due) if now]
+        labeled = list(zip(*self._teacher_detections(images[rows]), strict=True)) if rows else []
+        for i, entry in zip(rows, labeled, strict=True):
+            self.store.put(keys[i], entry)
+        served = [self.store.get(key) for key, now in zip(keys, due, strict=True) if not now]
+        merged = merge_labeled(due, labeled, served)
+        return [d for d, _ in merged], [v for _, v in merged]
+
+    def _teacher_detections(self, images: Tensor) -> tuple[list[Detections], list[list[Detections]]]:
+        if self.agreement or self.labeler.fusion == "boxes":
+            return self.labeler.detect_views(self.model, images)
+        found = self.labeler.detect(self.model, images)
+        return found, [[] for _ in found]
+
+    def label_batched(
+        self, images: Tensor, count: bool = True, keys: list[str] | None = None
+    ) -> tuple[BatchedDetections, Tiers]:
         """:meth:`label`'s detections and tiers for the whole batch at once (masks over its rows). With
-        ``agreement`` the tiers still follow each image's views one image at a time (:meth:`label`), then join."""
+        ``agreement`` the tiers still follow each image's views one image at a time (:meth:`label`), then join;
+        the store and the detection-level fusion give their detections image by image, then join."""
         if self.agreement:
-            candidates, tiers = self.label(images, count)
+            candidates, tiers = self.label(images, count, keys)
             self._clock("teacher forward, NMS, filters, tiers, agreement")
-            return BatchedDetections.from_list(candidates), _joined_tiers(tiers)
-        decoded, raw = self.labeler.forward(self.model, images)
-        self._clock("teacher forward")
-        dets = self.labeler.postprocess_batched(*per_anchor(decoded), raw)
-        self._clock("candidates, NMS")
+            return BatchedDetections.from_list(candidates), joined_tiers(tiers)
+        if (keys is not None and self.store.every > 1) or self.labeler.fusion == "boxes":
+            dets = BatchedDetections.from_list(self.detections(images, keys)[0])
+            self._clock("teacher forward, NMS, fusion, store")
+        else:
+            decoded, raw = self.labeler.forward(self.model, images)
+            self._clock("teacher forward")
+            dets = self.labeler.postprocess_batched(*per_anchor(decoded), raw)
+            self._clock("candidates, NMS")
         tiers = split_tiers(self.filters, dets, self.pseudo_targets == "tiered", count)
         self._clock("filters, tiers")
         return dets, tiers
 
-    def extend(self, batch: dict, weak: Tensor, batched: bool = True) -> tuple[dict, list[Detections]]:
+    def extend(
+        self, batch: dict, weak: Tensor, batched: bool = True, keys: list[str] | None = None
+    ) -> tuple[dict, list[Detections]]:
         """``batch`` with the strong views of ``weak`` appended, labeled by the teacher
         (:func:`~semiyolo.batch.append_pseudo_targets`); and the reliable pseudo-labels of every weak image, for the
         audit.
 
         Every detection goes through the strong view; reliable ones become targets; with tiered targets, regressed
         or not, and the uncertain ones ignore regions (:func:`~semiyolo.pseudo.split_tiers`); with ``cut_objects:
-        ignore``, so are the visible parts of those the view cuts (:func:`_cut_regions`). The whole batch's
-        detections at once (:meth:`label_batched`); ``batched=False``: image by image, the same batch (the
-        reference). Dense: see :meth:`extend_dense`."""
+        ignore``, so are the visible parts of those the view cuts (:func:`~.view_targets.cut_regions`). The whole
+        batch's detections at once (:meth:`label_batched`); ``batched=False``: image by image, the same batch (the
+        reference). ``keys``: the weak images' paths, for the store of detections between visits
+        (``relabel_every``). Dense: see :meth:`extend_dense`."""
         if uses_dense_targets(self.pseudo_targets):
             return self.extend_dense(batch, weak)
         if not batched:
-            return self._extend_per_image(batch, weak)
-        dets, tiers = self.label_batched(weak)
+            return self._extend_per_image(batch, weak, keys)
+        dets, tiers = self.label_batched(weak, keys=keys)
         view = self.augment.view_batched(weak, dets.boxes, dets.image, self.generator)
         self._clock("strong view")
         reliable = dets.select(tiers.reliable).split()
@@ -224,17 +264,17 @@ class MeanTeacher:
     def _append_batched(
         self, batch: dict, dets: BatchedDetections, tiers: Tiers, view: BatchedStrongView
     ) -> dict | None:
-        """``batch`` with the images of ``view`` that join it and their targets (:func:`_targets_in_view`), all
-        images' at once; ``None`` when no image joins."""
+        """``batch`` with the images of ``view`` that join it and their targets
+        (:func:`~.view_targets.targets_in_view`), all images' at once; ``None`` when no image joins."""
         in_view = view.kept & tiers.reliable
         joins = self._images_joining(torch.bincount(dets.image[in_view], minlength=dets.num_images))
         if not bool(joins.any()):
             return None
         position = joins.cumsum(0) - 1  # each joining image's index among those appended
-        targets, weights = _targets_in_view(dets, tiers, view, self.soft_uncertain)
+        targets, weights = targets_in_view(dets, tiers, view, self.soft_uncertain)
         targets &= joins[dets.image]
         tiered = self.pseudo_targets == "tiered"
-        ignored = _ignore_regions(dets, tiers, view, tiered, self.cut_objects == "ignore")
+        ignored = view_ignore_regions(dets, tiers, view, tiered, self.cut_objects == "ignore")
         if ignored is not None:
             image, boxes = ignored
             ignored = position[image[joins[image]]], boxes[joins[image]]
@@ -250,13 +290,15 @@ class MeanTeacher:
             in_fmt="xyxy",
         )
 
-    def _extend_per_image(self, batch: dict, weak: Tensor) -> tuple[dict, list[Detections]]:
+    def _extend_per_image(
+        self, batch: dict, weak: Tensor, keys: list[str] | None = None
+    ) -> tuple[dict, list[Detections]]:
         """:meth:`extend` image by image (the reference of the batched path)."""
         tiered = self.pseudo_targets == "tiered"
-        candidates, tiers = self.label(weak)
+        candidates, tiers = self.label(weak, keys=keys)
         view = self.augment.view(weak, [d.boxes for d in candidates], self.generator)
         views = [
-            _tiers_in_view(d, t, b, k, self.soft_uncertain)
+            tiers_in_view(d, t, b, k, self.soft_uncertain)
             for d, t, b, k in zip(candidates, tiers, view.boxes, view.kept, strict=True)
         ]
         keep = self._images_to_keep([int(t.reliable[k].sum()) for t, k in zip(tiers, view.kept, strict=True)])
@@ -267,7 +309,7 @@ class MeanTeacher:
         if not tiered:
             regressed = ignored = None
         if self.cut_objects == "ignore":
-            cut = [_cut_regions(tiers[i], view.cut[i], view.cut_boxes[i], tiered) for i in keep]
+            cut = [cut_regions(tiers[i], view.cut[i], view.cut_boxes[i], tiered) for i in keep]
             ignored = cut if ignored is None else [torch.cat(pair) for pair in zip(ignored, cut, strict=True)]
         weights = weights if self.soft_uncertain else None
         extended = append_pseudo_labeled(
@@ -388,6 +430,7 @@ class MeanTeacher:
             "filters": self.filters.state_dict(),
             "augment_generator": self.generator.get_state(),
             "mosaic_cache": self.mosaic_cache.state_dict(),
+            "label_store": self.store.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -396,64 +439,5 @@ class MeanTeacher:
         self.generator.set_state(state["augment_generator"].cpu())
         if "mosaic_cache" in state:  # absent from states saved before pseudo-mosaic existed
             self.mosaic_cache.load_state_dict(state["mosaic_cache"])
-
-
-def _tiers_in_view(dets: Detections, tiers: Tiers, boxes: Tensor, kept: Tensor, soft: bool = False):
-    """``(boxes, classes, regressed, ignored boxes, weights)`` of one image's targets in the strong view:
-    ``boxes[j]`` is detection ``kept[j]`` after the view's geometry (the view drops boxes that leave the image).
-    The targets are the reliable detections, and with ``soft`` the uncertain ones too (weight: the teacher's
-    score, 1 for the reliable ones; never regressed) but those on a reliable one
-    (:func:`~semiyolo.pseudo.soft_targets`); the uncertain ones' boxes are ignore regions either way. ``weights``
-    is ``None`` without ``soft``."""
-    reliable = tiers.reliable[kept]
-    if not soft:
-        targets = boxes[reliable], dets.classes[kept][reliable], tiers.regressed[kept][reliable]
-        return *targets, boxes[~reliable], None
-    targets = soft_targets(reliable, boxes)
-    weights = torch.where(reliable, 1.0, dets.scores[kept].float())[targets]
-    return boxes[targets], dets.classes[kept][targets], tiers.regressed[kept][targets], boxes[~reliable], weights
-
-
-def _cut_regions(tiers: Tiers, cut: Tensor, cut_boxes: Tensor, tiered: bool) -> Tensor:
-    """``Tensor[m, 4]`` xyxy pixels of the strong view: the visible parts ``cut_boxes: Tensor[c, 4]`` of the
-    detections ``cut: Tensor[c]`` the view cut that would have been targets or ignore regions had they been kept:
-    every one with tiered targets, the reliable ones with hard targets (the others are background there)."""
-    return cut_boxes if tiered else cut_boxes[tiers.reliable[cut]]
-
-
-def _targets_in_view(
-    dets: BatchedDetections, tiers: Tiers, view: BatchedStrongView, soft: bool
-) -> tuple[Tensor, Tensor | None]:
-    """:func:`_tiers_in_view` of the whole batch: ``(targets Tensor[N] bool, weights Tensor[N] or None)`` over the
-    rows of ``dets``: the reliable detections the view keeps, and with ``soft`` the uncertain ones kept too but those on
-    a reliable one (weight: the teacher's score, 1 for the reliable ones)."""
-    targets = view.kept & tiers.reliable
-    if not soft:
-        return targets, None
-    kept = view.kept
-    targets[kept] = batched_soft_targets(tiers.reliable[kept], view.boxes[kept], dets.image[kept], dets.num_images)
-    return targets, torch.where(tiers.reliable, 1.0, dets.scores.float())
-
-
-def _ignore_regions(
-    dets: BatchedDetections, tiers: Tiers, view: BatchedStrongView, tiered: bool, cut_ignored: bool
-) -> tuple[Tensor, Tensor] | None:
-    """``(image Tensor[M], boxes Tensor[M, 4] xyxy pixels of the view)`` of the batch's ignore regions, image by
-    image, each image's in :meth:`MeanTeacher.extend`'s order: with tiered targets its uncertain detections the
-    view keeps, then with ``cut_ignored`` :func:`_cut_regions`' boxes. ``None`` when there are none to give."""
-    rows = ([view.kept & ~tiers.reliable] if tiered else []) + (
-        [view.cut & (tiers.reliable | tiered)] if cut_ignored else []
-    )
-    if not rows:
-        return None
-    image = torch.cat([dets.image[r] for r in rows])
-    order = image.argsort(stable=True)
-    return image[order], torch.cat([view.boxes[r] for r in rows])[order]
-
-
-def _joined_tiers(tiers: list[Tiers]) -> Tiers:
-    """Each image's :class:`Tiers` as one over the batch's rows, image by image."""
-    if not tiers:
-        none = torch.zeros(0, dtype=torch.bool)
-        return Tiers(none, none, none)
-    return Tiers(*(torch.cat([getattr(t, name) for t in tiers]) for name in ("reliable", "regressed", "uncertain")))
+        if "label_store" in state:  # absent from states saved before relabel_every existed
+            self.store.load_state_dict(state["label_store"])

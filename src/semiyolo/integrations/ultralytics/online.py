@@ -175,7 +175,8 @@ class OnlineTrainer(SupervisedTrainer):
         images, hidden = self.unlabeled.next()
         weak = to_unit_range(images.to(self.device, non_blocking=True))
         labeled = batch["img"].shape[0]
-        batch, detections = self.mean_teacher.extend(batch, weak)
+        keys = [str(path) for path in self.unlabeled.files] if self.semi.relabel_every > 1 else None
+        batch, detections = self.mean_teacher.extend(batch, weak, keys=keys)
         self.audit.observe(detections, hidden)
         self.steps.images_seen += batch["img"].shape[0] - labeled
         if self.picture_due and num_labeled(batch) is not None:

@@ -73,6 +73,8 @@ def build_mean_teacher(trainer) -> MeanTeacher:
         amp_dtype=trainer.amp_dtype(),
         mirror=s.teacher_flip,
         scale=s.teacher_scale,
+        fusion=s.teacher_fusion,
+        more_scales=tuple(s.teacher_scales),
     )
     teacher = MeanTeacher(
         student,
@@ -92,6 +94,7 @@ def build_mean_teacher(trainer) -> MeanTeacher:
         agreement=s.teacher_agreement,
         mosaic=s.pseudo_mosaic,
         mosaic_cache=s.mosaic_cache,
+        relabel_every=s.relabel_every,
     )
     teacher.model.criterion = student.criterion  # shared, as the EMA's: the teacher's validation losses
     return teacher
