@@ -96,5 +96,5 @@ def test_dense_targets_refuse_a_scaled_teacher():
     labeler = TeacherPseudoLabeler(FilterChain([]), scale=1.2)
     with pytest.raises(ValueError, match="scale 1"):
         MeanTeacher(nn.Conv2d(3, 3, 1), labeler, student_view("letterbox", same_geometry=True), pseudo_targets="dense")
-    with pytest.raises(ValueError, match="scale must be > 0"):
+    with pytest.raises(ValueError, match="scales must be > 0"):
         TeacherPseudoLabeler(FilterChain([]), scale=0)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..batch import IGNORE_BOXES_KEY, IGNORE_INDEX_KEY, PER_TARGET_KEYS, REGRESS_KEY, WEIGHT_KEY
+from ..pixels import PIXEL_MAX, to_unit_range
 
 MIN_SIDE = 2.0  # pixels: a mosaic target smaller than this a side becomes an ignore region
 TILES = 4  # a 2 x 2 mosaic
@@ -45,7 +46,7 @@ class Tile:
     """One image at half scale with its targets, as the cache keeps it.
 
     Attributes:
-        image: ``Tensor[3, H / 2, W / 2]`` uint8 (the batch's values times 255, rounded).
+        image: ``Tensor[3, H / 2, W / 2]`` uint8 (the batch's values times ``PIXEL_MAX``, rounded).
         targets: per-target fields of the image's targets (``cls: Tensor[n, 1]``, ``bboxes: Tensor[n, 4]`` cxcywh
             normalised to the image, and ``regress`` / ``target_weight`` where the batch has them).
         ignored: ``Tensor[m, 4]`` cxcywh normalised, the image's ignore regions.
@@ -140,7 +141,7 @@ def mosaic_rows(
 def _tiles(batch: dict, rows: Tensor, halved: Tensor) -> list[Tile]:
     """The images ``rows`` of ``batch`` as the cache keeps them (``halved``: those images at half scale), on the
     CPU, with their targets and ignore regions."""
-    images = (halved.float() * 255).round().clamp(0, 255).to(torch.uint8)
+    images = (halved.float() * PIXEL_MAX).round().clamp(0, PIXEL_MAX).to(torch.uint8)
     image_of = batch["batch_idx"].long()
     ignore_of = batch[IGNORE_INDEX_KEY].long() if IGNORE_INDEX_KEY in batch else None
     tiles = []
@@ -155,7 +156,7 @@ def _tiles(batch: dict, rows: Tensor, halved: Tensor) -> list[Tile]:
 def _tile_image(tile: Tile, img: Tensor, height: int, width: int) -> Tensor:
     """``tile``'s image in ``img``'s dtype, device and value range, at ``(height / 2, width / 2)`` (resized where an
     earlier batch had another size: Ultralytics' multi-scale)."""
-    image = tile.image.to(img.device).float() / 255
+    image = to_unit_range(tile.image.to(img.device))
     if image.shape[-2:] != (height // 2, width // 2):
         image = F.interpolate(image[None], size=(height // 2, width // 2), mode="bilinear", align_corners=False)[0]
     return image.to(img.dtype)
