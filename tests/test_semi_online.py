@@ -682,3 +682,14 @@ def test_online_training_with_fused_views_more_scales_agreement_and_relabelling(
     state = torch.load(tmp_path / "runs" / "semi" / "weights" / "semi_state.pt", weights_only=False)
     store = state["mean_teacher"]["label_store"]
     assert store["every"] == 2 and store["visits"] and set(store["entries"]) <= set(store["visits"])
+
+
+def test_online_training_with_the_oracle_pseudo_labels(tmp_path, datasets):
+    # two steps with the unlabeled images' hidden labels as pseudo-labels: the audit, which holds the pseudo-labels
+    # against the same hidden labels, finds them perfect
+    steps = {"burn_in": 0, "lambda_bg_warmup": 0, "max_optimizer_steps": 2, "validate_teacher": False}
+    config = _config(tmp_path, datasets, epochs=1, oracle_pseudo_labels=True, **steps)
+    assert main(["train", str(config)]) == 0
+    last = list(csv.DictReader((tmp_path / "runs" / "semi" / "results.csv").open()))[-1]
+    assert float(last["semi/pl_precision"]) == 1.0 and float(last["semi/pl_recall"]) == 1.0
+    assert math.isfinite(float(last["train/u_box_loss"])) and float(last["train/u_box_loss"]) > 0

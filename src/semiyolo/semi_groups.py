@@ -117,6 +117,7 @@ SEMI_GROUPS = {
                 "pseudo_mixup",
                 "mixup_partners",
                 "pseudo_mosaic",
+                "oracle_pseudo_labels",
             ),
         ),
     )

@@ -41,7 +41,14 @@ from .label_store import LabelStore, merge_labeled
 from .labeler import TeacherPseudoLabeler, per_anchor
 from .mixup import check_mixup, draw_blend_partners, mix_pseudo_labeled
 from .mosaic import MosaicCache, check_mosaic, mosaic_rows
-from .view_targets import cut_regions, joined_tiers, targets_in_view, tiers_in_view, view_ignore_regions
+from .view_targets import (
+    cut_regions,
+    joined_tiers,
+    perfect_labels,
+    targets_in_view,
+    tiers_in_view,
+    view_ignore_regions,
+)
 
 EMPTY_UNLABELED = ("background", "skip")  # an image left without pseudo-labels: all background, or left out
 AGREEMENT_DEMOTED = "agreement_demoted"  # the count of reliable pseudo-labels a view missed (semi/agreement_demoted)
@@ -89,6 +96,9 @@ class MeanTeacher:
         relabel_every: the teacher labels an unlabeled image on its first visit and every ``relabel_every``-th
             after, and its detections are served from :class:`~.label_store.LabelStore` in between (when
             :meth:`extend` is given the images' keys); 1: every visit. The weak view must not change between visits.
+        oracle: a benchmark's diagnostic: :meth:`extend` takes the unlabeled images' hidden labels as the
+            pseudo-labels, every one reliable and regressed, in place of the teacher's (the rest of the recipe as
+            configured): what the recipe reaches with perfect pseudo-labels.
     """
 
     def __init__(
@@ -111,6 +121,7 @@ class MeanTeacher:
         mosaic: float = 0.0,
         mosaic_cache: int = 32,
         relabel_every: int = 1,
+        oracle: bool = False,
     ) -> None:
         if empty_unlabeled not in EMPTY_UNLABELED:
             raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
@@ -130,6 +141,7 @@ class MeanTeacher:
         check_mosaic(mosaic, mosaic_cache)
         self.mosaic, self.mosaic_cache = mosaic, MosaicCache(mosaic_cache)
         self.store = LabelStore(relabel_every)
+        self.oracle = oracle
         if mosaic:
             labeler.filters.count(MOSAICS, 0)
         if cut_objects not in CUT_OBJECTS:
@@ -233,7 +245,12 @@ class MeanTeacher:
         return dets, tiers
 
     def extend(
-        self, batch: dict, weak: Tensor, batched: bool = True, keys: list[str] | None = None
+        self,
+        batch: dict,
+        weak: Tensor,
+        batched: bool = True,
+        keys: list[str] | None = None,
+        hidden: list[Tensor] | None = None,
     ) -> tuple[dict, list[Detections]]:
         """``batch`` with the strong views of ``weak`` appended, labeled by the teacher
         (:func:`~semiyolo.batch.append_pseudo_targets`); and the reliable pseudo-labels of every weak image, for the
@@ -244,12 +261,15 @@ class MeanTeacher:
         ignore``, so are the visible parts of those the view cuts (:func:`~.view_targets.cut_regions`). The whole
         batch's detections at once (:meth:`label_batched`); ``batched=False``: image by image, the same batch (the
         reference). ``keys``: the weak images' paths, for the store of detections between visits
-        (``relabel_every``). Dense: see :meth:`extend_dense`."""
+        (``relabel_every``). ``hidden``: with ``oracle``, the weak images' hidden labels, ``Tensor[n, 5]`` (class,
+        x1, y1, x2, y2 in their pixels) each, used as the pseudo-labels. Dense: see :meth:`extend_dense`."""
         if uses_dense_targets(self.pseudo_targets):
             return self.extend_dense(batch, weak)
+        if self.oracle and (hidden is None or not batched):
+            raise ValueError("oracle pseudo-labels need the images' hidden labels, on the batched path")
         if not batched:
             return self._extend_per_image(batch, weak, keys)
-        dets, tiers = self.label_batched(weak, keys=keys)
+        dets, tiers = perfect_labels(hidden) if self.oracle else self.label_batched(weak, keys=keys)
         view = self.augment.view_batched(weak, dets.boxes, dets.image, self.generator)
         self._clock("strong view")
         reliable = dets.select(tiers.reliable).split()

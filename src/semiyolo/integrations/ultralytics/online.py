@@ -176,7 +176,8 @@ class OnlineTrainer(SupervisedTrainer):
         weak = to_unit_range(images.to(self.device, non_blocking=True))
         labeled = batch["img"].shape[0]
         keys = [str(path) for path in self.unlabeled.files] if self.semi.relabel_every > 1 else None
-        batch, detections = self.mean_teacher.extend(batch, weak, keys=keys)
+        oracle = hidden if self.semi.oracle_pseudo_labels else None
+        batch, detections = self.mean_teacher.extend(batch, weak, keys=keys, hidden=oracle)
         self.audit.observe(detections, hidden)
         self.steps.images_seen += batch["img"].shape[0] - labeled
         if self.picture_due and num_labeled(batch) is not None:

@@ -95,6 +95,7 @@ def build_mean_teacher(trainer) -> MeanTeacher:
         mosaic=s.pseudo_mosaic,
         mosaic_cache=s.mosaic_cache,
         relabel_every=s.relabel_every,
+        oracle=s.oracle_pseudo_labels,
     )
     teacher.model.criterion = student.criterion  # shared, as the EMA's: the teacher's validation losses
     return teacher
