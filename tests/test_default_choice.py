@@ -54,6 +54,19 @@ def test_the_default_is_the_best_worst_set_arm_that_harms_no_split_and_beats_its
     assert "b split 1: -0.020" in md
 
 
+def test_an_arm_fed_the_hidden_labels_is_never_a_candidate():
+    a = _set([0.51] * 4, [0.53] * 4, [0.52] * 4)
+    fed = [
+        {
+            **_row("online", "online_oracle_pl", s, seed, 0.58, variant="oracle_pl"),
+            "semi": {"oracle_pseudo_labels": True},
+        }
+        for s, seed in [(0, 0), (0, 1), (1, 0), (1, 1)]
+    ]
+    choice = choose_default({"a": a + fed})
+    assert "online oracle_pl" not in choice["candidates"] and choice["chosen"] == "online mix"
+
+
 def test_an_arm_that_does_not_beat_its_augmentation_alone_is_not_chosen_and_none_left_keeps_the_defaults():
     # mix gains 0.03 but its blend alone gains 0.03 too: no gain over its control; default harms split 1 of set a
     a = _set([0.51, 0.51, 0.47, 0.47], [0.53] * 4, [0.53] * 4)

@@ -2,6 +2,7 @@
 
 The rule, fixed before any test figure is read:
 
+0. The candidates are the online arms, less any fed the hidden labels (``semi.oracle_pseudo_labels``).
 1. On each set, the baseline is the labeled-only continuation with the highest mean mAP50-95 on **validation**
    (:func:`~.report.best_baseline`), and every online arm's gap closed is taken against it, per label split and
    seed (:func:`~.report.summarize_arms`).
@@ -80,8 +81,8 @@ def set_candidates(rows: Sequence[dict]) -> tuple[str | None, dict[str, dict[str
     baseline = best_baseline(arms)
     found = {}
     for entry in summarize_arms(val, baseline):
-        if entry["kind"] != ONLINE:
-            continue
+        if entry["kind"] != ONLINE or any(r.get("semi", {}).get("oracle_pseudo_labels") for r in arms[entry["arm"]]):
+            continue  # an arm fed the hidden labels is a diagnostic, not a candidate
         members = arms[entry["arm"]]
         harm = harmful_splits(members, arms.get(baseline, []))
         control = arms.get(f"{CONTINUED_AUG}_{members[0].get('variant')}")
