@@ -76,6 +76,17 @@ def test_an_arm_that_does_not_beat_its_augmentation_alone_is_not_chosen_and_none
     assert "No arm is eligible: the defaults stay as they are." in default_choice_markdown(choice)
 
 
+def test_an_arm_whose_augmentation_control_did_not_run_is_not_eligible():
+    rows = [r for r in _set([0.51] * 4, [0.53] * 4, [0.52] * 4) if r["kind"] != "supervised_continued_aug"]
+    rows = [{**r, "semi": {"pseudo_mixup": 0.5}} if r.get("variant") == "mix" else r for r in rows]
+    choice = choose_default({"a": rows})
+    assert (
+        choice["candidates"]["online mix"]["a"]["over control"]
+        != choice["candidates"]["online mix"]["a"]["over control"]
+    )  # NaN: no control ran
+    assert choice["chosen"] == "online default"
+
+
 def test_harm_is_measured_against_the_baselines_spread():
     baseline = [_row("supervised_continued", "b", s, seed, v) for s, seed, v in [(0, 0, 0.50), (0, 1, 0.54)]]
     # the baseline's runs 0.50 and 0.54: standard deviation 0.0283; the arm's mean difference -0.02 is within it
@@ -83,6 +94,8 @@ def test_harm_is_measured_against_the_baselines_spread():
     assert harmful_splits(arm, baseline) == []
     worse = [_row("online", "a", 0, 0, 0.46), _row("online", "a", 0, 1, 0.50)]  # -0.04: beyond it
     assert harmful_splits(worse, baseline) == [(0, pytest.approx(-0.04))]
+    elsewhere = [_row("online", "a", 1, 0, 0.9)]  # a split the baseline never ran: nothing shows it does no harm
+    assert [split for split, _ in harmful_splits(elsewhere, baseline)] == [1]
 
 
 def test_rows_under_an_ablation_folder_take_their_split_from_the_path_and_test_figures_from_their_file(tmp_path):

@@ -57,3 +57,14 @@ def test_merging_keeps_the_batch_order_and_refuses_a_count_mismatch():
     assert [e[0].scores.item() for e in merged] == pytest.approx([0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="2 labeled and 1 served entries for 2 images"):
         merge_labeled([True, False], labeled, served)
+
+
+def test_a_moved_candidate_floor_forgets_what_was_kept():
+    store = LabelStore(every=3)
+    store.at_floor(0.1)
+    store.due(["a"])
+    store.put("a", (_dets(0.5), []))
+    store.at_floor(0.1)
+    assert store.due(["a"]) == [False]  # the same floor: served
+    store.at_floor(0.05)  # negative_coverage lowered it: the kept detections lack the candidates in between
+    assert store.entries == {} and store.due(["a"]) == [True]

@@ -108,3 +108,23 @@ def test_the_cache_must_hold_three_partners_and_the_probability_lie_in_the_unit_
         MosaicCache(size=2)
     with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
         mosaic_rows(_batch(), _seeded_cache(), torch.tensor([1]), 1.5)
+
+
+def test_a_labeled_mosaic_s_ignore_regions_stay_with_the_labeled_images_once_pseudo_labeled_ones_join():
+    from semiyolo.batch import append_pseudo_labeled, labeled_part, split_batch
+
+    # an online batch: the labeled row 0 was mosaicked and has one ignore region (a box too small in its tile)
+    labeled = {
+        **_batch(),
+        IGNORE_INDEX_KEY: torch.tensor([0.0]),
+        IGNORE_BOXES_KEY: torch.tensor([[0.1, 0.1, 0.05, 0.05]]),
+    }
+    labeled.pop(REGRESS_KEY)
+    # one pseudo-labeled 8 x 8 image joins with a target and an ignore region (xyxy pixels)
+    boxes, ignored = [torch.tensor([[0.0, 0.0, 4.0, 4.0]])], [torch.tensor([[4.0, 4.0, 8.0, 8.0]])]
+    out = append_pseudo_labeled(labeled, torch.zeros(1, 3, 8, 8), boxes, [torch.tensor([1])], ignored=ignored)
+    assert out[IGNORE_INDEX_KEY].tolist() == [0.0, 2.0]  # the labeled row's own first, then the pseudo-labeled row's
+    mine, theirs = split_batch(out, 2)
+    assert mine[IGNORE_INDEX_KEY].tolist() == [0.0] and theirs[IGNORE_INDEX_KEY].tolist() == [0.0]  # restarted at 0
+    assert theirs[IGNORE_BOXES_KEY].tolist() == [[0.75, 0.75, 0.5, 0.5]]
+    assert labeled_part(out)[IGNORE_INDEX_KEY].tolist() == [0.0]

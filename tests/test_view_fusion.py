@@ -49,6 +49,15 @@ def test_one_view_alone_is_itself_and_the_kept_box_gives_the_distributions():
     assert torch.equal(fused.bin_logits[0], a.bin_logits[1])  # NMS kept the 0.7 box
 
 
+def test_a_view_s_own_nms_spread_survives_the_fusion():
+    # one view alone: the across-view spread of a one-member cluster is 0; the member's NMS spread (0.2) is kept
+    a = Detections(
+        torch.tensor([[0.0, 0.0, 10.0, 10.0]]), torch.tensor([0.9]), torch.tensor([0]), None, torch.tensor([0.2])
+    )
+    fused, _ = fuse_views([a])
+    assert fused.cluster_spread.tolist() == pytest.approx([0.2])
+
+
 def test_no_detection_in_any_view_fuses_to_none_and_bad_input_is_refused():
     empty = Detections.empty(None)
     fused, found_by = fuse_views([empty, empty])

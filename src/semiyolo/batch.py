@@ -123,8 +123,9 @@ def append_pseudo_targets(
     }
     if regressed is not None:
         out[REGRESS_KEY] = _labeled_then(batch, REGRESS_KEY, regressed, torch.bool)
-    if ignored is not None:
-        out.update(zip(IGNORE_KEYS, _targets(*ignored, frame, n_labeled, idx.dtype, xywh.dtype, in_fmt), strict=True))
+    if ignored is not None:  # after the labeled images' own (a labeled mosaic's), if they have any
+        added = _targets(*ignored, frame, n_labeled, idx.dtype, xywh.dtype, in_fmt)
+        out.update({k: torch.cat((batch[k], v)) if k in batch else v for k, v in zip(IGNORE_KEYS, added, strict=True)})
     if weights is not None:
         out[WEIGHT_KEY] = _labeled_then(batch, WEIGHT_KEY, weights, torch.float32)
     if dense is not None:
@@ -178,7 +179,8 @@ def with_num_labeled(batch: dict, n_labeled: int | None) -> dict:
 def labeled_part(batch: dict) -> dict:
     """The labeled images of a batch :func:`append_pseudo_labeled` extended (``batch`` itself when it was not):
     ``img[:B]`` and the targets whose image index is below ``B = num_labeled``, without the pseudo-labels' ignore
-    regions or dense targets; other keys are kept."""
+    regions or dense targets (the labeled images' own ignore regions, a labeled mosaic's, stay); other keys are
+    kept."""
     n_labeled = num_labeled(batch)
     if n_labeled is None:
         return batch
@@ -186,6 +188,9 @@ def labeled_part(batch: dict) -> dict:
     part = {k: v for k, v in batch.items() if k not in (*IGNORE_KEYS, DENSE_KEY, NUM_LABELED_KEY)}
     part.update(img=batch["img"][:n_labeled], batch_idx=batch["batch_idx"][own])
     part.update({k: batch[k][own] for k in PER_TARGET_KEYS if k in batch})
+    if IGNORE_INDEX_KEY in batch and bool((batch[IGNORE_INDEX_KEY] < n_labeled).any()):
+        mine = batch[IGNORE_INDEX_KEY] < n_labeled
+        part.update({IGNORE_INDEX_KEY: batch[IGNORE_INDEX_KEY][mine], IGNORE_BOXES_KEY: batch[IGNORE_BOXES_KEY][mine]})
     return part
 
 
@@ -199,9 +204,14 @@ def split_batch(batch: dict[str, Tensor], num_labeled: int) -> tuple[dict, dict]
     for mask, offset, keys in ((labeled, 0, ("cls", "bboxes")), (~labeled, num_labeled, PER_TARGET_KEYS)):
         targets = {k: batch[k][mask] for k in keys if k in batch}
         parts.append({"batch_idx": batch["batch_idx"][mask] - offset, **targets})
-    if IGNORE_BOXES_KEY in batch:
-        parts[1][IGNORE_INDEX_KEY] = batch[IGNORE_INDEX_KEY] - num_labeled
-        parts[1][IGNORE_BOXES_KEY] = batch[IGNORE_BOXES_KEY]
+    if IGNORE_BOXES_KEY in batch:  # the labeled images' own (a labeled mosaic's tiny boxes) stay with them
+        own = batch[IGNORE_INDEX_KEY] < num_labeled
+        if own.any():
+            parts[0].update(
+                {IGNORE_INDEX_KEY: batch[IGNORE_INDEX_KEY][own], IGNORE_BOXES_KEY: batch[IGNORE_BOXES_KEY][own]}
+            )
+        parts[1][IGNORE_INDEX_KEY] = batch[IGNORE_INDEX_KEY][~own] - num_labeled
+        parts[1][IGNORE_BOXES_KEY] = batch[IGNORE_BOXES_KEY][~own]
     if DENSE_KEY in batch:
         parts[1][DENSE_KEY] = batch[DENSE_KEY]
     return parts[0], parts[1]

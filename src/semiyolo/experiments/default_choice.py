@@ -8,9 +8,10 @@ The rule, fixed before any test figure is read:
    seed (:func:`~.report.summarize_arms`).
 2. An arm is **eligible** when it ran on every set and, on validation, no label split of any set has it below the
    baseline by more than the spread (its mean paired difference over the split's seeds is at least minus the
-   standard deviation of the baseline's mAP50-95 over that set's splits and seeds), and, where it adds an
-   augmentation, it beats that augmentation on labeled images alone (``supervised_continued_aug_<variant>``) on
-   every set: a positive mean paired difference.
+   standard deviation of the baseline's mAP50-95 over that set's splits and seeds; a split with no pair with the
+   baseline counts as harm), and, where it adds an augmentation, it beats that augmentation on labeled images alone
+   (``supervised_continued_aug_<variant>``) on every set: a positive mean paired difference (a control that did not
+   run is not beaten).
 3. Of the eligible arms, the default is the one with the highest **worst-set** mean gap closed on validation (ties:
    the higher mean over sets). With none eligible, no arm is chosen and the defaults stay.
 
@@ -29,6 +30,7 @@ from typing import Any
 from .arms import CONTINUED_AUG, ONLINE
 from .control_report import paired_differences
 from .held_out import TEST, TEST_METRICS, VAL, GainIntervals, rows_by_split
+from .protocol import augmentation_control
 from .report import best_baseline, summarize_arms
 from .rows import MAP, arm_name, mean_std, number, pair
 from .runs import ROW_FILE
@@ -60,10 +62,14 @@ def harmful_splits(arm: Sequence[dict], baseline: Sequence[dict]) -> list[tuple[
         by_split.setdefault(pair(row)[0], []).append(row)
     found = []
     for split, members in sorted(by_split.items(), key=lambda item: str(item[0])):
-        differences = paired_differences(members, baseline)
-        if differences and statistics.fmean(differences) < -spread:
-            found.append((split, statistics.fmean(differences)))
+        difference = _mean(paired_differences(members, baseline))
+        if not difference >= -spread:  # NaN too: no pair with the baseline on the split shows it does no harm
+            found.append((split, difference))
     return found
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else math.nan
 
 
 def _by_arm(rows: Sequence[dict]) -> dict[str, list[dict]]:
@@ -86,7 +92,11 @@ def set_candidates(rows: Sequence[dict]) -> tuple[str | None, dict[str, dict[str
         members = arms[entry["arm"]]
         harm = harmful_splits(members, arms.get(baseline, []))
         control = arms.get(f"{CONTINUED_AUG}_{members[0].get('variant')}")
-        over_control = statistics.fmean(paired_differences(members, control) or [math.nan]) if control else None
+        settings = members[0].get("semi")  # a run's row holds its settings; hand-built rows may not
+        adds = bool(augmentation_control(settings)) if settings else control is not None
+        over_control = _mean(paired_differences(members, control)) if control and adds else None
+        if adds and control is None:
+            over_control = math.nan  # its augmentation-only control did not run: it cannot be shown to beat it
         found[entry["arm"]] = {"gap closed": entry["gap closed"], "harm": harm, "over control": over_control}
     return baseline, found
 

@@ -35,9 +35,11 @@ def fuse_views(views: Sequence[Detections], iou_threshold: float = FUSE_IOU) -> 
         score  = (1 / V) sum_v max { s_i : i in C, v_i = v }      (a view with no member counts 0)
         views  = |{ v_i : i in C }|
 
-    ``bin_logits`` (the DFL distributions) are the kept box's; ``cluster_spread`` is the members' score-weighted
-    standard deviation of the four coordinates over the fused box's width (x) or height (y), averaged over the
-    four (:func:`~.nms.nms_with_spread`'s measure, here across views). Sorted by fused score, best first.
+    ``bin_logits`` (the DFL distributions) are the kept box's; ``cluster_spread`` is the larger of the members'
+    own spreads (each view's NMS clusters) and their spread across views: the members' score-weighted standard
+    deviation of the four coordinates over the fused box's width (x) or height (y), averaged over the four
+    (:func:`~.nms.nms_with_spread`'s measure), so one view alone keeps its NMS spread. Sorted by fused score, best
+    first.
 
     Args:
         views: per view, one image's :class:`~.predictions.Detections` (xyxy pixels of the image), each with or
@@ -70,6 +72,9 @@ def fuse_views(views: Sequence[Detections], iou_threshold: float = FUSE_IOU) -> 
     members = members.index_add_(0, cluster * len(views) + view, torch.ones_like(scores))
     found_by = (members.view(-1, len(views)) > 0).sum(1)
     spread = _spread(boxes, scores, cluster, fused, weight)
+    if every["cluster_spread"] is not None:
+        own = torch.zeros_like(spread).scatter_reduce(0, cluster, every["cluster_spread"].float(), "amax")
+        spread = torch.maximum(spread, own)
     order = score.argsort(descending=True, stable=True)
     bins = every["bin_logits"][kept][order] if n_bins else None
     out = Detections(fused[order], score[order], classes[kept][order], bins, spread[order])
@@ -88,6 +93,9 @@ def _concatenated(views: Sequence[Detections]) -> dict[str, Tensor | None]:
         "scores": torch.cat([v.scores for v in views]),
         "classes": torch.cat([v.classes.long() for v in views]),
         "bin_logits": torch.cat([v.bin_logits for v in views]) if all(has_bins) else None,
+        "cluster_spread": None
+        if any(v.cluster_spread is None for v in views)
+        else torch.cat([v.cluster_spread for v in views]),
         "view": view,
     }
 

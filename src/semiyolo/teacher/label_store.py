@@ -38,6 +38,14 @@ class LabelStore:
         self.every = every
         self.visits: dict[str, int] = {}
         self.entries: dict[str, Entry] = {}
+        self.floor: float | None = None  # the candidates' score floor the kept detections were made at
+
+    def at_floor(self, floor: float) -> None:
+        """Forget every kept detection when the labeler's candidate floor moved (``semi.negative_coverage`` sets it
+        each epoch): detections made at another floor would teach other ignore regions."""
+        if floor != self.floor:
+            self.entries.clear()
+            self.floor = floor
 
     def due(self, keys: Sequence[str]) -> list[bool]:
         """Count one visit of each of ``keys`` and say, per key, whether the teacher labels it now (its visit is
@@ -59,10 +67,10 @@ class LabelStore:
         return _to(detections, device), [_to(d, device) for d in views]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"every": self.every, "visits": dict(self.visits), "entries": dict(self.entries)}
+        return {"every": self.every, "visits": dict(self.visits), "entries": dict(self.entries), "floor": self.floor}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.every, self.visits = int(state["every"]), dict(state["visits"])
+        self.every, self.visits, self.floor = int(state["every"]), dict(state["visits"]), state.get("floor")
         self.entries = {k: (_cpu(d), [_cpu(v) for v in views]) for k, (d, views) in state["entries"].items()}
 
 

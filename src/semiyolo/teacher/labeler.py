@@ -159,11 +159,13 @@ class TeacherPseudoLabeler:
 
     def detect_fused(self, teacher: nn.Module, images: Tensor) -> tuple[list[Detections], list[list[Detections]]]:
         """:meth:`detect_views` with the views fused at the detection level: each image's detections from every
-        view (:meth:`view_detections`) fused by :func:`~semiyolo.pseudo.fusion.fuse_views`, and per image each
-        view's own."""
+        view (:meth:`view_detections`) fused by :func:`~semiyolo.pseudo.fusion.fuse_views` (those whose fused
+        score, the views' mean, falls to ``min_score`` or under dropped, as candidates under it are), and per image
+        each view's own."""
         per_view = self.view_detections(teacher, images)
         per_image = [list(views) for views in zip(*per_view, strict=True)]
-        return [fuse_views(views)[0] for views in per_image], per_image
+        fused = [fuse_views(views)[0] for views in per_image]
+        return [d.select(d.scores > self.min_score) for d in fused], per_image  # the views' mean, above the floor
 
     def _head_on(self, teacher: nn.Module, images: Tensor, scale: float) -> tuple[tuple[Tensor, dict], tuple[int, int]]:
         """The head's outputs on the images resized by ``scale`` (with ``mirror`` their mirrors too), and the

@@ -207,11 +207,12 @@ class MeanTeacher:
         store (:class:`~.label_store.LabelStore`)."""
         if keys is None or self.store.every == 1:
             return self._teacher_detections(images)
+        self.store.at_floor(self.labeler.min_score)
         due = self.store.due(keys)
         rows = [i for i, now in enumerate(due) if now]
         labeled = list(zip(*self._teacher_detections(images[rows]), strict=True)) if rows else []
-        for i, entry in zip(rows, labeled, strict=True):
-            self.store.put(keys[i], entry)
+        for i, (dets, views) in zip(rows, labeled, strict=True):
+            self.store.put(keys[i], (dets, views if self.agreement else []))  # the views serve the agreement alone
         served = [self.store.get(key) for key, now in zip(keys, due, strict=True) if not now]
         merged = merge_labeled(due, labeled, served)
         return [d for d, _ in merged], [v for _, v in merged]

@@ -141,15 +141,16 @@ def mosaic_rows(
 def _tiles(batch: dict, rows: Tensor, halved: Tensor) -> list[Tile]:
     """The images ``rows`` of ``batch`` as the cache keeps them (``halved``: those images at half scale), on the
     CPU, with their targets and ignore regions."""
-    images = (halved.float() * PIXEL_MAX).round().clamp(0, PIXEL_MAX).to(torch.uint8)
-    image_of = batch["batch_idx"].long()
-    ignore_of = batch[IGNORE_INDEX_KEY].long() if IGNORE_INDEX_KEY in batch else None
+    images = (halved.float() * PIXEL_MAX).round().clamp(0, PIXEL_MAX).to(torch.uint8).cpu()
+    fields = {k: batch[k].detach().cpu() for k in PER_TARGET_KEYS if k in batch}  # one transfer each, not per row
+    image_of = batch["batch_idx"].long().cpu()
+    has_ignore = IGNORE_INDEX_KEY in batch
+    ignore_of = batch[IGNORE_INDEX_KEY].long().cpu() if has_ignore else torch.zeros(0, dtype=torch.long)
+    ignore_boxes = batch[IGNORE_BOXES_KEY].detach().cpu() if has_ignore else torch.zeros(0, 4)
     tiles = []
-    for image, row in zip(images.cpu(), rows.tolist(), strict=True):
+    for image, row in zip(images, rows.tolist(), strict=True):
         mine = image_of == row
-        targets = {k: batch[k][mine].detach().cpu() for k in PER_TARGET_KEYS if k in batch}
-        ignored = batch[IGNORE_BOXES_KEY][ignore_of == row].detach().cpu() if ignore_of is not None else None
-        tiles.append(Tile(image, targets, ignored if ignored is not None else torch.zeros(0, 4)))
+        tiles.append(Tile(image, {k: v[mine] for k, v in fields.items()}, ignore_boxes[ignore_of == row]))
     return tiles
 
 
