@@ -19,12 +19,16 @@ does with ``train.amp``. The teacher runs as the trainer runs it, through a copy
 ``--teacher-scale S`` has the teacher label the images resized by ``S`` (``semi.teacher_scale``);
 ``--teacher-agreement`` sets the tiers by the flip ensemble's views (``semi.teacher_agreement``; with
 ``--teacher-flip --targets tiered``), and each round also times ``extend`` without it, paired.
+``--teacher-fusion boxes`` fuses the views as detections, with ``--teacher-scales`` more scales
+(``semi.teacher_fusion``, ``semi.teacher_scales``); ``--relabel-every N`` keeps the teacher's detections of the
+round's B images between rounds (``semi.relabel_every``: each round is a visit of the same B keys).
 Each round also times the teacher's forward unfolded, beside the folded one, for a paired comparison (not part of
 the step).
 
     python benchmarks/ssod_step.py [--batch 8] [--imgsz 256] [--rounds 5] [--targets hard|tiered]
                                    [--device cpu|cuda] [--amp] [--no-fold] [--mixup P]
                                    [--teacher-flip] [--teacher-scale S] [--teacher-agreement]
+                                   [--teacher-fusion anchor|boxes] [--teacher-scales S ...] [--relabel-every N]
 """
 
 from __future__ import annotations
@@ -78,6 +82,11 @@ def main() -> None:
     parser.add_argument("--mixup", type=float, default=0.0, help="semi.pseudo_mixup (with pseudo partners)")
     parser.add_argument("--teacher-flip", action="store_true", help="semi.teacher_flip: the flip ensemble")
     parser.add_argument("--teacher-scale", type=float, default=1.0, help="semi.teacher_scale (default 1)")
+    parser.add_argument("--teacher-fusion", choices=("anchor", "boxes"), default="anchor", help="semi.teacher_fusion")
+    parser.add_argument("--teacher-scales", type=float, nargs="*", default=[], help="semi.teacher_scales (boxes)")
+    parser.add_argument(
+        "--relabel-every", type=int, default=1, help="semi.relabel_every: the same B image keys every round"
+    )
     parser.add_argument(
         "--teacher-agreement",
         action="store_true",
@@ -100,6 +109,8 @@ def main() -> None:
         fold=not args.no_fold,
         mirror=args.teacher_flip,
         scale=args.teacher_scale,
+        fusion=args.teacher_fusion,
+        more_scales=tuple(args.teacher_scales),
     )
     unfolded = TeacherPseudoLabeler(
         labeler.filters,
@@ -118,7 +129,9 @@ def main() -> None:
         pseudo_targets=args.targets,
         mixup=args.mixup,
         agreement=args.teacher_agreement,
+        relabel_every=args.relabel_every,
     )
+    keys = [f"image{i}" for i in range(args.batch)] if args.relabel_every > 1 else None
 
     def now() -> float:
         if device.type == "cuda":
@@ -147,7 +160,7 @@ def main() -> None:
         weak = torch.rand(args.batch, 3, args.imgsz, args.imgsz, generator=gen).to(device)
         stages.clear()
         t = [now()]
-        batch, _ = teacher.extend(batch, weak)
+        batch, _ = teacher.extend(batch, weak, keys=keys)
         t.append(now())
         student_step(batch)
         t.append(now())
@@ -191,6 +204,8 @@ def main() -> None:
         f"{', teacher flip ensemble' if args.teacher_flip else ''}"
         f"{f', teacher scale {args.teacher_scale:g}' if args.teacher_scale != 1 else ''}"
         f"{', teacher agreement' if args.teacher_agreement else ''}"
+        f"{f', views fused as boxes, more scales {args.teacher_scales}' if args.teacher_fusion == 'boxes' else ''}"
+        f"{f', relabel every {args.relabel_every} visits' if args.relabel_every > 1 else ''}"
     )
     print(f"{'supervised step':<26}{base * 1e3:>10.0f} ms")
     print(f"{'online step':<26}{med['total'] * 1e3:>10.0f} ms   ratio {med['total'] / base:.3f}")
