@@ -114,3 +114,20 @@ def test_a_box_lands_where_its_pixels_land(placement):
     mask = _place(image, p)[0] > 0.5  # bilinear edges cross 0.5 at the box's edge
     ys, xs = torch.nonzero(mask, as_tuple=True)
     assert moved[0].tolist() == [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+
+
+def test_every_image_placed_at_once_is_each_image_placed_alone():
+    from semiyolo.pseudo.augment import _place, _Placement, place_all
+
+    images = torch.rand(6, 3, 40, 48, generator=torch.Generator().manual_seed(0))
+    placements = [  # as is; shrunk and mirrored; enlarged past every edge; a strip cut at the right; off the canvas
+        _Placement(48, 40, 0, 0, False),
+        _Placement(30, 25, 5, 7, True),
+        _Placement(70, 60, -10, -8, False),
+        _Placement(20, 50, 40, -5, True),
+        _Placement(48, 40, 60, 0, False),
+        _Placement(67, 13, -3, 30, True),
+    ]
+    alone = torch.stack([_place(image, p) for image, p in zip(images, placements, strict=True)])
+    # the same bilinear samples (F.interpolate's, align_corners=False) through one grid_sample: float rounding apart
+    assert torch.allclose(place_all(images, placements), alone, atol=1e-5, rtol=0)
