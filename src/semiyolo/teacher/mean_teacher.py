@@ -56,6 +56,14 @@ MIXUP_REFUSED = "mixup_refused"  # the count of drawn mixup partners mixup_max_o
 MOSAICS = "mosaics"  # the count of pseudo-labeled images made into a mosaic (semi/mosaics)
 
 
+def _check_choices(**chosen: str) -> None:
+    """Raise a ValueError naming the option whose value is not one of its choices."""
+    choices = {"empty_unlabeled": EMPTY_UNLABELED, "pseudo_targets": PSEUDO_TARGETS, "cut_objects": CUT_OBJECTS}
+    for name, value in chosen.items():
+        if value not in choices[name]:
+            raise ValueError(f"{name} must be one of {choices[name]}, got {value!r}")
+
+
 class MeanTeacher:
     """Teacher EMA + pseudo-labeler + strong view.
 
@@ -123,10 +131,7 @@ class MeanTeacher:
         relabel_every: int = 1,
         oracle: bool = False,
     ) -> None:
-        if empty_unlabeled not in EMPTY_UNLABELED:
-            raise ValueError(f"empty_unlabeled must be one of {EMPTY_UNLABELED}, got {empty_unlabeled!r}")
-        if pseudo_targets not in PSEUDO_TARGETS:
-            raise ValueError(f"pseudo_targets must be one of {PSEUDO_TARGETS}, got {pseudo_targets!r}")
+        _check_choices(empty_unlabeled=empty_unlabeled, pseudo_targets=pseudo_targets, cut_objects=cut_objects)
         augment = augment or StrongAugment()
         conflict = dense_geometry_conflict(
             pseudo_targets,
@@ -144,8 +149,6 @@ class MeanTeacher:
         self.oracle = oracle
         if mosaic:
             labeler.filters.count(MOSAICS, 0)
-        if cut_objects not in CUT_OBJECTS:
-            raise ValueError(f"cut_objects must be one of {CUT_OBJECTS}, got {cut_objects!r}")
         self.cut_objects = cut_objects
         conflict = agreement_conflict(agreement, labeler.mirror, pseudo_targets, bool(labeler.more_scales))
         if conflict:
