@@ -44,7 +44,7 @@ from .pseudo import (
 from .pseudo.augment import CUT_OBJECTS, TEACHER_VIEWS
 from .schedules import SCHEDULES
 from .semi_groups import OFFLINE_INPUT, SEMI_GROUPS, SEMI_PATHS, flat_dotted_keys, flatten_groups
-from .teacher import EMPTY_UNLABELED, MIXUP_PARTNERS, VIEW_FUSION
+from .teacher import EMPTY_UNLABELED, MIXUP_PARTNERS, ORACLE_BOXES, VIEW_FUSION
 
 MODES = ("supervised", "online", "offline")  # semi.mode: labeled data only, a mean teacher, stored pseudo-labels
 REPORT_WEIGHTS = ("best", "last")  # semi.report_weights: the weights summary.json reports
@@ -299,12 +299,14 @@ class SemiConfig(_Strict):
         "detections are kept in between (the filters, tiers and strong view still run on every visit): a teacher "
         "with several views costs 1/n of its forwards; 1: every visit; needs the letterbox unlabeled_view",
     )
-    oracle_pseudo_labels: bool = Field(
+    oracle_pseudo_labels: bool | Literal[ORACLE_BOXES] = Field(  # type: ignore[valid-type]
         False,
-        description="a benchmark's diagnostic, not a method: the unlabeled images' hidden labels (the label files a "
-        "benchmark split keeps beside them) replace the teacher's pseudo-labels, every one reliable and regressed, "
-        "through the same strong view, mixing and loss: what this recipe reaches with perfect pseudo-labels; an "
-        "image without a label file counts as having no objects",
+        description="a benchmark's diagnostic, not a method: true: the unlabeled images' hidden labels (the label "
+        "files a benchmark split keeps beside them) replace the teacher's pseudo-labels, every one reliable and "
+        "regressed, through the same strong view, mixing and loss: what this recipe reaches with perfect "
+        "pseudo-labels; an image without a label file counts as having no objects. boxes: the teacher's "
+        "pseudo-labels, each box replaced by the hidden box it overlaps most at IoU 0.5 or more: what exact box "
+        "extents alone add (which objects are found stays the teacher's)",
     )
     dsat_holdout: float = Field(
         0.1,

@@ -92,7 +92,7 @@ def dense_geometry_conflict(
     teacher_scale: float = 1.0,
     teacher_fusion: str = "anchor",
     relabel_every: int = 1,
-    oracle_pseudo_labels: bool = False,
+    oracle_pseudo_labels: bool | str = False,
     multi_scale: float = 0.0,
     view_moves_boxes: bool = False,
 ) -> str | None:
@@ -109,7 +109,12 @@ def dense_geometry_conflict(
         ("teacher_scale", teacher_scale, teacher_scale != 1, "the teacher must see the student's size (scale 1)"),
         ("teacher_fusion", teacher_fusion, teacher_fusion != "anchor", "they need anchors: set teacher_fusion anchor"),
         ("relabel_every", relabel_every, relabel_every != 1, "they are the teacher's output of the step: set 1"),
-        ("oracle_pseudo_labels", oracle_pseudo_labels, oracle_pseudo_labels, "hidden labels are boxes: set false"),
+        (
+            "oracle_pseudo_labels",
+            oracle_pseudo_labels,
+            bool(oracle_pseudo_labels),
+            "hidden labels are boxes: set false",
+        ),
         ("train.multi_scale", multi_scale, bool(multi_scale), "both views need one size: set train.multi_scale to 0"),
         ("strong view", "flip, scale or shift", view_moves_boxes, "they need a strong view that keeps the geometry"),
     )

@@ -4,13 +4,14 @@ student trains on."""
 from .audit import PseudoLabelAudit
 from .ema import TeacherEMA
 from .labeler import VIEW_FUSION, TeacherPseudoLabeler
-from .mean_teacher import EMPTY_UNLABELED, MeanTeacher
+from .mean_teacher import EMPTY_UNLABELED, ORACLE_BOXES, MeanTeacher
 from .mixup import MIXUP_PARTNERS, draw_partners, mix_labeled, mix_pseudo_labeled
 from .mosaic import MosaicCache, mosaic_rows
 
 __all__ = [
     "EMPTY_UNLABELED",
     "MIXUP_PARTNERS",
+    "ORACLE_BOXES",
     "VIEW_FUSION",
     "MeanTeacher",
     "MosaicCache",

@@ -43,6 +43,7 @@ from .mixup import check_mixup, draw_blend_partners, mix_pseudo_labeled
 from .mosaic import MosaicCache, check_mosaic, mosaic_rows
 from .view_targets import (
     cut_regions,
+    exact_boxes,
     joined_tiers,
     perfect_labels,
     targets_in_view,
@@ -53,6 +54,8 @@ from .view_targets import (
 EMPTY_UNLABELED = ("background", "skip")  # an image left without pseudo-labels: all background, or left out
 AGREEMENT_DEMOTED = "agreement_demoted"  # the count of reliable pseudo-labels a view missed (semi/agreement_demoted)
 MIXUP_REFUSED = "mixup_refused"  # the count of drawn mixup partners mixup_max_overlap refused (semi/mixup_refused)
+ORACLE_BOXES = "boxes"  # the oracle that corrects the teacher's boxes only
+ORACLES = (False, True, ORACLE_BOXES)
 MOSAICS = "mosaics"  # the count of pseudo-labeled images made into a mosaic (semi/mosaics)
 
 
@@ -104,9 +107,11 @@ class MeanTeacher:
         relabel_every: the teacher labels an unlabeled image on its first visit and every ``relabel_every``-th
             after, and its detections are served from :class:`~.label_store.LabelStore` in between (when
             :meth:`extend` is given the images' keys); 1: every visit. The weak view must not change between visits.
-        oracle: a benchmark's diagnostic: :meth:`extend` takes the unlabeled images' hidden labels as the
-            pseudo-labels, every one reliable and regressed, in place of the teacher's (the rest of the recipe as
-            configured): what the recipe reaches with perfect pseudo-labels.
+        oracle: a benchmark's diagnostic: with ``True``, :meth:`extend` takes the unlabeled images' hidden labels
+            as the pseudo-labels, every one reliable and regressed, in place of the teacher's (the rest of the recipe
+            as configured): what the recipe reaches with perfect pseudo-labels. With ``"boxes"``, the teacher's
+            pseudo-labels with their boxes replaced by the hidden ones they match (:func:`~.view_targets.exact_boxes`):
+            what exact extents alone add.
     """
 
     def __init__(
@@ -129,7 +134,7 @@ class MeanTeacher:
         mosaic: float = 0.0,
         mosaic_cache: int = 32,
         relabel_every: int = 1,
-        oracle: bool = False,
+        oracle: bool | str = False,
     ) -> None:
         _check_choices(empty_unlabeled=empty_unlabeled, pseudo_targets=pseudo_targets, cut_objects=cut_objects)
         augment = augment or StrongAugment()
@@ -146,6 +151,8 @@ class MeanTeacher:
         check_mosaic(mosaic, mosaic_cache)
         self.mosaic, self.mosaic_cache = mosaic, MosaicCache(mosaic_cache)
         self.store = LabelStore(relabel_every)
+        if oracle not in ORACLES:
+            raise ValueError(f"oracle must be one of {ORACLES}, got {oracle!r}")
         self.oracle = oracle
         if mosaic:
             labeler.filters.count(MOSAICS, 0)
@@ -273,7 +280,9 @@ class MeanTeacher:
             raise ValueError("oracle pseudo-labels need the images' hidden labels, on the batched path")
         if not batched:
             return self._extend_per_image(batch, weak, keys)
-        dets, tiers = perfect_labels(hidden) if self.oracle else self.label_batched(weak, keys=keys)
+        dets, tiers = perfect_labels(hidden) if self.oracle is True else self.label_batched(weak, keys=keys)
+        if self.oracle == ORACLE_BOXES:
+            dets = exact_boxes(dets, hidden)
         view = self.augment.view_batched(weak, dets.boxes, dets.image, self.generator)
         self._clock("strong view")
         reliable = dets.select(tiers.reliable).split()
