@@ -172,6 +172,7 @@ def test_audit_precision_recall_by_hand():
     # image 1: 1 of 2 pseudo-labels matches (precision 1/2), 1 of 2 objects found (recall 1/2); image 2 has no
     # label file and only counts towards pseudo-labels per image: 2 labels / 2 images; confidence (0.9+0.6)/2
     assert m["semi/pl_precision"] == 0.5 and m["semi/pl_recall"] == 0.5
+    assert m["semi/pl_iou"] == pytest.approx(1.0)  # the one match is the object's own box
     assert m["semi/pseudo_per_image"] == 1.0 and m["semi/teacher_conf"] == pytest.approx(0.75)
     audit.reset()
     assert math.isnan(audit.metrics()["semi/pl_recall"])
@@ -201,3 +202,18 @@ def test_labeled_part_undoes_append_pseudo_labeled():
     assert part["target_weight"].tolist() == [1.0, 1.0]
     assert "num_labeled" not in part and "ignore_idx" not in part
     assert labeled_part(batch) is batch  # a batch nothing was appended to
+
+
+def test_audit_iou_is_the_mean_over_the_true_pseudo_labels():
+    audit = PseudoLabelAudit()
+    dets = Detections(
+        torch.tensor([[1.0, 1.0, 11.0, 11.0], [20.0, 20.0, 30.0, 30.0], [40.0, 40.0, 44.0, 44.0]]),
+        torch.tensor([0.9, 0.8, 0.7]),
+        torch.tensor([0, 0, 0]),
+    )
+    # object 0 (0, 0, 10, 10) against (1, 1, 11, 11): 81 / 119; object 1 (20, 20, 30, 35) against (20, 20, 30, 30):
+    # 100 / 150; the third pseudo-label matches nothing and does not count
+    hidden = torch.tensor([[0.0, 0.0, 0.0, 10.0, 10.0], [0.0, 20.0, 20.0, 30.0, 35.0]])
+    audit.observe([dets], [hidden])
+    assert audit.metrics()["semi/pl_iou"] == pytest.approx((81 / 119 + 100 / 150) / 2)
+    assert math.isnan(PseudoLabelAudit().metrics()["semi/pl_iou"])

@@ -121,6 +121,7 @@ PROTOCOL_COLUMNS = (
     ("f1_conf", "bg_fp/f1_conf"),
     ("pl_precision", "semi/pl_precision"),
     ("pl_recall", "semi/pl_recall"),
+    ("pl_iou", "semi/pl_iou"),
     ("minutes", "minutes"),
 )
 ARM_METRICS = (
@@ -130,6 +131,7 @@ ARM_METRICS = (
     ("bg FP / image", "bg_fp/background_fp_per_image"),
     ("bg FP / image at F1 peak", "bg_fp/background_fp_per_image_at_f1"),
     ("PL recall", "semi/pl_recall"),
+    ("PL IoU", "semi/pl_iou"),
     ("update norm", "update_norm"),
 )
 

@@ -181,6 +181,7 @@ def _train_run(
         "bg_mode": run_cfg["semi"].get("bg_mode", "max"),
         "semi/pl_precision": float(last.get("semi/pl_precision", "nan") or "nan"),
         "semi/pl_recall": float(last.get("semi/pl_recall", "nan") or "nan"),
+        "semi/pl_iou": float(last.get("semi/pl_iou", "nan") or "nan"),
         "minutes": (time.time() - start) / 60,
         "config_fingerprint": fingerprint,
         **(facts or {}),

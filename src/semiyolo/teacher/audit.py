@@ -1,5 +1,6 @@
 """What the teacher taught in an epoch: pseudo-labels per image, their confidence and, where the unlabeled
-images have hidden labels (a benchmark split), their precision and recall. Observes; never reaches a loss."""
+images have hidden labels (a benchmark split), their precision, recall and how well the found ones are placed (the
+mean IoU of each true pseudo-label with its object). Observes; never reaches a loss."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from ..metrics import match_detections
+from ..metrics import match_pairs
 from ..pseudo import Detections
 
 
@@ -30,10 +31,15 @@ class PseudoLabelAudit:
             c["pseudo_labels"] += len(dets)
             c["confidence_sum"] += float(dets.scores.sum())
             if truth.numel():
-                tp = match_detections(
-                    dets.boxes.cpu(), dets.scores.cpu(), dets.classes.cpu(), truth[:, 1:], truth[:, 0].long()
+                matched, iou = match_pairs(
+                    dets.boxes.cpu(),
+                    dets.scores.cpu(),
+                    dets.classes.cpu(),
+                    truth[:, 1:].cpu(),
+                    truth[:, 0].long().cpu(),
                 )
-                c["hidden_tp"] += int(tp.sum())
+                c["hidden_tp"] += int((matched >= 0).sum())
+                c["hidden_iou_sum"] += float(iou.sum())
                 c["hidden_pl"] += len(dets)
                 c["hidden_gt"] += truth.shape[0]
 
@@ -44,4 +50,5 @@ class PseudoLabelAudit:
             "semi/teacher_conf": c["confidence_sum"] / max(c["pseudo_labels"], 1),
             "semi/pl_precision": c["hidden_tp"] / c["hidden_pl"] if c["hidden_pl"] else float("nan"),
             "semi/pl_recall": c["hidden_tp"] / c["hidden_gt"] if c["hidden_gt"] else float("nan"),
+            "semi/pl_iou": c["hidden_iou_sum"] / c["hidden_tp"] if c["hidden_tp"] else float("nan"),
         }
