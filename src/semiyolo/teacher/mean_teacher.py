@@ -59,9 +59,14 @@ ORACLES = (False, True, ORACLE_BOXES)
 MOSAICS = "mosaics"  # the count of pseudo-labeled images made into a mosaic (semi/mosaics)
 
 
-def _check_choices(**chosen: str) -> None:
+def _check_choices(**chosen: str | bool) -> None:
     """Raise a ValueError naming the option whose value is not one of its choices."""
-    choices = {"empty_unlabeled": EMPTY_UNLABELED, "pseudo_targets": PSEUDO_TARGETS, "cut_objects": CUT_OBJECTS}
+    choices = {
+        "empty_unlabeled": EMPTY_UNLABELED,
+        "pseudo_targets": PSEUDO_TARGETS,
+        "cut_objects": CUT_OBJECTS,
+        "oracle": ORACLES,
+    }
     for name, value in chosen.items():
         if value not in choices[name]:
             raise ValueError(f"{name} must be one of {choices[name]}, got {value!r}")
@@ -136,7 +141,9 @@ class MeanTeacher:
         relabel_every: int = 1,
         oracle: bool | str = False,
     ) -> None:
-        _check_choices(empty_unlabeled=empty_unlabeled, pseudo_targets=pseudo_targets, cut_objects=cut_objects)
+        _check_choices(
+            empty_unlabeled=empty_unlabeled, pseudo_targets=pseudo_targets, cut_objects=cut_objects, oracle=oracle
+        )
         augment = augment or StrongAugment()
         conflict = dense_geometry_conflict(
             pseudo_targets,
@@ -151,8 +158,6 @@ class MeanTeacher:
         check_mosaic(mosaic, mosaic_cache)
         self.mosaic, self.mosaic_cache = mosaic, MosaicCache(mosaic_cache)
         self.store = LabelStore(relabel_every)
-        if oracle not in ORACLES:
-            raise ValueError(f"oracle must be one of {ORACLES}, got {oracle!r}")
         self.oracle = oracle
         if mosaic:
             labeler.filters.count(MOSAICS, 0)

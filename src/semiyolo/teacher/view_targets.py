@@ -89,8 +89,9 @@ def perfect_labels(hidden: list[Tensor]) -> tuple[BatchedDetections, Tiers]:
 def exact_boxes(dets: BatchedDetections, hidden: list[Tensor], min_iou: float = 0.5) -> BatchedDetections:
     """The teacher's detections with each box replaced by the hidden box of its image that it overlaps most, where
     that IoU is ``min_iou`` or more (the oracle's ``boxes`` diagnostic: what exact extents alone add). Which objects
-    are found, their classes and scores stay the teacher's. ``hidden[i]: Tensor[n, 5]`` (class, x1, y1, x2, y2
-    pixels of image ``i``'s weak view); boxes xyxy."""
+    are found, their classes and scores stay the teacher's: the match ignores class, and two detections on one
+    object both take its box, as their targets both train today. ``hidden[i]: Tensor[n, 5]`` (class, x1, y1, x2,
+    y2 pixels of image ``i``'s weak view); boxes xyxy."""
     counts = torch.tensor([h.shape[0] for h in hidden], dtype=torch.long)
     if len(dets) == 0 or int(counts.sum()) == 0:
         return dets
