@@ -87,6 +87,45 @@ def test_an_arm_whose_augmentation_control_did_not_run_is_not_eligible():
     assert choice["chosen"] == "online default"
 
 
+def _degenerate_set(arm_values, mix_values):
+    """Two splits x two seeds whose baseline runs 0.49 and 0.53 (sample standard deviation over the four:
+    sqrt(4 x 0.02^2 / 3) = 0.0231) and whose ceiling is 0.532 on both splits: a gap of 0.532 - 0.51 = +0.022 per
+    split, within the spread."""
+    rows = _set(arm_values, mix_values, [0.48] * 4, baseline=(0.49, 0.53, 0.49, 0.53))
+    return [{**r, MAP: 0.532} if r["kind"] == "fully_labeled" else r for r in rows]
+
+
+def test_a_set_whose_gap_is_within_the_spread_gates_but_does_not_rank():
+    # set a (gap 0.10, real): default closes 10 %, mix 30 %.
+    # set n (gap +0.022 < spread 0.0231): default gains +0.02 on each pair, mix nothing (0 %). Per pair the default
+    # closes 0.02 / (0.532 - 0.49) = 48 % and 0.02 / (0.532 - 0.53) = 1000 %: a mean of 524 %, a share of noise.
+    # Ranked on both sets, mix's worst would be 0 % and default (worst 10 %) would win; n's gap is noise, so a alone
+    # ranks and mix (30 % against 10 %) is chosen; n still gates (neither harms it).
+    a = _set([0.51] * 4, [0.53] * 4, [0.52] * 4)
+    n = _degenerate_set([0.51, 0.55, 0.51, 0.55], [0.49, 0.53, 0.49, 0.53])
+    choice = choose_default({"a": a, "n": n})
+    assert choice["gaps"]["n"] == (pytest.approx(0.022), pytest.approx(0.02309, abs=1e-5))
+    default, mix = choice["candidates"]["online default"], choice["candidates"]["online mix"]
+    assert default["n"]["gap closed"][0] == pytest.approx(5.238, abs=1e-3) and not default["n"]["ranks"]
+    assert mix["n"]["gap closed"][0] == pytest.approx(0.0) and mix["eligible"] and default["eligible"]
+    assert default["worst"] == pytest.approx(0.10) and default["mean"] == pytest.approx(0.10)  # a alone ranks
+    assert mix["worst"] == pytest.approx(0.30) and mix["ranked by"] == "gap closed"
+    assert choice["chosen"] == "online mix"
+    md = default_choice_markdown(choice)
+    assert "(gap within spread; gain +0.020)" in md
+    assert "n: +0.022 against a spread of 0.023 (gates only)" in md
+
+
+def test_with_no_set_that_ranks_the_arms_are_ranked_by_their_worst_set_gain():
+    # both sets degenerate: default gains +0.02 on each, mix +0.002 on each: default is chosen
+    n = _degenerate_set([0.51, 0.55, 0.51, 0.55], [0.492, 0.532, 0.492, 0.532])
+    choice = choose_default({"n": n, "m": n})
+    default = choice["candidates"]["online default"]
+    assert default["ranked by"] == "gain" and default["worst"] == pytest.approx(0.02)
+    assert choice["chosen"] == "online default"
+    assert "| gain +0.020 |" in default_choice_markdown(choice)
+
+
 def test_harm_is_measured_against_the_baselines_spread():
     baseline = [_row("supervised_continued", "b", s, seed, v) for s, seed, v in [(0, 0, 0.50), (0, 1, 0.54)]]
     # the baseline's runs 0.50 and 0.54: standard deviation 0.0283; the arm's mean difference -0.02 is within it

@@ -12,8 +12,13 @@ The rule, fixed before any test figure is read:
    baseline counts as harm), and, where it adds an augmentation, it beats that augmentation on labeled images alone
    (``supervised_continued_aug_<variant>``) on every set: a positive mean paired difference (a control that did not
    run is not beaten).
-3. Of the eligible arms, the default is the one with the highest **worst-set** mean gap closed on validation (ties:
-   the higher mean over sets). With none eligible, no arm is chosen and the defaults stay.
+3. A set **ranks** arms only where its gap is real: its ceiling's mean mAP50-95 on validation (the mean over label
+   splits of each split's ceiling minus the baseline's mean there) exceeds the baseline's spread. Where the labels
+   a set lacks are worth less than the noise between runs, gap closed divides by noise: such a set still gates
+   (rule 2) but does not rank.
+4. Of the eligible arms, the default is the one with the highest **worst-set** mean gap closed on validation over
+   the sets that rank (ties: the higher mean over them); with no set that ranks, the highest worst-set mean gain in
+   mAP50-95 over the baseline. With none eligible, no arm is chosen and the defaults stay.
 
 Only then are the chosen arm's figures read on the **test** images, against each set's validation-chosen baseline.
 """
@@ -31,7 +36,7 @@ from .arms import CONTINUED_AUG, ONLINE
 from .control_report import paired_differences
 from .held_out import TEST, TEST_METRICS, VAL, GainIntervals, rows_by_split
 from .protocol import augmentation_control
-from .report import best_baseline, summarize_arms
+from .report import best_baseline, ceiling_runs_by_split, summarize_arms
 from .rows import MAP, arm_name, mean_std, number, pair
 from .runs import ROW_FILE
 
@@ -79,12 +84,30 @@ def _by_arm(rows: Sequence[dict]) -> dict[str, list[dict]]:
     return arms
 
 
-def set_candidates(rows: Sequence[dict]) -> tuple[str | None, dict[str, dict[str, Any]]]:
-    """On one set's validation rows: the baseline, and per online arm its gap closed ``(mean, std)`` and harmful
-    splits."""
+def labels_gap(val: Sequence[dict], baseline: Sequence[dict]) -> tuple[float, float]:
+    """``(gap, spread)`` of one set on validation: the mean over label splits of the split's mean ceiling
+    (:func:`~.report.ceiling_runs_by_split`) minus the baseline's mean there, and the standard deviation of the
+    baseline's mAP50-95 over its splits and seeds. ``gap > spread`` is a gap an arm's share of can be ranked by."""
+    by_split: dict[Any, list[float]] = {}
+    for row in baseline:
+        by_split.setdefault(row.get("label_split"), []).append(number(row.get(MAP)))
+    ceilings = ceiling_runs_by_split(val)
+    gaps = [
+        statistics.fmean(ceilings[split]) - statistics.fmean(values)
+        for split, values in by_split.items()
+        if ceilings.get(split)
+    ]
+    return _mean(gaps), mean_std([number(r.get(MAP)) for r in baseline])[1]
+
+
+def set_candidates(rows: Sequence[dict]) -> tuple[str | None, dict[str, dict[str, Any]], tuple[float, float]]:
+    """On one set's validation rows: the baseline; per online arm its gap closed ``(mean, std)``, mean gain over
+    the baseline, harmful splits, difference from its augmentation-only control and whether the set's gap is real;
+    and the set's ``(gap, spread)`` (:func:`labels_gap`)."""
     val = [r for r in rows if r.get("eval_split", VAL) == VAL]
     arms = _by_arm(val)
     baseline = best_baseline(arms)
+    gap, spread = labels_gap(val, arms.get(baseline, []))
     found = {}
     for entry in summarize_arms(val, baseline):
         if entry["kind"] != ONLINE or any(r.get("semi", {}).get("oracle_pseudo_labels") for r in arms[entry["arm"]]):
@@ -97,25 +120,33 @@ def set_candidates(rows: Sequence[dict]) -> tuple[str | None, dict[str, dict[str
         over_control = _mean(paired_differences(members, control)) if control and adds else None
         if adds and control is None:
             over_control = math.nan  # its augmentation-only control did not run: it cannot be shown to beat it
-        found[entry["arm"]] = {"gap closed": entry["gap closed"], "harm": harm, "over control": over_control}
-    return baseline, found
+        found[entry["arm"]] = {
+            "gap closed": entry["gap closed"],
+            "gain": _mean(paired_differences(members, arms.get(baseline, []))),
+            "harm": harm,
+            "over control": over_control,
+            "ranks": gap > spread,
+        }
+    return baseline, found, (gap, spread)
 
 
 def choose_default(sets: Mapping[str, Sequence[dict]], folders: Mapping[str, Path] | None = None) -> dict[str, Any]:
     """The rule of this module over ``sets`` (set name -> its rows, :func:`rows_under`): ``{"baselines": set ->
-    baseline, "candidates": arm -> {set -> figures, "eligible", "worst", "mean"}, "chosen": arm or None,
-    "test": set -> the chosen arm's test entry (:func:`~.report.summarize_arms`) or None}``. ``folders``: each set's
-    ablation folder, for the test gains' bootstrap intervals (:class:`~.held_out.GainIntervals`)."""
+    baseline, "gaps": set -> (gap, spread), "candidates": arm -> {set -> figures, "eligible", "worst", "mean",
+    "ranked by"}, "chosen": arm or None, "test": set -> the chosen arm's test entry (:func:`~.report.summarize_arms`)
+    or None}``. ``folders``: each set's ablation folder, for the test gains' bootstrap intervals
+    (:class:`~.held_out.GainIntervals`)."""
     per_set = {name: set_candidates(rows) for name, rows in sets.items()}
-    arms_seen = dict.fromkeys(arm for _, found in per_set.values() for arm in found)
+    arms_seen = dict.fromkeys(arm for _, found, _ in per_set.values() for arm in found)
     candidates: dict[str, dict[str, Any]] = {}
     for arm in arms_seen:
-        figures = {name: found.get(arm) for name, (_, found) in per_set.items()}
-        gaps = [f["gap closed"][0] for f in figures.values() if f is not None]
-        everywhere = all(f is not None for f in figures.values()) and not any(math.isnan(g) for g in gaps)
-        harmless = everywhere and not any(f["harm"] or _below_control(f["over control"]) for f in figures.values())
-        worst, mean = (min(gaps), statistics.fmean(gaps)) if everywhere else (math.nan, math.nan)
-        candidates[arm] = {**figures, "eligible": harmless, "worst": worst, "mean": mean}
+        figures = {name: found.get(arm) for name, (_, found, _) in per_set.items()}
+        everywhere = all(f is not None for f in figures.values())
+        worst, mean, ranked_by = _rank(figures) if everywhere else (math.nan, math.nan, None)
+        harmless = not math.isnan(worst) and not any(
+            f["harm"] or _below_control(f["over control"]) for f in figures.values()
+        )
+        candidates[arm] = {**figures, "eligible": harmless, "worst": worst, "mean": mean, "ranked by": ranked_by}
     eligible = [arm for arm, c in candidates.items() if c["eligible"]]
     chosen = max(eligible, key=lambda arm: (candidates[arm]["worst"], candidates[arm]["mean"])) if eligible else None
     folders = folders or {}
@@ -124,8 +155,20 @@ def choose_default(sets: Mapping[str, Sequence[dict]], folders: Mapping[str, Pat
         if chosen
         else {}
     )
-    baselines = {name: baseline for name, (baseline, _) in per_set.items()}
-    return {"baselines": baselines, "candidates": candidates, "chosen": chosen, "test": test}
+    baselines = {name: baseline for name, (baseline, _, _) in per_set.items()}
+    gaps = {name: gap for name, (_, _, gap) in per_set.items()}
+    return {"baselines": baselines, "gaps": gaps, "candidates": candidates, "chosen": chosen, "test": test}
+
+
+def _rank(figures: Mapping[str, dict[str, Any]]) -> tuple[float, float, str | None]:
+    """``(worst, mean, what)`` an arm is ranked by: gap closed over the sets whose gap is real, else the gain in
+    mAP50-95 over every set; NaN where one is missing (a set with no pair with the baseline)."""
+    ranking = [f["gap closed"][0] for f in figures.values() if f["ranks"]]
+    what = "gap closed" if ranking else "gain"
+    values = ranking or [f["gain"] for f in figures.values()]
+    if not values or any(math.isnan(v) for v in values):
+        return math.nan, math.nan, what
+    return min(values), statistics.fmean(values), what
 
 
 def _below_control(over_control: float | None) -> bool:
@@ -149,18 +192,22 @@ def _pm(pair_: tuple[float, float], scale: float = 1.0, unit: str = "") -> str:
 def default_choice_markdown(choice: dict[str, Any]) -> str:
     """The table that chose (validation), then the chosen arm on test."""
     sets = list(choice["baselines"])
-    head = ["arm", *(f"{s}: gap closed (val)" for s in sets), "worst set", "harm (split: mean difference)"]
+    head = ["arm", *(f"{s}: gap closed (val)" for s in sets), "worst ranking set", "harm (split: mean difference)"]
     head += ["over its augmentation alone (val)", "eligible"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for arm, c in sorted(choice["candidates"].items(), key=lambda kv: -_sortable(kv[1]["worst"])):
-        cells = [_pm(c[s]["gap closed"], 100, " %") if c.get(s) else "not run" for s in sets]
+        cells = [_set_cell(c.get(s)) for s in sets]
         harm = "; ".join(f"{s} split {k}: {d:+.3f}" for s in sets if c.get(s) for k, d in c[s]["harm"]) or "none"
-        worst = "-" if math.isnan(c["worst"]) else f"{100 * c['worst']:.0f} %"
+        worst = "-" if math.isnan(c["worst"]) else _worst_cell(c["worst"], c["ranked by"])
         controls = [f"{s}: {c[s]['over control']:+.3f}" for s in sets if c.get(s) and c[s]["over control"] is not None]
         mark = "**chosen**" if arm == choice["chosen"] else ("yes" if c["eligible"] else "no")
         lines.append("| " + " | ".join([arm, *cells, worst, harm, "; ".join(controls) or "-", mark]) + " |")
     baselines = ", ".join(f"{s}: {b}" for s, b in choice["baselines"].items())
-    text = [*lines, "", f"Baselines, chosen on validation: {baselines}.", ""]
+    gaps = "; ".join(
+        f"{s}: {gap:+.3f} against a spread of {spread:.3f} ({'ranks' if gap > spread else 'gates only'})"
+        for s, (gap, spread) in choice["gaps"].items()
+    )
+    text = [*lines, "", f"Baselines, chosen on validation: {baselines}.", f"The labels' gap (val): {gaps}.", ""]
     if choice["chosen"] is None:
         return "\n".join([*text, "No arm is eligible: the defaults stay as they are.", ""])
     text += [
@@ -180,6 +227,17 @@ def default_choice_markdown(choice: dict[str, Any]) -> str:
             f"{_pm(entry['gap closed'], 100, ' %')} |"
         )
     return "\n".join([*text, ""])
+
+
+def _set_cell(figures: dict[str, Any] | None) -> str:
+    if figures is None:
+        return "not run"
+    closed = _pm(figures["gap closed"], 100, " %")
+    return closed if figures["ranks"] else f"{closed} (gap within spread; gain {figures['gain']:+.3f})"
+
+
+def _worst_cell(worst: float, ranked_by: str | None) -> str:
+    return f"{100 * worst:.0f} %" if ranked_by == "gap closed" else f"gain {worst:+.3f}"
 
 
 def _sortable(value: float) -> float:
