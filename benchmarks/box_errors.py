@@ -3,12 +3,13 @@ or rounding fault would shift every box the same way) or scatter (what a better 
 
     python benchmarks/box_errors.py WEIGHTS IMAGES [IMAGES ...] [--imgsz 160] [--conf 0.5] [--limit 300]
 
-Each IMAGES is a folder of images under an Ultralytics ``images`` folder, its labels where Ultralytics looks (the last
-``/images/`` becomes ``/labels/``), e.g. an ablation split's ``unlabeled/images`` with its hidden labels. Predictions come from Ultralytics' own predictor (its
-letterbox and its scaling back), kept above ``--conf`` (the default filter chain's score), each matched to the
-labelled box it overlaps most at IoU >= 0.5, class ignored (as ``semi/pl_iou`` and ``exact_boxes`` do). Prints, in
-pixels of the original image: the matched boxes' mean IoU, each edge's mean signed offset (x1, y1, x2, y2;
-prediction minus label) and mean absolute offset, and the mean width and height error.
+Each IMAGES is a folder of images under an Ultralytics ``images`` folder, its labels where Ultralytics looks (the
+last ``/images/`` becomes ``/labels/``), e.g. an ablation split's ``unlabeled/images`` with its hidden labels.
+Predictions come from Ultralytics' own predictor (its letterbox and its scaling back), kept above ``--conf`` (the
+default filter chain's score), each matched to the labelled box it overlaps most at IoU >= 0.5, class ignored (as
+``semi/pl_iou`` and ``exact_boxes`` do). Prints, in pixels of the original image: the matched boxes' mean IoU, each
+edge's mean signed offset (x1, y1, x2, y2; prediction minus label) and mean absolute offset, and the mean width and
+height error.
 """
 
 from __future__ import annotations
