@@ -87,7 +87,8 @@ def _by_arm(rows: Sequence[dict]) -> dict[str, list[dict]]:
 def labels_gap(val: Sequence[dict], baseline: Sequence[dict]) -> tuple[float, float]:
     """``(gap, spread)`` of one set on validation: the mean over label splits of the split's mean ceiling
     (:func:`~.report.ceiling_runs_by_split`) minus the baseline's mean there, and the standard deviation of the
-    baseline's mAP50-95 over its splits and seeds. ``gap > spread`` is a gap an arm's share of can be ranked by."""
+    baseline's mAP50-95 over its splits and seeds. ``gap > spread`` is a gap an arm's share of can be ranked by; a
+    set without a ceiling run has a NaN gap, and gates only."""
     by_split: dict[Any, list[float]] = {}
     for row in baseline:
         by_split.setdefault(row.get("label_split"), []).append(number(row.get(MAP)))
