@@ -6,8 +6,9 @@ or rounding fault would shift every box the same way) or scatter (what a better 
 Each IMAGES is a folder of images under an Ultralytics ``images`` folder, its labels where Ultralytics looks (the
 last ``/images/`` becomes ``/labels/``), e.g. an ablation split's ``unlabeled/images`` with its hidden labels.
 Predictions come from Ultralytics' own predictor (its letterbox and its scaling back), kept above ``--conf`` (the
-default filter chain's score), each matched to the labelled box it overlaps most at IoU >= 0.5, class ignored (as
-``semi/pl_iou`` and ``exact_boxes`` do). Prints, in pixels of the original image: the matched boxes' mean IoU, each
+default filter chain's score), each matched to the labelled box it overlaps most at IoU >= 0.5, class ignored and a
+label free to match twice (as ``exact_boxes`` does; ``semi/pl_iou`` matches one to one by score within a class, so
+its figures are close but not the same). Prints, in pixels of the original image: the matched boxes' mean IoU, each
 edge's mean signed offset (x1, y1, x2, y2; prediction minus label) and mean absolute offset, and the mean width and
 height error.
 """
@@ -27,7 +28,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 def labelled_boxes(image: Path, width: int, height: int) -> torch.Tensor:
     """``Tensor[N, 4]`` xyxy pixels of an image's YOLO label file (none: an empty tensor)."""
     parts = list(image.with_suffix(".txt").parts)
-    at = len(parts) - 1 - parts[::-1].index("images")  # Ultralytics' rule: the last /images/ becomes /labels/
+    if "images" not in parts[:-1]:
+        raise SystemExit(f"{image}: expected an image under an 'images' folder, beside its 'labels' folder")
+    at = len(parts) - 2 - parts[-2::-1].index("images")  # Ultralytics' rule: the last /images/ becomes /labels/
     label = Path(*parts[:at], "labels", *parts[at + 1 :])
     rows = [line.split() for line in label.read_text().splitlines() if line.strip()] if label.is_file() else []
     if not rows:
@@ -67,9 +70,9 @@ def main() -> None:
             found = matched_offsets(result.boxes.xyxy.float().cpu(), labelled_boxes(image, width, height))
             ious.append(found[0])
             offsets.append(found[1])
+    if not ious or sum(len(i) for i in ious) == 0:
+        raise SystemExit("no prediction matched a labelled box at IoU >= 0.5 (or no image in the folders)")
     iou, offset = torch.cat(ious), torch.cat(offsets)
-    if len(iou) == 0:
-        raise SystemExit("no prediction matched a labelled box at IoU >= 0.5")
     sizes = offset[:, 2:] - offset[:, :2]
     print(f"{args.weights}: {len(iou)} matched boxes, mean IoU {iou.mean():.4f}")
     print("edge offset, px (x1 y1 x2 y2): mean " + " ".join(f"{v:+.3f}" for v in offset.mean(0).tolist()))

@@ -117,13 +117,30 @@ def test_a_set_whose_gap_is_within_the_spread_gates_but_does_not_rank():
 
 
 def test_with_no_set_that_ranks_the_arms_are_ranked_by_their_worst_set_gain():
-    # both sets degenerate: default gains +0.02 on each, mix +0.002 on each: default is chosen
-    n = _degenerate_set([0.51, 0.55, 0.51, 0.55], [0.492, 0.532, 0.492, 0.532])
+    # both sets degenerate (the pairs' gaps: 0.532 - 0.49 = 0.042 and 0.532 - 0.53 = 0.002). The default gains +0.012
+    # only on the 0.53 pairs: mean gain +0.006, gap closed (0 + 0.012 / 0.002) / 2 = 300 %. Mix gains +0.016 only
+    # on the 0.49 pairs: mean gain +0.008, gap closed (0.016 / 0.042 + 0) / 2 = 19 %. Gap closed would choose the
+    # default; the gain, which ranks here, chooses mix.
+    n = _degenerate_set([0.49, 0.542, 0.49, 0.542], [0.506, 0.53, 0.506, 0.53])
     choice = choose_default({"n": n, "m": n})
-    default = choice["candidates"]["online default"]
-    assert default["ranked by"] == "gain" and default["worst"] == pytest.approx(0.02)
-    assert choice["chosen"] == "online default"
-    assert "| gain +0.020 |" in default_choice_markdown(choice)
+    default, mix = choice["candidates"]["online default"], choice["candidates"]["online mix"]
+    assert default["n"]["gap closed"][0] == pytest.approx(3.0) and mix["n"]["gap closed"][0] == pytest.approx(
+        0.19, abs=0.001
+    )
+    assert default["ranked by"] == mix["ranked by"] == "gain"
+    assert default["worst"] == pytest.approx(0.006) and mix["worst"] == pytest.approx(0.008)
+    assert default["eligible"] and mix["eligible"] and choice["chosen"] == "online mix"
+    assert "| gain +0.008 |" in default_choice_markdown(choice)
+
+
+def test_a_set_without_a_ceiling_gates_only():
+    # set a as in the first test; set z has no fully labeled run: no gap to rank by, so a alone ranks (mix 30 %)
+    a = _set([0.51] * 4, [0.53] * 4, [0.52] * 4)
+    z = [r for r in _set([0.52] * 4, [0.50] * 4, [0.49] * 4) if r["kind"] != "fully_labeled"]
+    choice = choose_default({"a": a, "z": z})
+    assert choice["gaps"]["z"][0] != choice["gaps"]["z"][0]  # NaN
+    assert not choice["candidates"]["online mix"]["z"]["ranks"] and choice["chosen"] == "online mix"
+    assert "z: no ceiling (gates only)" in default_choice_markdown(choice)
 
 
 def test_harm_is_measured_against_the_baselines_spread():
@@ -134,7 +151,10 @@ def test_harm_is_measured_against_the_baselines_spread():
     worse = [_row("online", "a", 0, 0, 0.46), _row("online", "a", 0, 1, 0.50)]  # -0.04: beyond it
     assert harmful_splits(worse, baseline) == [(0, pytest.approx(-0.04))]
     elsewhere = [_row("online", "a", 1, 0, 0.9)]  # a split the baseline never ran: nothing shows it does no harm
-    assert [split for split, _ in harmful_splits(elsewhere, baseline)] == [1]
+    assert [split for split, _ in harmful_splits(elsewhere, baseline)] == [0, 1]  # and split 0 it did not run
+    missing = [_row("online", "a", 0, 0, 0.50), _row("online", "a", 0, 1, 0.54)]
+    two_splits = [*baseline, _row("supervised_continued", "b", 1, 0, 0.52)]  # the arm never ran split 1
+    assert [split for split, _ in harmful_splits(missing, two_splits)] == [1]
 
 
 def test_rows_under_an_ablation_folder_take_their_split_from_the_path_and_test_figures_from_their_file(tmp_path):

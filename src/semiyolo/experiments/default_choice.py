@@ -60,9 +60,10 @@ def rows_under(folder: str | Path) -> list[dict[str, Any]]:
 
 def harmful_splits(arm: Sequence[dict], baseline: Sequence[dict]) -> list[tuple[Any, float]]:
     """``(label split, mean paired difference)`` of the splits where ``arm`` falls below ``baseline`` by more than
-    the spread (the standard deviation of the baseline's mAP50-95 over its splits and seeds)."""
+    the spread (the standard deviation of the baseline's mAP50-95 over its splits and seeds). A split of either with
+    no pair between them (the arm did not run there, or the baseline did not) counts, with a NaN difference."""
     spread = mean_std([number(r.get(MAP)) for r in baseline])[1]
-    by_split: dict[Any, list[dict]] = {}
+    by_split: dict[Any, list[dict]] = {pair(row)[0]: [] for row in baseline}
     for row in arm:
         by_split.setdefault(pair(row)[0], []).append(row)
     found = []
@@ -87,17 +88,18 @@ def _by_arm(rows: Sequence[dict]) -> dict[str, list[dict]]:
 def labels_gap(val: Sequence[dict], baseline: Sequence[dict]) -> tuple[float, float]:
     """``(gap, spread)`` of one set on validation: the mean over label splits of the split's mean ceiling
     (:func:`~.report.ceiling_runs_by_split`) minus the baseline's mean there, and the standard deviation of the
-    baseline's mAP50-95 over its splits and seeds. ``gap > spread`` is a gap an arm's share of can be ranked by; a
-    set without a ceiling run has a NaN gap, and gates only."""
+    baseline's mAP50-95 over its splits and seeds. ``gap > spread`` is a gap an arm's share of can be ranked by. A
+    split without a ceiling run is left out of the mean; a set with none has a NaN gap, and gates only."""
     by_split: dict[Any, list[float]] = {}
     for row in baseline:
         by_split.setdefault(row.get("label_split"), []).append(number(row.get(MAP)))
     ceilings = ceiling_runs_by_split(val)
     gaps = [
-        statistics.fmean(ceilings[split]) - statistics.fmean(values)
+        statistics.fmean(ceilings[split]) - mean_std(values)[0]  # a diverged (NaN) baseline run left out
         for split, values in by_split.items()
         if ceilings.get(split)
     ]
+    gaps = [g for g in gaps if not math.isnan(g)]
     return _mean(gaps), mean_std([number(r.get(MAP)) for r in baseline])[1]
 
 
@@ -205,7 +207,9 @@ def default_choice_markdown(choice: dict[str, Any]) -> str:
         lines.append("| " + " | ".join([arm, *cells, worst, harm, "; ".join(controls) or "-", mark]) + " |")
     baselines = ", ".join(f"{s}: {b}" for s, b in choice["baselines"].items())
     gaps = "; ".join(
-        f"{s}: {gap:+.3f} against a spread of {spread:.3f} ({'ranks' if gap > spread else 'gates only'})"
+        f"{s}: no ceiling (gates only)"
+        if math.isnan(gap)
+        else f"{s}: {gap:+.3f} against a spread of {spread:.3f} ({'ranks' if gap > spread else 'gates only'})"
         for s, (gap, spread) in choice["gaps"].items()
     )
     text = [*lines, "", f"Baselines, chosen on validation: {baselines}.", f"The labels' gap (val): {gaps}.", ""]
@@ -234,7 +238,8 @@ def _set_cell(figures: dict[str, Any] | None) -> str:
     if figures is None:
         return "not run"
     closed = _pm(figures["gap closed"], 100, " %")
-    return closed if figures["ranks"] else f"{closed} (gap within spread; gain {figures['gain']:+.3f})"
+    gain = "-" if math.isnan(figures["gain"]) else f"{figures['gain']:+.3f}"
+    return closed if figures["ranks"] else f"{closed} (gap within spread; gain {gain})"
 
 
 def _worst_cell(worst: float, ranked_by: str | None) -> str:
