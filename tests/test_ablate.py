@@ -11,7 +11,9 @@ import yaml
 
 from semiyolo.cli import main
 from semiyolo.data import SynthSpec, write_dataset
+from semiyolo.experiments import report
 from semiyolo.experiments.report import gap_closed, mean_std, summarize_arms, write_protocol_report
+from semiyolo.experiments.rows import MAP
 
 
 def _row(kind, seed, map5095, **extra):
@@ -97,6 +99,25 @@ def test_report_on_fixture_rows(tmp_path):
     pngs = ("recall_map_vs_lambda.png", "bg_fp_vs_lambda.png", "curves_map.png", "teacher_confidence.png")
     for png in (*pngs, "continuations_map.png"):
         assert matplotlib.image.imread(tmp_path / png).shape[1] > 300
+
+
+def test_a_run_from_scratch_is_drawn_from_step_0_and_not_among_the_continuations(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(report, "_plot_by_arm", lambda ax, colours, arm, xs, ys, **kw: drawn.append((arm, xs)))
+    rows = [
+        {"kind": "supervised_converged", "run": "supervised_converged", "optimizer_steps": 100, MAP: 0.4},
+        {"kind": "supervised_continued", "run": "seed0/supervised_continued", "seed": 0, MAP: 0.41},
+        {"kind": "online_scratch", "run": "online_scratch", "seed": 0, MAP: 0.45},
+    ]
+    curve = [{"semi/optimizer_steps": "50", MAP: "0.3"}]
+    histories = {r["run"]: curve for r in rows}
+    report.plot_continuations(histories, rows, tmp_path)
+    assert [arm for arm, _ in drawn] == ["supervised_continued"]
+    drawn.clear()
+    report.plot_curves_by_steps(histories, rows, tmp_path)
+    starts = {arm: xs[0] for arm, xs in drawn}
+    # step 50 of its own run: the continuation after the converged run's 100 steps, the scratch run from 0
+    assert starts == {"supervised_converged": 50, "supervised_continued": 150, "online_scratch": 50}
 
 
 def _column(path, key):

@@ -32,6 +32,7 @@ from .arms import (
     FULLY_LABELED_CONTINUED,
     ONLINE,
     ORACLE,
+    SCRATCH,
 )
 from .control_report import control_sections, scratch_sections
 from .held_out import TEST, VAL
@@ -450,11 +451,15 @@ def _save(fig: Figure, ax, out: str | Path, name: str, **labels) -> Path:
     return write_atomically(path, lambda part: fig.savefig(part, format=path.suffix[1:]))
 
 
+FROM_SCRATCH = (CONVERGED, FULLY_LABELED, SCRATCH)  # the runs that start from the model's .yaml, at step 0
+
+
 def plot_curves_by_steps(
     histories: dict[str, list[dict[str, str]]], rows: Sequence[dict[str, Any]], out: str | Path
 ) -> list[Path]:
-    """Validation mAP50-95 against optimizer steps: the converged run and the ceiling from 0, the continuations
-    from the converged run's last step, one colour per arm; and the online teachers' pseudo-label confidence."""
+    """Validation mAP50-95 against optimizer steps: the runs trained from the model's ``.yaml`` (the converged run,
+    the ceiling, ``online_scratch``) from 0, the continuations from the converged run's last step, one colour per
+    arm; and the online teachers' pseudo-label confidence."""
     by_run = {r["run"]: r for r in rows}
     converged = next((r for r in rows if r["kind"] == CONVERGED), None)
     offset = number(converged.get("optimizer_steps")) if converged else 0.0
@@ -472,7 +477,7 @@ def plot_curves_by_steps(
         fig, ax = _figure()
         for run, history in histories.items():
             row = by_run.get(run, {"kind": "", "run": run})
-            start = 0.0 if row["kind"] in (CONVERGED, FULLY_LABELED) else offset
+            start = 0.0 if row["kind"] in FROM_SCRATCH else offset
             xs, ys = _curve(history, key, start)
             if xs:
                 _plot_by_arm(ax, colours, arm_name(row) if row["kind"] else run, xs, ys, lw=1.2)
@@ -484,10 +489,13 @@ def plot_continuations(
     histories: dict[str, list[dict[str, str]]], rows: Sequence[dict[str, Any]], out: str | Path
 ) -> Path:
     """The continuations up close: validation mAP50-95 against their own optimizer steps, one line per run,
-    coloured by arm, with the converged run's and the ceiling's final values as dashed lines."""
+    coloured by arm, with the converged run's and the ceiling's final values as dashed lines (``online_scratch``,
+    not a continuation, is left to :func:`plot_curves_by_steps`)."""
     fig, ax = _figure()
     colours: dict[str, str] = {}
     for row in rows:
+        if row["kind"] == SCRATCH:
+            continue  # not a continuation: its 1500 steps from nothing are in curves_map.png
         if row["kind"] in (CONVERGED, FULLY_LABELED):
             grey = row["kind"] == CONVERGED
             named = row["kind"] in {line.get_label() for line in ax.lines}
