@@ -19,19 +19,18 @@ import argparse
 import os
 from pathlib import Path
 
+os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported
+
 import torch
 from torchvision.ops import box_convert, box_iou
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+from ultralytics.data.utils import IMG_FORMATS, img2label_paths
 
 
 def labelled_boxes(image: Path, width: int, height: int) -> torch.Tensor:
     """``Tensor[N, 4]`` xyxy pixels of an image's YOLO label file (none: an empty tensor)."""
-    parts = list(image.with_suffix(".txt").parts)
-    if "images" not in parts[:-1]:
+    if "images" not in image.parent.parts:
         raise SystemExit(f"{image}: expected an image under an 'images' folder, beside its 'labels' folder")
-    at = len(parts) - 2 - parts[-2::-1].index("images")  # Ultralytics' rule: the last /images/ becomes /labels/
-    label = Path(*parts[:at], "labels", *parts[at + 1 :])
+    label = Path(img2label_paths([image])[0])  # Ultralytics' own rule: the last /images/ becomes /labels/
     rows = [line.split() for line in label.read_text().splitlines() if line.strip()] if label.is_file() else []
     if not rows:
         return torch.zeros((0, 4))
@@ -57,13 +56,12 @@ def main() -> None:
     parser.add_argument("--conf", type=float, default=0.5)
     parser.add_argument("--limit", type=int, default=300, help="images per folder (sorted by name)")
     args = parser.parse_args()
-    os.environ.setdefault("YOLO_OFFLINE", "1")
     from ultralytics import YOLO
 
     model = YOLO(args.weights)
     ious, offsets = [], []
     for folder in args.images:
-        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: args.limit]
+        images = sorted(p for p in folder.iterdir() if p.suffix[1:].lower() in IMG_FORMATS)[: args.limit]
         for image in images:
             result = model.predict(image, imgsz=args.imgsz, conf=args.conf, verbose=False)[0]
             height, width = result.orig_shape
