@@ -15,31 +15,30 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 from collections import defaultdict
 from pathlib import Path
 
-from semiyolo.experiments.rows import mean_std, number
+from semiyolo.experiments.control_report import paired_differences
+from semiyolo.experiments.rows import MAP, mean_std, number
 
 SPLITS = ("test", "val")
 
 
-def _arm(row: dict[str, str]) -> str:
-    return row["run"].rsplit("/", 1)[-1]
-
-
-def _by_arm(rows: list[dict[str, str]], split: str, column: str = "mAP50-95") -> dict[str, dict[tuple, float]]:
-    """``{arm: {(label_split, seed): value}}`` on ``split``."""
-    out: dict[str, dict[tuple, float]] = defaultdict(dict)
+def _arms(rows: list[dict[str, str]], split: str) -> dict[str, list[dict]]:
+    """``{arm (the run folder's name): its rows on split}``, each with its mAP50-95 where the report reads it."""
+    out: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         if row["eval_split"] == split:
-            out[_arm(row)][(row["label_split"], row["seed"])] = number(row[column])
+            out[row["run"].rsplit("/", 1)[-1]].append({**row, MAP: number(row["mAP50-95"])})
     return out
 
 
-def _paired(values: dict[str, dict[tuple, float]], a: str, b: str) -> list[float]:
-    if a not in values or b not in values:
-        raise SystemExit(f"no runs of {a if a not in values else b} in this folder")
-    return [values[a][k] - values[b][k] for k in sorted(values[a].keys() & values[b].keys())]
+def _paired(arms: dict[str, list[dict]], a: str, b: str) -> list[float]:
+    """``a - b`` per label split and seed (:func:`~semiyolo.experiments.control_report.paired_differences`)."""
+    if a not in arms or b not in arms:
+        raise SystemExit(f"no runs of {a if a not in arms else b} in this folder")
+    return paired_differences(arms[a], arms[b])
 
 
 def main() -> None:
@@ -52,22 +51,21 @@ def main() -> None:
     with args.csv.open(newline="") as f:
         rows = list(csv.DictReader(f))
     for split in SPLITS:
-        values = _by_arm(rows, split)
+        arms = _arms(rows, split)
         for a, b in args.pair:
-            diffs = _paired(values, a, b)
+            diffs = _paired(arms, a, b)
             mean, std = mean_std(diffs)
             each = ", ".join(f"{d:+.4f}" for d in diffs)
             print(f"{split}: {a} - {b}: {mean:+.4f} ± {std:.4f} over {len(diffs)} pairs ({each})")
         for a, low, high in args.share:
-            gained, room = mean_std(_paired(values, a, low))[0], mean_std(_paired(values, high, low))[0]
+            gained, room = mean_std(_paired(arms, a, low))[0], mean_std(_paired(arms, high, low))[0]
             print(f"{split}: ({a} - {low}) / ({high} - {low}) = {gained:+.4f} / {room:+.4f} = {gained / room:.0%}")
     for column in args.mean:
-        by_arm = _by_arm(rows, "val", column)
-        cells = {arm: mean_std(list(v.values())) for arm, v in by_arm.items()}
-        print(f"val {column}: " + "; ".join(f"{arm} {m:.3f} ± {s:.3f}" for arm, (m, s) in cells.items() if m == m))
-    total = sum(
-        number(r["minutes"]) for r in rows if r["eval_split"] == "val" and number(r["minutes"]) == number(r["minutes"])
-    )
+        cells = {arm: mean_std([number(r[column]) for r in members]) for arm, members in _arms(rows, "val").items()}
+        shown = "; ".join(f"{arm} {m:.3f} ± {s:.3f}" for arm, (m, s) in cells.items() if not math.isnan(m))
+        print(f"val {column}: {shown}")
+    minutes = [number(r["minutes"]) for r in rows if r["eval_split"] == "val"]
+    total = sum(m for m in minutes if not math.isnan(m))
     print(f"minutes over every run: {total:.0f} ({total / 60:.1f} hours)")
 
 
