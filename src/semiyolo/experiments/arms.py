@@ -31,5 +31,6 @@ CONTROLS = (CONTINUED_BG, CONTINUED_LR, CONTINUED_AUG)  # labeled-only continuat
 BASELINES = (CONTINUED, CONTINUED_LR)  # labeled-only continuations of the config's recipe: the best is the baseline
 CONTINUATIONS = (CONTINUED, *CONTROLS, ONLINE, OFFLINE, ORACLE, REVIEWED)  # continuing from the converged run
 VARIANTS = "variants"  # ``--only variants``: the ``--variant`` online arms alone, not the online_bg* ones
-KINDS = (CONVERGED, *CONTINUATIONS, FULLY_LABELED, FULLY_LABELED_CONTINUED, SCRATCH)  # every arm's kind
+FROM_SCRATCH = (CONVERGED, FULLY_LABELED, SCRATCH)  # trained from the model's .yaml, from step 0: not continuations
+KINDS = (*FROM_SCRATCH, *CONTINUATIONS, FULLY_LABELED_CONTINUED)  # every arm's kind
 ONLY_CHOICES = (*CONTINUATIONS, FULLY_LABELED, FULLY_LABELED_CONTINUED, VARIANTS, SCRATCH)  # ``semiyolo ablate --only``

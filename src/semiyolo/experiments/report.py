@@ -28,11 +28,11 @@ from .arms import (
     CONTINUATIONS,
     CONTINUED_LR,
     CONVERGED,
+    FROM_SCRATCH,
     FULLY_LABELED,
     FULLY_LABELED_CONTINUED,
     ONLINE,
     ORACLE,
-    SCRATCH,
 )
 from .control_report import control_sections, scratch_sections
 from .held_out import TEST, VAL
@@ -451,9 +451,6 @@ def _save(fig: Figure, ax, out: str | Path, name: str, **labels) -> Path:
     return write_atomically(path, lambda part: fig.savefig(part, format=path.suffix[1:]))
 
 
-FROM_SCRATCH = (CONVERGED, FULLY_LABELED, SCRATCH)  # the runs that start from the model's .yaml, at step 0
-
-
 def plot_curves_by_steps(
     histories: dict[str, list[dict[str, str]]], rows: Sequence[dict[str, Any]], out: str | Path
 ) -> list[Path]:
@@ -494,14 +491,12 @@ def plot_continuations(
     fig, ax = _figure()
     colours: dict[str, str] = {}
     for row in rows:
-        if row["kind"] == SCRATCH:
-            continue  # not a continuation: its 1500 steps from nothing are in curves_map.png
         if row["kind"] in (CONVERGED, FULLY_LABELED):
             grey = row["kind"] == CONVERGED
             named = row["kind"] in {line.get_label() for line in ax.lines}
             colour = "grey" if grey else "black"
             ax.axhline(number(row.get(MAP)), ls="--", lw=1, color=colour, label=None if named else row["kind"])
-        else:
+        elif row["kind"] not in FROM_SCRATCH:  # online_scratch is drawn in curves_map.png, from step 0
             xs, ys = _curve(histories.get(row["run"], []), MAP)
             _plot_by_arm(ax, colours, arm_name(row), xs, ys, marker="o", ms=3, lw=1)
     return _save(
