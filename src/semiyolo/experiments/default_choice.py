@@ -62,7 +62,7 @@ def harmful_splits(arm: Sequence[dict], baseline: Sequence[dict]) -> list[tuple[
     """``(label split, mean paired difference)`` of the splits where ``arm`` falls below ``baseline`` by more than
     the spread (the standard deviation of the baseline's mAP50-95 over its splits and seeds). A split of either with
     no pair between them (the arm did not run there, or the baseline did not) counts, with a NaN difference."""
-    spread = mean_std([number(r.get(MAP)) for r in baseline])[1]
+    spread = _spread(baseline)
     by_split: dict[Any, list[dict]] = {pair(row)[0]: [] for row in baseline}
     for row in arm:
         by_split.setdefault(pair(row)[0], []).append(row)
@@ -72,6 +72,11 @@ def harmful_splits(arm: Sequence[dict], baseline: Sequence[dict]) -> list[tuple[
         if not difference >= -spread:  # NaN too: no pair with the baseline on the split shows it does no harm
             found.append((split, difference))
     return found
+
+
+def _spread(baseline: Sequence[dict]) -> float:
+    """The standard deviation of the baseline's mAP50-95 over its label splits and seeds."""
+    return mean_std([number(r.get(MAP)) for r in baseline])[1]
 
 
 def _mean(values: list[float]) -> float:
@@ -94,13 +99,12 @@ def labels_gap(val: Sequence[dict], baseline: Sequence[dict]) -> tuple[float, fl
     for row in baseline:
         by_split.setdefault(row.get("label_split"), []).append(number(row.get(MAP)))
     ceilings = ceiling_runs_by_split(val)
-    gaps = [
-        statistics.fmean(ceilings[split]) - mean_std(values)[0]  # a diverged (NaN) baseline run left out
+    gaps = [  # mean_std leaves out a diverged (NaN) baseline run, and a split whose baseline all diverged
+        statistics.fmean(ceilings[split]) - mean_std(values)[0]
         for split, values in by_split.items()
         if ceilings.get(split)
     ]
-    gaps = [g for g in gaps if not math.isnan(g)]
-    return _mean(gaps), mean_std([number(r.get(MAP)) for r in baseline])[1]
+    return mean_std(gaps)[0], _spread(baseline)
 
 
 def set_candidates(rows: Sequence[dict]) -> tuple[str | None, dict[str, dict[str, Any]], tuple[float, float]]:
@@ -110,13 +114,14 @@ def set_candidates(rows: Sequence[dict]) -> tuple[str | None, dict[str, dict[str
     val = [r for r in rows if r.get("eval_split", VAL) == VAL]
     arms = _by_arm(val)
     baseline = best_baseline(arms)
-    gap, spread = labels_gap(val, arms.get(baseline, []))
+    baseline_rows = arms.get(baseline, [])
+    gap, spread = labels_gap(val, baseline_rows)
     found = {}
     for entry in summarize_arms(val, baseline):
         if entry["kind"] != ONLINE or any(r.get("semi", {}).get("oracle_pseudo_labels") for r in arms[entry["arm"]]):
             continue  # an arm fed the hidden labels is a diagnostic, not a candidate
         members = arms[entry["arm"]]
-        harm = harmful_splits(members, arms.get(baseline, []))
+        harm = harmful_splits(members, baseline_rows)
         control = arms.get(f"{CONTINUED_AUG}_{members[0].get('variant')}")
         settings = members[0].get("semi")  # a run's row holds its settings; hand-built rows may not
         adds = bool(augmentation_control(settings)) if settings else control is not None
@@ -125,7 +130,7 @@ def set_candidates(rows: Sequence[dict]) -> tuple[str | None, dict[str, dict[str
             over_control = math.nan  # its augmentation-only control did not run: it cannot be shown to beat it
         found[entry["arm"]] = {
             "gap closed": entry["gap closed"],
-            "gain": _mean(paired_differences(members, arms.get(baseline, []))),
+            "gain": _mean(paired_differences(members, baseline_rows)),
             "harm": harm,
             "over control": over_control,
             "ranks": gap > spread,
