@@ -1,0 +1,90 @@
+"""What a review order finds before training (issue 32): errors of a proposal against hidden labels on hand-built
+boxes, an order's yield, the random orders' distribution and the rank correlation, each worked by hand."""
+
+import math
+
+import pytest
+import torch
+
+from semiyolo.experiments.review_yield import (
+    ImageErrors,
+    best_order,
+    image_errors,
+    order_yields,
+    random_yields,
+    rank_correlation,
+)
+
+
+def test_spurious_missed_and_loose_boxes_of_one_image():
+    # labels (class, cx, cy, w, h): A = class 0 at [0.1, 0.1, 0.3, 0.3], B = class 1 at [0.6, 0.6, 0.8, 0.8],
+    # C = class 0 at [0.5, 0.1, 0.7, 0.3]
+    labels = torch.tensor([[0, 0.2, 0.2, 0.2, 0.2], [1, 0.7, 0.7, 0.2, 0.2], [0, 0.6, 0.2, 0.2, 0.2]])
+    boxes = torch.tensor(
+        [
+            [0.2, 0.2, 0.2, 0.2],  # exactly A: a match, IoU 1
+            [0.72, 0.7, 0.2, 0.2],  # B shifted 0.02 right, but class 0: no label of its class there -> spurious
+            [0.62, 0.2, 0.2, 0.2],  # C shifted 0.02: overlap 0.18 x 0.2 = 0.036, union 0.044, IoU 9/11 -> tight
+            [0.21, 0.2, 0.2, 0.2],  # a second box on A, lower score: A is taken -> spurious
+        ]
+    )
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    classes = torch.tensor([0, 0, 0, 0])
+    found = image_errors(boxes, scores, classes, labels)
+    # B is matched by no box of class 1 -> missed; nothing matched under IoU 0.75 (9/11 = 0.82) -> none loose
+    assert found == ImageErrors(spurious=2, missed=1, loose=0)
+    assert found.wrong == 3
+
+
+def test_a_matched_box_under_the_loose_iou_is_loose_not_wrong():
+    labels = torch.tensor([[0, 0.2, 0.2, 0.2, 0.2]])
+    # shifted 0.05 in x: overlap 0.15 x 0.2 = 0.03, union 0.08 - 0.03 = 0.05, IoU 0.6: matched (>= 0.5), loose (< 0.75)
+    found = image_errors(torch.tensor([[0.25, 0.2, 0.2, 0.2]]), torch.tensor([0.9]), torch.tensor([0]), labels)
+    assert found == ImageErrors(spurious=0, missed=0, loose=1)
+
+
+def test_an_image_without_boxes_or_labels_has_its_errors_from_the_other_side():
+    none = torch.zeros((0, 4))
+    labels = torch.tensor([[0, 0.5, 0.5, 0.2, 0.2], [0, 0.2, 0.2, 0.1, 0.1]])
+    assert image_errors(none, torch.zeros(0), torch.zeros(0), labels) == ImageErrors(0, 2, 0)
+    one = torch.tensor([[0.5, 0.5, 0.2, 0.2]])
+    assert image_errors(one, torch.tensor([0.9]), torch.tensor([0]), torch.zeros((0, 5))) == ImageErrors(1, 0, 0)
+
+
+ERRORS = {  # wrong = spurious + missed: a 3, b 0, c 1, d 2
+    "a": ImageErrors(2, 1, 0),
+    "b": ImageErrors(0, 0, 4),
+    "c": ImageErrors(0, 1, 0),
+    "d": ImageErrors(1, 1, 1),
+}
+
+
+def test_an_orders_yield_sums_its_first_k_images():
+    assert order_yields(ERRORS, ["b", "c", "a", "d"], [1, 2, 3, 4], "wrong") == [0, 1, 4, 6]
+    assert order_yields(ERRORS, ["b", "c", "a", "d"], [1, 4], "loose") == [4, 5]
+    assert best_order(ERRORS, "wrong") == ["a", "d", "c", "b"]
+    assert order_yields(ERRORS, best_order(ERRORS, "wrong"), [1, 2], "wrong") == [3, 5]
+
+
+def test_random_orders_average_k_times_the_mean_and_bracket_it():
+    # 6 wrong boxes over 4 images: a random first k holds 1.5 k on average; all 4 always hold 6
+    draws = random_yields(ERRORS, [1, 2, 4], "wrong", draws=4000, seed=1)
+    assert draws[0].mean == pytest.approx(1.5, abs=0.1)
+    assert draws[1].mean == pytest.approx(3.0, abs=0.1)
+    assert (draws[2].mean, draws[2].low, draws[2].high) == (6.0, 6.0, 6.0)
+    # one image holds 0 to 3: the central 90 % of its draws spans the lowest and the highest
+    assert (draws[0].low, draws[0].high) == (0.0, 3.0)
+    assert random_yields(ERRORS, [2], "wrong", draws=50, seed=3) == random_yields(ERRORS, [2], "wrong", 50, 3)
+    with pytest.raises(ValueError, match="draws must be at least 1"):
+        random_yields(ERRORS, [1], "wrong", draws=0)
+
+
+def test_rank_correlation_by_hand():
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ranks of [1, 1, 2]: 0.5, 0.5, 2 (centred -0.5, -0.5, 1); of [1, 2, 3]: 0, 1, 2 (centred -1, 0, 1):
+    # sum of products 0.5 + 0 + 1 = 1.5; norms sqrt(1.5) and sqrt(2): 1.5 / sqrt(3) = 0.866
+    assert rank_correlation([1, 1, 2], [1, 2, 3]) == pytest.approx(1.5 / math.sqrt(3))
+    assert math.isnan(rank_correlation([1, 1, 1], [1, 2, 3]))
+    with pytest.raises(ValueError, match="two sequences"):
+        rank_correlation([1, 2], [1])
