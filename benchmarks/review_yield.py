@@ -9,8 +9,9 @@ converged run, as ``semiyolo review`` and the reviewed arms label them.
 Each SPLIT is a label split's folder of ``semiyolo ablate`` with its finished ``supervised_converged/`` run; the orders
 are the reviewed arms' ``review_order.json``, made here as they make it when they have not run yet. Prints per split:
 the errors of the whole unlabeled set, the rank correlation of the page's worth with each image's wrong boxes, and per
-error kind a table of the errors the first ``k`` images hold in the page's order, the spread order, the trained random
-arm's order (seed 0), 2000 random orders (mean and the central 90 %) and the best order.
+error kind a table of the errors the first ``k`` images hold in the page's order, the spread order, a variant of the
+page's order that also counts possible misses (not shipped; :func:`worth_with_misses`), the trained random arm's order
+(seed 0), 2000 random orders (mean and the central 90 %) and the best order.
 """
 
 from __future__ import annotations
@@ -49,15 +50,18 @@ from semiyolo.integrations.ultralytics.review_source import (
     read_semi_state,
     run_semi_settings,
 )
+from semiyolo.review.doubt import image_worth, missed_candidates
+from semiyolo.review.sources import Proposal, page_rank
 
 
-def split_errors(split: Path, orders: dict) -> dict[str, ImageErrors]:
-    """Each unlabeled image's errors: the converged run's proposal against the image's hidden labels."""
+def split_errors(split: Path, orders: dict) -> tuple[dict[str, ImageErrors], list[str]]:
+    """Each unlabeled image's errors (the converged run's proposal against the image's hidden labels), and the
+    images in the order of a worth that also counts possible misses (:func:`worth_with_misses`)."""
     run = split / CONVERGED
     state = read_semi_state(run)
     source = RunSource(run, run_semi_settings(run, None, state), split / REVIEWS_FOLDER, state)
     root = Path(orders["unlabeled"])
-    errors = {}
+    errors, with_misses = {}, {}
     for name in orders[PAGE]:
         proposal = source.proposal(name)
         if proposal.error:
@@ -66,7 +70,18 @@ def split_errors(split: Path, orders: dict) -> dict[str, ImageErrors]:
         found = torch.tensor(rows, dtype=torch.float32).reshape(-1, 6)
         labels = torch.from_numpy(read_label_file(label_path(root / name)))
         errors[name] = image_errors(found[:, :4], found[:, 4], found[:, 5], labels)
-    return errors
+        with_misses[name] = worth_with_misses(proposal)
+    return errors, sorted(with_misses, key=lambda name: page_rank(False, False, with_misses[name], name))
+
+
+def worth_with_misses(proposal: Proposal) -> float:
+    """A variant of the page's worth, measured here and not shipped: the image's worth plus, for each candidate
+    the filters dropped that no kept box overlaps (a possibly missed object, :func:`missed_candidates`), its score
+    read as the chance that it is an object."""
+    missed = missed_candidates(proposal.boxes, proposal.dropped)
+    return image_worth(proposal.boxes, proposal.student_only) + sum(
+        box.score or 0.0 for box, flagged in zip(proposal.dropped, missed, strict=True) if flagged
+    )
 
 
 def kind_table(errors: dict[str, ImageErrors], orders: dict, ks: list[int], kind: str, draws: int) -> list[str]:
@@ -75,6 +90,7 @@ def kind_table(errors: dict[str, ImageErrors], orders: dict, ks: list[int], kind
     named = {
         "page": orders[PAGE],
         "spread": orders[SPREAD],
+        "page + misses": orders[WITH_MISSES],
         "random arm (seed 0)": chosen_images(orders, RANDOM, max(ks), 0),
         "best": best_order(errors, kind),
     }
@@ -83,14 +99,17 @@ def kind_table(errors: dict[str, ImageErrors], orders: dict, ks: list[int], kind
     lines = [
         f"{kind} boxes (the set holds {total}):",
         "",
-        "| k | page | spread | random arm (seed 0) | random, mean [90 %] | best |",
-        "|---|---|---|---|---|---|",
+        "| k | page | spread | page + misses | random arm (seed 0) | random, mean [90 %] | best |",
+        "|---|---|---|---|---|---|---|",
     ]
     for i, k in enumerate(ks):
         r = randoms[i]
-        cells = [str(found[label][i]) for label in ("page", "spread", "random arm (seed 0)")]
+        cells = [str(found[label][i]) for label in ("page", "spread", "page + misses", "random arm (seed 0)")]
         lines.append(f"| {k} | {' | '.join(cells)} | {r.mean:.1f} [{r.low:.0f}, {r.high:.0f}] | {found['best'][i]} |")
     return [*lines, ""]
+
+
+WITH_MISSES = "page + misses"
 
 
 def split_orders(split: Path) -> dict:
@@ -109,7 +128,7 @@ def first_difference(first: list[str], second: list[str]) -> int | str:
 
 def report(split: Path, ks: list[int], draws: int) -> list[str]:
     orders = split_orders(split)
-    errors = split_errors(split, orders)
+    errors, orders[WITH_MISSES] = split_errors(split, orders)
     names = orders[PAGE]
     worth = [float(orders["worth"].get(name) or 0.0) for name in names]
     lines = [
