@@ -1,5 +1,6 @@
 """What a review order finds before training (issue 32): errors of a proposal against hidden labels on hand-built
-boxes, an order's yield, the random orders' distribution and the rank correlation, each worked by hand."""
+boxes, an order's yield, the random orders' distribution, the rank correlation and the calibrated worth, each worked
+by hand."""
 
 import math
 
@@ -9,10 +10,14 @@ import torch
 from semiyolo.experiments.review_yield import (
     ImageErrors,
     best_order,
+    binned_rates,
+    calibrated_worth,
     image_errors,
     order_yields,
+    proposal_hits,
     random_yields,
     rank_correlation,
+    score_bins,
 )
 
 
@@ -88,3 +93,34 @@ def test_rank_correlation_by_hand():
     assert math.isnan(rank_correlation([1, 1, 1], [1, 2, 3]))
     with pytest.raises(ValueError, match="two sequences"):
         rank_correlation([1, 2], [1])
+
+
+def test_kept_boxes_and_possible_misses_are_matched_against_the_labels_left_to_each():
+    # labels: A class 0 at (0.2, 0.2), B class 0 at (0.7, 0.7), both 0.2 wide
+    labels = torch.tensor([[0, 0.2, 0.2, 0.2, 0.2], [0, 0.7, 0.7, 0.2, 0.2]])
+    kept = torch.tensor([[0.2, 0.2, 0.2, 0.2, 0.9, 0], [0.5, 0.2, 0.2, 0.2, 0.6, 0]])  # A; a box on nothing
+    # a candidate on A (already matched by a kept box: not a miss found) and one on B (a real miss)
+    candidates = torch.tensor([[0.2, 0.21, 0.2, 0.2, 0.3, 0], [0.7, 0.7, 0.2, 0.2, 0.2, 0]])
+    kept_hits, candidate_hits = proposal_hits(kept, candidates, labels)
+    assert kept_hits.tolist() == [True, False]
+    assert candidate_hits.tolist() == [False, True]
+    none = torch.zeros((0, 6))
+    assert [h.tolist() for h in proposal_hits(none, none, labels)] == [[], []]
+
+
+def test_rates_per_score_bin_are_laplace_smoothed_shares():
+    edges = (0.5, 0.7, 0.9, 1.0)
+    scores = torch.tensor([0.55, 0.6, 0.65, 0.95, 1.0, 0.2])  # 0.2 falls in the first bin, 1.0 in the last
+    hits = torch.tensor([True, False, False, True, True, False])
+    assert score_bins(scores, edges).tolist() == [0, 0, 0, 2, 2, 0]
+    # bin 0: 1 hit of 4 -> 2 / 6; bin 1: empty -> 1 / 2; bin 2: 2 of 2 -> 3 / 4
+    assert binned_rates(scores, hits, edges).tolist() == pytest.approx([1 / 3, 0.5, 0.75])
+
+
+def test_the_calibrated_worth_adds_kept_boxes_chance_of_being_wrong_and_misses_chance_of_being_real():
+    kept_rates = torch.tensor([0.2, 0.4, 0.6, 0.8, 0.9, 1.0])  # by KEPT_EDGES' bins
+    candidate_rates = torch.tensor([0.05, 0.1, 0.3, 0.5])  # by CANDIDATE_EDGES' bins
+    # kept 0.55 -> bin 0 (wrong 0.8), 0.97 -> bin 5 (wrong 0.0); candidates 0.45 -> bin 3 (0.5), 0.1 -> bin 0 (0.05)
+    worth = calibrated_worth(torch.tensor([0.55, 0.97]), torch.tensor([0.45, 0.1]), kept_rates, candidate_rates)
+    assert worth == pytest.approx(0.8 + 0.0 + 0.5 + 0.05)
+    assert calibrated_worth(torch.zeros(0), torch.zeros(0), kept_rates, candidate_rates) == 0.0
