@@ -404,6 +404,36 @@ def test_a_run_labels_the_rest_in_the_background_for_the_order(run_folder):
     assert [i["boxes"] for i in listing["images"]] == [2, 2, 2]
 
 
+def test_a_run_whose_dataset_has_labelled_validation_images_orders_by_the_calibrated_worth(run_folder, tmp_path):
+    import shutil
+
+    from semiyolo.integrations.ultralytics.review_source import RunSource, run_semi_settings
+    from semiyolo.review.calibration import possible_misses
+
+    run = tmp_path / "run"
+    shutil.copytree(run_folder, run)
+    data = tmp_path / "data"
+    for i in range(2):  # two validation images with empty label files: no objects, so every kept box is spurious
+        _image(data / "images" / "val" / f"v{i}.png", size=(64, 48), colour=(10, 200, 60 * i))
+        _labels(data / "labels" / "val" / f"v{i}.txt", "")
+    names = {0: "a", 1: "b"}
+    (data / "data.yaml").write_text(yaml.safe_dump({"path": str(data), "val": "images/val", "names": names}))
+    (run / "args.yaml").write_text(yaml.safe_dump({"imgsz": 64, "data": str(data / "data.yaml")}))
+    source = RunSource(run, run_semi_settings(run, None, None), run / "reviewed")
+    rates = source.rates
+    # the cap keeps 2 boxes an image, each scored sigmoid(3) = 0.953 (the last kept bin): 0 hits of 4 -> 1 / 6
+    assert (rates.images, rates.kept_boxes) == (2, 4)
+    assert rates.kept.tolist() == pytest.approx([0.5] * 5 + [1 / 6])
+    # candidates dropped by the cap score 0.953 too (the last candidate bin): 0 hits of c -> 1 / (c + 2)
+    assert rates.candidates[-1].item() == pytest.approx(1 / (rates.candidate_boxes + 2))
+    proposal = source.proposal("u1.png")
+    misses = len(possible_misses(proposal.boxes, proposal.dropped))
+    assert proposal.worth == pytest.approx(2 * (1 - 1 / 6) + misses / (rates.candidate_boxes + 2), abs=1e-5)
+    assert "calibrated on 2 labelled validation images" in source.describe()
+    # without labelled validation images the order is the uncalibrated one and the page says so
+    assert "not calibrated" in RunSource(run_folder, run_semi_settings(run_folder, None, None), run / "r").describe()
+
+
 def test_a_run_with_a_teacher_state_labels_with_the_teacher(run_folder):
     from semiyolo.pseudo import build_filters
 

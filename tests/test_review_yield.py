@@ -10,15 +10,13 @@ import torch
 from semiyolo.experiments.review_yield import (
     ImageErrors,
     best_order,
-    binned_rates,
-    calibrated_worth,
     image_errors,
     order_yields,
-    proposal_hits,
     random_yields,
     rank_correlation,
-    score_bins,
 )
+from semiyolo.review.calibration import ScoreRates, binned_rates, proposal_hits, score_bins
+from semiyolo.review.doubt import ScoredBox
 
 
 def test_spurious_missed_and_loose_boxes_of_one_image():
@@ -118,9 +116,42 @@ def test_rates_per_score_bin_are_laplace_smoothed_shares():
 
 
 def test_the_calibrated_worth_adds_kept_boxes_chance_of_being_wrong_and_misses_chance_of_being_real():
-    kept_rates = torch.tensor([0.2, 0.4, 0.6, 0.8, 0.9, 1.0])  # by KEPT_EDGES' bins
-    candidate_rates = torch.tensor([0.05, 0.1, 0.3, 0.5])  # by CANDIDATE_EDGES' bins
-    # kept 0.55 -> bin 0 (wrong 0.8), 0.97 -> bin 5 (wrong 0.0); candidates 0.45 -> bin 3 (0.5), 0.1 -> bin 0 (0.05)
-    worth = calibrated_worth(torch.tensor([0.55, 0.97]), torch.tensor([0.45, 0.1]), kept_rates, candidate_rates)
-    assert worth == pytest.approx(0.8 + 0.0 + 0.5 + 0.05)
-    assert calibrated_worth(torch.zeros(0), torch.zeros(0), kept_rates, candidate_rates) == 0.0
+    rates = ScoreRates(
+        kept=torch.tensor([0.2, 0.4, 0.6, 0.8, 0.9, 1.0]),  # by KEPT_EDGES' bins
+        candidates=torch.tensor([0.05, 0.1, 0.3, 0.5]),  # by CANDIDATE_EDGES' bins
+        images=1,
+        kept_boxes=2,
+        candidate_boxes=2,
+    )
+    kept = [ScoredBox(0, 0.2, 0.2, 0.2, 0.2, score=0.55), ScoredBox(0, 0.7, 0.7, 0.2, 0.2, score=0.97)]
+    dropped = [
+        ScoredBox(0, 0.2, 0.5, 0.1, 0.1, score=0.45, dropped_by="score"),  # overlaps no kept box: a possible miss
+        ScoredBox(0, 0.5, 0.8, 0.1, 0.1, score=0.1, dropped_by="score"),  # the same
+        ScoredBox(0, 0.7, 0.71, 0.2, 0.2, score=0.3, dropped_by="score"),  # on the second kept box: not a miss
+    ]
+    # kept 0.55 -> bin 0 (wrong 1 - 0.2), 0.97 -> bin 5 (wrong 0); misses 0.45 -> bin 3 (0.5), 0.1 -> bin 0 (0.05)
+    assert rates.worth(kept, dropped) == pytest.approx(0.8 + 0.0 + 0.5 + 0.05)
+    # the student does not confirm the sure box: its doubt rises to 0.5; a box only the student has adds 0.5
+    doubted = [kept[0], ScoredBox(0, 0.7, 0.7, 0.2, 0.2, score=0.97, student_agrees=False)]
+    assert rates.worth(doubted, dropped, student_only=1) == pytest.approx(0.8 + 0.5 + 0.5 + 0.05 + 0.5)
+    assert rates.worth([], []) == 0.0
+
+
+def test_rates_are_measured_on_labelled_images():
+    # image 1: a kept box on its label (hit, score 0.9) and a possible miss on nothing (score 0.25);
+    # image 2: a kept box on nothing (score 0.55) and a possible miss on its label (score 0.45); image 3: nothing
+    label = torch.tensor([[0, 0.5, 0.5, 0.2, 0.2]])
+    images = [
+        ([ScoredBox(0, 0.5, 0.5, 0.2, 0.2, score=0.9)], [ScoredBox(0, 0.1, 0.1, 0.1, 0.1, score=0.25)], label),
+        ([ScoredBox(0, 0.1, 0.1, 0.1, 0.1, score=0.55)], [ScoredBox(0, 0.5, 0.5, 0.2, 0.2, score=0.45)], label),
+        ([], [], torch.zeros((0, 5))),
+    ]
+    rates = ScoreRates.measure(images)
+    assert (rates.images, rates.kept_boxes, rates.candidate_boxes) == (3, 2, 2)
+    # kept: bin 0 (0.55) 0 of 1 -> 1/3, bin 4 (0.9) 1 of 1 -> 2/3, the rest empty -> 1/2; candidates: bin 1
+    # (0.25) 0 of 1 -> 1/3, bin 3 (0.45) 1 of 1 -> 2/3
+    assert rates.kept.tolist() == pytest.approx([1 / 3, 0.5, 0.5, 0.5, 2 / 3, 0.5])
+    assert rates.candidates.tolist() == pytest.approx([0.5, 1 / 3, 0.5, 2 / 3])
+    assert "3 labelled validation images" in rates.describe()
+    empty = ScoreRates.measure([])
+    assert (empty.images, empty.kept.tolist()) == (0, [0.5] * 6)

@@ -14,12 +14,6 @@ Per image, the proposal (the boxes accepting the image as it is would write) is 
 ``wrong = spurious + missed`` is what the page's worth estimates. :func:`order_yields` sums an order's first ``k``
 images; :func:`random_yields` gives the same sum's distribution over random orders (mean and a central interval), the
 baseline a review order must beat; the ``best`` order (images by their actual errors) is the ceiling of any order.
-
-A **calibrated** worth (measured beside the page's, not shipped) reads scores as rates measured on labelled images the
-model was not fitted on (the validation split): per score bin, the share of kept boxes that match a label
-(:data:`KEPT_EDGES`) and the share of possibly missed candidates (dropped, overlapping no kept box) that match a label
-the kept boxes left (:data:`CANDIDATE_EDGES`), each ``(hits + 1) / (n + 2)``; an image's calibrated worth is the sum of
-its kept boxes' ``1 - rate`` and its candidates' ``rate``: the expected number of spurious and missed boxes.
 """
 
 from __future__ import annotations
@@ -34,8 +28,6 @@ from torchvision.ops import box_convert
 
 from ..metrics import match_pairs
 
-KEPT_EDGES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)  # score bins of kept boxes (the default chain keeps >= 0.5)
-CANDIDATE_EDGES = (0.0, 0.2, 0.3, 0.4, 0.5)  # score bins of dropped candidates (below the kept boxes' floor)
 LOOSE_IOU = 0.75  # a matched box under this IoU is counted loose: mAP50-95 averages IoU thresholds 0.5 to 0.95
 ERROR_KINDS = ("wrong", "spurious", "missed", "loose")
 
@@ -137,51 +129,3 @@ def _ranks(values: Sequence[float]) -> Tensor:
         tied = x == value
         ranks[tied] = ranks[tied].mean()
     return ranks
-
-
-def proposal_hits(
-    kept: Tensor, candidates: Tensor, labels: Tensor, iou_threshold: float = 0.5
-) -> tuple[Tensor, Tensor]:
-    """Which kept boxes match a label, and which candidates match a label no kept box matched.
-
-    ``kept, candidates``: ``Tensor[N, 6]`` rows ``cx, cy, w, h, score, class`` (normalised); ``labels``:
-    ``Tensor[M, 5]`` as :func:`image_errors`. Returns ``(Tensor[N] bool, Tensor[C] bool)``; matching as
-    :func:`~semiyolo.metrics.match_pairs` (class-aware, greedy by score).
-    """
-    gt_boxes, gt_classes = box_convert(labels[:, 1:5], "cxcywh", "xyxy"), labels[:, 0]
-    matched, _ = match_pairs(box_convert(kept[:, :4], "cxcywh", "xyxy"), kept[:, 4], kept[:, 5], gt_boxes, gt_classes)
-    free = torch.ones(labels.shape[0], dtype=torch.bool)
-    free[matched[matched >= 0]] = False
-    found, _ = match_pairs(
-        box_convert(candidates[:, :4], "cxcywh", "xyxy"),
-        candidates[:, 4],
-        candidates[:, 5],
-        gt_boxes[free],
-        gt_classes[free],
-    )
-    return matched >= 0, found >= 0
-
-
-def binned_rates(scores: Tensor, hits: Tensor, edges: Sequence[float]) -> Tensor:
-    """``Tensor[B]``: per score bin of ``edges`` (``B = len(edges) - 1``; scores outside fall in the end bins), the
-    share of ``hits``, ``(hits + 1) / (n + 2)`` (0.5 for an empty bin)."""
-    bins = score_bins(scores, edges)
-    n = torch.bincount(bins, minlength=len(edges) - 1).float()
-    hit = torch.bincount(bins, weights=hits.float(), minlength=len(edges) - 1)
-    return (hit + 1) / (n + 2)
-
-
-def score_bins(scores: Tensor, edges: Sequence[float]) -> Tensor:
-    """``Tensor[N]`` long: the bin of each score, ``edges[i] <= score < edges[i + 1]``, clamped to the end bins."""
-    inner = torch.tensor(edges[1:-1], dtype=scores.dtype)
-    return torch.bucketize(scores.contiguous(), inner, right=True)
-
-
-def calibrated_worth(
-    kept_scores: Tensor, candidate_scores: Tensor, kept_rates: Tensor, candidate_rates: Tensor
-) -> float:
-    """The expected number of spurious and missed boxes on an image: ``sum(1 - kept rate) + sum(candidate rate)``,
-    the rates of :func:`binned_rates` looked up by each score's bin (:data:`KEPT_EDGES`, :data:`CANDIDATE_EDGES`)."""
-    wrong_kept = 1 - kept_rates[score_bins(kept_scores, KEPT_EDGES)]
-    real_missed = candidate_rates[score_bins(candidate_scores, CANDIDATE_EDGES)]
-    return float(wrong_kept.sum() + real_missed.sum())

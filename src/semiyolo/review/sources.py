@@ -27,6 +27,7 @@ from ..config import read_yaml
 from ..data import IMAGE_SUFFIXES, label_path, list_images, read_label_file
 from ..data.lists import dataset_root, split_entries
 from ..errors import DataError
+from .calibration import ScoreRates
 from .doubt import ScoredBox, image_worth
 
 MAX_NAME_LENGTH = 1024
@@ -160,6 +161,7 @@ class ImageSource(ABC):
 
     def __init__(self, root: Path, images: dict[str, Path], names: dict[int, str], refused: int = 0) -> None:
         self.root, self.images, self.names, self.refused = root, images, names, refused
+        self.rates: ScoreRates | None = None  # set by a source that measured its scores' rates (.calibration)
         self._cache: dict[str, Proposal] = {}
         self._lock = threading.Lock()
 
@@ -177,8 +179,12 @@ class ImageSource(ABC):
         return None if loaded is None else self.remember(name, loaded)
 
     def remember(self, name: str, proposal: Proposal) -> Proposal:
-        """Keep ``proposal`` for ``name``, its worth computed (:func:`~.doubt.image_worth`)."""
-        proposal.worth = image_worth(proposal.boxes, proposal.student_only)
+        """Keep ``proposal`` for ``name``, its worth computed: :meth:`~.calibration.ScoreRates.worth` where the
+        source measured its rates, else :func:`~.doubt.image_worth`."""
+        if self.rates is not None:
+            proposal.worth = self.rates.worth(proposal.boxes, proposal.dropped, proposal.student_only)
+        else:
+            proposal.worth = image_worth(proposal.boxes, proposal.student_only)
         with self._lock:
             self._cache[name] = proposal
         return proposal

@@ -21,11 +21,13 @@ from torchvision.ops import box_iou
 from ultralytics.utils import LOGGER
 
 from ...config import SemiConfig, load_config, read_yaml, validate_config
+from ...data import label_path, list_images, read_label_file
 from ...errors import ConfigError, DataError
 from ...pixels import to_unit_range
 from ...pseudo import Detections, FilterChain, build_filters, dfl_entropy
+from ...review.calibration import ScoreRates
 from ...review.doubt import OVERLAP_IOU, ScoredBox
-from ...review.sources import ImageSource, Proposal, scan_images
+from ...review.sources import ImageSource, Proposal, data_yaml_split, scan_images
 from ...runfiles import last_weights, weights_dir
 from ...teacher import TeacherPseudoLabeler
 from .offline import _yolo_rows, load_detector
@@ -166,6 +168,26 @@ class RunSource(ImageSource):
         self.positions = {name: i for i, name in enumerate(images)}
         self._model_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        validation = validation_images(run)
+        self.rates = self._calibrate(validation) if validation else None
+
+    def _calibrate(self, images: list[Path]) -> ScoreRates:
+        """The order's rates (:mod:`semiyolo.review.calibration`) on labelled validation images; an image or label
+        that cannot be read is left out."""
+        LOGGER.info(f"review: calibrating the order on {len(images)} labelled validation images of {self.run}")
+        dataset = UnlabeledImages(images, self.imgsz)
+
+        def measured():
+            for i, path in enumerate(images):
+                try:
+                    image, labels = dataset[i][0], torch.from_numpy(read_label_file(label_path(path)))
+                except (DataError, OSError):
+                    continue
+                proposal = self._propose(image, path)
+                if proposal.error is None:
+                    yield proposal.boxes, proposal.dropped, labels
+
+        return ScoreRates.measure(measured())
 
     def _restore_teacher(self, chain: FilterChain, state: dict[str, Any] | None) -> str:
         """The teacher's weights and the filters' state from ``semi_state.pt`` when they fit; says which."""
@@ -184,9 +206,15 @@ class RunSource(ImageSource):
 
     def load(self, name: str) -> Proposal:
         """Label ``name`` now (the model is shared with the background thread, one forward at a time)."""
-        path = self.images[name]
         try:
             image = self.dataset[self.positions[name]][0]
+        except (DataError, OSError) as err:
+            return Proposal(error=str(err))
+        return self._propose(image, self.images[name])
+
+    def _propose(self, image: torch.Tensor, path: Path) -> Proposal:
+        """The teacher's kept boxes and dropped candidates on one letterboxed ``image`` read from ``path``."""
+        try:
             with self._model_lock:
                 dets = self.labeler.detect(self.model, to_unit_range(image[None]))[0]
                 kept, dropped = filter_verdicts(self.labeler.filters, dets)
@@ -222,4 +250,30 @@ class RunSource(ImageSource):
             return len(self.images) - len(self._cache)
 
     def describe(self) -> str:
-        return f"run {self.run}: {len(self.images)} unlabeled images in {self.root}, labelled with {self.teacher_note}"
+        order = self.rates.describe() if self.rates else "scores not calibrated (no labelled validation images)"
+        return (
+            f"run {self.run}: {len(self.images)} unlabeled images in {self.root}, labelled with {self.teacher_note}; "
+            f"order {order}"
+        )
+
+
+CALIBRATION_IMAGES = 200  # validation images the order is calibrated on, at most (evenly spread by name)
+
+
+def validation_images(run: Path) -> list[Path] | None:
+    """Up to :data:`CALIBRATION_IMAGES` images of the val split of the dataset the run trained on (``args.yaml``'s
+    ``data``), evenly spread by name; ``None`` where there is no such split or none of its images has a label file
+    (an image without one has no objects, as in Ultralytics)."""
+    args = run / "args.yaml"
+    data = read_yaml(args).get("data") if args.is_file() else None
+    if not isinstance(data, str) or not Path(data).is_file():
+        return None
+    try:
+        folder, _ = data_yaml_split(Path(data), "val")
+    except (ConfigError, DataError):
+        return None
+    images = list_images(folder)
+    if not any(label_path(image).is_file() for image in images):
+        return None
+    step = -(-len(images) // CALIBRATION_IMAGES)
+    return images[::step]
