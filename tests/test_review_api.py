@@ -383,6 +383,7 @@ def test_a_run_labels_an_image_on_demand_with_the_filters_verdicts(run_folder):
     client = _run_client(run_folder)
     info = client.get("/api/info").json()
     assert (info["kind"], info["names"], info["images"]) == ("run", ["a", "b"], 3)
+    assert info["order"] == "expected wrong boxes, scores as they are"  # its args.yaml names no dataset
     body = client.get("/api/labels/u1.png").json()
     assert len(body["boxes"]) == 2  # cap: 2 of the candidates, all above the score threshold
     assert all(b["score"] == pytest.approx(0.95257, abs=1e-4) for b in body["boxes"])  # sigmoid(3)
@@ -430,6 +431,8 @@ def test_a_run_whose_dataset_has_labelled_validation_images_orders_by_the_calibr
     misses = len(possible_misses(proposal.boxes, proposal.dropped))
     assert proposal.worth == pytest.approx(2 * (1 - 1 / 6) + misses / (rates.candidate_boxes + 2), abs=1e-5)
     assert "calibrated on 2 labelled validation images" in source.describe()
+    info = TestClient(create_app(source, ReviewStore(run / "reviewed", user="tester"))).get("/api/info").json()
+    assert info["order"] == "expected wrong boxes, scores calibrated on 2 labelled validation images"
     # without labelled validation images the order is the uncalibrated one and the page says so
     assert "not calibrated" in RunSource(run_folder, run_semi_settings(run_folder, None, None), run / "r").describe()
 

@@ -3,7 +3,7 @@
 Routes (JSON unless said otherwise; an image ``name`` is its path relative to the image folder, URL-encoded):
 
 - ``GET /``: the page; ``GET /static/...``: its script and style sheet.
-- ``GET /api/info``: the source, the reviewed folder, the class names, the limits.
+- ``GET /api/info``: the source, the reviewed folder, the class names, how the list is ordered, the limits.
 - ``GET /api/images``: every image with its worth (:mod:`.doubt`), box count and state, the most worth first.
 - ``GET /api/labels/{name}``: an image's boxes (reviewed, else proposed), the proposal, dropped candidates, its
   size; each box with its doubt and ``likely_error`` (:mod:`.doubt`; a dropped candidate's is ``missed`` or null).
@@ -173,6 +173,7 @@ class ReviewService:
             "names": [self.source.names[c] for c in range(len(self.source.names))],
             "images": len(self.source.images),
             "refused": self.source.refused,
+            "order": self.source.order_note(),
             "max_boxes": MAX_BOXES,
         }
 

@@ -108,9 +108,7 @@ class ScoreRates:
             candidate_boxes=len(candidates_all),
         )
 
-    def worth(
-        self, boxes: Sequence[ScoredBox], dropped: Sequence[ScoredBox] = (), student_only: int = 0
-    ) -> float:
+    def worth(self, boxes: Sequence[ScoredBox], dropped: Sequence[ScoredBox] = (), student_only: int = 0) -> float:
         """An image's calibrated worth: each kept box's ``1 - rate`` (at least ``DISAGREEMENT_DOUBT`` where the run's
         student does not confirm it), each possible miss's rate, and ``DISAGREEMENT_DOUBT`` for each box the student
         finds where the teacher has none."""

@@ -189,6 +189,12 @@ class ImageSource(ABC):
             self._cache[name] = proposal
         return proposal
 
+    def order_note(self) -> str:
+        """How the list is ordered, in a few words (the page's header, ``GET /api/info``)."""
+        if self.rates is None:
+            return "expected wrong boxes, scores as they are"
+        return f"expected wrong boxes, scores calibrated on {self.rates.images} labelled validation images"
+
     def ready(self, name: str) -> Proposal | None:
         """The proposal if it can be had without waiting (the list asks this of every image)."""
         return self.proposal(name)

@@ -661,6 +661,7 @@ async function start() {
     state.info = await api("GET", "/api/info");
     const refused = state.info.refused ? ` \u00b7 ${state.info.refused} linked outside, not served` : "";
     $("source").textContent = `${state.info.kind}: ${state.info.source} \u2192 ${state.info.reviewed}${refused}`;
+    $("source").title = `order: ${state.info.order}`;
     buildClassPicker();
     buildFilters();
     bindControls();
