@@ -79,7 +79,7 @@ def split_errors(split: Path, orders: dict) -> tuple[dict[str, ImageErrors], dic
             raise SystemExit(f"{root / name}: {proposal.error}")
         rows = box_rows(proposal.boxes)
         labels = torch.from_numpy(read_label_file(label_path(root / name)))
-        errors[name] = image_errors(rows[:, :4], rows[:, 4], rows[:, 5], labels)
+        errors[name] = image_errors(rows, labels)
         worths[UNCALIBRATED][name] = image_worth(proposal.boxes, proposal.student_only)
         misses = possible_misses(proposal.boxes, proposal.dropped)
         worths[WITH_MISSES][name] = worths[UNCALIBRATED][name] + sum(box.score or 0.0 for box in misses)

@@ -422,14 +422,15 @@ def test_a_run_whose_dataset_has_labelled_validation_images_orders_by_the_calibr
     (run / "args.yaml").write_text(yaml.safe_dump({"imgsz": 64, "data": str(data / "data.yaml")}))
     source = RunSource(run, run_semi_settings(run, None, None), run / "reviewed")
     rates = source.rates
-    # the cap keeps 2 boxes an image, each scored sigmoid(3) = 0.953 (the last kept bin): 0 hits of 4 -> 1 / 6
+    # the cap keeps 2 boxes an image, each scored sigmoid(3) = 0.953 (the last kept bin, middle 0.975): 0 hits of 4
+    # -> (0 + 2 x 0.975) / (4 + 2) = 0.325; the other bins read their middle score
     assert (rates.images, rates.kept_boxes) == (2, 4)
-    assert rates.kept.tolist() == pytest.approx([0.5] * 5 + [1 / 6])
-    # candidates dropped by the cap score 0.953 too (the last candidate bin): 0 hits of c -> 1 / (c + 2)
-    assert rates.candidates[-1].item() == pytest.approx(1 / (rates.candidate_boxes + 2))
+    assert rates.kept.tolist() == pytest.approx([0.55, 0.65, 0.75, 0.85, 0.925, 0.325])
+    # this detector puts every candidate where the kept boxes are, so none is a possible miss (their rates are
+    # tested on hand-built boxes in test_review_yield.py)
     proposal = source.proposal("u1.png")
-    misses = len(possible_misses(proposal.boxes, proposal.dropped))
-    assert proposal.worth == pytest.approx(2 * (1 - 1 / 6) + misses / (rates.candidate_boxes + 2), abs=1e-5)
+    assert rates.candidate_boxes == 0 and possible_misses(proposal.boxes, proposal.dropped) == []
+    assert proposal.worth == pytest.approx(2 * (1 - 0.325), abs=1e-5)
     assert "calibrated on 2 labelled validation images" in source.describe()
     info = TestClient(create_app(source, ReviewStore(run / "reviewed", user="tester"))).get("/api/info").json()
     assert info["order"] == "expected wrong boxes, scores calibrated on 2 labelled validation images"
@@ -847,3 +848,31 @@ def test_stats_count_the_reviewed_images_by_their_last_logged_action(split):
     guarded, _ = _client(split, {0: "cat", 1: "dog"}, allowed_hosts=allowed_hosts("127.0.0.1"))
     refused = guarded.get("/api/stats", headers={"Host": "attacker.example:8765"})  # guarded like every route
     assert refused.status_code == 400 and "attacker.example" in refused.json()["detail"]
+
+
+def test_validation_images_for_the_calibration_come_from_every_val_entry_and_say_why_when_none(tmp_path):
+    from semiyolo.integrations.ultralytics.review_source import CALIBRATION_IMAGES, validation_images
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert validation_images(run)[0] == []  # no args.yaml
+    (run / "args.yaml").write_text("")  # empty: no crash, and the reason names what is missing
+    images, why = validation_images(run)
+    assert images == [] and "names no dataset file" in why
+    data = tmp_path / "data"
+    for folder, count in (("a", 150), ("b", 101)):  # two val folders, 251 images; files need only exist here
+        for i in range(count):
+            (data / "images" / folder).mkdir(parents=True, exist_ok=True)
+            (data / "images" / folder / f"{i:03d}.png").write_bytes(b"")
+    val = {"path": str(data), "val": ["images/a", "images/b"], "names": ["x"]}
+    (data / "data.yaml").write_text(yaml.safe_dump(val))
+    (run / "args.yaml").write_text(yaml.safe_dump({"data": str(data / "data.yaml")}))
+    images, why = validation_images(run)
+    assert images == [] and "no val image" in why  # no label file anywhere: nothing to calibrate on
+    _labels(data / "labels" / "b" / "100.txt", "")  # one labelled image (no objects) is enough
+    images, why = validation_images(run)
+    assert (len(images), why) == (CALIBRATION_IMAGES, "")
+    # evenly spread over both folders, the first and the last image included: positions round(i * 250 / 199), of
+    # which those under 150 (folder a) are i <= 119, so 120 from a and 80 from b
+    assert images[0] == data / "images" / "a" / "000.png" and images[-1] == data / "images" / "b" / "100.png"
+    assert sum(p.parent.name == "a" for p in images) == 120

@@ -31,9 +31,8 @@ def test_spurious_missed_and_loose_boxes_of_one_image():
             [0.21, 0.2, 0.2, 0.2],  # a second box on A, lower score: A is taken -> spurious
         ]
     )
-    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
-    classes = torch.tensor([0, 0, 0, 0])
-    found = image_errors(boxes, scores, classes, labels)
+    scores, classes = torch.tensor([[0.9], [0.8], [0.7], [0.6]]), torch.zeros((4, 1))
+    found = image_errors(torch.cat([boxes, scores, classes], 1), labels)
     # B is matched by no box of class 1 -> missed; nothing matched under IoU 0.75 (9/11 = 0.82) -> none loose
     assert found == ImageErrors(spurious=2, missed=1, loose=0)
     assert found.wrong == 3
@@ -42,16 +41,15 @@ def test_spurious_missed_and_loose_boxes_of_one_image():
 def test_a_matched_box_under_the_loose_iou_is_loose_not_wrong():
     labels = torch.tensor([[0, 0.2, 0.2, 0.2, 0.2]])
     # shifted 0.05 in x: overlap 0.15 x 0.2 = 0.03, union 0.08 - 0.03 = 0.05, IoU 0.6: matched (>= 0.5), loose (< 0.75)
-    found = image_errors(torch.tensor([[0.25, 0.2, 0.2, 0.2]]), torch.tensor([0.9]), torch.tensor([0]), labels)
+    found = image_errors(torch.tensor([[0.25, 0.2, 0.2, 0.2, 0.9, 0]]), labels)
     assert found == ImageErrors(spurious=0, missed=0, loose=1)
 
 
 def test_an_image_without_boxes_or_labels_has_its_errors_from_the_other_side():
-    none = torch.zeros((0, 4))
     labels = torch.tensor([[0, 0.5, 0.5, 0.2, 0.2], [0, 0.2, 0.2, 0.1, 0.1]])
-    assert image_errors(none, torch.zeros(0), torch.zeros(0), labels) == ImageErrors(0, 2, 0)
-    one = torch.tensor([[0.5, 0.5, 0.2, 0.2]])
-    assert image_errors(one, torch.tensor([0.9]), torch.tensor([0]), torch.zeros((0, 5))) == ImageErrors(1, 0, 0)
+    assert image_errors(torch.zeros((0, 6)), labels) == ImageErrors(0, 2, 0)
+    one = torch.tensor([[0.5, 0.5, 0.2, 0.2, 0.9, 0]])
+    assert image_errors(one, torch.zeros((0, 5))) == ImageErrors(1, 0, 0)
 
 
 ERRORS = {  # wrong = spurious + missed: a 3, b 0, c 1, d 2
@@ -106,13 +104,14 @@ def test_kept_boxes_and_possible_misses_are_matched_against_the_labels_left_to_e
     assert [h.tolist() for h in proposal_hits(none, none, labels)] == [[], []]
 
 
-def test_rates_per_score_bin_are_laplace_smoothed_shares():
+def test_rates_per_score_bin_lean_on_the_bins_middle_score_when_they_hold_few_boxes():
     edges = (0.5, 0.7, 0.9, 1.0)
     scores = torch.tensor([0.55, 0.6, 0.65, 0.95, 1.0, 0.2])  # 0.2 falls in the first bin, 1.0 in the last
     hits = torch.tensor([True, False, False, True, True, False])
     assert score_bins(scores, edges).tolist() == [0, 0, 0, 2, 2, 0]
-    # bin 0: 1 hit of 4 -> 2 / 6; bin 1: empty -> 1 / 2; bin 2: 2 of 2 -> 3 / 4
-    assert binned_rates(scores, hits, edges).tolist() == pytest.approx([1 / 3, 0.5, 0.75])
+    # (hits + 2 m) / (n + 2), m the bin's middle: bin 0 (m 0.6) 1 hit of 4 -> 2.2 / 6; bin 1 (m 0.8) empty -> 0.8;
+    # bin 2 (m 0.95) 2 of 2 -> 3.9 / 4
+    assert binned_rates(scores, hits, edges).tolist() == pytest.approx([2.2 / 6, 0.8, 3.9 / 4])
 
 
 def test_the_calibrated_worth_adds_kept_boxes_chance_of_being_wrong_and_misses_chance_of_being_real():
@@ -148,10 +147,11 @@ def test_rates_are_measured_on_labelled_images():
     ]
     rates = ScoreRates.measure(images)
     assert (rates.images, rates.kept_boxes, rates.candidate_boxes) == (3, 2, 2)
-    # kept: bin 0 (0.55) 0 of 1 -> 1/3, bin 4 (0.9) 1 of 1 -> 2/3, the rest empty -> 1/2; candidates: bin 1
-    # (0.25) 0 of 1 -> 1/3, bin 3 (0.45) 1 of 1 -> 2/3
-    assert rates.kept.tolist() == pytest.approx([1 / 3, 0.5, 0.5, 0.5, 2 / 3, 0.5])
-    assert rates.candidates.tolist() == pytest.approx([0.5, 1 / 3, 0.5, 2 / 3])
+    # (hits + 2 m) / (n + 2): kept bin 0 (m 0.55) 0 of 1 -> 1.1 / 3, bin 4 (m 0.925) 1 of 1 -> 2.85 / 3, the empty
+    # ones their middles; candidates bin 1 (m 0.25) 0 of 1 -> 0.5 / 3, bin 3 (m 0.45) 1 of 1 -> 1.9 / 3
+    assert rates.kept.tolist() == pytest.approx([1.1 / 3, 0.65, 0.75, 0.85, 2.85 / 3, 0.975])
+    assert rates.candidates.tolist() == pytest.approx([0.1, 0.5 / 3, 0.35, 1.9 / 3])
     assert "3 labelled validation images" in rates.describe()
     empty = ScoreRates.measure([])
-    assert (empty.images, empty.kept.tolist()) == (0, [0.5] * 6)
+    assert (empty.images, empty.kept_boxes) == (0, 0)
+    assert empty.kept.tolist() == pytest.approx([0.55, 0.65, 0.75, 0.85, 0.925, 0.975])

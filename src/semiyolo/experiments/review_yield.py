@@ -5,7 +5,7 @@ On a benchmark set the unlabeled images carry hidden labels, so the claim can be
 corrects an image fixes all of its proposal's errors, and an order is worth what its first ``k`` images hold.
 
 Per image, the proposal (the boxes accepting the image as it is would write) is matched to the hidden labels as
-:func:`~semiyolo.metrics.match_pairs` matches them (class-aware, greedy by score, IoU >= 0.5):
+:func:`~semiyolo.review.calibration.match_rows` matches them (class-aware, greedy by score, IoU >= 0.5):
 
 - ``spurious``: a proposed box that matches no label (a false positive, or a box of the wrong class);
 - ``missed``: a label that no proposed box matches;
@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torchvision.ops import box_convert
 
-from ..metrics import match_pairs
+from ..review.calibration import match_rows
 
 LOOSE_IOU = 0.75  # a matched box under this IoU is counted loose: mAP50-95 averages IoU thresholds 0.5 to 0.95
 ERROR_KINDS = ("wrong", "spurious", "missed", "loose")
@@ -48,17 +47,11 @@ class ImageErrors:
         return getattr(self, kind)
 
 
-def image_errors(boxes: Tensor, scores: Tensor, classes: Tensor, labels: Tensor) -> ImageErrors:
-    """The errors of a proposal against an image's labels.
-
-    Args:
-        boxes: ``Tensor[N, 4]`` proposed boxes, ``cx, cy, w, h`` normalised to the image (YOLO rows).
-        scores: ``Tensor[N]`` their scores (the matching order); ``classes``: ``Tensor[N]`` their class ids.
-        labels: ``Tensor[M, 5]`` hidden label rows ``class, cx, cy, w, h`` (normalised; IoU does not change when the
-            axes are scaled apart, so normalised boxes give the pixels' IoU).
-    """
-    gt_boxes, gt_classes = box_convert(labels[:, 1:5], "cxcywh", "xyxy"), labels[:, 0]
-    matched, iou = match_pairs(box_convert(boxes, "cxcywh", "xyxy"), scores, classes, gt_boxes, gt_classes)
+def image_errors(rows: Tensor, labels: Tensor) -> ImageErrors:
+    """The errors of a proposal against an image's labels: ``rows`` ``Tensor[N, 6]`` (``cx, cy, w, h, score, class``,
+    normalised; :func:`~semiyolo.review.calibration.box_rows`), ``labels`` ``Tensor[M, 5]`` YOLO rows, matched by
+    :func:`~semiyolo.review.calibration.match_rows`."""
+    matched, iou = match_rows(rows, labels)
     hit = matched >= 0
     return ImageErrors(
         spurious=int((~hit).sum()),

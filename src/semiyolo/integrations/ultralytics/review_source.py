@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,14 @@ from torchvision.ops import box_iou
 from ultralytics.utils import LOGGER
 
 from ...config import SemiConfig, load_config, read_yaml, validate_config
-from ...data import label_path, list_images, read_label_file
+from ...data import label_path, read_label_file
+from ...data.lists import dataset_root, split_images
 from ...errors import ConfigError, DataError
 from ...pixels import to_unit_range
 from ...pseudo import Detections, FilterChain, build_filters, dfl_entropy
 from ...review.calibration import ScoreRates
 from ...review.doubt import OVERLAP_IOU, ScoredBox
-from ...review.sources import ImageSource, Proposal, data_yaml_split, scan_images
+from ...review.sources import ImageSource, Proposal, scan_images
 from ...runfiles import last_weights, weights_dir
 from ...teacher import TeacherPseudoLabeler
 from .offline import _yolo_rows, load_detector
@@ -168,16 +170,17 @@ class RunSource(ImageSource):
         self.positions = {name: i for i, name in enumerate(images)}
         self._model_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        validation = validation_images(run)
+        validation, self.uncalibrated_because = validation_images(run)
         self.rates = self._calibrate(validation) if validation else None
 
-    def _calibrate(self, images: list[Path]) -> ScoreRates:
-        """The order's rates (:mod:`semiyolo.review.calibration`) on labelled validation images; an image or label
-        that cannot be read is left out."""
+    def _calibrate(self, images: list[Path]) -> ScoreRates | None:
+        """The order's rates (:mod:`semiyolo.review.calibration`) on labelled validation images, an image or label
+        that cannot be read left out; ``None`` (and :attr:`uncalibrated_because` says why) when no kept box was
+        measured."""
         LOGGER.info(f"review: calibrating the order on {len(images)} labelled validation images of {self.run}")
         dataset = UnlabeledImages(images, self.imgsz)
 
-        def measured():
+        def measured() -> Iterator[tuple[list[ScoredBox], list[ScoredBox], torch.Tensor]]:
             for i, path in enumerate(images):
                 try:
                     image, labels = dataset[i][0], torch.from_numpy(read_label_file(label_path(path)))
@@ -187,7 +190,11 @@ class RunSource(ImageSource):
                 if proposal.error is None:
                     yield proposal.boxes, proposal.dropped, labels
 
-        return ScoreRates.measure(measured())
+        rates = ScoreRates.measure(measured())
+        if rates.kept_boxes == 0:
+            self.uncalibrated_because = f"no box kept on the {len(images)} validation images ({rates.images} read)"
+            return None
+        return rates
 
     def _restore_teacher(self, chain: FilterChain, state: dict[str, Any] | None) -> str:
         """The teacher's weights and the filters' state from ``semi_state.pt`` when they fit; says which."""
@@ -250,30 +257,31 @@ class RunSource(ImageSource):
             return len(self.images) - len(self._cache)
 
     def describe(self) -> str:
-        order = self.rates.describe() if self.rates else "scores not calibrated (no labelled validation images)"
+        order = self.rates.describe() if self.rates else f"scores not calibrated: {self.uncalibrated_because}"
         return (
             f"run {self.run}: {len(self.images)} unlabeled images in {self.root}, labelled with {self.teacher_note}; "
             f"order {order}"
         )
 
 
-CALIBRATION_IMAGES = 200  # validation images the order is calibrated on, at most (evenly spread by name)
+CALIBRATION_IMAGES = 200  # validation images the order is calibrated on, at most (evenly spread)
 
 
-def validation_images(run: Path) -> list[Path] | None:
-    """Up to :data:`CALIBRATION_IMAGES` images of the val split of the dataset the run trained on (``args.yaml``'s
-    ``data``), evenly spread by name; ``None`` where there is no such split or none of its images has a label file
-    (an image without one has no objects, as in Ultralytics)."""
-    args = run / "args.yaml"
-    data = read_yaml(args).get("data") if args.is_file() else None
-    if not isinstance(data, str) or not Path(data).is_file():
-        return None
+def validation_images(run: Path) -> tuple[list[Path], str]:
+    """``(images, why none)``: up to :data:`CALIBRATION_IMAGES` images of the val split of the dataset the run trained
+    on (``args.yaml``'s ``data``; folders and list files, as :func:`~semiyolo.data.lists.split_images`), evenly
+    spread; none, and why, where the dataset or its val split cannot be read or no val image has a label file (an
+    image without one has no objects, as in Ultralytics)."""
+    raw = read_yaml(run / "args.yaml") if (run / "args.yaml").is_file() else None
+    data_yaml = raw.get("data") if isinstance(raw, dict) else None
+    if not isinstance(data_yaml, str) or not Path(data_yaml).is_file():
+        return [], f"its args.yaml names no dataset file found from here ({data_yaml!r})"
     try:
-        folder, _ = data_yaml_split(Path(data), "val")
-    except (ConfigError, DataError):
-        return None
-    images = list_images(folder)
+        data = read_yaml(data_yaml)
+        images = split_images(data, "val", dataset_root(data, data_yaml), data_yaml) if data.get("val") else []
+    except (AttributeError, ConfigError, DataError) as err:
+        return [], f"its dataset {data_yaml} cannot be read ({err})"
     if not any(label_path(image).is_file() for image in images):
-        return None
-    step = -(-len(images) // CALIBRATION_IMAGES)
-    return images[::step]
+        return [], f"no val image of {data_yaml} has a label file"
+    chosen = torch.linspace(0, len(images) - 1, min(len(images), CALIBRATION_IMAGES)).round().long().unique()
+    return [images[i] for i in chosen.tolist()], ""
