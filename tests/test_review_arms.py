@@ -113,17 +113,23 @@ def test_the_review_table_gives_the_gain_per_reviewed_image_against_random():
     rows = [
         _row("random", 10, 0, 0.50),
         _row("random", 10, 1, 0.52),
+        _row("random", 10, 2, 0.50),
         _row("page", 10, 0, 0.53),
-        _row("page", 10, 1, 0.56),  # +0.03 / 10, +0.04 / 10: 0.0035 ± 0.0007
+        _row("page", 10, 1, 0.56),
+        _row("page", 10, 2, 0.53),  # +0.03 / 10, +0.04 / 10, +0.03 / 10: 0.00333 ± 0.00058
         _row("spread", 10, 0, 0.51),
-        _row("spread", 10, 1, 0.51),  # +0.001, -0.001: 0 ± 0.0014
+        _row("spread", 10, 1, 0.51),
+        _row("spread", 10, 2, 0.50),  # +0.001, -0.001, 0: 0 ± 0.001
     ]
     md = review_markdown(rows)
-    assert "| 10 | random | 2 | 0.510 ± 0.014 | - |" in md
-    assert "| 10 | page | 2 | 0.545 ± 0.021 | +0.0035 ± 0.0007 |" in md
-    assert "page at k=10: +0.0035 ± 0.0007 mAP50-95 per reviewed image over random (2 pairs): beats random" in md
-    assert "spread at k=10: +0.0000 ± 0.0014 mAP50-95 per reviewed image over random (2 pairs): does NOT beat" in md
-    assert review_markdown([r for r in rows if r["seed"] == 0]).endswith("too few pairs for a spread, no verdict")
+    assert "| 10 | random | 3 | 0.507 ± 0.012 | - |" in md
+    assert "| 10 | page | 3 | 0.540 ± 0.017 | +0.0033 ± 0.0006 |" in md
+    assert "page at k=10: +0.0033 ± 0.0006 mAP50-95 per reviewed image over random (3 pairs): beats random" in md
+    assert "spread at k=10: +0.0000 ± 0.0010 mAP50-95 per reviewed image over random (3 pairs): does NOT beat" in md
+    # two pairs give a standard deviation, but not one to trust: +0.0035 ± 0.0007 gets no verdict
+    two = review_markdown([r for r in rows if r["seed"] < 2])
+    assert "page at k=10: +0.0035 ± 0.0007 mAP50-95 per reviewed image over random (2 pairs); too few" in two
+    assert review_markdown([r for r in rows if r["seed"] == 0]).endswith("(at least 3), no verdict")
     assert review_markdown([{"kind": "online", "run": "seed0/online_bg1", "seed": 0}]) == ""
 
 

@@ -61,12 +61,16 @@ def _pm(found: tuple[float, float, int], digits: int = 3) -> str:
     return f"{mean:+.{digits}f}" if count < 2 else f"{mean:+.{digits}f} ± {std:.{digits}f}"
 
 
+MIN_VERDICT_PAIRS = 3  # a standard deviation of two differences can be near 0 by chance: no verdict rests on it
+
+
 def verdict(order: str, k: int, gain: tuple[float, float, int]) -> str:
-    """One line: whether ``order`` beats random at ``k`` by more than the spread of its gain per image."""
+    """One line: whether ``order`` beats random at ``k`` by more than the spread of its gain per image, given at
+    least :data:`MIN_VERDICT_PAIRS` pairs."""
     mean, std, count = gain
     said = f"{order} at k={k}: {_pm(gain, 4)} mAP50-95 per reviewed image over random ({count} pairs)"
-    if count < 2:
-        return f"{said}; too few pairs for a spread, no verdict"
+    if count < MIN_VERDICT_PAIRS:
+        return f"{said}; too few pairs for a spread to trust (at least {MIN_VERDICT_PAIRS}), no verdict"
     if mean > std:
         return f"{said}: beats random by more than the spread"
     return f"{said}: does NOT beat random by more than the spread"
