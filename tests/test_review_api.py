@@ -876,3 +876,10 @@ def test_validation_images_for_the_calibration_come_from_every_val_entry_and_say
     # which those under 150 (folder a) are i <= 119, so 120 from a and 80 from b
     assert images[0] == data / "images" / "a" / "000.png" and images[-1] == data / "images" / "b" / "100.png"
     assert sum(p.parent.name == "a" for p in images) == 120
+    # val images that are also train images are left out (the model was fitted on them): here the one labelled image
+    (data / "data.yaml").write_text(yaml.safe_dump({**val, "train": "images/b"}))
+    images, why = validation_images(run)
+    assert images == [] and why.endswith("has a label file but the 101 it shares with train")
+    (data / "data.yaml").write_text(yaml.safe_dump({**val, "train": "images/a"}))
+    images, _ = validation_images(run)
+    assert len(images) == 101 and {p.parent.name for p in images} == {"b"}

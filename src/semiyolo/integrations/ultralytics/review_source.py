@@ -270,18 +270,27 @@ CALIBRATION_IMAGES = 200  # validation images the order is calibrated on, at mos
 def validation_images(run: Path) -> tuple[list[Path], str]:
     """``(images, why none)``: up to :data:`CALIBRATION_IMAGES` images of the val split of the dataset the run trained
     on (``args.yaml``'s ``data``; folders and list files, as :func:`~semiyolo.data.lists.split_images`), evenly
-    spread; none, and why, where the dataset or its val split cannot be read or no val image has a label file (an
-    image without one has no objects, as in Ultralytics)."""
+    spread. Images that are also train images (the same file, links followed) are left out: the model was fitted on
+    them, so their rates would flatter its scores. None, and why, where the dataset or its val split cannot be read,
+    or no val image left has a label file (an image without one has no objects, as in Ultralytics)."""
     raw = read_yaml(run / "args.yaml") if (run / "args.yaml").is_file() else None
     data_yaml = raw.get("data") if isinstance(raw, dict) else None
     if not isinstance(data_yaml, str) or not Path(data_yaml).is_file():
         return [], f"its args.yaml names no dataset file found from here ({data_yaml!r})"
     try:
         data = read_yaml(data_yaml)
-        images = split_images(data, "val", dataset_root(data, data_yaml), data_yaml) if data.get("val") else []
+        split = {
+            key: split_images(data, key, dataset_root(data, data_yaml), data_yaml) if data.get(key) else []
+            for key in ("train", "val")
+        }
     except (AttributeError, ConfigError, DataError) as err:
         return [], f"its dataset {data_yaml} cannot be read ({err})"
+    trained = {image.resolve() for image in split["train"]}
+    images = [image for image in split["val"] if image.resolve() not in trained]
     if not any(label_path(image).is_file() for image in images):
-        return [], f"no val image of {data_yaml} has a label file"
+        shared = len(split["val"]) - len(images)
+        return [], f"no val image of {data_yaml} has a label file" + (
+            f" but the {shared} it shares with train" if shared else ""
+        )
     chosen = torch.linspace(0, len(images) - 1, min(len(images), CALIBRATION_IMAGES)).round().long().unique()
     return [images[i] for i in chosen.tolist()], ""
