@@ -25,6 +25,7 @@ from pathlib import Path
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported
 
 import torch
+from scipy.stats import spearmanr  # Ultralytics' own dependency
 
 from semiyolo.data import label_path, read_label_file
 from semiyolo.experiments.review_arms import (
@@ -43,7 +44,6 @@ from semiyolo.experiments.review_yield import (
     image_errors,
     order_yields,
     random_yields,
-    rank_correlation,
 )
 from semiyolo.experiments.runs import CONVERGED
 from semiyolo.integrations.ultralytics.review_source import (
@@ -138,7 +138,7 @@ def report(split: Path, ks: list[int], draws: int) -> list[str]:
     orders = {**orders, **{key: worth_order(w) for key, w in worths.items()}}
     wrong = [errors[n].wrong for n in names]
     correlations = ", ".join(
-        f"{key} {rank_correlation([w[n] for n in names], wrong):+.3f}" for key, w in worths.items()
+        f"{key} {spearmanr([w[n] for n in names], wrong).statistic:+.3f}" for key, w in worths.items()
     )
     lines = [
         f"## {split}",

@@ -1,8 +1,6 @@
 """What a review order finds before training (issue 32): errors of a proposal against hidden labels on hand-built
-boxes, an order's yield, the random orders' distribution, the rank correlation and the calibrated worth, each worked
+boxes, an order's yield, the random orders' distribution and the calibrated worth, each worked
 by hand."""
-
-import math
 
 import pytest
 import torch
@@ -13,7 +11,6 @@ from semiyolo.experiments.review_yield import (
     image_errors,
     order_yields,
     random_yields,
-    rank_correlation,
 )
 from semiyolo.review.calibration import ScoreRates, binned_rates, proposal_hits, score_bins
 from semiyolo.review.doubt import ScoredBox
@@ -78,17 +75,6 @@ def test_random_orders_average_k_times_the_mean_and_bracket_it():
     assert random_yields(ERRORS, [2], "wrong", draws=50, seed=3) == random_yields(ERRORS, [2], "wrong", 50, 3)
     with pytest.raises(ValueError, match="draws must be at least 1"):
         random_yields(ERRORS, [1], "wrong", draws=0)
-
-
-def test_rank_correlation_by_hand():
-    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    # ranks of [1, 1, 2]: 0.5, 0.5, 2 (centred -0.5, -0.5, 1); of [1, 2, 3]: 0, 1, 2 (centred -1, 0, 1):
-    # sum of products 0.5 + 0 + 1 = 1.5; norms sqrt(1.5) and sqrt(2): 1.5 / sqrt(3) = 0.866
-    assert rank_correlation([1, 1, 2], [1, 2, 3]) == pytest.approx(1.5 / math.sqrt(3))
-    assert math.isnan(rank_correlation([1, 1, 1], [1, 2, 3]))
-    with pytest.raises(ValueError, match="two sequences"):
-        rank_correlation([1, 2], [1])
 
 
 def test_kept_boxes_and_possible_misses_are_matched_against_the_labels_left_to_each():

@@ -1,6 +1,7 @@
 """What a review order finds before any training: the wrong boxes in the images it puts first.
 
-The review page orders images by their expected number of wrong boxes (:func:`~semiyolo.review.doubt.image_worth`).
+The review page orders images by their expected number of wrong boxes (:func:`~semiyolo.review.doubt.image_worth`,
+or :meth:`~semiyolo.review.calibration.ScoreRates.worth` where a run has labelled validation images).
 On a benchmark set the unlabeled images carry hidden labels, so the claim can be checked directly: a reviewer who
 corrects an image fixes all of its proposal's errors, and an order is worth what its first ``k`` images hold.
 
@@ -99,26 +100,3 @@ def random_yields(
     tail = (1 - coverage) / 2
     low, high = torch.quantile(samples, torch.tensor([tail, 1 - tail]), dim=0)
     return [RandomYield(float(m), float(lo), float(hi)) for m, lo, hi in zip(samples.mean(0), low, high, strict=True)]
-
-
-def rank_correlation(first: Sequence[float], second: Sequence[float]) -> float:
-    """Spearman's rank correlation of two equally long sequences (ties take their mean rank); NaN when either is
-    constant."""
-    if len(first) != len(second) or len(first) < 2:
-        raise ValueError(f"expected two sequences of one length >= 2, got {len(first)} and {len(second)}")
-    a, b = _ranks(first), _ranks(second)
-    a, b = a - a.mean(), b - b.mean()
-    scale = (a.square().sum() * b.square().sum()).sqrt()
-    return float((a * b).sum() / scale) if scale > 0 else float("nan")
-
-
-def _ranks(values: Sequence[float]) -> Tensor:
-    """Ranks from 0, ties sharing their mean rank."""
-    x = torch.tensor(values, dtype=torch.float64)
-    order = x.argsort()
-    ranks = torch.empty_like(x)
-    ranks[order] = torch.arange(len(x), dtype=torch.float64)
-    for value in x.unique():
-        tied = x == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks

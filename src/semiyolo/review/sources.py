@@ -190,7 +190,7 @@ class ImageSource(ABC):
         return proposal
 
     def order_note(self) -> str:
-        """How the list is ordered, in a few words (the page's header, ``GET /api/info``)."""
+        """How the list is ordered, in a few words (``GET /api/info``'s ``order``, the page's source-line tooltip)."""
         if self.rates is None:
             return "expected wrong boxes, scores as they are"
         return f"expected wrong boxes, scores calibrated on {self.rates.images} labelled validation images"
