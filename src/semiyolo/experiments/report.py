@@ -443,9 +443,17 @@ def _plot_by_arm(ax, colours: dict[str, str], arm: str, xs: list[float], ys: lis
     ax.plot(xs, ys, color=colour, label=label, **style)
 
 
+LEGEND_INSIDE = 8  # legend entries a plot holds inside its axes; more go beside them
+
+
 def _save(fig: Figure, ax, out: str | Path, name: str, **labels) -> Path:
     ax.set(**labels)
-    if ax.lines:
+    entries = len(ax.get_legend_handles_labels()[0])
+    if entries > LEGEND_INSIDE:  # beside the axes, in columns of at most 16, the figure widened to hold them
+        columns = -(-entries // 16)
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), ncols=columns)
+        fig.set_figwidth(fig.get_figwidth() + 2.4 * columns)
+    elif entries:
         ax.legend(fontsize="small")
     path = Path(out) / name
     return write_atomically(path, lambda part: fig.savefig(part, format=path.suffix[1:]))
