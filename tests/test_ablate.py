@@ -14,6 +14,7 @@ from semiyolo.data import SynthSpec, write_dataset
 from semiyolo.experiments import report
 from semiyolo.experiments.report import gap_closed, mean_std, summarize_arms, write_protocol_report
 from semiyolo.experiments.rows import MAP
+from semiyolo.experiments.run_archive import copy_results
 
 
 def _row(kind, seed, map5095, **extra):
@@ -205,6 +206,24 @@ def test_tiny_protocol_end_to_end(tmp_path, capsys):
     kinds = [r["kind"] for r in csv.DictReader((out / "ablation.csv").open()) if r["eval_split"] == "val"]
     assert kinds.count("fully_labeled") == 2
     assert "| fully_labeled | 2 |" in (out / "ablation.md").read_text()
+    _check_an_archive_reports_the_same(out, args, tmp_path / "archive", capsys)
+
+
+def _check_an_archive_reports_the_same(out, args, archive, capsys):
+    """The results archive (no weights) gives the same report rows; it cannot be continued, and says why."""
+    copied = copy_results(out, archive)
+    assert copied and not list(archive.glob("**/*.pt"))
+    assert copy_results(out, archive) == []  # nothing twice, nothing overwritten
+    capsys.readouterr()
+    assert main([*args, "--lr-scales", "2", "--out", str(archive), "--report-only"]) == 0
+    assert "finished earlier, skipped" not in capsys.readouterr().out  # trained nothing, checked nothing
+
+    def metrics(folder):
+        return {(r["run"], r["eval_split"]): r["mAP50-95"] for r in csv.DictReader(folder.open())}
+
+    assert metrics(archive / "ablation.csv") == metrics(out / "ablation.csv")
+    assert main([*args, "--lr-scales", "2", "--out", str(archive)]) == 2
+    assert "its weights are not there" in capsys.readouterr().err
 
 
 def test_protocol_settings_are_checked():

@@ -209,6 +209,7 @@ def _ablate(args: argparse.Namespace) -> int:
         only_splits=tuple(args.only_splits or ()),
         review_k=tuple(args.review_k or ()),
         review_orders=tuple(args.review_orders),
+        report_only=args.report_only,
     )
     run_ablation(args.config, args.out, protocol, overrides=args.overrides)
     return 0
@@ -471,6 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(REVIEW_ORDERS),
         help="how the reviewed arms choose their K images: the review page's order, a seeded random choice, or the "
         "page's order with near-duplicates counted once (default: all three)",
+    )
+    ablate.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the report over the runs in --out that finished (e.g. results restored from an "
+        "archive, which keeps no weights)",
     )
     ablate.add_argument(
         "--continue-lr",

@@ -121,11 +121,13 @@ def run_ablation(
     protocol = Protocol() if protocol is None else protocol
     out_dir = Path(out or Path("runs") / "ablate" / Path(str(config)).stem).resolve()
     if protocol.splits == 1:
-        rows, report_rows, histories, notes = _run_one_split(config, out_dir, protocol, overrides)
+        rows, report_rows, histories, notes = _run_one_split(
+            config, out_dir, protocol, overrides, not protocol.report_only
+        )
     else:
         rows, report_rows, histories, notes = [], [], {}, []
         for k, (seed, split_overrides) in enumerate(split_configs(config, out_dir, protocol.splits, overrides)):
-            train = not protocol.only_splits or k in protocol.only_splits
+            train = not protocol.report_only and (not protocol.only_splits or k in protocol.only_splits)
             found = _run_one_split(config, out_dir / f"split{seed}", protocol, split_overrides, train)
             rows += found[0]
             report_rows += [{**r, "run": f"split{seed}/{r['run']}"} for r in found[1]]
@@ -179,6 +181,11 @@ def _train_split(plan: _Plan, protocol: Protocol, arms: Sequence[Arm], base_seed
     converged_cfg = copy.deepcopy(plan.base)
     converged_cfg["semi"].update(mode=SUPERVISED_MODE, lambda_bg=0.0)
     train_or_reuse(plan.out, CONVERGED, CONVERGED, base_seed, converged_cfg, shared=True)  # every continuation needs it
+    if not train_state(plan.converged_dir).is_file():
+        raise ConfigError(
+            f"{plan.converged_dir}: finished, but its weights are not there (results restored from an archive keep "
+            "none), so nothing can continue from it; --report-only writes the report over the finished runs"
+        )
     optim = resolved_optimizer(plan.converged_dir)
     hidden = [k for k in (ORACLE, FULLY_LABELED) if protocol.runs(k) and (k != ORACLE or protocol.oracle)]
     hidden += [REVIEWED] if protocol.review_k and protocol.runs(REVIEWED) else []
@@ -222,7 +229,7 @@ def _with_test_rows(plan: _Plan, rows: list[dict[str, Any]]) -> list[dict[str, A
         return split_metrics(weights, data, TEST, imgsz, batch, image_stats=image_stats)
 
     tests = {row["run"]: measured_on_test(plan.out / row["run"], evaluate) for row in rows}
-    return rows_by_split(rows, tests)
+    return rows_by_split(rows, {run: metrics for run, metrics in tests.items() if metrics is not None})
 
 
 def _continuation_config(

@@ -49,6 +49,7 @@ class Protocol:
     only_splits: tuple[int, ...] = ()  # train only these label splits, 0-based (all when empty); the report has all
     review_k: tuple[int, ...] = ()  # the reviewed arms' numbers of reviewed images (none: no reviewed arms)
     review_orders: tuple[str, ...] = REVIEW_ORDERS  # how the reviewed arms choose their images
+    report_only: bool = False  # train nothing: the report over the runs that finished
 
     def __post_init__(self) -> None:
         if not 0 < self.continue_lr <= 1:
