@@ -81,6 +81,9 @@ def test_a_runs_test_metrics_are_measured_once(tmp_path):
         return {"metrics/mAP50-95(B)": 0.4}
 
     run = tmp_path / "seed0" / "online_bg1"
+    assert measured_on_test(run, evaluate) is None and calls == []  # no weights to measure: said, left out
+    (run / "weights").mkdir(parents=True)
+    (run / "weights" / "last.pt").write_bytes(b"weights")
     assert measured_on_test(run, evaluate) == {"metrics/mAP50-95(B)": 0.4}
     assert measured_on_test(run, evaluate) == {"metrics/mAP50-95(B)": 0.4}
     assert calls == [run / "weights" / "last.pt"]  # the second call read the cached file

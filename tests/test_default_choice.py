@@ -1,12 +1,21 @@
 """One default chosen on validation across sets (issue 31, item 5): the rule on hand-built rows, and the reader of
 an ablation folder."""
 
+import csv
 import json
 import math
 
 import pytest
 
-from semiyolo.experiments.default_choice import choose_default, default_choice_markdown, harmful_splits, rows_under
+from semiyolo.errors import ConfigError
+from semiyolo.experiments.default_choice import (
+    choose_default,
+    default_choice_markdown,
+    harmful_splits,
+    rows_from_report,
+    rows_under,
+)
+from semiyolo.experiments.report import write_protocol_report
 
 MAP = "metrics/mAP50-95(B)"
 
@@ -180,3 +189,43 @@ def test_rows_under_an_ablation_folder_take_their_split_from_the_path_and_test_f
         and by["supervised_converged", "val"]["label_split"] == 0
     )
     assert by["split2/seed1/online_mix", "test"][MAP] == 0.7 and by["split2/seed1/online_mix", "val"][MAP] == 0.8
+
+
+def _fed_rows(split_seeds, value=0.58):
+    return [
+        {
+            **_row("online", "online_oracle_pl", s, seed, value, variant="oracle_pl"),
+            "semi": {"oracle_pseudo_labels": True},
+        }
+        for s, seed in split_seeds
+    ]
+
+
+def test_a_report_csv_read_back_gives_the_same_choice(tmp_path):
+    # the set of the first test plus an arm fed the hidden labels; ablation.csv keeps what the rule reads
+    rows = _set([0.51] * 4, [0.53] * 4, [0.52] * 4) + _fed_rows([(0, 0), (0, 1), (1, 0), (1, 1)])
+    write_protocol_report(rows, {}, tmp_path)
+    back = rows_from_report(tmp_path / "ablation.csv")
+    direct, read = choose_default({"a": rows}), choose_default({"a": back})
+    assert read["chosen"] == direct["chosen"] == "online mix" and "online oracle_pl" not in read["candidates"]
+    assert default_choice_markdown(read) == default_choice_markdown(direct)
+    assert {r["label_split"] for r in back} == {0, 1} and {type(r[MAP]) for r in back} == {float}
+
+
+def test_a_report_csv_older_than_its_fed_column_needs_the_fed_variants_named(tmp_path):
+    rows = _set([0.51] * 4, [0.53] * 4, [0.52] * 4) + _fed_rows([(0, 0), (0, 1), (1, 0), (1, 1)], value=0.70)
+    write_protocol_report(rows, {}, tmp_path)
+    with open(tmp_path / "ablation.csv", newline="") as f:
+        table = [
+            {k: v for k, v in r.items() if k not in ("variant", "oracle_pseudo_labels")} for r in csv.DictReader(f)
+        ]
+    old = tmp_path / "old.csv"
+    with open(old, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    with pytest.raises(ConfigError, match=r"old\.csv: written before the oracle_pseudo_labels column"):
+        rows_from_report(old)
+    back = rows_from_report(old, fed=["oracle_pl"])  # variants from the run folders' names
+    assert {r["variant"] for r in back if r["kind"] == "online"} == {"default", "mix", "oracle_pl"}
+    assert choose_default({"a": back})["chosen"] == "online mix"  # the fed arm (0.70) is no candidate

@@ -25,6 +25,7 @@ Only then are the chosen arm's figures read on the **test** images, against each
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import statistics
@@ -32,12 +33,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from .arms import CONTINUED_AUG, ONLINE
 from .control_report import paired_differences
 from .held_out import TEST, TEST_METRICS, VAL, GainIntervals, rows_by_split
 from .protocol import augmentation_control
-from .report import best_baseline, ceiling_runs_by_split, summarize_arms
-from .rows import MAP, arm_name, mean_std, number, pair
+from .report import PROTOCOL_COLUMNS, best_baseline, ceiling_runs_by_split, summarize_arms
+from .rows import FED, MAP, arm_name, fed_hidden_labels, mean_std, number, pair
 from .runs import ROW_FILE
 
 
@@ -56,6 +58,44 @@ def rows_under(folder: str | Path) -> list[dict[str, Any]]:
         if (run_dir / TEST_METRICS).is_file():
             tests[row["run"]] = json.loads((run_dir / TEST_METRICS).read_text())
     return rows_by_split(rows, tests)
+
+
+def rows_from_report(path: str | Path, fed: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The rows of a protocol report's ``ablation.csv`` (validation and test, as :func:`rows_under` gives them) for a
+    set whose run folders are gone: columns back to the rows' keys (:data:`~.report.PROTOCOL_COLUMNS`), numbers as
+    numbers, and an online run's variant from its folder (``online_<variant>``) where the CSV predates the
+    ``variant`` column. ``fed``: variants whose pseudo-labels were the hidden labels, needed for a CSV written
+    before its ``oracle_pseudo_labels`` column (an error names the file otherwise); no per-image test statistics,
+    so no test intervals."""
+    path = Path(path)
+    with open(path, newline="") as f:
+        table = list(csv.DictReader(f))
+    headers = set(table[0]) if table else set()
+    if FED not in headers and not fed:
+        raise ConfigError(
+            f"{path}: written before the {FED} column, so it cannot say which online arms were fed the hidden "
+            "labels: name their variants (e.g. oracle_pl oracle_boxes)"
+        )
+    keys = dict(PROTOCOL_COLUMNS)
+    rows = []
+    for cells in table:
+        row = {keys.get(header, header): _cell_value(header, text) for header, text in cells.items()}
+        if row["kind"] == ONLINE and not row.get("variant"):
+            row["variant"] = str(row["run"]).rsplit("/", 1)[-1].removeprefix("online_")
+        if row.get("variant") in fed:
+            row[FED] = True
+        rows.append(row)
+    return rows
+
+
+def _cell_value(header: str, text: str) -> Any:
+    if header in TEXT_COLUMNS or text == "":
+        return text or None
+    value = float(text)
+    return int(value) if header in ("seed", "label_split") else value
+
+
+TEXT_COLUMNS = ("kind", "run", "variant", "eval_split", "bg_mode", "review_order", FED)
 
 
 def harmful_splits(arm: Sequence[dict], baseline: Sequence[dict]) -> list[tuple[Any, float]]:
@@ -118,7 +158,7 @@ def set_candidates(rows: Sequence[dict]) -> tuple[str | None, dict[str, dict[str
     gap, spread = labels_gap(val, baseline_rows)
     found = {}
     for entry in summarize_arms(val, baseline):
-        if entry["kind"] != ONLINE or any(r.get("semi", {}).get("oracle_pseudo_labels") for r in arms[entry["arm"]]):
+        if entry["kind"] != ONLINE or any(fed_hidden_labels(r) for r in arms[entry["arm"]]):
             continue  # an arm fed the hidden labels is a diagnostic, not a candidate
         members = arms[entry["arm"]]
         harm = harmful_splits(members, baseline_rows)

@@ -37,7 +37,7 @@ from .arms import (
 from .control_report import control_sections, scratch_sections
 from .held_out import TEST, VAL
 from .review_report import review_sections
-from .rows import MAP, Pair, arm_name, mean_std, number, pair
+from .rows import FED, MAP, Pair, arm_name, fed_hidden_labels, mean_std, number, pair
 
 COLUMNS = (
     ("run", "run"),
@@ -103,6 +103,8 @@ def _figure() -> tuple[Figure, Any]:
 PROTOCOL_COLUMNS = (
     ("kind", "kind"),
     ("run", "run"),
+    ("variant", "variant"),
+    ("oracle_pseudo_labels", FED),
     ("seed", "seed"),
     ("label_split", "label_split"),
     ("eval_split", "eval_split"),
@@ -346,7 +348,7 @@ def write_protocol_report(
     Rows without ``eval_split`` are validation rows. The baseline is chosen on validation; where test rows exist,
     their table comes first and takes the same baseline."""
     out = Path(out)
-    write_tables(rows, out, PROTOCOL_COLUMNS)
+    write_tables([{**r, FED: fed_hidden_labels(r)} if r["kind"] == ONLINE else r for r in rows], out, PROTOCOL_COLUMNS)
     val_rows = [r for r in rows if r.get("eval_split", VAL) == VAL]
     test_rows = [r for r in rows if r.get("eval_split") == TEST]
     arms = summarize_arms(val_rows)
