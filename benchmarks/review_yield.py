@@ -70,6 +70,7 @@ def split_errors(split: Path, orders: dict) -> tuple[dict[str, ImageErrors], dic
     state = read_semi_state(run)
     semi = run_semi_settings(run, None, state).model_copy(update={"unlabeled": str(root)})
     source = RunSource(run, semi, split / REVIEWS_FOLDER, state)
+    source.calibrate()
     if source.rates is None:
         raise SystemExit(f"{run}: no labelled validation images to calibrate on (its args.yaml data's val split)")
     errors, worths = {}, {UNCALIBRATED: {}, WITH_MISSES: {}, CALIBRATED: {}}

@@ -394,13 +394,18 @@ def test_a_run_labels_an_image_on_demand_with_the_filters_verdicts(run_folder):
     assert body["worth"] == pytest.approx(expected, abs=1e-4)
 
 
-def test_a_run_labels_the_rest_in_the_background_for_the_order(run_folder):
+def _listed(client: TestClient) -> dict:
+    """``GET /api/images`` once the run's background thread has labelled every image (2 minutes at most)."""
     import time
 
-    client = _run_client(run_folder)
     deadline = time.monotonic() + 120
     while (listing := client.get("/api/images").json())["pending"] and time.monotonic() < deadline:
         time.sleep(0.2)
+    return listing
+
+
+def test_a_run_labels_the_rest_in_the_background_for_the_order(run_folder):
+    listing = _listed(_run_client(run_folder))
     assert listing["pending"] == 0
     assert [i["boxes"] for i in listing["images"]] == [2, 2, 2]
 
@@ -410,6 +415,7 @@ def test_a_run_whose_dataset_has_labelled_validation_images_orders_by_the_calibr
 
     from semiyolo.integrations.ultralytics.review_source import RunSource, run_semi_settings
     from semiyolo.review.calibration import possible_misses
+    from semiyolo.review.doubt import image_worth
 
     run = tmp_path / "run"
     shutil.copytree(run_folder, run)
@@ -421,6 +427,10 @@ def test_a_run_whose_dataset_has_labelled_validation_images_orders_by_the_calibr
     (data / "data.yaml").write_text(yaml.safe_dump({"path": str(data), "val": "images/val", "names": names}))
     (run / "args.yaml").write_text(yaml.safe_dump({"imgsz": 64, "data": str(data / "data.yaml")}))
     source = RunSource(run, run_semi_settings(run, None, None), run / "reviewed")
+    early = source.proposal("u1.png")  # labelled before the rates are measured: the uncalibrated worth
+    assert source.rates is None and "calibrating the scores on 2 labelled" in source.order_note()
+    assert early.worth == pytest.approx(image_worth(early.boxes, early.student_only))
+    source.calibrate()
     rates = source.rates
     # the cap keeps 2 boxes an image, each scored sigmoid(3) = 0.953 (the last kept bin, middle 0.975): 0 hits of 4
     # -> (0 + 2 x 0.975) / (4 + 2) = 0.325; the other bins read their middle score
@@ -428,12 +438,19 @@ def test_a_run_whose_dataset_has_labelled_validation_images_orders_by_the_calibr
     assert rates.kept.tolist() == pytest.approx([0.55, 0.65, 0.75, 0.85, 0.925, 0.325])
     # this detector puts every candidate where the kept boxes are, so none is a possible miss (their rates are
     # tested on hand-built boxes in test_review_yield.py)
-    proposal = source.proposal("u1.png")
+    proposal = source.proposal("u1.png")  # the same proposal, scored again with the rates
     assert rates.candidate_boxes == 0 and possible_misses(proposal.boxes, proposal.dropped) == []
-    assert proposal.worth == pytest.approx(2 * (1 - 0.325), abs=1e-5)
+    assert proposal is early and proposal.worth == pytest.approx(2 * (1 - 0.325), abs=1e-5)
     assert "calibrated on 2 labelled validation images" in source.describe()
     info = TestClient(create_app(source, ReviewStore(run / "reviewed", user="tester"))).get("/api/info").json()
     assert info["order"] == "expected wrong boxes, scores calibrated on 2 labelled validation images"
+    # the page: open at once, calibrated in the background before the list fills, the listing saying which rule
+    fresh = RunSource(run, run_semi_settings(run, None, None), run / "reviewed")
+    client = TestClient(create_app(fresh, ReviewStore(run / "reviewed", user="tester")))
+    assert "calibrating the scores" in client.get("/api/info").json()["order"]
+    listing = _listed(client)
+    worths = [i["worth"] for i in listing["images"]]
+    assert listing["order"] == info["order"] and worths == pytest.approx([2 * (1 - 0.325)] * 3, abs=1e-3)
     # without labelled validation images the order is the uncalibrated one and the page says so
     assert "not calibrated" in RunSource(run_folder, run_semi_settings(run_folder, None, None), run / "r").describe()
 

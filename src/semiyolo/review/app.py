@@ -4,7 +4,8 @@ Routes (JSON unless said otherwise; an image ``name`` is its path relative to th
 
 - ``GET /``: the page; ``GET /static/...``: its script and style sheet.
 - ``GET /api/info``: the source, the reviewed folder, the class names, how the list is ordered, the limits.
-- ``GET /api/images``: every image with its worth (:mod:`.doubt`), box count and state, the most worth first.
+- ``GET /api/images``: every image with its worth (:mod:`.doubt`), box count and state, the most worth first; how
+  many are still being labelled and the order's rule (``order``, as in ``/api/info``).
 - ``GET /api/labels/{name}``: an image's boxes (reviewed, else proposed), the proposal, dropped candidates, its
   size; each box with its doubt and ``likely_error`` (:mod:`.doubt`; a dropped candidate's is ``missed`` or null).
 - ``PUT /api/labels/{name}``: ``{"action": "accept" | "no_objects", "boxes": [{"cls", "cx", "cy", "w", "h"}],
@@ -179,7 +180,8 @@ class ReviewService:
 
     def list_images(self) -> dict[str, Any]:
         """Unreviewed images by worth (largest first, then name), then those still being labelled, then the
-        reviewed ones by name."""
+        reviewed ones by name; how many are still being labelled, and the order's rule (it changes once a run's
+        calibration ends)."""
         items = []
         for name in self.source.images:
             reviewed = self.store.is_reviewed(name)
@@ -195,7 +197,7 @@ class ReviewService:
                 }
             )
         items.sort(key=lambda i: page_rank(i["reviewed"], i["pending"], i["worth"], i["name"]))
-        return {"images": items, "pending": self.source.pending()}
+        return {"images": items, "pending": self.source.pending(), "order": self.source.order_note()}
 
     def stats(self) -> dict[str, int]:
         """Counts over the images served: ``reviewed`` (a label file written) and, by the last action the log gives

@@ -148,6 +148,7 @@ def page_rank(reviewed: bool, pending: bool, worth: float | None, name: str) -> 
 def page_order(source: ImageSource) -> list[str]:
     """The names of ``source``'s images in the order the page lists them before anyone reviews: each proposal
     computed now (a run's source labels every image first)."""
+    source.calibrate()
     worth = {name: getattr(source.proposal(name), "worth", None) for name in source.images}
     return sorted(source.images, key=lambda name: page_rank(False, worth[name] is None, worth[name], name))
 
@@ -179,15 +180,31 @@ class ImageSource(ABC):
         return None if loaded is None else self.remember(name, loaded)
 
     def remember(self, name: str, proposal: Proposal) -> Proposal:
-        """Keep ``proposal`` for ``name``, its worth computed: :meth:`~.calibration.ScoreRates.worth` where the
-        source measured its rates, else :func:`~.doubt.image_worth`."""
+        """Keep ``proposal`` for ``name``, its worth computed (:meth:`score`)."""
+        with self._lock:  # with the rates of now: new rates score every kept proposal again under this lock
+            self._cache[name] = self.score(proposal)
+        return proposal
+
+    def score(self, proposal: Proposal) -> Proposal:
+        """``proposal`` with its worth: :meth:`~.calibration.ScoreRates.worth` where the source measured its rates,
+        else :func:`~.doubt.image_worth`."""
         if self.rates is not None:
             proposal.worth = self.rates.worth(proposal.boxes, proposal.dropped, proposal.student_only)
         else:
             proposal.worth = image_worth(proposal.boxes, proposal.student_only)
-        with self._lock:
-            self._cache[name] = proposal
         return proposal
+
+    def set_rates(self, rates: ScoreRates | None) -> None:
+        """Order by ``rates`` from now on, the proposals already kept scored again."""
+        with self._lock:
+            self.rates = rates
+            for proposal in self._cache.values():
+                self.score(proposal)
+
+    def calibrate(self) -> None:
+        """Measure what the order needs before it is final; returns once it is (a run's source measures its rates on
+        labelled validation images; nothing to measure here)."""
+        return None
 
     def order_note(self) -> str:
         """How the list is ordered, in a few words (``GET /api/info``'s ``order``, the page's source-line tooltip)."""

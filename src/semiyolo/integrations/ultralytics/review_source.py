@@ -170,10 +170,28 @@ class RunSource(ImageSource):
         self.positions = {name: i for i, name in enumerate(images)}
         self._model_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        validation, self.uncalibrated_because = validation_images(run)
-        self.rates = self._calibrate(validation) if validation else None
+        self.validation, self.uncalibrated_because = validation_images(run)
+        self._calibration_lock = threading.Lock()
+        self._calibrated = threading.Event()
+        if not self.validation:
+            self._calibrated.set()
 
-    def _calibrate(self, images: list[Path]) -> ScoreRates | None:
+    def calibrate(self) -> None:
+        """The order's rates, measured once on the labelled validation images (the background thread does it
+        before it labels the unlabeled images, so the page opens at once; :func:`~semiyolo.review.sources.page_order`
+        waits for it). A calibration that fails leaves the order uncalibrated, with the reason."""
+        with self._calibration_lock:
+            if self._calibrated.is_set():
+                return
+            try:
+                self.set_rates(self._measure_rates(self.validation))
+            except Exception as err:  # a background thread: said, and the page goes on with the uncalibrated order
+                self.uncalibrated_because = f"the calibration failed ({type(err).__name__}: {err})"
+                LOGGER.warning(f"review: {self.uncalibrated_because}")
+            self._calibrated.set()
+        LOGGER.info(f"review: order {self._order()}")
+
+    def _measure_rates(self, images: list[Path]) -> ScoreRates | None:
         """The order's rates (:mod:`semiyolo.review.calibration`) on labelled validation images, an image or label
         that cannot be read left out; ``None`` (and :attr:`uncalibrated_because` says why) when no kept box was
         measured."""
@@ -249,19 +267,32 @@ class RunSource(ImageSource):
             return self._cache.get(name)
 
     def _label_all(self) -> None:
+        self.calibrate()
         for name in self.images:
             self.proposal(name)
+
+    def order_note(self) -> str:
+        if not self._calibrated.is_set():
+            return f"expected wrong boxes, calibrating the scores on {len(self.validation)} labelled validation images"
+        return super().order_note()
 
     def pending(self) -> int:
         with self._lock:
             return len(self.images) - len(self._cache)
 
     def describe(self) -> str:
-        order = self.rates.describe() if self.rates else f"scores not calibrated: {self.uncalibrated_because}"
         return (
             f"run {self.run}: {len(self.images)} unlabeled images in {self.root}, labelled with {self.teacher_note}; "
-            f"order {order}"
+            f"order {self._order()}"
         )
+
+    def _order(self) -> str:
+        if not self._calibrated.is_set():
+            return (
+                f"by expected wrong boxes, its scores to be calibrated on {len(self.validation)} labelled validation "
+                "images first (in the background: the list fills once they are measured)"
+            )
+        return self.rates.describe() if self.rates else f"scores not calibrated: {self.uncalibrated_because}"
 
 
 CALIBRATION_IMAGES = 200  # validation images the order is calibrated on, at most (evenly spread)

@@ -545,6 +545,7 @@ async function refreshList() {
   state.images = listing.images.map((i) => ({ ...i, reviewed: i.reviewed || reviewedHere.has(i.name) }));
   state.index = current ? state.images.findIndex((i) => i.name === current.name) : state.index;
   renderList();
+  $("source").title = `order: ${listing.order}`; // a run calibrating its scores says so until it has
   if (listing.pending > 0) setTimeout(refreshList, 2000); // a run still labelling: its order fills in
   return listing;
 }
