@@ -410,8 +410,12 @@ def test_a_run_labels_the_rest_in_the_background_for_the_order(run_folder):
     assert [i["boxes"] for i in listing["images"]] == [2, 2, 2]
 
 
-def test_a_run_whose_dataset_has_labelled_validation_images_orders_by_the_calibrated_worth(run_folder, tmp_path):
+def test_a_run_whose_dataset_has_labelled_validation_images_orders_by_the_calibrated_worth(
+    run_folder, tmp_path, monkeypatch
+):
     import shutil
+
+    from ultralytics.utils import LOGGER
 
     from semiyolo.integrations.ultralytics.review_source import RunSource, run_semi_settings
     from semiyolo.review.calibration import possible_misses
@@ -423,18 +427,23 @@ def test_a_run_whose_dataset_has_labelled_validation_images_orders_by_the_calibr
     for i in range(2):  # two validation images with empty label files: no objects, so every kept box is spurious
         _image(data / "images" / "val" / f"v{i}.png", size=(64, 48), colour=(10, 200, 60 * i))
         _labels(data / "labels" / "val" / f"v{i}.txt", "")
+    _image(data / "images" / "val" / "v2.png", size=(64, 48), colour=(10, 20, 30))  # its label cannot be read
+    _labels(data / "labels" / "val" / "v2.txt", "0 0.5 0.5 not-a-number 0.1\n")
+    said = []
+    monkeypatch.setattr(LOGGER, "warning", lambda message, *args, **kwargs: said.append(str(message)))
     names = {0: "a", 1: "b"}
     (data / "data.yaml").write_text(yaml.safe_dump({"path": str(data), "val": "images/val", "names": names}))
     (run / "args.yaml").write_text(yaml.safe_dump({"imgsz": 64, "data": str(data / "data.yaml")}))
     source = RunSource(run, run_semi_settings(run, None, None), run / "reviewed")
     early = source.proposal("u1.png")  # labelled before the rates are measured: the uncalibrated worth
-    assert source.rates is None and "calibrating the scores on 2 labelled" in source.order_note()
+    assert source.rates is None and "calibrating the scores on 3 labelled" in source.order_note()
     assert early.worth == pytest.approx(image_worth(early.boxes, early.student_only))
     source.calibrate()
     rates = source.rates
     # the cap keeps 2 boxes an image, each scored sigmoid(3) = 0.953 (the last kept bin, middle 0.975): 0 hits of 4
     # -> (0 + 2 x 0.975) / (4 + 2) = 0.325; the other bins read their middle score
-    assert (rates.images, rates.kept_boxes) == (2, 4)
+    assert (rates.images, rates.kept_boxes) == (2, 4)  # v2 left out, and the warning says of what
+    assert [m for m in said if "v2.txt" in m] and all("review order's calibration" in m for m in said if "v2" in m)
     assert rates.kept.tolist() == pytest.approx([0.55, 0.65, 0.75, 0.85, 0.925, 0.325])
     # this detector puts every candidate where the kept boxes are, so none is a possible miss (their rates are
     # tested on hand-built boxes in test_review_yield.py)

@@ -196,7 +196,7 @@ class RunSource(ImageSource):
         that cannot be read left out; ``None`` (and :attr:`uncalibrated_because` says why) when no kept box was
         measured."""
         LOGGER.info(f"review: calibrating the order on {len(images)} labelled validation images of {self.run}")
-        dataset = UnlabeledImages(images, self.imgsz)
+        dataset = UnlabeledImages(images, self.imgsz, labels_for="the review order's calibration, with its image")
 
         def measured() -> Iterator[tuple[list[ScoredBox], list[ScoredBox], torch.Tensor]]:
             for i, path in enumerate(images):

@@ -82,10 +82,13 @@ class DecodeSkips:
 
 class UnlabeledImages(Dataset):
     """``(image uint8 Tensor[3, S, S] RGB, hidden labels Tensor[n, 5] (class, x1, y1, x2, y2), path)``; an image the
-    decoder cannot read raises :class:`UndecodableImage` naming ``key`` (:func:`unlabeled_batches` skips it)."""
+    decoder cannot read raises :class:`UndecodableImage` naming ``key`` (:func:`unlabeled_batches` skips it).
+    ``labels_for`` says what a label file that cannot be read is left out of, in its warning."""
 
-    def __init__(self, paths: list[Path], imgsz: int, key: str = "semi.unlabeled") -> None:
-        self.paths, self.imgsz, self.key = list(paths), imgsz, key
+    def __init__(
+        self, paths: list[Path], imgsz: int, key: str = "semi.unlabeled", labels_for: str = "the pseudo-label audit"
+    ) -> None:
+        self.paths, self.imgsz, self.key, self.labels_for = list(paths), imgsz, key, labels_for
         self.skipped: list[Path] = []
         self.bad_labels: set[Path] = set()  # hidden label files that could not be read (warned once each)
 
@@ -121,7 +124,7 @@ class UnlabeledImages(Dataset):
         except DataError as err:
             if label not in self.bad_labels:
                 self.bad_labels.add(label)
-                LOGGER.warning(f"{err}; this hidden label file is left out of the pseudo-label audit")
+                LOGGER.warning(f"{err}; this label file is left out of {self.labels_for}")
             return torch.zeros(0, 5)
         xyxy = box_convert(rows[:, 1:] * rows.new_tensor([w, h, w, h]), "cxcywh", "xyxy") * ratio
         return torch.cat((rows[:, :1], xyxy + torch.tensor([px, py, px, py])), 1)
