@@ -11,7 +11,7 @@ import yaml
 
 from semiyolo.cli import main
 from semiyolo.data import SynthSpec, write_dataset
-from semiyolo.experiments import report
+from semiyolo.experiments import report_plots
 from semiyolo.experiments.report import gap_closed, mean_std, summarize_arms, write_protocol_report
 from semiyolo.experiments.rows import MAP
 from semiyolo.experiments.run_archive import copy_results
@@ -104,7 +104,7 @@ def test_report_on_fixture_rows(tmp_path):
 
 def test_a_run_from_scratch_is_drawn_from_step_0_and_not_among_the_continuations(tmp_path, monkeypatch):
     drawn = []
-    monkeypatch.setattr(report, "_plot_by_arm", lambda ax, colours, arm, xs, ys, **kw: drawn.append((arm, xs)))
+    monkeypatch.setattr(report_plots, "_plot_by_arm", lambda ax, colours, arm, xs, ys, **kw: drawn.append((arm, xs)))
     rows = [
         {"kind": "supervised_converged", "run": "supervised_converged", "optimizer_steps": 100, MAP: 0.4},
         {"kind": "supervised_continued", "run": "seed0/supervised_continued", "seed": 0, MAP: 0.41},
@@ -112,10 +112,10 @@ def test_a_run_from_scratch_is_drawn_from_step_0_and_not_among_the_continuations
     ]
     curve = [{"semi/optimizer_steps": "50", MAP: "0.3"}]
     histories = {r["run"]: curve for r in rows}
-    report.plot_continuations(histories, rows, tmp_path)
+    report_plots.plot_continuations(histories, rows, tmp_path)
     assert [arm for arm, _ in drawn] == ["supervised_continued"]
     drawn.clear()
-    report.plot_curves_by_steps(histories, rows, tmp_path)
+    report_plots.plot_curves_by_steps(histories, rows, tmp_path)
     starts = {arm: xs[0] for arm, xs in drawn}
     # step 50 of its own run: the continuation after the converged run's 100 steps, the scratch run from 0
     assert starts == {"supervised_converged": 50, "supervised_continued": 150, "online_scratch": 50}
