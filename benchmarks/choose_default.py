@@ -46,7 +46,7 @@ def main() -> None:
     folders = {name: path for name, path in folders.items() if path.is_dir()}  # the test intervals read run folders
     if args.only_splits is not None:
         keep = set(args.only_splits)
-        sets = {name: [r for r in rows if r["label_split"] in keep] for name, rows in sets.items()}
+        sets = {name: [r for r in rows if r.get("label_split") in keep] for name, rows in sets.items()}
     text = default_choice_markdown(choose_default(sets, folders))
     print(text)
     if args.out:

@@ -210,20 +210,26 @@ def test_tiny_protocol_end_to_end(tmp_path, capsys):
 
 
 def _check_an_archive_reports_the_same(out, args, archive, capsys):
-    """The results archive (no weights) gives the same report rows; it cannot be continued, and says why."""
+    """The results archive (no weights) gives the same report; it cannot be continued, and says why."""
     copied = copy_results(out, archive)
     assert copied and not list(archive.glob("**/*.pt"))
     assert copy_results(out, archive) == []  # nothing twice, nothing overwritten
-    capsys.readouterr()
+    with pytest.raises(ValueError, match="one lies inside the other"):
+        copy_results(out, out / "archive")
     assert main([*args, "--lr-scales", "2", "--out", str(archive), "--report-only"]) == 0
-    assert "finished earlier, skipped" not in capsys.readouterr().out  # trained nothing, checked nothing
-
-    def metrics(folder):
-        return {(r["run"], r["eval_split"]): r["mAP50-95"] for r in csv.DictReader(folder.open())}
-
-    assert metrics(archive / "ablation.csv") == metrics(out / "ablation.csv")
+    assert not list(archive.glob("**/*.pt"))  # trained nothing
+    lines = [sorted((report / "ablation.csv").read_text().splitlines()) for report in (archive, out)]
+    assert lines[0] == lines[1]  # every row, every figure (in the order of the call's arms: here fewer named)
+    test_section = "## Arms on the test split"
+    assert test_section in (archive / "ablation.md").read_text()
+    for report in (archive, out):  # the test table, with its intervals over the test images, as the runs gave it
+        section = (report / "ablation.md").read_text().split(test_section)[1].split("## ")[0]
+        assert section == (out / "ablation.md").read_text().split(test_section)[1].split("## ")[0]
+    capsys.readouterr()
     assert main([*args, "--lr-scales", "2", "--out", str(archive)]) == 2
-    assert "its weights are not there" in capsys.readouterr().err
+    assert "train_state.pt is not there" in capsys.readouterr().err
+    assert main([*args, "--out", str(archive.parent / "empty"), "--report-only"]) == 2
+    assert "no finished run" in capsys.readouterr().err
 
 
 def test_protocol_settings_are_checked():

@@ -93,6 +93,9 @@ def test_a_runs_test_metrics_are_measured_once(tmp_path):
     (run / TEST_IMAGE_STATS).unlink()  # measured before the statistics were kept: measured again, to keep them
     assert measured_on_test(run, evaluate) == {"metrics/mAP50-95(B)": 0.4} and len(calls) == 3
     assert (run / TEST_IMAGE_STATS).is_file()
+    (run / TEST_IMAGE_STATS).unlink()
+    (run / "weights" / "last.pt").unlink()  # restored without weights: the cached metrics alone, not measured
+    assert measured_on_test(run, evaluate) == {"metrics/mAP50-95(B)": 0.4} and len(calls) == 3
 
 
 def test_converged_is_said_only_of_a_flat_curve():

@@ -4,6 +4,7 @@ an ablation folder."""
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -202,14 +203,29 @@ def _fed_rows(split_seeds, value=0.58):
 
 
 def test_a_report_csv_read_back_gives_the_same_choice(tmp_path):
-    # the set of the first test plus an arm fed the hidden labels; ablation.csv keeps what the rule reads
+    # the set of the first test plus an arm fed the hidden labels and a focal arm (no variant: named by its penalty
+    # and mode, not by its folder); ablation.csv keeps what the rule reads
     rows = _set([0.51] * 4, [0.53] * 4, [0.52] * 4) + _fed_rows([(0, 0), (0, 1), (1, 0), (1, 1)])
+    rows += [{**_row("online", "online_focal1", s, 0, 0.505), "bg_mode": "focal"} for s in (0, 1)]
     write_protocol_report(rows, {}, tmp_path)
     back = rows_from_report(tmp_path / "ablation.csv")
     direct, read = choose_default({"a": rows}), choose_default({"a": back})
     assert read["chosen"] == direct["chosen"] == "online mix" and "online oracle_pl" not in read["candidates"]
+    assert "online bg1 focal" in read["candidates"]
     assert default_choice_markdown(read) == default_choice_markdown(direct)
     assert {r["label_split"] for r in back} == {0, 1} and {type(r[MAP]) for r in back} == {float}
+
+
+def test_the_committed_reports_read_back_give_the_committed_choice():
+    # docs/ablation/default_choice.md was written from the shapes and nuclei run folders (rows_under); their
+    # committed ablation.csv files, read back, must give the same table (the test intervals need the folders)
+    docs = Path(__file__).parent.parent / "docs" / "ablation"
+    sets = {
+        name: rows_from_report(docs / f"{name}10_controlled" / "ablation.csv", fed=["oracle_pl", "oracle_boxes"])
+        for name in ("shapes", "nuclei")
+    }
+    table = default_choice_markdown(choose_default(sets)).split("## ")[0]
+    assert table == (docs / "default_choice.md").read_text().split("## ")[0]
 
 
 def test_a_report_csv_older_than_its_fed_column_needs_the_fed_variants_named(tmp_path):

@@ -414,6 +414,7 @@ def test_a_run_whose_dataset_has_labelled_validation_images_orders_by_the_calibr
     run_folder, tmp_path, monkeypatch
 ):
     import shutil
+    import threading
 
     from ultralytics.utils import LOGGER
 
@@ -453,10 +454,18 @@ def test_a_run_whose_dataset_has_labelled_validation_images_orders_by_the_calibr
     assert "calibrated on 2 labelled validation images" in source.describe()
     info = TestClient(create_app(source, ReviewStore(run / "reviewed", user="tester"))).get("/api/info").json()
     assert info["order"] == "expected wrong boxes, scores calibrated on 2 labelled validation images"
-    # the page: open at once, calibrated in the background before the list fills, the listing saying which rule
+    # the page: usable at once while the background thread calibrates (held here until released), the list
+    # pending until the rates are in, then filled in the calibrated order, the listing saying which rule
     fresh = RunSource(run, run_semi_settings(run, None, None), run / "reviewed")
+    release, measure = threading.Event(), fresh._measure_rates
+    fresh._measure_rates = lambda images: release.wait(60) and measure(images)
     client = TestClient(create_app(fresh, ReviewStore(run / "reviewed", user="tester")))
-    assert "calibrating the scores" in client.get("/api/info").json()["order"]
+    during = client.get("/api/images").json()  # starts the background thread, which waits on the release
+    assert during["pending"] == 3 and all(i["pending"] for i in during["images"])
+    assert "calibrating the scores" in during["order"] == client.get("/api/info").json()["order"]
+    assert len(client.get("/api/labels/u1.png").json()["boxes"]) == 2  # an image opens meanwhile, labelled on demand
+    assert client.get("/api/images").json()["pending"] == 3  # still calibrating: the page keeps asking
+    release.set()
     listing = _listed(client)
     worths = [i["worth"] for i in listing["images"]]
     assert listing["order"] == info["order"] and worths == pytest.approx([2 * (1 - 0.325)] * 3, abs=1e-3)

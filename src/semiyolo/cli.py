@@ -477,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--report-only",
         action="store_true",
         help="train nothing: write the report over the runs in --out that finished (e.g. results restored from an "
-        "archive, which keeps no weights)",
+        "archive, which keeps no weights; the datasets must exist); a run with weights and no test metrics is still "
+        "measured on test",
     )
     ablate.add_argument(
         "--continue-lr",

@@ -117,7 +117,12 @@ def run_ablation(
     """Run (or finish) the protocol on ``config`` and write the report; returns every finished run's row (on
     validation). With ``protocol.splits`` above 1, on each label split in ``out/split<seed>``
     (:mod:`.label_splits`), and the report over them all in ``out``; ``protocol`` defaults to :class:`Protocol`'s
-    defaults."""
+    defaults. With ``protocol.report_only`` nothing trains (a run with weights and no test metrics is still
+    measured on test); a folder with no finished run is then an error.
+
+    Raises:
+        ConfigError: the config or protocol is unusable, or ``report_only`` found no finished run under ``out``.
+    """
     protocol = Protocol() if protocol is None else protocol
     out_dir = Path(out or Path("runs") / "ablate" / Path(str(config)).stem).resolve()
     if protocol.splits == 1:
@@ -133,6 +138,8 @@ def run_ablation(
             report_rows += [{**r, "run": f"split{seed}/{r['run']}"} for r in found[1]]
             histories.update({f"split{seed}/{k}": v for k, v in found[2].items()})
             notes += [f"split{seed}: {note}" for note in found[3]]
+    if protocol.report_only and not rows:
+        raise ConfigError(f"--report-only: no finished run under {out_dir} (an ablation_row.json in a run folder)")
     md = write_protocol_report(report_rows, histories, out_dir, notes=notes, gain_interval=GainIntervals(out_dir))
     print(f"\n{md.read_text()}\nTables and plots are in {out_dir}")
     return rows
@@ -181,10 +188,13 @@ def _train_split(plan: _Plan, protocol: Protocol, arms: Sequence[Arm], base_seed
     converged_cfg = copy.deepcopy(plan.base)
     converged_cfg["semi"].update(mode=SUPERVISED_MODE, lambda_bg=0.0)
     train_or_reuse(plan.out, CONVERGED, CONVERGED, base_seed, converged_cfg, shared=True)  # every continuation needs it
-    if not train_state(plan.converged_dir).is_file():
+    missing = [
+        path for path in (train_state(plan.converged_dir), last_weights(plan.converged_dir)) if not path.is_file()
+    ]
+    if missing:
         raise ConfigError(
-            f"{plan.converged_dir}: finished, but its weights are not there (results restored from an archive keep "
-            "none), so nothing can continue from it; --report-only writes the report over the finished runs"
+            f"{plan.converged_dir}: finished, but {missing[0]} is not there (results restored from an archive keep "
+            "no weights), so nothing can continue from it; --report-only writes the report over the finished runs"
         )
     optim = resolved_optimizer(plan.converged_dir)
     hidden = [k for k in (ORACLE, FULLY_LABELED) if protocol.runs(k) and (k != ORACLE or protocol.oracle)]

@@ -62,25 +62,25 @@ def rows_under(folder: str | Path) -> list[dict[str, Any]]:
 
 def rows_from_report(path: str | Path, fed: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The rows of a protocol report's ``ablation.csv`` (validation and test, as :func:`rows_under` gives them) for a
-    set whose run folders are gone: columns back to the rows' keys (:data:`~.report.PROTOCOL_COLUMNS`), numbers as
-    numbers, and an online run's variant from its folder (``online_<variant>``) where the CSV predates the
-    ``variant`` column. ``fed``: variants whose pseudo-labels were the hidden labels, needed for a CSV written
-    before its ``oracle_pseudo_labels`` column (an error names the file otherwise); no per-image test statistics,
-    so no test intervals."""
+    set whose run folders are gone: columns back to the rows' keys and types (:data:`~.report.PROTOCOL_COLUMNS`),
+    and, for a CSV older than its ``variant`` column, an online run's variant from its folder (``online_<variant>``).
+    ``fed``: variants whose pseudo-labels were the hidden labels, needed for a CSV written before its
+    ``oracle_pseudo_labels`` column (an error names the file otherwise). No per-image test statistics, so the test
+    gains have no intervals."""
     path = Path(path)
     with open(path, newline="") as f:
-        table = list(csv.DictReader(f))
-    headers = set(table[0]) if table else set()
+        reader = csv.DictReader(f)
+        table, headers = list(reader), set(reader.fieldnames or ())
     if FED not in headers and not fed:
         raise ConfigError(
             f"{path}: written before the {FED} column, so it cannot say which online arms were fed the hidden "
             "labels: name their variants (e.g. oracle_pl oracle_boxes)"
         )
-    keys = dict(PROTOCOL_COLUMNS)
+    columns = {header: (key, kind) for header, key, kind in PROTOCOL_COLUMNS}
     rows = []
     for cells in table:
-        row = {keys.get(header, header): _cell_value(header, text) for header, text in cells.items()}
-        if row["kind"] == ONLINE and not row.get("variant"):
+        row = {columns.get(h, (h, str))[0]: _cell_value(text, columns.get(h, (h, str))[1]) for h, text in cells.items()}
+        if row["kind"] == ONLINE and "variant" not in headers:
             row["variant"] = str(row["run"]).rsplit("/", 1)[-1].removeprefix("online_")
         if row.get("variant") in fed:
             row[FED] = True
@@ -88,14 +88,18 @@ def rows_from_report(path: str | Path, fed: Sequence[str] = ()) -> list[dict[str
     return rows
 
 
-def _cell_value(header: str, text: str) -> Any:
-    if header in TEXT_COLUMNS or text == "":
+def _cell_value(text: str, kind: type) -> Any:
+    """A CSV cell as its column's ``kind`` (``str``, ``int`` or ``float``); an empty cell is ``None``, ``"nan"`` a
+    NaN, and a cell of an integer column that is no number stays text (a label split named by its folder)."""
+    if text == "" or kind is str:
         return text or None
-    value = float(text)
-    return int(value) if header in ("seed", "label_split") else value
-
-
-TEXT_COLUMNS = ("kind", "run", "variant", "eval_split", "bg_mode", "review_order", FED)
+    try:
+        value = float(text)
+    except ValueError:
+        if kind is int:
+            return text
+        raise ValueError(f"expected a number, got {text!r}") from None
+    return int(value) if kind is int and value.is_integer() else value
 
 
 def harmful_splits(arm: Sequence[dict], baseline: Sequence[dict]) -> list[tuple[Any, float]]:
@@ -229,7 +233,11 @@ def _test_entry(rows: Sequence[dict], baseline: str | None, arm: str, folder: Pa
     if not test:
         return None
     intervals = GainIntervals(folder) if folder is not None else None
-    return next((e for e in summarize_arms(test, baseline, intervals) if e["arm"] == arm), None)
+    entry = next((e for e in summarize_arms(test, baseline, intervals) if e["arm"] == arm), None)
+    if entry is not None:
+        arms = _by_arm(test)
+        entry["gain"] = _mean(paired_differences(arms[arm], arms.get(baseline, [])))
+    return entry
 
 
 def _pm(pair_: tuple[float, float], scale: float = 1.0, unit: str = "") -> str:
@@ -271,7 +279,9 @@ def default_choice_markdown(choice: dict[str, Any]) -> str:
             text.append(f"| {name} | no test split | - | - |")
             continue
         gain = entry["gain interval"]
-        interval = "-" if math.isnan(gain[0]) else f"{gain[0]:+.3f} [{gain[1]:+.3f}, {gain[2]:+.3f}]"
+        interval = "-" if math.isnan(entry["gain"]) else f"{entry['gain']:+.3f} [no interval]"
+        if not math.isnan(gain[0]):
+            interval = f"{gain[0]:+.3f} [{gain[1]:+.3f}, {gain[2]:+.3f}]"
         text.append(
             f"| {name} | {entry['mAP50-95'][0]:.3f} ± {entry['mAP50-95'][1]:.3f} | {interval} | "
             f"{_pm(entry['gap closed'], 100, ' %')} |"
@@ -295,4 +305,4 @@ def _sortable(value: float) -> float:
     return -math.inf if math.isnan(value) else value
 
 
-__all__ = ["choose_default", "default_choice_markdown", "harmful_splits", "rows_under"]
+__all__ = ["choose_default", "default_choice_markdown", "harmful_splits", "rows_from_report", "rows_under"]

@@ -36,20 +36,31 @@ def has_test_split(data_yaml: str | Path) -> bool:
 def measured_on_test(run_dir: Path, evaluate: Callable[[Path, Path], dict[str, float]]) -> dict[str, float] | None:
     """The final weights' metrics on the test split: ``test_metrics.json`` if an earlier call wrote it beside the
     per-image statistics (``test_image_stats.npz``), else ``evaluate(weights, image_stats_path)``, which writes the
-    statistics, with its metrics written (atomically) for the next call; ``None`` (said) when neither the metrics
-    nor the weights are there (results restored from an archive of an older run, which keeps no weights)."""
-    cached = run_dir / TEST_METRICS
-    if cached.is_file() and (run_dir / TEST_IMAGE_STATS).is_file():
-        try:
-            return json.loads(cached.read_text())
-        except ValueError:  # empty, cut short or not UTF-8 (JSONDecodeError and UnicodeDecodeError are ValueErrors)
-            pass  # cut short while written by an older version: measured again
+    statistics, with its metrics written (atomically) for the next call. Without the weights (results restored from
+    an archive) the cached metrics alone, statistics or not; ``None`` (said) without those either."""
+    cached = _cached_metrics(run_dir / TEST_METRICS)
+    if cached is not None and (run_dir / TEST_IMAGE_STATS).is_file():
+        return cached
     if not last_weights(run_dir).is_file():
-        print(f"WARNING: {run_dir}: no test metrics and no weights to measure them with; left out of the test table")
-        return None
+        if cached is None:
+            print(
+                f"WARNING: {run_dir}: no test metrics and no weights to measure them with; left out of the test table"
+            )
+        return cached
     metrics = evaluate(last_weights(run_dir), run_dir / TEST_IMAGE_STATS)
-    write_atomically(cached, lambda part: part.write_text(json.dumps(metrics)))
+    write_atomically(run_dir / TEST_METRICS, lambda part: part.write_text(json.dumps(metrics)))
     return metrics
+
+
+def _cached_metrics(path: Path) -> dict[str, float] | None:
+    """``test_metrics.json``'s metrics; ``None`` where it is missing, or empty, cut short or not UTF-8 (written by
+    an older version, not atomically: measured again)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
 
 
 def rows_by_split(rows: Sequence[dict[str, Any]], tests: dict[str, dict[str, float]]) -> list[dict[str, Any]]:

@@ -91,32 +91,32 @@ def _write_text(path: Path, text: str) -> Path:
     return write_atomically(path, lambda part: part.write_text(text))
 
 
-PROTOCOL_COLUMNS = (
-    ("kind", "kind"),
-    ("run", "run"),
-    ("variant", "variant"),
-    ("oracle_pseudo_labels", FED),
-    ("seed", "seed"),
-    ("label_split", "label_split"),
-    ("eval_split", "eval_split"),
-    ("lambda_bg", "lambda_bg"),
-    ("bg_mode", "bg_mode"),
-    ("review_k", "review_k"),
-    ("review_order", "review_order"),
-    ("optimizer_steps", "optimizer_steps"),
-    ("images_seen", "images_seen"),
-    ("update_norm", "update_norm"),
-    ("precision", "metrics/precision(B)"),
-    ("recall", "metrics/recall(B)"),
-    ("mAP50", "metrics/mAP50(B)"),
-    ("mAP50-95", "metrics/mAP50-95(B)"),
-    ("bg_fp_per_image", "bg_fp/background_fp_per_image"),
-    ("bg_fp_per_image_at_f1", "bg_fp/background_fp_per_image_at_f1"),
-    ("f1_conf", "bg_fp/f1_conf"),
-    ("pl_precision", "semi/pl_precision"),
-    ("pl_recall", "semi/pl_recall"),
-    ("pl_iou", "semi/pl_iou"),
-    ("minutes", "minutes"),
+PROTOCOL_COLUMNS = (  # (header in ablation.csv, the row's key, the type it is read back as)
+    ("kind", "kind", str),
+    ("run", "run", str),
+    ("variant", "variant", str),
+    ("oracle_pseudo_labels", FED, str),
+    ("seed", "seed", int),
+    ("label_split", "label_split", int),
+    ("eval_split", "eval_split", str),
+    ("lambda_bg", "lambda_bg", float),
+    ("bg_mode", "bg_mode", str),
+    ("review_k", "review_k", int),
+    ("review_order", "review_order", str),
+    ("optimizer_steps", "optimizer_steps", int),
+    ("images_seen", "images_seen", int),
+    ("update_norm", "update_norm", float),
+    ("precision", "metrics/precision(B)", float),
+    ("recall", "metrics/recall(B)", float),
+    ("mAP50", "metrics/mAP50(B)", float),
+    ("mAP50-95", "metrics/mAP50-95(B)", float),
+    ("bg_fp_per_image", "bg_fp/background_fp_per_image", float),
+    ("bg_fp_per_image_at_f1", "bg_fp/background_fp_per_image_at_f1", float),
+    ("f1_conf", "bg_fp/f1_conf", float),
+    ("pl_precision", "semi/pl_precision", float),
+    ("pl_recall", "semi/pl_recall", float),
+    ("pl_iou", "semi/pl_iou", float),
+    ("minutes", "minutes", float),
 )
 ARM_METRICS = (
     ("mAP50-95", MAP),
@@ -339,7 +339,8 @@ def write_protocol_report(
     Rows without ``eval_split`` are validation rows. The baseline is chosen on validation; where test rows exist,
     their table comes first and takes the same baseline."""
     out = Path(out)
-    write_tables([{**r, FED: fed_hidden_labels(r)} if r["kind"] == ONLINE else r for r in rows], out, PROTOCOL_COLUMNS)
+    columns = [(header, key) for header, key, _ in PROTOCOL_COLUMNS]
+    write_tables([{**r, FED: fed_hidden_labels(r)} if r["kind"] == ONLINE else r for r in rows], out, columns)
     val_rows = [r for r in rows if r.get("eval_split", VAL) == VAL]
     test_rows = [r for r in rows if r.get("eval_split") == TEST]
     arms = summarize_arms(val_rows)
@@ -377,7 +378,7 @@ def write_protocol_report(
         *review_sections(rows),
         "## Runs",
         "",
-        markdown_table(rows, PROTOCOL_COLUMNS),
+        markdown_table(rows, columns),
     ]
     md = _write_text(out / "ablation.md", "\n".join(text) + "\n")
     plot_arms_against_lambda(arms, out)

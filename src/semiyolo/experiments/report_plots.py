@@ -23,7 +23,7 @@ def _figure() -> tuple[Figure, Any]:
 
 
 def plot_arms_against_lambda(arms: Sequence[dict[str, Any]], out: str | Path) -> list[Path]:
-    """From :func:`summarize_arms`: the online arms with the default penalty mode against lambda_bg (mean over
+    """From :func:`~.report.summarize_arms`: the online arms with the default penalty mode against lambda_bg (mean over
     seeds, bars one standard deviation): recall and mAP50-95, and background false positives per image at 0.25 and
     at the F1 peak; the supervised continuation as a dashed line."""
     online = sorted(

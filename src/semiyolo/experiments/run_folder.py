@@ -12,6 +12,9 @@ import yaml
 
 from ..runfiles import last_weights, train_state
 
+ARGS_FILE = "args.yaml"  # Ultralytics' training arguments of a run
+HISTORY_FILE = "results.csv"  # Ultralytics' one row per epoch
+
 
 def resolved_optimizer(run_dir: Path) -> dict[str, Any]:
     """The optimizer a finished run used, as Ultralytics training arguments (``optimizer: auto`` resolved: the
@@ -33,12 +36,12 @@ def resolved_optimizer(run_dir: Path) -> dict[str, Any]:
 
 def run_args(run_dir: Path) -> dict[str, Any]:
     """The training arguments a finished run used (its ``args.yaml``)."""
-    return yaml.safe_load((run_dir / "args.yaml").read_text()) or {}
+    return yaml.safe_load((run_dir / ARGS_FILE).read_text()) or {}
 
 
 def history(run_dir: Path) -> list[dict[str, str]]:
     """The run's rows of ``results.csv``, one per finished epoch, keys and values stripped; none before its first."""
-    path = run_dir / "results.csv"
+    path = run_dir / HISTORY_FILE
     if not path.is_file():
         return []
     with open(path) as f:

@@ -260,10 +260,10 @@ class RunSource(ImageSource):
 
     def ready(self, name: str) -> Proposal | None:
         """The proposal if already labelled; the first call starts the background labelling."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._label_all, name="review-labeller", daemon=True)
-            self._thread.start()
         with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._label_all, name="review-labeller", daemon=True)
+                self._thread.start()
             return self._cache.get(name)
 
     def _label_all(self) -> None:
@@ -277,8 +277,10 @@ class RunSource(ImageSource):
         return super().order_note()
 
     def pending(self) -> int:
+        """Images still to be labelled, all of them while the order is being calibrated (their worths will change,
+        so the page keeps asking)."""
         with self._lock:
-            return len(self.images) - len(self._cache)
+            return len(self.images) - len(self._cache) if self._calibrated.is_set() else len(self.images)
 
     def describe(self) -> str:
         return (
