@@ -15,6 +15,8 @@
 # Made to fit 2 cores: one optimizer step per batch of 16 (nbs 16), so the converged run takes 1500 steps in 30
 # epochs and a continuation 300 steps in 6 epochs of the repeated labeled images.
 # Usage: benchmarks/ssod_controls.sh shapes|digits|nuclei OUT [extra ablate arguments, e.g. --only-splits 1]
+# DIAGNOSTICS=0 leaves out the three diagnostic arms (oracle_pl, oracle_boxes, no_regress: about a fifth of a split's
+# time), as digits ran; the controls, the candidates and the oracle stay.
 # Side by side, one thread each: run it once to make the data, then one process per label split:
 #   OMP_NUM_THREADS=1 benchmarks/ssod_controls.sh shapes /tmp/abl/c_shapes --only-splits 0 &
 #   OMP_NUM_THREADS=1 benchmarks/ssod_controls.sh shapes /tmp/abl/c_shapes --only-splits 1 &
@@ -25,6 +27,9 @@ bin=${SEMIYOLO:-.venv/bin/semiyolo}
 export YOLO_OFFLINE=1 MPLBACKEND=Agg
 # the default chain (score 0.5, cap 100) with DFL entropy judging localisation at 0: every box stays, none regressed
 NO_REGRESS='{name: score, params: {threshold: 0.5}}, {name: dfl_entropy, params: {threshold: 0.0}}, {name: cap, params: {max_per_image: 100}}'
+diagnostics=(--variant oracle_pl:oracle_pseudo_labels=true --variant oracle_boxes:oracle_pseudo_labels=boxes
+    --variant "no_regress:filters=[$NO_REGRESS]")
+[ "${DIAGNOSTICS:-1}" = 0 ] && diagnostics=()
 case $kind in shapes) generator=synth ;; digits | nuclei) generator=$kind ;; *) echo "expected shapes, digits or nuclei, got $kind" >&2; exit 2 ;; esac
 [ -f "$out/data/data.yaml" ] || "$bin" data "$generator" --out "$out/data" --images 1000 --seed 0 --imgsz 160 \
     --test-images 400
@@ -40,7 +45,5 @@ case $kind in shapes) generator=synth ;; digits | nuclei) generator=$kind ;; *) 
     --variant tiered_flip_s12:teacher_flip=true,teacher_scale=1.2 \
     --variant mosaic:pseudo_mosaic=0.5 \
     --variant views:teacher_flip=true,teacher_fusion=boxes,teacher_scales=[1.2] \
-    --variant oracle_pl:oracle_pseudo_labels=true \
-    --variant oracle_boxes:oracle_pseudo_labels=boxes \
-    --variant "no_regress:filters=[$NO_REGRESS]" \
+    "${diagnostics[@]}" \
     --out "$out/controls" "$@"
