@@ -372,3 +372,24 @@ def test_m_adds_a_possibly_missed_candidate_as_a_box(browser, tmp_path):
         label = reviewed / "labels" / "scene.txt"
         _wait(label.is_file, what=str(label))
     assert _saved_rows(label) == [[0, 0.25, 0.25, 0.2, 0.2], [2, 0.75, 0.7, 0.2, 0.3]]
+
+
+def test_the_source_lines_tooltip_follows_the_order_a_source_settles_on(browser, tmp_path):
+    # a source whose order is still being settled (as a run calibrating its scores): its listing says pending until
+    # released, and the page's tooltip says the rule of the latest listing
+    folder = tmp_path / "split"
+    _scene(folder / "images" / "scene.png")
+    source = open_folder_source(folder, tmp_path / "reviewed", NAMES)
+    settled = []
+    source.pending = lambda: 0 if settled else 1
+    source.order_note = lambda: "the settled rule" if settled else "still settling"
+    reviewed = tmp_path / "reviewed"
+    with background_server(create_app(source, ReviewStore(reviewed, user="browser"))) as url:
+        _open(browser, url, "scene.png")
+
+        def tooltip():
+            return browser.execute_script("return document.getElementById('source').title")
+
+        assert _wait(lambda: tooltip() == "order: still settling", what="the first rule")
+        settled.append(True)
+        assert _wait(lambda: tooltip() == "order: the settled rule", what="the listing's new rule")
