@@ -82,8 +82,7 @@ def rows_from_report(path: str | Path, fed: Sequence[str] = ()) -> list[dict[str
         row = {columns.get(h, (h, str))[0]: _cell_value(text, columns.get(h, (h, str))[1]) for h, text in cells.items()}
         if row["kind"] == ONLINE and "variant" not in headers:
             row["variant"] = str(row["run"]).rsplit("/", 1)[-1].removeprefix("online_")
-        if row.get("variant") in fed:
-            row[FED] = True
+        row[FED] = row.get(FED) == "True" or row.get("variant") in fed  # written as fed_hidden_labels' bool
         rows.append(row)
     return rows
 

@@ -17,8 +17,7 @@ FED = "oracle_pseudo_labels"  # the semi key that feeds an online run the hidden
 def fed_hidden_labels(row: dict[str, Any]) -> bool:
     """Whether an online run's pseudo-labels were the hidden labels (``semi.oracle_pseudo_labels``, a diagnostic):
     from its row's settings, or from the :data:`FED` column of an ``ablation.csv`` read back."""
-    value = (row.get("semi") or {}).get(FED, row.get(FED))
-    return value not in (None, False, "", "False", "false", "0", "None")
+    return bool((row.get("semi") or {}).get(FED, row.get(FED)))
 
 
 def arm_name(row: dict[str, Any]) -> str:
