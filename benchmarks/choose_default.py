@@ -22,7 +22,7 @@ from semiyolo.data import write_atomically
 from semiyolo.experiments.default_choice import choose_default, default_choice_markdown, rows_from_report, rows_under
 
 
-def _named_folder(text: str) -> tuple[str, Path]:
+def _named_path(text: str) -> tuple[str, Path]:
     name, sep, folder = text.partition("=")
     if not sep or not name or not (Path(folder).is_dir() or (Path(folder).suffix == ".csv" and Path(folder).is_file())):
         raise argparse.ArgumentTypeError(
@@ -33,7 +33,7 @@ def _named_folder(text: str) -> tuple[str, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--set", dest="sets", type=_named_folder, action="append", required=True)
+    parser.add_argument("--set", dest="sets", type=_named_path, action="append", required=True)
     parser.add_argument("--fed-hidden-labels", nargs="+", default=[], metavar="VARIANT", help="for a CSV set")
     parser.add_argument("--only-splits", type=int, nargs="+", help="the label splits to read (default: all)")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
