@@ -34,7 +34,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 import torch
 
-from semiyolo.config import SemiConfig, load_config
+from semiyolo.config import SemiConfig
+from semiyolo.config_loading import load_config
 from semiyolo.integrations.ultralytics.online import OnlineTrainer
 from semiyolo.integrations.ultralytics.supervised import SupervisedTrainer
 

@@ -1,6 +1,6 @@
 import pytest
 
-from semiyolo.config import load_config, parse_overrides
+from semiyolo.config_loading import load_config, parse_overrides
 from semiyolo.errors import ConfigError
 
 DOCUMENT_000_BLOCK = """

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from semiyolo.cli import main
-from semiyolo.config import load_config
+from semiyolo.config_loading import load_config
 from semiyolo.data import SynthSpec, label_path, write_dataset
 from semiyolo.errors import ConfigError
 from semiyolo.integrations.ultralytics import semi_trainer

@@ -8,7 +8,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from semiyolo.config import SemiConfig, load_config
+from semiyolo.config import SemiConfig
+from semiyolo.config_loading import load_config
 from semiyolo.errors import ConfigError
 from semiyolo.losses import (
     background_penalty,

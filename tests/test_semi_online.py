@@ -306,7 +306,7 @@ def test_pseudo_labeled_part_is_normalised_at_least_like_the_labeled_density():
 def test_nan_recovery_rewinds_the_teacher_with_the_student(tmp_path, datasets):
     from ultralytics.utils.torch_utils import unwrap_model
 
-    from semiyolo.config import load_config
+    from semiyolo.config_loading import load_config
     from semiyolo.integrations.ultralytics import OnlineTrainer
 
     cfg = load_config(_config(tmp_path, datasets, epochs=4))
@@ -353,7 +353,7 @@ def test_autobatch_leaves_room_for_the_unlabeled_images(tmp_path, datasets, monk
     from ultralytics.engine.trainer import BaseTrainer
     from ultralytics.nn.tasks import DetectionModel
 
-    from semiyolo.config import load_config
+    from semiyolo.config_loading import load_config
     from semiyolo.integrations.ultralytics import OnlineTrainer
 
     cfg = load_config(_config(tmp_path, datasets, unlabeled_ratio=2.0))
@@ -474,7 +474,7 @@ def test_dsat_calibrates_on_the_training_images_without_a_hold_out(tmp_path, dat
 
 
 def test_an_image_reviewed_between_epochs_is_trained_as_labeled_from_then_on(tmp_path, datasets):
-    from semiyolo.config import load_config
+    from semiyolo.config_loading import load_config
     from semiyolo.data import read_image_list
     from semiyolo.integrations.ultralytics import OnlineTrainer
 

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from semiyolo.cli import main
-from semiyolo.config import load_config
+from semiyolo.config_loading import load_config
 from semiyolo.data import SynthSpec, choose_labeled, write_dataset
 from semiyolo.data.checks import label_path
 

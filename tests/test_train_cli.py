@@ -190,7 +190,7 @@ def test_checkpoints_are_written_atomically(tmp_path, run_config, tiny_data, mon
 
     from ultralytics import YOLO
 
-    from semiyolo.config import load_config
+    from semiyolo.config_loading import load_config
     from semiyolo.integrations.ultralytics import SupervisedTrainer
 
     cfg = load_config(run_config(tiny_data), ["train.epochs=1"])
@@ -230,7 +230,7 @@ class _NaNAfter:
 def test_non_finite_steps_are_skipped_then_training_stops_with_the_files(tmp_path, run_config, tiny_data, capsys):
     from ultralytics.utils.torch_utils import unwrap_model
 
-    from semiyolo.config import load_config
+    from semiyolo.config_loading import load_config
     from semiyolo.errors import TrainingDiverged
     from semiyolo.integrations.ultralytics import SupervisedTrainer
 
@@ -267,7 +267,7 @@ def test_a_pt_that_is_not_a_checkpoint_is_refused(tmp_path, run_config, tiny_dat
 
 
 def test_exact_resume_can_be_turned_off(tmp_path, run_config, tiny_data):
-    from semiyolo.config import load_config
+    from semiyolo.config_loading import load_config
     from semiyolo.integrations.ultralytics import SupervisedTrainer
 
     cfg = load_config(run_config(tiny_data), ["semi.exact_resume=false", "train.epochs=1"])
@@ -280,7 +280,7 @@ def test_exact_resume_can_be_turned_off(tmp_path, run_config, tiny_data):
 def test_labeled_repeat_oversamples_the_labeled_images_only(tmp_path, run_config, tiny_data):
     from ultralytics.data import YOLODataset
 
-    from semiyolo.config import load_config
+    from semiyolo.config_loading import load_config
     from semiyolo.data import list_images
     from semiyolo.integrations.ultralytics import SupervisedTrainer
 

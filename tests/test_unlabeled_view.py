@@ -78,7 +78,7 @@ def test_online_training_on_ultralytics_views(tmp_path, squares):
 
 
 def test_the_unlabeled_view_closes_mosaic_with_the_labeled_images(tmp_path, squares):
-    from semiyolo.config import load_config
+    from semiyolo.config_loading import load_config
     from semiyolo.data import SynthSpec, write_dataset
     from semiyolo.integrations.ultralytics import OnlineTrainer
 

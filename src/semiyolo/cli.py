@@ -60,7 +60,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _pseudo_label(args: argparse.Namespace) -> int:
-    from .config import read_filters
+    from .config_loading import read_filters
     from .integrations.ultralytics.offline import pseudo_label_folder
     from .pseudo import DEFAULT_FILTERS, score_threshold_filters
 
@@ -158,7 +158,8 @@ def _positive_int(text: str) -> int:
 def _variant(text: str) -> tuple[str, dict]:
     """``NAME:key=value,...`` -> ``(NAME, {key: value})``, values parsed as config overrides are; ``NAME`` alone:
     the config's own settings (``{}``), e.g. ``default`` for the method a user gets."""
-    from .config import SemiConfig, parse_overrides
+    from .config import SemiConfig
+    from .config_loading import parse_overrides
     from .semi_groups import flat_dotted_keys
 
     name, colon, settings = text.partition(":")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import read_yaml
+from ..config_loading import read_yaml
 from ..errors import DataError
 from .files import label_path, read_label_file
 from .lists import dataset_root, split_images

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import load_config
+from ..config_loading import load_config
 from ..data import check_detection_dataset, list_images
 from ..errors import ConfigError
 from ..integrations.ultralytics import split_metrics, training_arguments, training_default

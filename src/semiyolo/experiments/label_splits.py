@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import load_config
+from ..config_loading import load_config
 from ..data import split_dataset
 from ..errors import ConfigError
 from ..integrations.ultralytics import training_arguments

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import read_yaml
+from ..config_loading import read_yaml
 from ..data import IMAGE_SUFFIXES, label_path, list_images, read_label_file
 from ..data.lists import dataset_root, split_entries
 from ..errors import DataError

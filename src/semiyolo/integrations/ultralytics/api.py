@@ -14,10 +14,12 @@ from ultralytics.nn.tasks import DetectionModel, guess_model_task, yaml_model_lo
 from ultralytics.utils import LOGGER
 from ultralytics.utils.checks import check_imgsz
 
-from ...config import SEMI_PATHS, RunConfig, SemiConfig, load_config
+from ...config import RunConfig, SemiConfig
+from ...config_loading import load_config
 from ...data import check_detection_dataset, read_label_file
 from ...errors import ConfigError, DataError, RunInterrupted
 from ...pseudo import build_filters
+from ...semi_groups import SEMI_PATHS
 from .continuation import read_continuation_state
 from .exact_resume import saved_semi_settings
 from .offline import load_detector, offline_train_entries

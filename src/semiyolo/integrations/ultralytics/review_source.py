@@ -21,7 +21,8 @@ import torch
 from torchvision.ops import box_iou
 from ultralytics.utils import LOGGER
 
-from ...config import SemiConfig, load_config, read_yaml, validate_config
+from ...config import SemiConfig
+from ...config_loading import load_config, read_yaml, validate_config
 from ...data import label_path, read_label_file
 from ...data.lists import dataset_root, split_images
 from ...errors import ConfigError, DataError

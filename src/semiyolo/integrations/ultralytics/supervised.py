@@ -24,12 +24,13 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import LOGGER, RANK, colorstr
 from ultralytics.utils.torch_utils import unwrap_model
 
-from ...config import SEMI_PATHS, SemiConfig
+from ...config import SemiConfig
 from ...data import repeated_train, write_atomically
 from ...plots.run import write_semi_figure
 from ...reproducibility import stream_generator
 from ...runfiles import RunLock
 from ...schedules import ramp_weight
+from ...semi_groups import SEMI_PATHS
 from ...teacher import MosaicCache, mix_labeled, mosaic_rows
 from . import continuation
 from .banner import closing_summary, coverage_warnings, start_banner

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from ...config import SemiConfig, absolute_semi_paths, validate_config
+from ...config import SemiConfig
+from ...config_loading import absolute_semi_paths, validate_config
 from ...errors import ConfigError, DataError
 from .online import OnlineTrainer
 from .supervised import SupervisedTrainer
