@@ -5,7 +5,7 @@ import re
 import shlex
 from pathlib import Path
 
-from semiyolo.cli import _variant
+from semiyolo.cli_parser import _variant
 from semiyolo.config import SemiConfig
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "ssod_controls.sh"

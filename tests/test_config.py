@@ -303,7 +303,7 @@ def test_cfg_prints_the_groups_and_a_nested_block_of_the_defaults_loads_back(cap
 
 
 def test_a_variant_takes_nested_keys_as_their_flat_names():
-    from semiyolo.cli import _variant
+    from semiyolo.cli_parser import _variant
 
     assert _variant("fast:teacher.decay=0.99,pseudo.min_score=0.2") == (
         "fast",
@@ -329,7 +329,7 @@ def test_the_documented_grouped_block_is_the_flat_one_beside_it(doc):
 def test_a_variant_named_alone_is_the_configs_own_method():
     import argparse
 
-    from semiyolo.cli import _variant
+    from semiyolo.cli_parser import _variant
 
     assert _variant("default") == ("default", {})  # online with lambda_bg 1 and nothing else changed
     with pytest.raises(argparse.ArgumentTypeError, match="expected NAME or NAME:key=value"):

@@ -148,7 +148,7 @@ def test_variants_are_online_arms_of_every_seed():
 
 
 def test_a_variant_may_set_a_list_such_as_the_filters():
-    from semiyolo.cli import _variant
+    from semiyolo.cli_parser import _variant
 
     name, settings = _variant("low:pseudo_targets=tiered,filters=[{name: score, params: {threshold: 0.3}}],lambda_bg=0")
     assert name == "low" and settings["pseudo_targets"] == "tiered" and settings["lambda_bg"] == 0

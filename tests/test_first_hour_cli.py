@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 from ultralytics import YOLO
 
-from semiyolo.cli import _review_source, build_parser, main
+from semiyolo.cli import HANDLERS, _review_source, main
+from semiyolo.cli_parser import build_parser
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +141,7 @@ def test_review_of_a_dataset_folder_names_its_classes_from_its_data_yaml(tmp_pat
     from semiyolo.data import SynthSpec, write_dataset
 
     data = write_dataset(tmp_path / "shapes", SynthSpec(images=4, imgsz=64, seed=0))
-    source, _ = _review_source(build_parser().parse_args(["review", str(data.parent)]))
+    source, _ = _review_source(build_parser(HANDLERS).parse_args(["review", str(data.parent)]))
     assert source.names == {0: "circle", 1: "square", 2: "triangle"}
 
 

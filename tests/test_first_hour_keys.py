@@ -6,7 +6,8 @@ import csv
 import pytest
 import yaml
 
-from semiyolo.cli import build_parser, main
+from semiyolo.cli import HANDLERS, main
+from semiyolo.cli_parser import build_parser
 from semiyolo.config import SemiConfig
 
 
@@ -88,7 +89,7 @@ def _parsers(parser):
 
 def test_every_help_option_with_a_default_shows_it():
     hidden = []
-    for parser in _parsers(build_parser()):
+    for parser in _parsers(build_parser(HANDLERS)):
         for action in parser._actions:
             if action.default in (None, False, [], argparse.SUPPRESS) or action.help == argparse.SUPPRESS:
                 continue
