@@ -18,21 +18,35 @@ from pathlib import Path
 from semiyolo.experiments.run_archive import copy_results
 
 
-def ignored_by_git(target: Path) -> str | None:
-    """The ``.gitignore`` rule that keeps files under ``target`` out of its git work tree (``source:line:pattern``),
-    or ``None`` when nothing does or ``target`` is in no work tree (a scratch folder under ``/tmp``)."""
-    folder = next((p for p in (target.absolute(), *target.absolute().parents) if p.is_dir()), Path("/"))
-    probe = target.absolute() / "run" / "ablation_row.json"  # a file the archive would hold, so `runs/` rules match
+def _check_ignore(probe: Path, verbose: bool) -> subprocess.CompletedProcess | None:
+    """``git check-ignore`` of ``probe`` from its nearest existing folder; ``None`` where git is not installed."""
+    folder = next((p for p in (probe, *probe.parents) if p.is_dir()), Path("/"))
+    flags = ["--verbose"] if verbose else ["--quiet"]
     try:
-        found = subprocess.run(
-            ["git", "-C", str(folder), "check-ignore", "--verbose", "--no-index", str(probe)],
+        return subprocess.run(
+            ["git", "-C", str(folder), "check-ignore", *flags, "--no-index", str(probe)],
             capture_output=True,
             text=True,
             check=False,
         )
-    except FileNotFoundError:  # no git on this machine: nothing to check against
+    except FileNotFoundError:
         return None
-    return found.stdout.split("\t")[0] if found.returncode == 0 else None
+
+
+def ignored_by_git(folder: Path) -> str | None:
+    """The ``.gitignore`` rule that keeps files under ``folder`` out of its git work tree (``source:line:pattern``),
+    or ``None`` when nothing does (a negated rule re-including them counts as nothing), ``folder`` is in no work
+    tree (a scratch folder under ``/tmp``) or git is not installed. Any other failure of git (a path beyond a
+    symbolic link, a repository git distrusts) exits naming it: the archive's safety cannot be told."""
+    probe = folder.resolve() / "run" / "ablation_row.json"  # a file the archive would hold, so `runs/` rules match
+    found = _check_ignore(probe, verbose=False)
+    if found is None or found.returncode == 1:
+        return None
+    if found.returncode == 128:
+        if "not a git repository" in found.stderr:
+            return None
+        sys.exit(f"{folder}: git cannot say whether it ignores it: {found.stderr.strip()}")
+    return _check_ignore(probe, verbose=True).stdout.split("\t")[0]  # exit 0 with --quiet: ignored
 
 
 def main() -> None:
@@ -41,7 +55,8 @@ def main() -> None:
     parser.add_argument("target", type=Path, help="where the results go (made if missing)")
     args = parser.parse_args()
     rule = ignored_by_git(args.target)
-    if rule is not None:
+    restoring = rule is not None and _in_work_tree(args.source) and ignored_by_git(args.source) is None
+    if rule is not None and not restoring:  # restoring a committed archive into a scratch folder is fine
         sys.exit(
             f"{args.target}: git ignores it ({rule}), so an archive there would not be committed and would be lost "
             "with this machine; choose another folder or add a negated rule to .gitignore"
@@ -49,6 +64,17 @@ def main() -> None:
     copied = copy_results(args.source, args.target)
     size = sum(path.stat().st_size for path in copied)
     print(f"{len(copied)} files ({size / 1e3:.0f} kB) copied from {args.source} to {args.target}")
+
+
+def _in_work_tree(folder: Path) -> bool:
+    start = next((p for p in (folder.resolve(), *folder.resolve().parents) if p.is_dir()), Path("/"))
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(start), "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True
+        )
+    except FileNotFoundError:
+        return False
+    return found.stdout.strip() == "true"
 
 
 if __name__ == "__main__":

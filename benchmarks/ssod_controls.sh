@@ -3,18 +3,19 @@
 # labels: 3 label splits x 2 seeds; per split its own converged run, the fully labeled ceiling and that ceiling
 # continued for the arms' budget; per split and seed the labeled-only continuation at 1, 2, 4, 8 and 10 times the
 # continuation learning rate (the best on validation is the baseline; 10 is the converged run's peak, the most the
-# protocol allows, added from digits split 1 on after split 0's baseline sat at 8), the penalty alone,
-# pseudo-mixup's blend alone, the oracle (hidden labels, same budget), and five online arms: today's defaults, `mix` (pseudo-mixup
-# 0.5), `tiered_flip_s12` (the flip-and-scale teacher, fused anchor by anchor), `tiered_flip_s12_r2` (the same
-# teacher labeling each unlabeled image every other visit, which brings its step under issue 31's 1.3 bound; from
-# digits split 1 on), `mosaic` (pseudo-mosaic 0.5, with its labeled-only control) and `views` (the image and its
-# mirror at scales 1 and 1.2, fused as detections); and
+# protocol allows), the penalty alone, pseudo-mixup's blend alone, the oracle (hidden labels, same budget), and six
+# online arms: today's defaults, `mix` (pseudo-mixup 0.5), `tiered_flip_s12` (the flip-and-scale teacher, fused
+# anchor by anchor), `tiered_flip_s12_r2` (the same teacher labeling each unlabeled image every other visit, which
+# brings its step under issue 31's 1.3 bound), `mosaic` (pseudo-mosaic 0.5, with its labeled-only control) and
+# `views` (the image and its mirror at scales 1 and 1.2, fused as detections); and
 # `oracle_pl`, the defaults' recipe fed the hidden labels (a diagnostic: what perfect pseudo-labels give this recipe),
 # `oracle_boxes`, the defaults' pseudo-labels with the hidden boxes they match (what exact box extents alone give),
 # and `no_regress`, the defaults with no pseudo-box regressed (a localisation filter no box passes: what the teacher's
 # box extents add or cost).
 # Figures on the 400 test images decide; validation only chooses. (The shapes folder also holds `trust` and `ship`
-# arms, run before they were dropped from the list: docs/BENCHMARKS.md.)
+# arms, run before they were dropped from the list: docs/BENCHMARKS.md. The sweep's 10 and `tiered_flip_s12_r2`
+# came with the digits runs of 2026-12-07 on, after digits split 0's baseline sat at 8: the shapes and nuclei tables
+# ran without them.)
 # Made to fit 2 cores: one optimizer step per batch of 16 (nbs 16), so the converged run takes 1500 steps in 30
 # epochs and a continuation 300 steps in 6 epochs of the repeated labeled images.
 # Usage: benchmarks/ssod_controls.sh shapes|digits|nuclei OUT [extra ablate arguments, e.g. --only-splits 1]

@@ -16,19 +16,54 @@ spec.loader.exec_module(archive_results)
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
 
+def _git_repo(folder: Path, ignore: str) -> Path:
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    (folder / ".gitignore").write_text(ignore)
+    return folder
+
+
+def _finished_run(folder: Path) -> Path:
+    (folder / "seed0" / "online").mkdir(parents=True)
+    (folder / "seed0" / "online" / "ablation_row.json").write_text('{"kind": "online"}')
+    return folder
+
+
+def _archive(source: Path, target: Path, monkeypatch) -> None:
+    monkeypatch.setattr("sys.argv", ["archive_results.py", str(source), str(target)])
+    archive_results.main()
+
+
 @needs_git
 def test_an_ignored_target_is_named_with_its_rule_and_nothing_is_copied(tmp_path, monkeypatch):
-    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    (tmp_path / ".gitignore").write_text("runs/\n!docs/*/runs/\n")
-    assert archive_results.ignored_by_git(tmp_path / "out" / "runs") == ".gitignore:1:runs/"
-    assert archive_results.ignored_by_git(tmp_path / "docs" / "a" / "runs") is None  # the negated rule re-includes it
-    assert archive_results.ignored_by_git(tmp_path / "kept") is None
-    source = tmp_path / "source"
-    source.mkdir()
-    monkeypatch.setattr("sys.argv", ["archive_results.py", str(source), str(tmp_path / "out" / "runs")])
+    repo = _git_repo(tmp_path / "repo", "runs/\n!docs/*/runs/\n")
+    assert archive_results.ignored_by_git(repo / "out" / "runs") == ".gitignore:1:runs/"
+    assert archive_results.ignored_by_git(repo / "docs" / "a" / "runs") is None  # the negated rule re-includes it
+    assert archive_results.ignored_by_git(repo / "kept") is None
+    assert archive_results.ignored_by_git(tmp_path / "scratch") is None  # in no work tree
+    source = _finished_run(tmp_path / "scratch")
     with pytest.raises(SystemExit, match=r"out/runs: git ignores it \(\.gitignore:1:runs/\)"):
-        archive_results.main()
-    assert not (tmp_path / "out").exists()
+        _archive(source, repo / "out" / "runs", monkeypatch)
+    assert not (repo / "out").exists()
+    _archive(source, repo / "docs" / "a" / "runs", monkeypatch)  # archived where git keeps it
+    assert (repo / "docs" / "a" / "runs" / "seed0" / "online" / "ablation_row.json").is_file()
+    _archive(repo / "docs" / "a" / "runs", repo / "out" / "runs", monkeypatch)  # restored from a kept archive: fine
+    assert (repo / "out" / "runs" / "seed0" / "online" / "ablation_row.json").is_file()
+
+
+@needs_git
+def test_a_file_git_keeps_by_a_negated_rule_is_not_ignored(tmp_path):
+    repo = _git_repo(tmp_path, "*.json\n!ablation_row.json\n")  # the probe file is re-included by name
+    assert archive_results.ignored_by_git(repo / "runs") is None
+    (repo / ".gitignore").write_text("*.json\n")
+    assert archive_results.ignored_by_git(repo / "runs") == ".gitignore:1:*.json"
+
+
+@needs_git
+def test_a_folder_reached_through_a_link_is_checked_where_it_lies(tmp_path):
+    repo = _git_repo(tmp_path / "repo", "runs/\n")
+    (repo / "runs").mkdir()
+    (tmp_path / "link").symlink_to(repo / "runs")
+    assert archive_results.ignored_by_git(tmp_path / "link" / "x") == ".gitignore:1:runs/"
 
 
 @needs_git
