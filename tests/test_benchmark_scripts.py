@@ -31,3 +31,23 @@ def test_every_protocol_arm_is_a_valid_online_method():
         semi = SemiConfig(mode="online", unlabeled="unlabeled/images", **settings)
         assert all(getattr(semi, key) == value for key, value in settings.items() if key != "filters"), name
     assert dict(variants)["tiered_flip_s12_r2"] == {"teacher_flip": True, "teacher_scale": 1.2, "relabel_every": 2}
+
+
+def _same_history():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("same_history", SCRIPT.parent / "same_history.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_history_trained_again_is_compared_figure_by_figure_but_the_time():
+    differences = _same_history().differences
+    archived = [{"epoch": "1", "time": "50.2", "metrics/mAP50-95(B)": "0.5"}, {"epoch": "2", "time": "99", "x": "1"}]
+    again = [{"epoch": "1", "time": "61.0", "metrics/mAP50-95(B)": "0.5"}, {"epoch": "2", "time": "120", "x": "1"}]
+    assert differences(archived, again) == []  # only the wall-clock time differs
+    again[1]["x"] = "1.0001"
+    assert differences(archived, again) == ["epoch 2: x: 1 -> 1.0001"]
+    assert differences(archived, again, tolerance=0.001) == []
+    assert differences(archived, again[:1]) == ["2 epochs archived, 1 trained again"]
