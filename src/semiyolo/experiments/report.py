@@ -317,8 +317,9 @@ def sweep_edge_note(arms: Sequence[dict[str, Any]]) -> str:
     largest = scales[baseline]
     return (
         f"WARNING: the baseline is {baseline}, the largest learning rate of the sweep ({largest:g} x --continue-lr): "
-        f"a larger one may be better still. Widen the sweep (--lr-scales ... {2 * largest:g}, while {2 * largest:g} "
-        "x --continue-lr stays within the peak) before calling any gain a gain."
+        f"a larger one may be better still. Widen the sweep (--lr-scales ... {2 * largest:g}; the protocol refuses a "
+        "rate past the converged run's peak, so where that is the edge, lower --continue-lr and sweep from there) "
+        "before calling any gain a gain."
     )
 
 
