@@ -18,17 +18,11 @@ from pathlib import Path
 from semiyolo.experiments.run_archive import copy_results
 
 
-def _check_ignore(probe: Path, verbose: bool) -> subprocess.CompletedProcess | None:
-    """``git check-ignore`` of ``probe`` from its nearest existing folder; ``None`` where git is not installed."""
-    folder = next((p for p in (probe, *probe.parents) if p.is_dir()), Path("/"))
-    flags = ["--verbose"] if verbose else ["--quiet"]
+def _git(path: Path, *args: str) -> subprocess.CompletedProcess | None:
+    """``git <args>`` run from ``path``'s nearest existing folder; ``None`` where git is not installed."""
+    folder = next((p for p in (path, *path.parents) if p.is_dir()), Path("/"))
     try:
-        return subprocess.run(
-            ["git", "-C", str(folder), "check-ignore", *flags, "--no-index", str(probe)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=False)
     except FileNotFoundError:
         return None
 
@@ -39,14 +33,14 @@ def ignored_by_git(folder: Path) -> str | None:
     tree (a scratch folder under ``/tmp``) or git is not installed. Any other failure of git (a path beyond a
     symbolic link, a repository git distrusts) exits naming it: the archive's safety cannot be told."""
     probe = folder.resolve() / "run" / "ablation_row.json"  # a file the archive would hold, so `runs/` rules match
-    found = _check_ignore(probe, verbose=False)
+    found = _git(probe, "check-ignore", "--quiet", "--no-index", str(probe))
     if found is None or found.returncode == 1:
         return None
     if found.returncode == 128:
         if "not a git repository" in found.stderr:
             return None
         sys.exit(f"{folder}: git cannot say whether it ignores it: {found.stderr.strip()}")
-    return _check_ignore(probe, verbose=True).stdout.split("\t")[0]  # exit 0 with --quiet: ignored
+    return _git(probe, "check-ignore", "--verbose", "--no-index", str(probe)).stdout.split("\t")[0]  # ignored
 
 
 def main() -> None:
@@ -67,14 +61,8 @@ def main() -> None:
 
 
 def _in_work_tree(folder: Path) -> bool:
-    start = next((p for p in (folder.resolve(), *folder.resolve().parents) if p.is_dir()), Path("/"))
-    try:
-        found = subprocess.run(
-            ["git", "-C", str(start), "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True
-        )
-    except FileNotFoundError:
-        return False
-    return found.stdout.strip() == "true"
+    found = _git(folder.resolve(), "rev-parse", "--is-inside-work-tree")
+    return found is not None and found.stdout.strip() == "true"
 
 
 if __name__ == "__main__":
