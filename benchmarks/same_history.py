@@ -52,11 +52,12 @@ def main() -> None:
     parser.add_argument("again", type=Path, help="results.csv of the run trained again")
     parser.add_argument("--tolerance", type=float, default=0.0, help="largest difference allowed (default: 0)")
     args = parser.parse_args()
-    found = differences(_rows(args.archived), _rows(args.again), args.tolerance)
+    again = _rows(args.again)
+    found = differences(_rows(args.archived), again, args.tolerance)
     if found:
         print(f"{len(found)} differences; the first: " + "; ".join(found[:5]))
         sys.exit(1)
-    print(f"the same history: {len(_rows(args.again))} epochs, every figure (time aside) equal")
+    print(f"the same history: {len(again)} epochs, every figure (time aside) equal")
 
 
 if __name__ == "__main__":
