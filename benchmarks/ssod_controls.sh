@@ -7,7 +7,10 @@
 # online arms: today's defaults, `mix` (pseudo-mixup 0.5), `tiered_flip_s12` (the flip-and-scale teacher, fused
 # anchor by anchor), `tiered_flip_s12_r2` (the same teacher labeling each unlabeled image every other visit, which
 # brings its step under issue 31's 1.3 bound), `mosaic` (pseudo-mosaic 0.5, with its labeled-only control) and
-# `views` (the image and its mirror at scales 1 and 1.2, fused as detections); and
+# `views` (the image and its mirror at scales 1 and 1.2, fused as detections); `default_lr10` and
+# `tiered_flip_s12_r2_lr10`, the defaults and the two-view teacher at the sweep's top rate (10 x), so that an arm
+# and a labeled-only continuation at one learning rate differ in the pseudo-labels alone (added on 2026-12-08, after
+# digits split 1's baseline was the 10 x continuation; not candidates for the default: the rate is no semi setting); and
 # `oracle_pl`, the defaults' recipe fed the hidden labels (a diagnostic: what perfect pseudo-labels give this recipe),
 # `oracle_boxes`, the defaults' pseudo-labels with the hidden boxes they match (what exact box extents alone give),
 # and `no_regress`, the defaults with no pseudo-box regressed (a localisation filter no box passes: what the teacher's
@@ -50,5 +53,7 @@ case $kind in shapes) generator=synth ;; digits | nuclei) generator=$kind ;; *) 
     --variant tiered_flip_s12_r2:teacher_flip=true,teacher_scale=1.2,relabel_every=2 \
     --variant mosaic:pseudo_mosaic=0.5 \
     --variant views:teacher_flip=true,teacher_fusion=boxes,teacher_scales=[1.2] \
+    --variant default_lr10:lr_scale=10 \
+    --variant tiered_flip_s12_r2_lr10:teacher_flip=true,teacher_scale=1.2,relabel_every=2,lr_scale=10 \
     "${diagnostics[@]}" \
     --out "$out/controls" "$@"

@@ -4,6 +4,7 @@ steps) that checks the continuation's learning rate and the arms' equal step cou
 import csv
 import itertools
 import math
+import re
 
 import matplotlib.image
 import pytest
@@ -207,6 +208,12 @@ def test_tiny_protocol_end_to_end(tmp_path, capsys):
     assert kinds.count("fully_labeled") == 2
     assert "| fully_labeled | 2 |" in (out / "ablation.md").read_text()
     _check_an_archive_reports_the_same(out, args, tmp_path / "archive", capsys)
+    # an online arm at the lr2 control's rate (the control finished above): it alone trains, from twice 0.0001429
+    assert main([*args, "--lr-scales", "--only", "variants", "--variant", "fast:lr_scale=2"]) == 0
+    assert re.findall(r"^seed0/\S+$", capsys.readouterr().out, re.M) == ["seed0/online_fast"]
+    assert _column(out / "seed0/online_fast" / "results.csv", "lr/pg0")[0] == pytest.approx(0.0002858)
+    fast = next(r for r in csv.DictReader((out / "ablation.csv").open()) if r["run"] == "seed0/online_fast")
+    assert fast["lr_scale"] == "2.0" and rows["seed0/supervised_continued"]["lr_scale"] == ""
 
 
 def _check_an_archive_reports_the_same(out, args, archive, capsys):

@@ -21,16 +21,25 @@ def _script_variants() -> list[str]:
 
 def test_every_protocol_arm_is_a_valid_online_method():
     variants = [_variant(text) for text in _script_variants()]
-    names = [name for name, _ in variants]
+    names = [variant.name for variant in variants]
     # the three diagnostics (defined first, left out with DIAGNOSTICS=0), then the candidates
     assert names == [
         "oracle_pl", "oracle_boxes", "no_regress",
         "default", "mix", "tiered_flip_s12", "tiered_flip_s12_r2", "mosaic", "views",
+        "default_lr10", "tiered_flip_s12_r2_lr10",
     ]  # fmt: skip
-    for name, settings in variants:
+    for name, settings, _ in variants:
         semi = SemiConfig(mode="online", unlabeled="unlabeled/images", **settings)
         assert all(getattr(semi, key) == value for key, value in settings.items() if key != "filters"), name
-    assert dict(variants)["tiered_flip_s12_r2"] == {"teacher_flip": True, "teacher_scale": 1.2, "relabel_every": 2}
+    by_name = {variant.name: variant for variant in variants}
+    assert by_name["tiered_flip_s12_r2"].semi == {"teacher_flip": True, "teacher_scale": 1.2, "relabel_every": 2}
+    # the lr-matched arms: the online recipe at the labeled-only sweep's top rate, pseudo-labels all that differ
+    assert by_name["default_lr10"] == ("default_lr10", {}, 10.0)
+    assert by_name["tiered_flip_s12_r2_lr10"] == (
+        "tiered_flip_s12_r2_lr10",
+        {**by_name["tiered_flip_s12_r2"].semi},
+        10.0,
+    )
 
 
 def _same_history():

@@ -308,6 +308,7 @@ def test_a_variant_takes_nested_keys_as_their_flat_names():
     assert _variant("fast:teacher.decay=0.99,pseudo.min_score=0.2") == (
         "fast",
         {"teacher_decay": 0.99, "pseudo_min_score": 0.2},
+        1.0,  # the learning rate of the other arms
     )
 
 
@@ -331,6 +332,6 @@ def test_a_variant_named_alone_is_the_configs_own_method():
 
     from semiyolo.cli_parser import _variant
 
-    assert _variant("default") == ("default", {})  # online with lambda_bg 1 and nothing else changed
+    assert _variant("default") == ("default", {}, 1.0)  # online with lambda_bg 1 and nothing else changed
     with pytest.raises(argparse.ArgumentTypeError, match="expected NAME or NAME:key=value"):
         _variant("default:")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from semiyolo.continuation import load_optimizer_moments
-from semiyolo.experiments.protocol import Protocol, continuation_arms
+from semiyolo.experiments.protocol import Protocol, continuation_arms, continuation_facts
 from semiyolo.experiments.schedule import continuation_train_args, epochs_for
 
 
@@ -150,6 +150,44 @@ def test_variants_are_online_arms_of_every_seed():
 def test_a_variant_may_set_a_list_such_as_the_filters():
     from semiyolo.cli_parser import _variant
 
-    name, settings = _variant("low:pseudo_targets=tiered,filters=[{name: score, params: {threshold: 0.3}}],lambda_bg=0")
+    name, settings, lr_scale = _variant(
+        "low:pseudo_targets=tiered,filters=[{name: score, params: {threshold: 0.3}}],lambda_bg=0"
+    )
     assert name == "low" and settings["pseudo_targets"] == "tiered" and settings["lambda_bg"] == 0
-    assert settings["filters"] == [{"name": "score", "params": {"threshold": 0.3}}]
+    assert settings["filters"] == [{"name": "score", "params": {"threshold": 0.3}}] and lr_scale == 1
+
+
+def test_a_variant_at_the_baselines_learning_rate_brings_its_labeled_only_control():
+    from semiyolo.cli_parser import _variant
+
+    fast = _variant("default_lr10:lr_scale=10")  # a protocol setting, not a semi one: out of the semi settings
+    assert fast == ("default_lr10", {}, 10.0)
+    mix = _variant("mix_lr4:pseudo_mixup=0.5,lr_scale=4")
+    protocol = Protocol(seeds=1, lr_scales=(2.0,), variants=(fast, mix), offline=False, oracle=False)
+    assert protocol.lr_scales == (2.0, 10.0, 4.0)  # the sweep's own, then each variant's rate as a control
+    by_name = {a.name.split("/")[1]: a for a in continuation_arms(protocol, [0])}
+    assert by_name["online_default_lr10"].lr_scale == 10 and by_name["supervised_continued_lr10"].lr_scale == 10
+    # the blend's control takes the arm's rate too, so the blend is all it differs from the arm in (beside labels)
+    assert by_name["online_mix_lr4"].lr_scale == 4 and by_name["supervised_continued_aug_mix_lr4"].lr_scale == 4
+    assert continuation_facts(by_name["online_default_lr10"]) == {"lr_scale": 10.0}
+    assert continuation_facts(by_name["supervised_continued"]) == {}  # rows at --continue-lr stay as they were
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [("fast:lr_scale=0", "lr_scale: expected a positive number, got 0"), ("fast:lr_scale=x", "got 'x'")],
+)
+def test_a_variants_learning_rate_must_be_a_positive_number(flag, message):
+    import argparse
+
+    from semiyolo.cli_parser import _variant
+
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        _variant(flag)
+
+
+def test_a_variant_past_the_peak_learning_rate_is_refused_by_name():
+    from semiyolo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--variant fast: lr_scale 11 times --continue-lr 0\.1"):
+        Protocol(variants=(("fast", {}, 11.0),))

@@ -192,6 +192,22 @@ def test_rows_under_an_ablation_folder_take_their_split_from_the_path_and_test_f
     assert by["split2/seed1/online_mix", "test"][MAP] == 0.7 and by["split2/seed1/online_mix", "val"][MAP] == 0.8
 
 
+def test_an_arm_at_another_learning_rate_is_a_control_not_a_candidate_also_read_back(tmp_path):
+    # online_default_lr10 gains 0.08 (80 %) on every split, more than mix's 0.03, but its learning rate is a protocol
+    # setting (--variant default_lr10:lr_scale=10) a default cannot ship; the CSV keeps its lr_scale column
+    a = _set([0.51] * 4, [0.53] * 4, [0.52] * 4)
+    fast = [
+        {**_row("online", "online_default_lr10", s, seed, 0.58, variant="default_lr10"), "lr_scale": 10.0}
+        for s, seed in [(0, 0), (0, 1), (1, 0), (1, 1)]
+    ]
+    choice = choose_default({"a": a + fast})
+    assert "online default_lr10" not in choice["candidates"] and choice["chosen"] == "online mix"
+    write_protocol_report(a + fast, {}, tmp_path)
+    back = rows_from_report(tmp_path / "ablation.csv")
+    assert {r["lr_scale"] for r in back if r.get("variant") == "default_lr10"} == {10.0}
+    assert choose_default({"a": back})["chosen"] == "online mix"
+
+
 def _fed_rows(split_seeds, value=0.58):
     return [
         {

@@ -9,9 +9,13 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UserInputError
-from .experiments.arms import ONLY_CHOICES, REVIEW_ORDERS
+from .experiments.arms import ONLY_CHOICES, REVIEW_ORDERS, VARIANT_LR_SCALE
+
+if TYPE_CHECKING:
+    from .experiments.protocol import Variant
 
 Handlers = Mapping[str, Callable[[argparse.Namespace], int]]  # a handler's name (``train``) -> the function
 
@@ -30,26 +34,31 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _variant(text: str) -> tuple[str, dict]:
-    """``NAME:key=value,...`` -> ``(NAME, {key: value})``, values parsed as config overrides are; ``NAME`` alone:
-    the config's own settings (``{}``), e.g. ``default`` for the method a user gets."""
+def _variant(text: str) -> Variant:
+    """``NAME:key=value,...`` -> ``Variant(NAME, {key: value})``, values parsed as config overrides are, except
+    ``lr_scale=M`` (the arm's learning rate in multiples of ``--continue-lr``); ``NAME`` alone: the config's own
+    settings (``{}``), e.g. ``default`` for the method a user gets."""
     from .config import SemiConfig
     from .config_loading import parse_overrides
+    from .experiments.protocol import Variant
     from .semi_groups import flat_dotted_keys
 
     name, colon, settings = text.partition(":")
     if not name.isidentifier() or (colon and not settings):
         raise argparse.ArgumentTypeError(f"expected NAME or NAME:key=value,..., got {text!r}")
     if not colon:
-        return name, {}
+        return Variant(name, {})
     try:  # a key by its flat name (teacher.decay is teacher_decay): the name a finished run is compared by
         parsed = flat_dotted_keys(parse_overrides(_top_level_split(settings)))
     except UserInputError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+    lr_scale = parsed.pop(VARIANT_LR_SCALE, 1.0)
+    if isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or not lr_scale > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: {VARIANT_LR_SCALE}: expected a positive number, got {lr_scale!r}")
     unknown = sorted(set(parsed) - set(SemiConfig.model_fields))
     if unknown:
         raise argparse.ArgumentTypeError(f"{text!r}: not semi settings: {', '.join(unknown)}")
-    return name, parsed
+    return Variant(name, parsed, float(lr_scale))
 
 
 def _top_level_split(text: str, sep: str = ",") -> list[str]:
@@ -289,7 +298,8 @@ def _add_ablate_arms(arms: argparse._ArgumentGroup) -> None:
         action="append",
         metavar="NAME[:key=value,...]",
         help="an online arm with these semi settings over lambda_bg 1, e.g. "
-        "tiered:pseudo_targets=tiered,teacher_half_life=0.1, or NAME alone for the config's own settings "
+        "tiered:pseudo_targets=tiered,teacher_half_life=0.1, or NAME alone for the config's own settings; "
+        "lr_scale=M continues it at M times --continue-lr and adds the labeled-only continuation at M "
         "(repeatable; run folder online_NAME)",
     )
     arms.add_argument(

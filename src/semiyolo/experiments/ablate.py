@@ -76,6 +76,7 @@ from .protocol import (
     ceiling_runs,
     ceilings_to_run,
     continuation_arms,
+    continuation_facts,
 )
 from .report import write_protocol_report
 from .review_arms import review_facts, reviewed_folder
@@ -206,7 +207,7 @@ def _train_split(plan: _Plan, protocol: Protocol, arms: Sequence[Arm], base_seed
     elsewhere = []  # runs another live process is training
     for arm in arms_to_run(protocol, arms, base_seed, hidden_labels=plan.full_data is not None):
         run_cfg = _continuation_config(plan, arm, protocol, optim)
-        facts = review_facts(arm, plan.out) if arm.review else None
+        facts = {**(review_facts(arm, plan.out) if arm.review else {}), **continuation_facts(arm)} or None
         if train_or_reuse(plan.out, arm.name, arm.kind, arm.seed, run_cfg, arm.variant, facts=facts) is None:
             elsewhere.append(arm.name)
     if SCRATCH in protocol.only and _run_from_scratch(plan, base_seed) is None:

@@ -31,6 +31,7 @@ CONTROLS = (CONTINUED_BG, CONTINUED_LR, CONTINUED_AUG)  # labeled-only continuat
 BASELINES = (CONTINUED, CONTINUED_LR)  # labeled-only continuations of the config's recipe: the best is the baseline
 CONTINUATIONS = (CONTINUED, *CONTROLS, ONLINE, OFFLINE, ORACLE, REVIEWED)  # continuing from the converged run
 VARIANTS = "variants"  # ``--only variants``: the ``--variant`` online arms alone, not the online_bg* ones
+VARIANT_LR_SCALE = "lr_scale"  # in ``--variant NAME:lr_scale=M,...``, and the row fact of an arm that set it
 FROM_SCRATCH = (CONVERGED, FULLY_LABELED, SCRATCH)  # trained from the model's .yaml, from step 0: not continuations
 KINDS = (*FROM_SCRATCH, *CONTINUATIONS, FULLY_LABELED_CONTINUED)  # every arm's kind
 ONLY_CHOICES = (*CONTINUATIONS, FULLY_LABELED, FULLY_LABELED_CONTINUED, VARIANTS, SCRATCH)  # ``semiyolo ablate --only``

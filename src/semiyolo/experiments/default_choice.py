@@ -2,7 +2,8 @@
 
 The rule, fixed before any test figure is read:
 
-0. The candidates are the online arms, less any fed the hidden labels (``semi.oracle_pseudo_labels``).
+0. The candidates are the online arms, less any fed the hidden labels (``semi.oracle_pseudo_labels``) and any
+   continued at another learning rate than the others (a ``--variant``'s ``lr_scale``: a control, not a setting).
 1. On each set, the baseline is the labeled-only continuation with the highest mean mAP50-95 on **validation**
    (:func:`~.report.best_baseline`), and every online arm's gap closed is taken against it, per label split and
    seed (:func:`~.report.summarize_arms`).
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .arms import CONTINUED_AUG, ONLINE
+from .arms import CONTINUED_AUG, ONLINE, VARIANT_LR_SCALE
 from .control_report import paired_differences
 from .held_out import TEST, TEST_METRICS, VAL, GainIntervals, rows_by_split
 from .protocol import augmentation_control
@@ -122,6 +123,12 @@ def _spread(baseline: Sequence[dict]) -> float:
     return mean_std([number(r.get(MAP)) for r in baseline])[1]
 
 
+def _other_rate(row: dict[str, Any]) -> bool:
+    """Whether a run continued at another learning rate than ``--continue-lr`` (a variant's ``lr_scale``)."""
+    scale = row.get(VARIANT_LR_SCALE)
+    return scale is not None and not (isinstance(scale, float) and math.isnan(scale)) and scale != 1
+
+
 def _mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else math.nan
 
@@ -161,8 +168,8 @@ def set_candidates(rows: Sequence[dict]) -> tuple[str | None, dict[str, dict[str
     gap, spread = labels_gap(val, baseline_rows)
     found = {}
     for entry in summarize_arms(val, baseline):
-        if entry["kind"] != ONLINE or any(fed_hidden_labels(r) for r in arms[entry["arm"]]):
-            continue  # an arm fed the hidden labels is a diagnostic, not a candidate
+        if entry["kind"] != ONLINE or any(fed_hidden_labels(r) or _other_rate(r) for r in arms[entry["arm"]]):
+            continue  # fed the hidden labels, or at another learning rate: a diagnostic, not a semi setting to ship
         members = arms[entry["arm"]]
         harm = harmful_splits(members, baseline_rows)
         control = arms.get(f"{CONTINUED_AUG}_{members[0].get('variant')}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import MODES
 from ..errors import ConfigError
@@ -20,11 +20,22 @@ from .arms import (
     ORACLE,
     REVIEW_ORDERS,
     REVIEWED,
+    VARIANT_LR_SCALE,
     VARIANTS,
 )
 
 SUPERVISED_MODE, ONLINE_MODE, OFFLINE_MODE = MODES  # semi.mode of the arms' runs
 DEFAULT_REVIEW_K = (5, 10, 20)  # images the simulated reviewer corrects, for ``--only reviewed`` without ``--review-k``
+
+
+class Variant(NamedTuple):
+    """An online arm of ``--variant NAME:key=value,...``: its ``semi`` settings over lambda_bg 1, and the
+    continuation's first learning rate in multiples of ``Protocol.continue_lr`` (``lr_scale=M`` in the flag: a
+    protocol setting, not a ``semi`` one, so an arm can take the learning rate the labeled-only sweep chose)."""
+
+    name: str
+    semi: dict[str, Any]
+    lr_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,7 @@ class Protocol:
     only: tuple[str, ...] = ()  # run only these kinds besides the converged run (all when empty)
     only_seeds: tuple[int, ...] = ()  # run only these seeds' continuations and ceilings, 0-based (all when empty)
     ceiling_seeds: int = 1  # seeds of the fully labeled ceiling
-    variants: tuple[tuple[str, dict[str, Any]], ...] = ()  # online arms (name, semi settings over lambda_bg 1)
+    variants: tuple[Variant, ...] = ()  # online arms; a plain (name, semi settings) pair is a Variant at lr_scale 1
     splits: int = 1  # label splits: the config's own and the ones 'semiyolo split' draws with the next seeds
     controls: bool = True  # the labeled-only controls (:mod:`.arms`): the penalty, the augmentations
     lr_scales: tuple[float, ...] = (2.0, 4.0)  # the labeled-only continuation also at these multiples of continue_lr
@@ -65,13 +76,22 @@ class Protocol:
             raise ConfigError(f"--ceiling-seeds: expected at least 1 seed, got {self.ceiling_seeds}")
         if self.splits < 1:
             raise ConfigError(f"--splits: expected at least 1 label split, got {self.splits}")
-        object.__setattr__(self, "lr_scales", tuple(dict.fromkeys(m for m in self.lr_scales if m != 1)))
+        object.__setattr__(self, "variants", tuple(Variant(*v) for v in self.variants))
         too_fast = [m for m in self.lr_scales if not 0 < m * self.continue_lr <= 1]
         if too_fast:
             raise ConfigError(
                 f"--lr-scales: {too_fast} times --continue-lr {self.continue_lr} is not a share of the peak learning "
                 "rate in (0, 1]"
             )
+        for name, _, scale in self.variants:
+            if not 0 < scale * self.continue_lr <= 1:
+                raise ConfigError(
+                    f"--variant {name}: lr_scale {scale:g} times --continue-lr {self.continue_lr} is not a share of "
+                    "the peak learning rate in (0, 1]"
+                )
+        # a variant at another learning rate brings its control: the labeled-only continuation at that rate
+        scales = (*self.lr_scales, *(v.lr_scale for v in self.variants))
+        object.__setattr__(self, "lr_scales", tuple(dict.fromkeys(m for m in scales if m != 1)))
         outside_splits = [k for k in self.only_splits if not 0 <= k < self.splits]
         if outside_splits:
             raise ConfigError(
@@ -118,6 +138,12 @@ class Arm:
     review: tuple[int, str] | None = None  # a reviewed arm's (images reviewed, order chosen in)
 
 
+def continuation_facts(arm: Arm) -> dict[str, Any]:
+    """What a continuation's row says of the protocol beyond its settings: ``lr_scale`` where it is not 1 (the
+    report and the default's choice read it; a row without it continued at ``--continue-lr``)."""
+    return {VARIANT_LR_SCALE: arm.lr_scale} if arm.lr_scale != 1 else {}
+
+
 def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
     """The arms that continue from the converged run, ``seed<k>/<arm>`` for each seed."""
     arms = []
@@ -129,9 +155,9 @@ def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
         if protocol.focal:
             online = {"mode": ONLINE_MODE, "lambda_bg": 1.0, "bg_mode": "focal"}
             arms.append(Arm(f"seed{seed}/online_focal1", ONLINE, seed, online))
-        for name, settings in protocol.variants:
+        for name, settings, lr_scale in protocol.variants:
             online = {"mode": ONLINE_MODE, "lambda_bg": 1.0, **settings}
-            arms.append(Arm(f"seed{seed}/online_{name}", ONLINE, seed, online, variant=name))
+            arms.append(Arm(f"seed{seed}/online_{name}", ONLINE, seed, online, variant=name, lr_scale=lr_scale))
         if protocol.offline:
             arms.append(Arm(f"seed{seed}/{OFFLINE}", OFFLINE, seed, {"mode": OFFLINE_MODE, "lambda_bg": 0.0}))
         if protocol.oracle:
@@ -163,10 +189,11 @@ def control_arms(protocol: Protocol, seed: int) -> list[Arm]:
     for lam in protocol.lambdas:
         penalised = {**labeled, "lambda_bg": lam}
         arms.append(Arm(f"seed{seed}/{CONTINUED_BG}{lam:g}", CONTINUED_BG, seed, penalised))
-    for name, settings in protocol.variants:
+    for name, settings, lr_scale in protocol.variants:
         augmented = augmentation_control(settings)
-        if augmented:
-            arms.append(Arm(f"seed{seed}/{CONTINUED_AUG}_{name}", CONTINUED_AUG, seed, {**labeled, **augmented}))
+        if augmented:  # at the variant's learning rate, so that the augmentation is all they differ in
+            control = {**labeled, **augmented}
+            arms.append(Arm(f"seed{seed}/{CONTINUED_AUG}_{name}", CONTINUED_AUG, seed, control, lr_scale=lr_scale))
     return arms
 
 

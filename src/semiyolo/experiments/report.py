@@ -29,6 +29,7 @@ from .arms import (
     FULLY_LABELED_CONTINUED,
     ONLINE,
     ORACLE,
+    VARIANT_LR_SCALE,
 )
 from .control_report import control_sections, scratch_sections
 from .held_out import TEST, VAL
@@ -96,6 +97,7 @@ PROTOCOL_COLUMNS = (  # (header in ablation.csv, the row's key, the type it is r
     ("run", "run", str),
     ("variant", "variant", str),
     ("oracle_pseudo_labels", FED, str),
+    ("lr_scale", VARIANT_LR_SCALE, float),
     ("seed", "seed", int),
     ("label_split", "label_split", int),
     ("eval_split", "eval_split", str),
