@@ -306,6 +306,40 @@ def test_what_survives_each_control_by_hand():
     assert not control_gains(rows[::2], "supervised_continued")[0]["counts"]
 
 
+def test_each_arm_is_compared_with_the_labeled_only_continuation_at_its_own_learning_rate():
+    from semiyolo.experiments.control_report import control_gains
+
+    def run(kind, name, maps, **extra):
+        return [
+            {"kind": kind, "run": f"seed{s}/{name}", "seed": s, "label_split": 0, "metrics/mAP50-95(B)": m, **extra}
+            for s, m in enumerate(maps)
+        ]
+
+    rows = [
+        *run("supervised_continued", "supervised_continued", [0.80, 0.80]),
+        *run("supervised_continued_lr", "supervised_continued_lr8", [0.83, 0.83]),  # the baseline
+        *run("supervised_continued_lr", "supervised_continued_lr10", [0.82, 0.84]),
+        *run("online", "online_default", [0.81, 0.82], lambda_bg=0.0, variant="default"),
+        *run("online", "online_default_lr10", [0.84, 0.84], lambda_bg=0.0, variant="default_lr10", lr_scale=10.0),
+    ]
+    entries = {(e["arm"], e["against"]): e for e in control_gains(rows, "supervised_continued_lr8")}
+    assert list(entries) == [
+        ("online default", "supervised_continued_lr8"),
+        ("online default", "supervised_continued"),  # its own rate: +0.01, +0.02 from the pseudo-labels
+        ("online default_lr10", "supervised_continued_lr8"),
+        ("online default_lr10", "supervised_continued_lr10"),  # its own rate: +0.02, 0.00
+    ]
+    assert entries[("online default", "supervised_continued")]["gain"][0] == pytest.approx(0.015)
+    # over the baseline +0.01 each, over the same rate +0.01 on average: all of the gain is left
+    lr_matched = entries[("online default_lr10", "supervised_continued_lr10")]
+    assert lr_matched["gain"][0] == pytest.approx(0.01) and lr_matched["share left"] == pytest.approx(1.0)
+    assert not lr_matched["counts"]  # +0.01 ± 0.0141: within its spread
+    # an arm at the baseline's own rate has the baseline as its only rate control
+    assert [e["against"] for e in control_gains(rows, "supervised_continued_lr10") if "lr10" in e["arm"]] == [
+        "supervised_continued_lr10"
+    ]
+
+
 def test_an_object_aware_blend_gets_a_control_with_the_same_rule():
     from semiyolo.experiments.protocol import Protocol, control_arms
 

@@ -1,7 +1,8 @@
 """How much of each arm's gain survives each control (issue 28): the report's table that says what pseudo-labels add.
 
 An online arm differs from the baseline (the best labeled-only continuation) in its pseudo-labels and in what its
-controls isolate: the background penalty (``supervised_continued_bg<lambda>``, the labeled images alone with the
+controls isolate: the learning rate (the labeled-only continuation at the arm's rate, where the sweep chose
+another), the background penalty (``supervised_continued_bg<lambda>``, the labeled images alone with the
 arm's ``lambda_bg``) and an added augmentation (``supervised_continued_aug_<variant>``, the arm's blend on labeled
 images alone). For each arm and each of those, paired by label split and seed, the mean ± standard deviation of
 ``arm - control`` on mAP50-95, and the share of the arm's gain over the baseline that the control leaves,
@@ -15,17 +16,31 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .arms import CONTINUED_AUG, CONTINUED_BG, CONVERGED, OFFLINE, ONLINE, SCRATCH
+from .arms import (
+    CONTINUED,
+    CONTINUED_AUG,
+    CONTINUED_BG,
+    CONTINUED_LR,
+    CONVERGED,
+    OFFLINE,
+    ONLINE,
+    SCRATCH,
+    VARIANT_LR_SCALE,
+)
 from .rows import MAP, arm_name, mean_std, number, pair
 
 SEMI_KINDS = (ONLINE, OFFLINE)  # the arms whose gain the controls take apart
 
 
 def controls_of(arm: Sequence[dict[str, Any]], names: set[str], baseline: str) -> list[str]:
-    """The arms ``arm`` (its runs) is compared with: the baseline, the penalty alone at its ``lambda_bg`` (when it
-    is penalised) and its augmentation alone (``supervised_continued_aug_<variant>``), those of ``names`` that ran."""
+    """The arms ``arm`` (its runs) is compared with: the baseline, the labeled-only continuation at its learning
+    rate (``supervised_continued``, or ``supervised_continued_lr<M>`` for an arm at ``lr_scale`` M; where that is
+    not the baseline), the penalty alone at its ``lambda_bg`` (when it is penalised) and its augmentation alone
+    (``supervised_continued_aug_<variant>``), those of ``names`` that ran."""
     first = arm[0]
-    wanted = [baseline]
+    scale = number(first.get(VARIANT_LR_SCALE))
+    same_rate = CONTINUED if math.isnan(scale) or scale == 1 else f"{CONTINUED_LR}{scale:g}"
+    wanted = list(dict.fromkeys([baseline, same_rate]))
     lambda_bg = number(first.get("lambda_bg"))
     if lambda_bg > 0:
         wanted.append(f"{CONTINUED_BG}{lambda_bg:g}")
