@@ -3,7 +3,7 @@
 # labels: 3 label splits x 2 seeds; per split its own converged run, the fully labeled ceiling and that ceiling
 # continued for the arms' budget; per split and seed the labeled-only continuation at 1, 2, 4, 8 and 10 times the
 # continuation learning rate (the best on validation is the baseline; 10 is the converged run's peak, the most the
-# protocol allows), the penalty alone, pseudo-mixup's blend alone, the oracle (hidden labels, same budget), and six
+# protocol allows), the penalty alone, pseudo-mixup's blend alone, the oracle (hidden labels, same budget), and eight
 # online arms: today's defaults, `mix` (pseudo-mixup 0.5), `tiered_flip_s12` (the flip-and-scale teacher, fused
 # anchor by anchor), `tiered_flip_s12_r2` (the same teacher labeling each unlabeled image every other visit, which
 # brings its step under issue 31's 1.3 bound), `mosaic` (pseudo-mosaic 0.5, with its labeled-only control) and

@@ -334,6 +334,15 @@ def test_each_arm_is_compared_with_the_labeled_only_continuation_at_its_own_lear
     lr_matched = entries[("online default_lr10", "supervised_continued_lr10")]
     assert lr_matched["gain"][0] == pytest.approx(0.01) and lr_matched["share left"] == pytest.approx(1.0)
     assert not lr_matched["counts"]  # +0.01 ± 0.0141: within its spread
+    # a penalised arm at 10 x is not paired with the penalty alone, which runs at 1 x: that would mix rate and labels
+    penalised = run("supervised_continued_bg", "supervised_continued_bg1", [0.80, 0.80], lambda_bg=1.0)
+    fast = run("online", "online_mix_lr10", [0.85, 0.85], lambda_bg=1.0, variant="mix_lr10", lr_scale=10.0)
+    slow = run("online", "online_mix", [0.85, 0.85], lambda_bg=1.0, variant="mix")
+    against = {}
+    for e in control_gains([*rows, *penalised, *fast, *slow], "supervised_continued_lr8"):
+        against.setdefault(e["arm"], []).append(e["against"])
+    assert against["online mix_lr10"] == ["supervised_continued_lr8", "supervised_continued_lr10"]
+    assert against["online mix"] == ["supervised_continued_lr8", "supervised_continued", "supervised_continued_bg1"]
     # an arm at the baseline's own rate has the baseline as its only rate control
     assert [e["against"] for e in control_gains(rows, "supervised_continued_lr10") if "lr10" in e["arm"]] == [
         "supervised_continued_lr10"

@@ -22,7 +22,7 @@ def _script_variants() -> list[str]:
 def test_every_protocol_arm_is_a_valid_online_method():
     variants = [_variant(text) for text in _script_variants()]
     names = [variant.name for variant in variants]
-    # the three diagnostics (defined first, left out with DIAGNOSTICS=0), then the candidates
+    # the three diagnostics (defined first, left out with DIAGNOSTICS=0), the six candidates, the lr-matched arms
     assert names == [
         "oracle_pl", "oracle_boxes", "no_regress",
         "default", "mix", "tiered_flip_s12", "tiered_flip_s12_r2", "mosaic", "views",

@@ -170,7 +170,10 @@ def test_a_variant_at_the_baselines_learning_rate_brings_its_labeled_only_contro
     # the blend's control takes the arm's rate too, so the blend is all it differs from the arm in (beside labels)
     assert by_name["online_mix_lr4"].lr_scale == 4 and by_name["supervised_continued_aug_mix_lr4"].lr_scale == 4
     assert continuation_facts(by_name["online_default_lr10"]) == {"lr_scale": 10.0}
+    assert continuation_facts(by_name["supervised_continued_aug_mix_lr4"]) == {"lr_scale": 4.0}
     assert continuation_facts(by_name["supervised_continued"]) == {}  # rows at --continue-lr stay as they were
+    assert continuation_facts(by_name["supervised_continued_lr10"]) == {}  # the sweep's rows: named by their rate
+    assert _variant("fast:lr_scale=1e1").lr_scale == 10.0  # YAML's text for 1e1, a number as --lr-scales takes it
 
 
 @pytest.mark.parametrize(
@@ -186,8 +189,28 @@ def test_a_variants_learning_rate_must_be_a_positive_number(flag, message):
         _variant(flag)
 
 
-def test_a_variant_past_the_peak_learning_rate_is_refused_by_name():
+def test_a_variant_past_the_peak_learning_rate_or_without_a_number_is_refused_by_name():
     from semiyolo.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"--variant fast: lr_scale 11 times --continue-lr 0\.1"):
         Protocol(variants=(("fast", {}, 11.0),))
+    with pytest.raises(ConfigError, match="--variant fast: lr_scale: expected a number, got 'x'"):
+        Protocol(variants=(("fast", {}, "x"),))
+    assert Protocol(variants=(("fast", {}, 2),)).variants[0].lr_scale == 2.0 and Protocol().variants == ()
+
+
+@pytest.mark.parametrize(
+    ("variants", "extra"),
+    [
+        ((("default", {}), ("default", {}, 10.0)), {}),  # the same name at two rates: one folder
+        ((("bg1", {}, 2.0),), {"lambdas": (1.0,)}),  # online_bg1 is the penalty arm's folder
+        ((("bg0", {}),), {}),  # online_bg0: the unpenalised arm's
+        ((("focal1", {}),), {"focal": True}),
+    ],
+)
+def test_two_online_arms_with_one_run_folder_are_refused_before_any_training(variants, extra):
+    from semiyolo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="another arm already has the run folder online_"):
+        Protocol(variants=variants, **extra)
+    assert Protocol(variants=(("bg0", {}),), unpenalized=False).variants[0].name == "bg0"  # no online_bg0 arm then

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -52,13 +53,17 @@ def _variant(text: str) -> Variant:
         parsed = flat_dotted_keys(parse_overrides(_top_level_split(settings)))
     except UserInputError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-    lr_scale = parsed.pop(VARIANT_LR_SCALE, 1.0)
-    if isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or not lr_scale > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: {VARIANT_LR_SCALE}: expected a positive number, got {lr_scale!r}")
+    given = parsed.pop(VARIANT_LR_SCALE, 1.0)
+    try:  # YAML reads 1e1 as text; --lr-scales takes it as a number, so this does too
+        lr_scale = math.nan if isinstance(given, bool) else float(given)
+    except (TypeError, ValueError):
+        lr_scale = math.nan
+    if not lr_scale > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: {VARIANT_LR_SCALE}: expected a positive number, got {given!r}")
     unknown = sorted(set(parsed) - set(SemiConfig.model_fields))
     if unknown:
         raise argparse.ArgumentTypeError(f"{text!r}: not semi settings: {', '.join(unknown)}")
-    return Variant(name, parsed, float(lr_scale))
+    return Variant(name, parsed, lr_scale)
 
 
 def _top_level_split(text: str, sep: str = ",") -> list[str]:
@@ -299,8 +304,8 @@ def _add_ablate_arms(arms: argparse._ArgumentGroup) -> None:
         metavar="NAME[:key=value,...]",
         help="an online arm with these semi settings over lambda_bg 1, e.g. "
         "tiered:pseudo_targets=tiered,teacher_half_life=0.1, or NAME alone for the config's own settings; "
-        "lr_scale=M continues it at M times --continue-lr and adds the labeled-only continuation at M "
-        "(repeatable; run folder online_NAME)",
+        "lr_scale=M continues it at M times --continue-lr and adds the labeled-only continuation at M (with "
+        "--only, name supervised_continued_lr for it) (repeatable; run folder online_NAME)",
     )
     arms.add_argument(
         "--no-controls",

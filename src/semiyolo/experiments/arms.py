@@ -32,6 +32,14 @@ BASELINES = (CONTINUED, CONTINUED_LR)  # labeled-only continuations of the confi
 CONTINUATIONS = (CONTINUED, *CONTROLS, ONLINE, OFFLINE, ORACLE, REVIEWED)  # continuing from the converged run
 VARIANTS = "variants"  # ``--only variants``: the ``--variant`` online arms alone, not the online_bg* ones
 VARIANT_LR_SCALE = "lr_scale"  # in ``--variant NAME:lr_scale=M,...``, and the row fact of an arm that set it
+
+
+def labeled_only_at(scale: float) -> str:
+    """The labeled-only continuation at ``scale`` times ``--continue-lr``: ``supervised_continued`` at 1, else its
+    learning-rate control ``supervised_continued_lr<scale>`` (``_lr10``)."""
+    return CONTINUED if scale == 1 else f"{CONTINUED_LR}{scale:g}"
+
+
 FROM_SCRATCH = (CONVERGED, FULLY_LABELED, SCRATCH)  # trained from the model's .yaml, from step 0: not continuations
 KINDS = (*FROM_SCRATCH, *CONTINUATIONS, FULLY_LABELED_CONTINUED)  # every arm's kind
 ONLY_CHOICES = (*CONTINUATIONS, FULLY_LABELED, FULLY_LABELED_CONTINUED, VARIANTS, SCRATCH)  # ``semiyolo ablate --only``

@@ -16,18 +16,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .arms import (
-    CONTINUED,
-    CONTINUED_AUG,
-    CONTINUED_BG,
-    CONTINUED_LR,
-    CONVERGED,
-    OFFLINE,
-    ONLINE,
-    SCRATCH,
-    VARIANT_LR_SCALE,
-)
-from .rows import MAP, arm_name, mean_std, number, pair
+from .arms import CONTINUED_AUG, CONTINUED_BG, CONVERGED, OFFLINE, ONLINE, SCRATCH, labeled_only_at
+from .rows import MAP, arm_name, lr_scale, mean_std, number, pair
 
 SEMI_KINDS = (ONLINE, OFFLINE)  # the arms whose gain the controls take apart
 
@@ -35,14 +25,14 @@ SEMI_KINDS = (ONLINE, OFFLINE)  # the arms whose gain the controls take apart
 def controls_of(arm: Sequence[dict[str, Any]], names: set[str], baseline: str) -> list[str]:
     """The arms ``arm`` (its runs) is compared with: the baseline, the labeled-only continuation at its learning
     rate (``supervised_continued``, or ``supervised_continued_lr<M>`` for an arm at ``lr_scale`` M; where that is
-    not the baseline), the penalty alone at its ``lambda_bg`` (when it is penalised) and its augmentation alone
-    (``supervised_continued_aug_<variant>``), those of ``names`` that ran."""
+    not the baseline), the penalty alone at its ``lambda_bg`` (when it is penalised and at ``--continue-lr``, the
+    penalty control's rate) and its augmentation alone (``supervised_continued_aug_<variant>``, run at the arm's
+    rate), those of ``names`` that ran."""
     first = arm[0]
-    scale = number(first.get(VARIANT_LR_SCALE))
-    same_rate = CONTINUED if math.isnan(scale) or scale == 1 else f"{CONTINUED_LR}{scale:g}"
-    wanted = list(dict.fromkeys([baseline, same_rate]))
+    scale = lr_scale(first)
+    wanted = list(dict.fromkeys([baseline, labeled_only_at(scale)]))
     lambda_bg = number(first.get("lambda_bg"))
-    if lambda_bg > 0:
+    if lambda_bg > 0 and scale == 1:  # the penalty's control runs at --continue-lr: it isolates nothing at another
         wanted.append(f"{CONTINUED_BG}{lambda_bg:g}")
     if first.get("variant"):
         wanted.append(f"{CONTINUED_AUG}_{first['variant']}")

@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .arms import CONTINUED_AUG, ONLINE, VARIANT_LR_SCALE
+from .arms import CONTINUED_AUG, ONLINE
 from .control_report import paired_differences
 from .held_out import TEST, TEST_METRICS, VAL, GainIntervals, rows_by_split
 from .protocol import augmentation_control
 from .report import PROTOCOL_COLUMNS, best_baseline, ceiling_runs_by_split, summarize_arms
-from .rows import FED, MAP, arm_name, fed_hidden_labels, mean_std, number, pair
+from .rows import FED, MAP, arm_name, fed_hidden_labels, lr_scale, mean_std, number, pair
 from .runs import ROW_FILE
 
 
@@ -123,12 +123,6 @@ def _spread(baseline: Sequence[dict]) -> float:
     return mean_std([number(r.get(MAP)) for r in baseline])[1]
 
 
-def _other_rate(row: dict[str, Any]) -> bool:
-    """Whether a run continued at another learning rate than ``--continue-lr`` (a variant's ``lr_scale``)."""
-    scale = row.get(VARIANT_LR_SCALE)
-    return scale is not None and not (isinstance(scale, float) and math.isnan(scale)) and scale != 1
-
-
 def _mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else math.nan
 
@@ -168,7 +162,7 @@ def set_candidates(rows: Sequence[dict]) -> tuple[str | None, dict[str, dict[str
     gap, spread = labels_gap(val, baseline_rows)
     found = {}
     for entry in summarize_arms(val, baseline):
-        if entry["kind"] != ONLINE or any(fed_hidden_labels(r) or _other_rate(r) for r in arms[entry["arm"]]):
+        if entry["kind"] != ONLINE or any(fed_hidden_labels(r) or lr_scale(r) != 1 for r in arms[entry["arm"]]):
             continue  # fed the hidden labels, or at another learning rate: a diagnostic, not a semi setting to ship
         members = arms[entry["arm"]]
         harm = harmful_splits(members, baseline_rows)

@@ -22,6 +22,7 @@ from .arms import (
     REVIEWED,
     VARIANT_LR_SCALE,
     VARIANTS,
+    labeled_only_at,
 )
 
 SUPERVISED_MODE, ONLINE_MODE, OFFLINE_MODE = MODES  # semi.mode of the arms' runs
@@ -56,7 +57,7 @@ class Protocol:
     variants: tuple[Variant, ...] = ()  # online arms; a plain (name, semi settings) pair is a Variant at lr_scale 1
     splits: int = 1  # label splits: the config's own and the ones 'semiyolo split' draws with the next seeds
     controls: bool = True  # the labeled-only controls (:mod:`.arms`): the penalty, the augmentations
-    lr_scales: tuple[float, ...] = (2.0, 4.0)  # the labeled-only continuation also at these multiples of continue_lr
+    lr_scales: tuple[float, ...] = (2.0, 4.0)  # the labeled-only continuation also at these (and each variant's)
     only_splits: tuple[int, ...] = ()  # train only these label splits, 0-based (all when empty); the report has all
     review_k: tuple[int, ...] = ()  # the reviewed arms' numbers of reviewed images (none: no reviewed arms)
     review_orders: tuple[str, ...] = REVIEW_ORDERS  # how the reviewed arms choose their images
@@ -76,19 +77,13 @@ class Protocol:
             raise ConfigError(f"--ceiling-seeds: expected at least 1 seed, got {self.ceiling_seeds}")
         if self.splits < 1:
             raise ConfigError(f"--splits: expected at least 1 label split, got {self.splits}")
-        object.__setattr__(self, "variants", tuple(Variant(*v) for v in self.variants))
         too_fast = [m for m in self.lr_scales if not 0 < m * self.continue_lr <= 1]
         if too_fast:
             raise ConfigError(
                 f"--lr-scales: {too_fast} times --continue-lr {self.continue_lr} is not a share of the peak learning "
                 "rate in (0, 1]"
             )
-        for name, _, scale in self.variants:
-            if not 0 < scale * self.continue_lr <= 1:
-                raise ConfigError(
-                    f"--variant {name}: lr_scale {scale:g} times --continue-lr {self.continue_lr} is not a share of "
-                    "the peak learning rate in (0, 1]"
-                )
+        self._check_variants()
         # a variant at another learning rate brings its control: the labeled-only continuation at that rate
         scales = (*self.lr_scales, *(v.lr_scale for v in self.variants))
         object.__setattr__(self, "lr_scales", tuple(dict.fromkeys(m for m in scales if m != 1)))
@@ -102,6 +97,32 @@ class Protocol:
         outside = [k for k in self.only_seeds if not 0 <= k < most]
         if outside:
             raise ConfigError(f"--only-seeds: {outside} outside the {most} seeds (0 to {most - 1})")
+
+    def _check_variants(self) -> None:
+        """Each variant a :class:`Variant` with a float ``lr_scale`` inside the peak learning rate, and a run folder
+        (``online_<name>``) no other online arm has: a clash would be refused only after the first had trained."""
+        variants = []
+        for name, settings, scale in (Variant(*v) for v in self.variants):
+            try:
+                scale = float(scale)
+            except (TypeError, ValueError):
+                raise ConfigError(f"--variant {name}: lr_scale: expected a number, got {scale!r}") from None
+            if not 0 < scale * self.continue_lr <= 1:
+                raise ConfigError(
+                    f"--variant {name}: lr_scale {scale:g} times --continue-lr {self.continue_lr} is not a share of "
+                    "the peak learning rate in (0, 1]"
+                )
+            variants.append(Variant(name, settings, scale))
+        object.__setattr__(self, "variants", tuple(variants))
+        taken = [f"bg{lam:g}" for lam in ((0.0,) if self.unpenalized else ()) + tuple(self.lambdas)]
+        taken += ["focal1"] if self.focal else []
+        for variant in self.variants:
+            if variant.name in taken:
+                raise ConfigError(
+                    f"--variant {variant.name}: another arm already has the run folder online_{variant.name}; "
+                    "give it another name"
+                )
+            taken.append(variant.name)
 
     def _check_review(self) -> None:
         """``--review-k`` and ``--review-orders``; ``--only reviewed`` alone takes :data:`DEFAULT_REVIEW_K`."""
@@ -139,9 +160,10 @@ class Arm:
 
 
 def continuation_facts(arm: Arm) -> dict[str, Any]:
-    """What a continuation's row says of the protocol beyond its settings: ``lr_scale`` where it is not 1 (the
-    report and the default's choice read it; a row without it continued at ``--continue-lr``)."""
-    return {VARIANT_LR_SCALE: arm.lr_scale} if arm.lr_scale != 1 else {}
+    """What a continuation's row says of the protocol beyond its settings: a variant's ``lr_scale`` (and its
+    augmentation control's) where it is not 1, which the report and the default's choice read; a row without it
+    continued at ``--continue-lr``, or is a learning-rate control, named by its rate."""
+    return {VARIANT_LR_SCALE: arm.lr_scale} if arm.lr_scale != 1 and arm.kind != CONTINUED_LR else {}
 
 
 def continuation_arms(protocol: Protocol, seeds: Sequence[int]) -> list[Arm]:
@@ -183,7 +205,9 @@ def control_arms(protocol: Protocol, seed: int) -> list[Arm]:
     ``--variant`` that adds one (:func:`augmentation_control`; a variant's other settings act on pseudo-labels
     alone)."""
     labeled = {"mode": SUPERVISED_MODE, "lambda_bg": 0.0}
-    arms = [Arm(f"seed{seed}/{CONTINUED_LR}{m:g}", CONTINUED_LR, seed, labeled, lr_scale=m) for m in protocol.lr_scales]
+    arms = [
+        Arm(f"seed{seed}/{labeled_only_at(m)}", CONTINUED_LR, seed, labeled, lr_scale=m) for m in protocol.lr_scales
+    ]
     if not protocol.controls:
         return arms
     for lam in protocol.lambdas:

@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from .arms import CONTROLS, ONLINE, REVIEWED
+from .arms import CONTROLS, ONLINE, REVIEWED, VARIANT_LR_SCALE
 
 MAP = "metrics/mAP50-95(B)"
 FED = "oracle_pseudo_labels"  # the semi key that feeds an online run the hidden labels as its pseudo-labels
@@ -31,6 +31,13 @@ def arm_name(row: dict[str, Any]) -> str:
         return f"online {row['variant']}"
     mode = row.get("bg_mode") or "max"
     return f"online bg{row['lambda_bg']:g}" + ("" if mode == "max" else f" {mode}")
+
+
+def lr_scale(row: dict[str, Any]) -> float:
+    """The learning rate a continuation took, in multiples of ``--continue-lr``: its row's ``lr_scale`` (a
+    ``--variant``'s), 1 where it has none (every other arm, and rows written before the fact)."""
+    scale = number(row.get(VARIANT_LR_SCALE))
+    return 1.0 if math.isnan(scale) else scale
 
 
 def number(value: Any) -> float:
