@@ -274,20 +274,22 @@ def test_a_baseline_at_the_edge_of_the_learning_rate_sweep_is_flagged(tmp_path):
     assert "largest learning rate" not in write_protocol_report([*ROWS, *lr4], {}, tmp_path).read_text()
 
 
+def _seed_runs(kind, name, maps, **extra):
+    """One row per seed (0, 1, ...) of label split 0, with the mAP50-95 of ``maps``."""
+    return [
+        {"kind": kind, "run": f"seed{s}/{name}", "seed": s, "label_split": 0, "metrics/mAP50-95(B)": m, **extra}
+        for s, m in enumerate(maps)
+    ]
+
+
 def test_what_survives_each_control_by_hand():
     from semiyolo.experiments.control_report import control_gains, controls_markdown
 
-    def run(kind, name, maps, **extra):
-        return [
-            {"kind": kind, "run": f"seed{s}/{name}", "seed": s, "label_split": 0, "metrics/mAP50-95(B)": m, **extra}
-            for s, m in enumerate(maps)
-        ]
-
     rows = [
-        *run("supervised_continued", "supervised_continued", [0.80, 0.82]),
-        *run("supervised_continued_bg", "supervised_continued_bg1", [0.81, 0.83], lambda_bg=1.0),
-        *run("supervised_continued_aug", "supervised_continued_aug_mix", [0.84, 0.84]),
-        *run("online", "online_mix", [0.85, 0.86], lambda_bg=1.0, variant="mix"),
+        *_seed_runs("supervised_continued", "supervised_continued", [0.80, 0.82]),
+        *_seed_runs("supervised_continued_bg", "supervised_continued_bg1", [0.81, 0.83], lambda_bg=1.0),
+        *_seed_runs("supervised_continued_aug", "supervised_continued_aug_mix", [0.84, 0.84]),
+        *_seed_runs("online", "online_mix", [0.85, 0.86], lambda_bg=1.0, variant="mix"),
     ]
     entries = {e["against"]: e for e in control_gains(rows, "supervised_continued")}
     assert list(entries) == ["supervised_continued", "supervised_continued_bg1", "supervised_continued_aug_mix"]
@@ -309,18 +311,12 @@ def test_what_survives_each_control_by_hand():
 def test_each_arm_is_compared_with_the_labeled_only_continuation_at_its_own_learning_rate():
     from semiyolo.experiments.control_report import control_gains
 
-    def run(kind, name, maps, **extra):
-        return [
-            {"kind": kind, "run": f"seed{s}/{name}", "seed": s, "label_split": 0, "metrics/mAP50-95(B)": m, **extra}
-            for s, m in enumerate(maps)
-        ]
-
     rows = [
-        *run("supervised_continued", "supervised_continued", [0.80, 0.80]),
-        *run("supervised_continued_lr", "supervised_continued_lr8", [0.83, 0.83]),  # the baseline
-        *run("supervised_continued_lr", "supervised_continued_lr10", [0.82, 0.84]),
-        *run("online", "online_default", [0.81, 0.82], lambda_bg=0.0, variant="default"),
-        *run("online", "online_default_lr10", [0.84, 0.84], lambda_bg=0.0, variant="default_lr10", lr_scale=10.0),
+        *_seed_runs("supervised_continued", "supervised_continued", [0.80, 0.80]),
+        *_seed_runs("supervised_continued_lr", "supervised_continued_lr8", [0.83, 0.83]),  # the baseline
+        *_seed_runs("supervised_continued_lr", "supervised_continued_lr10", [0.82, 0.84]),
+        *_seed_runs("online", "online_default", [0.81, 0.82], lambda_bg=0.0, variant="default"),
+        *_seed_runs("online", "online_default_lr10", [0.84] * 2, lambda_bg=0.0, variant="default_lr10", lr_scale=10.0),
     ]
     entries = {(e["arm"], e["against"]): e for e in control_gains(rows, "supervised_continued_lr8")}
     assert list(entries) == [
@@ -335,9 +331,9 @@ def test_each_arm_is_compared_with_the_labeled_only_continuation_at_its_own_lear
     assert lr_matched["gain"][0] == pytest.approx(0.01) and lr_matched["share left"] == pytest.approx(1.0)
     assert not lr_matched["counts"]  # +0.01 ± 0.0141: within its spread
     # a penalised arm at 10 x is not paired with the penalty alone, which runs at 1 x: that would mix rate and labels
-    penalised = run("supervised_continued_bg", "supervised_continued_bg1", [0.80, 0.80], lambda_bg=1.0)
-    fast = run("online", "online_mix_lr10", [0.85, 0.85], lambda_bg=1.0, variant="mix_lr10", lr_scale=10.0)
-    slow = run("online", "online_mix", [0.85, 0.85], lambda_bg=1.0, variant="mix")
+    penalised = _seed_runs("supervised_continued_bg", "supervised_continued_bg1", [0.80, 0.80], lambda_bg=1.0)
+    fast = _seed_runs("online", "online_mix_lr10", [0.85, 0.85], lambda_bg=1.0, variant="mix_lr10", lr_scale=10.0)
+    slow = _seed_runs("online", "online_mix", [0.85, 0.85], lambda_bg=1.0, variant="mix")
     against = {}
     for e in control_gains([*rows, *penalised, *fast, *slow], "supervised_continued_lr8"):
         against.setdefault(e["arm"], []).append(e["against"])
